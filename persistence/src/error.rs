@@ -1,0 +1,22 @@
+use engine::stock::CorruptSnapshot;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed mid-way. Whether a commit that saw this
+    /// happened or not is unknown; callers reload from the store before deciding again.
+    #[error("the database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the database did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("could not apply the schema migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A write met a row in a state it did not expect: a bug upstream, never user input.
+    #[error("write refused: {0}")]
+    Conflict(String),
+    /// What the store holds does not add up.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptSnapshot),
+    #[error("stored data is unreadable: {0}")]
+    Decode(String),
+}

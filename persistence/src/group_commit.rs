@@ -1,0 +1,247 @@
+//! Group commit: writes from many actors, one transaction per batch.
+//!
+//! One committer task owns the store's write path. Submissions queue in a bounded channel;
+//! the task takes whatever is waiting (up to `batch_size_max` writes, waiting at most
+//! `batch_delay` for more), commits it in one transaction, and tells every submitter.
+//! While a batch commits, the next one gathers, so under load batches grow by themselves
+//! and the cost of a commit (an fsync, a round trip) is shared by every order in it.
+//!
+//! Batches commit strictly one after another. That is what makes [`GroupCommitter::barrier`]
+//! mean something: when a barrier's turn comes, every earlier write has finished, one way or
+//! the other, so reading the store then sees all of them.
+//!
+//! Failure stays bounded: a full queue refuses at once, a submission that waited past its
+//! deadline is refused without being written, and a commit that takes longer than
+//! `commit_timeout` is answered `Unknown` (the transaction keeps running; the next batch
+//! starts only when it ends, so nothing overtakes it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::store::Store;
+use crate::write::WriteOp;
+
+#[derive(Clone, Debug)]
+pub struct GroupCommitSettings {
+    /// Writes in one transaction at most. Large enough that a 10K orders/s peak fits in a
+    /// handful of commits per second, small enough that one batch stays well under a second.
+    pub batch_size_max: usize,
+    /// How long a batch that is not full waits for more writes. Zero: take what is there.
+    pub batch_delay: Duration,
+    /// Submissions that may wait for the committer; past this, refused at once.
+    pub queue_capacity: usize,
+    /// How long a submitter waits for its commit before it is told `Unknown`.
+    pub commit_timeout: Duration,
+}
+
+impl Default for GroupCommitSettings {
+    fn default() -> Self {
+        Self {
+            batch_size_max: 4_096,
+            batch_delay: Duration::from_micros(500),
+            queue_capacity: 4_096,
+            commit_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How one submission ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// Nothing was written: the queue was full or the deadline passed first.
+    NotWritten(Arc<str>),
+    /// The commit failed or timed out; it may or may not have happened.
+    Unknown(Arc<str>),
+}
+
+impl CommitOutcome {
+    pub fn is_committed(&self) -> bool {
+        *self == CommitOutcome::Committed
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the committer has stopped")]
+    Stopped,
+}
+
+type OnDone = Box<dyn FnOnce(CommitOutcome) + Send>;
+
+struct Submission {
+    ops: Vec<WriteOp>,
+    /// `None` for barriers, which never expire.
+    deadline: Option<Instant>,
+    on_done: OnDone,
+}
+
+/// A handle to the committer task. Cheap to clone; the task ends (after committing what
+/// is queued) when every handle is dropped.
+#[derive(Clone)]
+pub struct GroupCommitter {
+    queue: mpsc::Sender<Submission>,
+    settings: Arc<GroupCommitSettings>,
+}
+
+impl GroupCommitter {
+    pub fn start(store: Arc<dyn Store>, settings: GroupCommitSettings) -> (Self, JoinHandle<()>) {
+        assert!(settings.batch_size_max > 0);
+        assert!(settings.queue_capacity > 0);
+        let (queue, submissions) = mpsc::channel(settings.queue_capacity);
+        let settings = Arc::new(settings);
+        let task = tokio::spawn(run(store, submissions, Arc::clone(&settings)));
+        (Self { queue, settings }, task)
+    }
+
+    /// Queues `ops` for the next batch; `on_done` runs exactly once with the outcome, on the
+    /// committer's task (keep it short: send a message, answer a channel).
+    pub fn submit(&self, ops: Vec<WriteOp>, on_done: impl FnOnce(CommitOutcome) + Send + 'static) {
+        let submission = Submission {
+            ops,
+            deadline: Some(Instant::now() + self.settings.commit_timeout),
+            on_done: Box::new(on_done),
+        };
+        if let Err(error) = self.queue.try_send(submission) {
+            let (submission, reason) = match error {
+                TrySendError::Full(submission) => (submission, "the commit queue is full"),
+                TrySendError::Closed(submission) => (submission, "the committer has stopped"),
+            };
+            (submission.on_done)(CommitOutcome::NotWritten(reason.into()));
+        }
+    }
+
+    /// Waits until every write submitted before this call has finished. Used before
+    /// reading state back from the store, so the read cannot miss a write still in flight.
+    pub async fn barrier(&self) -> Result<(), SubmitError> {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let submission = Submission {
+            ops: Vec::new(),
+            deadline: None,
+            on_done: Box::new(move |_| {
+                let _ = done.send(());
+            }),
+        };
+        self.queue
+            .send(submission)
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
+        finished.await.map_err(|_| SubmitError::Stopped)
+    }
+
+    /// Submissions waiting right now (for metrics and tests).
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut submissions: mpsc::Receiver<Submission>,
+    settings: Arc<GroupCommitSettings>,
+) {
+    let mut batch: Vec<Submission> = Vec::new();
+    while let Some(first) = submissions.recv().await {
+        batch.push(first);
+        gather(&mut submissions, &mut batch, &settings).await;
+        commit(&store, &mut batch, &settings).await;
+        assert!(batch.is_empty());
+    }
+    tracing::debug!("group committer stopped: every handle dropped, queue drained");
+}
+
+/// Adds whatever is waiting to `batch`, up to the size bound, waiting at most the delay.
+async fn gather(
+    submissions: &mut mpsc::Receiver<Submission>,
+    batch: &mut Vec<Submission>,
+    settings: &GroupCommitSettings,
+) {
+    let mut ops: usize = batch.iter().map(|s| s.ops.len()).sum();
+    let gather_until = Instant::now() + settings.batch_delay;
+    while ops < settings.batch_size_max {
+        let next = match submissions.try_recv() {
+            Ok(submission) => submission,
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {
+                if settings.batch_delay.is_zero() {
+                    return;
+                }
+                match tokio::time::timeout_at(gather_until, submissions.recv()).await {
+                    Ok(Some(submission)) => submission,
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        };
+        ops += next.ops.len();
+        batch.push(next);
+    }
+}
+
+async fn commit(
+    store: &Arc<dyn Store>,
+    batch: &mut Vec<Submission>,
+    settings: &GroupCommitSettings,
+) {
+    let now = Instant::now();
+    let mut ops = Vec::new();
+    let mut waiting = Vec::with_capacity(batch.len());
+    for mut submission in batch.drain(..) {
+        if submission.deadline.is_some_and(|deadline| deadline <= now) {
+            (submission.on_done)(CommitOutcome::NotWritten(
+                "the commit queue was too slow".into(),
+            ));
+            continue;
+        }
+        ops.append(&mut submission.ops);
+        waiting.push(submission.on_done);
+    }
+    if ops.is_empty() {
+        // Only barriers (or expired writes): everything before them has finished.
+        for on_done in waiting {
+            on_done(CommitOutcome::Committed);
+        }
+        return;
+    }
+
+    let started = Instant::now();
+    let store = Arc::clone(store);
+    let write_count = ops.len();
+    let mut transaction = tokio::spawn(async move { store.commit(&ops).await });
+    let outcome = match tokio::time::timeout(settings.commit_timeout, &mut transaction).await {
+        Ok(Ok(Ok(()))) => CommitOutcome::Committed,
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(%error, write_count, "batch commit failed");
+            CommitOutcome::Unknown(error.to_string().into())
+        }
+        Ok(Err(join_error)) => {
+            tracing::error!(%join_error, write_count, "batch commit task died");
+            CommitOutcome::Unknown("the commit task died".into())
+        }
+        Err(_) => {
+            tracing::warn!(
+                write_count,
+                timeout_ms = settings.commit_timeout.as_millis() as u64,
+                "batch commit timed out"
+            );
+            CommitOutcome::Unknown("the database did not answer in time".into())
+        }
+    };
+    tracing::trace!(
+        write_count,
+        submitters = waiting.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "batch done"
+    );
+    for on_done in waiting {
+        on_done(outcome.clone());
+    }
+    if !transaction.is_finished() {
+        // Nothing may overtake a transaction whose outcome is unknown: a barrier behind it
+        // must see its result. Wait for it, whatever it takes.
+        let _ = transaction.await;
+    }
+}

@@ -1,0 +1,675 @@
+//! The embedded default: one SQLite file in the data directory, in WAL mode.
+//!
+//! Why these settings:
+//! - WAL lets readers (recovery, order lookups) run while the group committer writes.
+//! - `synchronous = FULL` fsyncs every commit, so an answered order survives a power cut,
+//!   not only a `kill -9`. Group commit pays that fsync once per batch, not per order.
+//! - Writes are multi-row `INSERT`s: sqlx hands every statement to SQLite's worker thread,
+//!   so one statement per row would cost a channel round trip per row.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine::order::{Order, OrderItem, OrderStatus};
+use engine::stock::{Line, LineState, SaleSnapshot, StockSnapshot};
+use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductId, SaleId, UserId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::store::{IdHighWater, ProductState, Store};
+use crate::write::{LedgerKind, StatusChange, WriteOp};
+
+// Column lists as macros so that queries stay `&'static str` (sqlx refuses formatted SQL).
+macro_rules! product_columns {
+    () => {
+        "id, title, brand, category, description, price_minor, rating, popularity, stock_initial"
+    };
+}
+macro_rules! sale_columns {
+    () => {
+        "id, product_id, sale_price_minor, original_price_minor, start_ms, end_ms, stock, per_user_limit"
+    };
+}
+macro_rules! order_columns {
+    () => {
+        "id, user_id, status, total_minor, idempotency_key, created_at_ms, expires_at_ms, updated_at_ms"
+    };
+}
+macro_rules! item_columns {
+    () => {
+        "product_id, sale_id, quantity, unit_price_minor"
+    };
+}
+
+/// SQLite's default cap on bound parameters in one statement.
+const SQLITE_PARAMETERS_MAX: usize = 32_766;
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `flashcart.db` in `data_dir` and applies the migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::Decode(format!("cannot create {}: {error}", data_dir.display()))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("flashcart.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Only the committer writes, but recovery reads may briefly hold the WAL.
+            .busy_timeout(Duration::from_secs(5));
+        // Four connections: the committer's writer plus readers for recovery and lookups.
+        // SQLite has one writer at a time anyway; more connections would only queue.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn apply(tx: &mut Transaction<'_, Sqlite>, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let mut orders = Vec::new();
+        let mut changes = Vec::new();
+        for op in ops {
+            match op {
+                WriteOp::PutProduct {
+                    product,
+                    stock_initial,
+                    shelf_change,
+                    at_ms,
+                } => put_product(tx, product, *stock_initial, *shelf_change, *at_ms).await?,
+                WriteOp::PutSale { sale, at_ms } => put_sale(tx, sale, *at_ms).await?,
+                WriteOp::PlaceOrder {
+                    order,
+                    idempotency_scope,
+                } => orders.push((order, idempotency_scope.as_str())),
+                WriteOp::SetOrderStatus(change) => changes.push(change),
+            }
+        }
+        insert_orders(tx, &orders).await?;
+        for change in &changes {
+            set_status(tx, change).await?;
+        }
+        let ledger: Vec<LedgerRow> = orders
+            .iter()
+            .flat_map(|(order, _)| {
+                order.items.iter().map(|item| LedgerRow {
+                    product_id: item.product_id,
+                    order_id: Some(order.id),
+                    kind: LedgerKind::Reserve,
+                    quantity: i64::from(item.quantity),
+                    at_ms: order.created_at_ms,
+                })
+            })
+            .chain(changes.iter().filter_map(|change| {
+                let (product_id, kind, quantity) = change.ledger?;
+                Some(LedgerRow {
+                    product_id,
+                    order_id: Some(change.order_id),
+                    kind,
+                    quantity: i64::from(quantity),
+                    at_ms: change.at_ms,
+                })
+            }))
+            .collect();
+        insert_ledger(tx, &ledger).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        Self::apply(&mut tx, ops).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_product(
+        &self,
+        id: ProductId,
+        lines_since_ms: u64,
+    ) -> Result<Option<ProductState>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM products WHERE id = ?"
+        ))
+        .bind(int(id.0)?)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let product = decode_product(&row)?;
+        let stock_initial = uint(row.try_get("stock_initial")?)?;
+
+        let sale = sqlx::query(concat!(
+            "SELECT ",
+            sale_columns!(),
+            " FROM flash_sales WHERE product_id = ? ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(int(id.0)?)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| decode_sale(&row))
+        .transpose()?;
+
+        let sold: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i JOIN orders o ON o.id = i.order_id
+             WHERE i.product_id = ? AND o.status IN ('PAID', 'SHIPPED', 'DELIVERED')",
+        )
+        .bind(int(id.0)?)
+        .fetch_one(&mut *conn)
+        .await?;
+
+        let sale = match sale {
+            None => None,
+            Some(sale) => {
+                let rows = sqlx::query(
+                    "SELECT o.user_id AS user_id, SUM(i.quantity) AS held,
+                            SUM(CASE WHEN o.status IN ('PAID', 'SHIPPED', 'DELIVERED')
+                                THEN i.quantity ELSE 0 END) AS sold
+                     FROM order_items i JOIN orders o ON o.id = i.order_id
+                     WHERE i.sale_id = ? AND o.status NOT IN ('CANCELLED', 'EXPIRED')
+                     GROUP BY o.user_id",
+                )
+                .bind(int(sale.id.0)?)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut held_by_user = HashMap::with_capacity(rows.len());
+                let mut sale_sold = 0u64;
+                for row in rows {
+                    let user = UserId(uint(row.try_get("user_id")?)?);
+                    let held = u32::try_from(row.try_get::<i64, _>("held")?)
+                        .map_err(|_| StoreError::Decode("per-user holding overflows".into()))?;
+                    held_by_user.insert(user, held);
+                    sale_sold += uint(row.try_get("sold")?)?;
+                }
+                Some(SaleSnapshot {
+                    sale,
+                    sold: sale_sold,
+                    held_by_user,
+                })
+            }
+        };
+
+        let lines = sqlx::query(
+            "SELECT o.id AS order_id, o.user_id, o.idempotency_key, o.status, o.created_at_ms,
+                    o.expires_at_ms, i.quantity, i.unit_price_minor, i.sale_id
+             FROM order_items i JOIN orders o ON o.id = i.order_id
+             WHERE i.product_id = ? AND (o.status = 'PENDING_PAYMENT' OR o.created_at_ms >= ?)",
+        )
+        .bind(int(id.0)?)
+        .bind(int(lines_since_ms)?)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(decode_line)
+        .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Some(ProductState {
+            product,
+            stock: StockSnapshot {
+                initial: stock_initial,
+                sold: uint(sold)?,
+                sale,
+                lines,
+            },
+        }))
+    }
+
+    async fn load_catalog(&self) -> Result<Vec<Product>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM products ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_product)
+        .collect()
+    }
+
+    async fn load_order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            order_columns!(),
+            " FROM orders WHERE id = ?"
+        ))
+        .bind(id.0.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let items = sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM order_items WHERE order_id = ? ORDER BY line_no"
+        ))
+        .bind(id.0.to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(decode_item)
+        .collect::<Result<Vec<_>, _>>()?;
+        decode_order(&row, items).map(Some)
+    }
+
+    async fn pending_orders(&self) -> Result<Vec<Order>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut items: HashMap<String, Vec<OrderItem>> = HashMap::new();
+        let item_rows = sqlx::query(concat!(
+            "SELECT i.order_id AS item_order_id, ",
+            item_columns!(),
+            " FROM order_items i
+             JOIN orders o ON o.id = i.order_id
+             WHERE o.status = 'PENDING_PAYMENT' ORDER BY i.order_id, i.line_no"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &item_rows {
+            let order_id: String = row.try_get("item_order_id")?;
+            items.entry(order_id).or_default().push(decode_item(row)?);
+        }
+        sqlx::query(concat!(
+            "SELECT ",
+            order_columns!(),
+            " FROM orders WHERE status = 'PENDING_PAYMENT'"
+        ))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get("id")?;
+            decode_order(row, items.remove(&id).unwrap_or_default())
+        })
+        .collect()
+    }
+
+    async fn id_high_water(&self) -> Result<IdHighWater, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM products) AS product_id,
+                    (SELECT COALESCE(MAX(id), 0) FROM flash_sales) AS sale_id",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(IdHighWater {
+            product_id: uint(row.try_get("product_id")?)?,
+            sale_id: uint(row.try_get("sale_id")?)?,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+async fn put_product(
+    tx: &mut Transaction<'_, Sqlite>,
+    product: &Product,
+    stock_initial: u64,
+    shelf_change: i64,
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO products (id, title, brand, category, description, price_minor, rating,
+                               popularity, stock_initial, created_at_ms, updated_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET
+            title = excluded.title, brand = excluded.brand, category = excluded.category,
+            description = excluded.description, price_minor = excluded.price_minor,
+            rating = excluded.rating, popularity = excluded.popularity,
+            stock_initial = excluded.stock_initial, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(int(product.id.0)?)
+    .bind(&product.title)
+    .bind(&product.brand)
+    .bind(&product.category)
+    .bind(&product.description)
+    .bind(int(product.price.0)?)
+    .bind(f64::from(product.rating))
+    .bind(int(product.popularity)?)
+    .bind(int(stock_initial)?)
+    .bind(int(at_ms)?)
+    .bind(int(at_ms)?)
+    .execute(&mut **tx)
+    .await?;
+    if shelf_change != 0 {
+        let row = LedgerRow {
+            product_id: product.id,
+            order_id: None,
+            kind: LedgerKind::StockSet,
+            quantity: shelf_change,
+            at_ms,
+        };
+        insert_ledger(tx, &[row]).await?;
+    }
+    Ok(())
+}
+
+async fn put_sale(
+    tx: &mut Transaction<'_, Sqlite>,
+    sale: &FlashSale,
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO flash_sales (id, product_id, sale_price_minor, original_price_minor,
+                                  start_ms, end_ms, stock, per_user_limit, created_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(int(sale.id.0)?)
+    .bind(int(sale.product_id.0)?)
+    .bind(int(sale.sale_price.0)?)
+    .bind(int(sale.original_price.0)?)
+    .bind(int(sale.start_ms)?)
+    .bind(sale.end_ms.map(int).transpose()?)
+    .bind(int(sale.stock)?)
+    .bind(i64::from(sale.per_user_limit))
+    .bind(int(at_ms)?)
+    .execute(&mut **tx)
+    .await?;
+    let row = LedgerRow {
+        product_id: sale.product_id,
+        order_id: None,
+        kind: LedgerKind::SaleCarve,
+        quantity: int(sale.stock)?,
+        at_ms,
+    };
+    insert_ledger(tx, &[row]).await
+}
+
+async fn insert_orders(
+    tx: &mut Transaction<'_, Sqlite>,
+    orders: &[(&Order, &str)],
+) -> Result<(), StoreError> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    for chunk in orders.chunks(SQLITE_PARAMETERS_MAX / 8) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, \
+             created_at_ms, expires_at_ms, updated_at_ms) ",
+        );
+        let rows = chunk
+            .iter()
+            .map(|(order, _)| {
+                Ok((
+                    order.id.0.to_string(),
+                    int(order.user_id.0)?,
+                    order.status.as_str(),
+                    int(order.total.0)?,
+                    order.idempotency_key.to_string(),
+                    int(order.created_at_ms)?,
+                    int(order.expires_at_ms)?,
+                    int(order.updated_at_ms)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        query.push_values(rows, |mut values, row| {
+            values
+                .push_bind(row.0)
+                .push_bind(row.1)
+                .push_bind(row.2)
+                .push_bind(row.3)
+                .push_bind(row.4)
+                .push_bind(row.5)
+                .push_bind(row.6)
+                .push_bind(row.7);
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+
+    let mut items = Vec::new();
+    for (order, _) in orders {
+        for (line_no, item) in order.items.iter().enumerate() {
+            items.push((
+                order.id.0.to_string(),
+                i64::try_from(line_no)
+                    .map_err(|_| StoreError::Conflict("too many lines".into()))?,
+                int(item.product_id.0)?,
+                item.sale_id.map(|sale| int(sale.0)).transpose()?,
+                i64::from(item.quantity),
+                int(item.unit_price.0)?,
+            ));
+        }
+    }
+    for chunk in items.chunks(SQLITE_PARAMETERS_MAX / 6) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, \
+             unit_price_minor) ",
+        );
+        query.push_values(chunk.iter().cloned(), |mut values, row| {
+            values
+                .push_bind(row.0)
+                .push_bind(row.1)
+                .push_bind(row.2)
+                .push_bind(row.3)
+                .push_bind(row.4)
+                .push_bind(row.5);
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+
+    for chunk in orders.chunks(SQLITE_PARAMETERS_MAX / 5) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at_ms) ",
+        );
+        let rows = chunk
+            .iter()
+            .map(|(order, scope)| {
+                Ok((
+                    int(order.user_id.0)?,
+                    scope.to_string(),
+                    order.idempotency_key.to_string(),
+                    order.id.0.to_string(),
+                    int(order.created_at_ms)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        query.push_values(rows, |mut values, row| {
+            values
+                .push_bind(row.0)
+                .push_bind(row.1)
+                .push_bind(row.2)
+                .push_bind(row.3)
+                .push_bind(row.4);
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn set_status(
+    tx: &mut Transaction<'_, Sqlite>,
+    change: &StatusChange,
+) -> Result<(), StoreError> {
+    let updated =
+        sqlx::query("UPDATE orders SET status = ?, updated_at_ms = ? WHERE id = ? AND status = ?")
+            .bind(change.to.as_str())
+            .bind(int(change.at_ms)?)
+            .bind(change.order_id.0.to_string())
+            .bind(change.from.as_str())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    if updated != 1 {
+        return Err(StoreError::Conflict(format!(
+            "order {} is not {} any more",
+            change.order_id, change.from
+        )));
+    }
+    Ok(())
+}
+
+struct LedgerRow {
+    product_id: ProductId,
+    order_id: Option<OrderId>,
+    kind: LedgerKind,
+    quantity: i64,
+    at_ms: u64,
+}
+
+async fn insert_ledger(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[LedgerRow],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(SQLITE_PARAMETERS_MAX / 5) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at_ms) ",
+        );
+        let values = chunk
+            .iter()
+            .map(|row| {
+                Ok((
+                    int(row.product_id.0)?,
+                    row.order_id.map(|id| id.0.to_string()),
+                    row.kind.as_str(),
+                    row.quantity,
+                    int(row.at_ms)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        query.push_values(values, |mut values, row| {
+            values
+                .push_bind(row.0)
+                .push_bind(row.1)
+                .push_bind(row.2)
+                .push_bind(row.3)
+                .push_bind(row.4);
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// SQLite integers are signed 64-bit; every value the engine stores is bounded far below.
+fn int(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Conflict(format!("{value} does not fit SQLite")))
+}
+
+fn uint(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Decode(format!("negative value {value}")))
+}
+
+fn uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::from_str(text).map_err(|error| StoreError::Decode(format!("order id {text}: {error}")))
+}
+
+fn decode_product(row: &SqliteRow) -> Result<Product, StoreError> {
+    Ok(Product {
+        id: ProductId(uint(row.try_get("id")?)?),
+        title: row.try_get("title")?,
+        brand: row.try_get("brand")?,
+        category: row.try_get("category")?,
+        description: row.try_get("description")?,
+        price: Money(uint(row.try_get("price_minor")?)?),
+        rating: row.try_get::<f64, _>("rating")? as f32,
+        popularity: uint(row.try_get("popularity")?)?,
+    })
+}
+
+fn decode_sale(row: &SqliteRow) -> Result<FlashSale, StoreError> {
+    Ok(FlashSale {
+        id: SaleId(uint(row.try_get("id")?)?),
+        product_id: ProductId(uint(row.try_get("product_id")?)?),
+        sale_price: Money(uint(row.try_get("sale_price_minor")?)?),
+        original_price: Money(uint(row.try_get("original_price_minor")?)?),
+        start_ms: uint(row.try_get("start_ms")?)?,
+        end_ms: row
+            .try_get::<Option<i64>, _>("end_ms")?
+            .map(uint)
+            .transpose()?,
+        stock: uint(row.try_get("stock")?)?,
+        per_user_limit: u32::try_from(row.try_get::<i64, _>("per_user_limit")?)
+            .map_err(|_| StoreError::Decode("per-user limit overflows".into()))?,
+    })
+}
+
+fn decode_status(text: &str) -> Result<OrderStatus, StoreError> {
+    OrderStatus::from_str(text).map_err(|_| StoreError::Decode(format!("order status {text}")))
+}
+
+fn decode_key(text: &str) -> Result<IdempotencyKey, StoreError> {
+    IdempotencyKey::parse(text).map_err(|error| StoreError::Decode(error.to_string()))
+}
+
+fn decode_quantity(row: &SqliteRow) -> Result<u32, StoreError> {
+    u32::try_from(row.try_get::<i64, _>("quantity")?)
+        .map_err(|_| StoreError::Decode("quantity overflows".into()))
+}
+
+fn decode_line(row: &SqliteRow) -> Result<Line, StoreError> {
+    let status = decode_status(row.try_get("status")?)?;
+    let state = if status.holds_reservation() {
+        LineState::Reserved
+    } else if status.is_sold() {
+        LineState::Sold
+    } else {
+        LineState::Released
+    };
+    Ok(Line {
+        order_id: OrderId(uuid(row.try_get("order_id")?)?),
+        user_id: UserId(uint(row.try_get("user_id")?)?),
+        idempotency_key: decode_key(row.try_get("idempotency_key")?)?,
+        quantity: decode_quantity(row)?,
+        unit_price: Money(uint(row.try_get("unit_price_minor")?)?),
+        sale_id: row
+            .try_get::<Option<i64>, _>("sale_id")?
+            .map(uint)
+            .transpose()?
+            .map(SaleId),
+        created_at_ms: uint(row.try_get("created_at_ms")?)?,
+        expires_at_ms: uint(row.try_get("expires_at_ms")?)?,
+        state,
+    })
+}
+
+fn decode_item(row: &SqliteRow) -> Result<OrderItem, StoreError> {
+    Ok(OrderItem {
+        product_id: ProductId(uint(row.try_get("product_id")?)?),
+        sale_id: row
+            .try_get::<Option<i64>, _>("sale_id")?
+            .map(uint)
+            .transpose()?
+            .map(SaleId),
+        quantity: decode_quantity(row)?,
+        unit_price: Money(uint(row.try_get("unit_price_minor")?)?),
+    })
+}
+
+fn decode_order(row: &SqliteRow, items: Vec<OrderItem>) -> Result<Order, StoreError> {
+    Ok(Order {
+        id: OrderId(uuid(row.try_get("id")?)?),
+        user_id: UserId(uint(row.try_get("user_id")?)?),
+        status: decode_status(row.try_get("status")?)?,
+        items,
+        total: Money(uint(row.try_get("total_minor")?)?),
+        idempotency_key: decode_key(row.try_get("idempotency_key")?)?,
+        created_at_ms: uint(row.try_get("created_at_ms")?)?,
+        expires_at_ms: uint(row.try_get("expires_at_ms")?)?,
+        updated_at_ms: uint(row.try_get("updated_at_ms")?)?,
+    })
+}

@@ -1,0 +1,52 @@
+use async_trait::async_trait;
+use engine::order::Order;
+use engine::stock::StockSnapshot;
+use engine::{OrderId, Product, ProductId};
+
+use crate::error::StoreError;
+use crate::write::WriteOp;
+
+/// A product as a restart needs it: the catalog record and the facts its stock is rebuilt
+/// from.
+#[derive(Clone, Debug)]
+pub struct ProductState {
+    pub product: Product,
+    pub stock: StockSnapshot,
+}
+
+/// The largest ids in use, so new ones can be handed out from memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdHighWater {
+    pub product_id: u64,
+    pub sale_id: u64,
+}
+
+/// What the engine persists. Every backend applies a slice of writes atomically: all of
+/// them or none.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies every write in one transaction.
+    async fn commit(&self, ops: &[WriteOp]) -> Result<(), StoreError>;
+
+    /// A product with its current sale, every order still holding its stock, the totals of
+    /// the rest, and the orders created since `lines_since_ms` (so recent idempotency keys
+    /// keep answering).
+    async fn load_product(
+        &self,
+        id: ProductId,
+        lines_since_ms: u64,
+    ) -> Result<Option<ProductState>, StoreError>;
+
+    /// Every product's catalog record, for the in-memory listing.
+    async fn load_catalog(&self) -> Result<Vec<Product>, StoreError>;
+
+    async fn load_order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// Orders waiting for payment, whose expiry timers must run again after a restart.
+    async fn pending_orders(&self) -> Result<Vec<Order>, StoreError>;
+
+    async fn id_high_water(&self) -> Result<IdHighWater, StoreError>;
+
+    /// Cheap round trip for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,57 @@
+//! The writes the actors ask for, as plain data, so that one batch can carry writes from
+//! many actors and any backend can apply it in one transaction.
+
+use engine::order::{Order, OrderStatus};
+use engine::{FlashSale, OrderId, Product, ProductId};
+
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    /// Creates or replaces a product's catalog record and sets its stock total.
+    PutProduct {
+        product: Product,
+        stock_initial: u64,
+        /// Change of units on the shelf, recorded in the ledger when not zero.
+        shelf_change: i64,
+        at_ms: u64,
+    },
+    /// Schedules a sale (its pool is carved out of the shelf).
+    PutSale { sale: FlashSale, at_ms: u64 },
+    /// A new order with its items and idempotency key; its units are reserved.
+    PlaceOrder {
+        order: Order,
+        idempotency_scope: String,
+    },
+    /// An order leaves a status; the guard refuses the write if someone else moved it.
+    SetOrderStatus(StatusChange),
+}
+
+#[derive(Clone, Debug)]
+pub struct StatusChange {
+    pub order_id: OrderId,
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub at_ms: u64,
+    /// The stock movement this change records in the ledger, if any.
+    pub ledger: Option<(ProductId, LedgerKind, u32)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerKind {
+    StockSet,
+    SaleCarve,
+    Reserve,
+    Confirm,
+    Release,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::StockSet => "stock_set",
+            LedgerKind::SaleCarve => "sale_carve",
+            LedgerKind::Reserve => "reserve",
+            LedgerKind::Confirm => "confirm",
+            LedgerKind::Release => "release",
+        }
+    }
+}
