@@ -191,6 +191,13 @@ pub struct SaleInventory {
     pub counters: SaleCounters,
 }
 
+/// The effect of setting the shelf to a number of units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockPlan {
+    pub initial: u64,
+    pub shelf_change: i64,
+}
+
 /// What a restart reads back from the store to rebuild a product's stock.
 #[derive(Clone, Debug, Default)]
 pub struct StockSnapshot {
@@ -566,11 +573,14 @@ impl ProductStock {
         Ok(())
     }
 
-    /// Restock or write-down: sets the units on the shelf (pool included) and returns the
-    /// change to `initial`. The shelf cannot drop below the open sale pool.
-    pub fn set_left(&mut self, left: u64, now_ms: u64) -> Result<i64, Invalid> {
-        self.settle(now_ms);
-        let pool_left = self.sale.as_ref().map_or(0, SalePool::open_left);
+    /// What [`Self::set_left`] would do, without doing it: the new `initial` and the change
+    /// of units on the shelf. The shelf cannot drop below the open sale pool.
+    pub fn plan_set_left(&self, left: u64, now_ms: u64) -> Result<StockPlan, Invalid> {
+        let pool_left = self
+            .sale
+            .as_ref()
+            .filter(|pool| pool.sale.phase(now_ms) != SalePhase::Ended)
+            .map_or(0, SalePool::open_left);
         if left < pool_left {
             return Err(Invalid::new(
                 "stock",
@@ -584,12 +594,23 @@ impl ProductStock {
                 format!("would take the product past {STOCK_MAX} units"),
             ));
         }
-        let delta = i64::try_from(left).expect("bounded by STOCK_MAX")
+        let shelf_change = i64::try_from(left).expect("bounded by STOCK_MAX")
             - i64::try_from(self.counters.left).expect("bounded by STOCK_MAX");
-        self.counters.initial = initial;
+        Ok(StockPlan {
+            initial,
+            shelf_change,
+        })
+    }
+
+    /// Restock or write-down: sets the units on the shelf (pool included) and returns the
+    /// change of units on the shelf.
+    pub fn set_left(&mut self, left: u64, now_ms: u64) -> Result<i64, Invalid> {
+        self.settle(now_ms);
+        let plan = self.plan_set_left(left, now_ms)?;
+        self.counters.initial = plan.initial;
         self.counters.left = left;
         self.assert_invariants();
-        Ok(delta)
+        Ok(plan.shelf_change)
     }
 
     pub fn set_price(&mut self, price: Money) {

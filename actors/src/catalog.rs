@@ -1,0 +1,229 @@
+//! The catalog as a read model: every product's record in memory, for listings.
+//!
+//! Product actors own their records and write them here after each change is durable
+//! (CQRS: the write side is the actor, this is the query side). Listing never touches an
+//! actor, so browsing cannot slow Buy Now down.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use engine::{Money, Product, ProductId};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ListSort {
+    /// Most popular first, then by id for a stable order.
+    #[default]
+    Popularity,
+    /// Cheapest first, then by id.
+    Price,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQuery {
+    pub category: Option<String>,
+    pub price_min: Option<Money>,
+    pub price_max: Option<Money>,
+    pub sort: ListSort,
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub items: Vec<Arc<Product>>,
+    /// Products matching the filters, over all pages.
+    pub total: u64,
+}
+
+#[derive(Default)]
+struct Index {
+    products: HashMap<ProductId, Arc<Product>>,
+    by_category: HashMap<String, BTreeSet<ProductId>>,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    // A std RwLock, not tokio's: it is never held across an await, and reads only clone
+    // `Arc`s out, so hold times stay in microseconds.
+    index: RwLock<Index>,
+}
+
+impl Catalog {
+    pub fn from_products(products: impl IntoIterator<Item = Product>) -> Self {
+        let catalog = Catalog::default();
+        for product in products {
+            catalog.put(product);
+        }
+        catalog
+    }
+
+    pub fn put(&self, product: Product) {
+        let mut index = self
+            .index
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let product = Arc::new(product);
+        if let Some(old) = index.products.insert(product.id, Arc::clone(&product))
+            && old.category != product.category
+            && let Some(ids) = index.by_category.get_mut(&old.category)
+        {
+            ids.remove(&old.id);
+        }
+        index
+            .by_category
+            .entry(product.category.clone())
+            .or_default()
+            .insert(product.id);
+    }
+
+    pub fn get(&self, id: ProductId) -> Option<Arc<Product>> {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        index.products.get(&id).cloned()
+    }
+
+    pub fn contains(&self, id: ProductId) -> bool {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        index.products.contains_key(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        index.products.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn list(&self, query: &ListQuery) -> Page {
+        assert!(query.page >= 1 && query.page_size >= 1);
+        let in_range = |product: &Product| {
+            query.price_min.is_none_or(|min| product.price >= min)
+                && query.price_max.is_none_or(|max| product.price <= max)
+        };
+        let mut matches: Vec<Arc<Product>> = {
+            let index = self
+                .index
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match &query.category {
+                Some(category) => index
+                    .by_category
+                    .get(category)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| index.products.get(id))
+                    .filter(|product| in_range(product))
+                    .cloned()
+                    .collect(),
+                None => index
+                    .products
+                    .values()
+                    .filter(|product| in_range(product))
+                    .cloned()
+                    .collect(),
+            }
+        };
+        match query.sort {
+            ListSort::Popularity => matches
+                .sort_unstable_by(|a, b| b.popularity.cmp(&a.popularity).then(a.id.cmp(&b.id))),
+            ListSort::Price => {
+                matches.sort_unstable_by(|a, b| a.price.cmp(&b.price).then(a.id.cmp(&b.id)))
+            }
+        }
+        let total = matches.len() as u64;
+        let skip = (query.page as usize - 1).saturating_mul(query.page_size as usize);
+        let items = matches
+            .into_iter()
+            .skip(skip)
+            .take(query.page_size as usize)
+            .collect();
+        Page { items, total }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(id: u64, category: &str, price: u64, popularity: u64) -> Product {
+        Product {
+            id: ProductId(id),
+            title: format!("p{id}"),
+            brand: "b".into(),
+            category: category.into(),
+            description: String::new(),
+            price: Money(price),
+            rating: 4.0,
+            popularity,
+        }
+    }
+
+    fn query(category: Option<&str>, sort: ListSort) -> ListQuery {
+        ListQuery {
+            category: category.map(str::to_owned),
+            price_min: None,
+            price_max: None,
+            sort,
+            page: 1,
+            page_size: 10,
+        }
+    }
+
+    #[test]
+    fn filters_sorts_and_pages() {
+        let catalog = Catalog::from_products([
+            product(1, "mobiles", 500, 10),
+            product(2, "mobiles", 300, 30),
+            product(3, "mobiles", 900, 20),
+            product(4, "laptops", 100, 99),
+        ]);
+        let ids = |page: Page| page.items.iter().map(|p| p.id.0).collect::<Vec<_>>();
+        assert_eq!(
+            ids(catalog.list(&query(Some("mobiles"), ListSort::Popularity))),
+            [2, 3, 1]
+        );
+        assert_eq!(
+            ids(catalog.list(&query(Some("mobiles"), ListSort::Price))),
+            [2, 1, 3]
+        );
+        let priced = ListQuery {
+            price_min: Some(Money(300)),
+            price_max: Some(Money(500)),
+            ..query(None, ListSort::Price)
+        };
+        assert_eq!(ids(catalog.list(&priced)), [2, 1]);
+        let second = ListQuery {
+            page: 2,
+            page_size: 2,
+            ..query(Some("mobiles"), ListSort::Price)
+        };
+        let page = catalog.list(&second);
+        assert_eq!(page.total, 3);
+        assert_eq!(ids(page), [3]);
+    }
+
+    #[test]
+    fn moving_a_product_to_another_category_moves_it_in_listings() {
+        let catalog = Catalog::from_products([product(1, "mobiles", 500, 10)]);
+        catalog.put(product(1, "tablets", 500, 10));
+        assert_eq!(
+            catalog.list(&query(Some("mobiles"), ListSort::Price)).total,
+            0
+        );
+        assert_eq!(
+            catalog.list(&query(Some("tablets"), ListSort::Price)).total,
+            1
+        );
+    }
+}

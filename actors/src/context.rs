@@ -1,0 +1,114 @@
+//! What every actor of a shop shares: settings, the store, the committer, the catalog and
+//! the directories of live actors.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
+use engine::order::Order;
+use engine::{OrderId, ProductId};
+use persistence::{GroupCommitter, Store};
+use ractor::ActorRef;
+use ractor::rpc::CallResult;
+
+use crate::catalog::Catalog;
+use crate::order::OrderMsg;
+use crate::order_supervisor::OrderSupervisorMsg;
+use crate::product::ProductHandle;
+use crate::settings::ShopSettings;
+use crate::shard::shard_of;
+use crate::shard_supervisor::ShardMsg;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandleError {
+    #[error("no product {0}")]
+    UnknownProduct(ProductId),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub struct Context {
+    pub settings: ShopSettings,
+    pub store: Arc<dyn Store>,
+    pub committer: GroupCommitter,
+    pub catalog: Arc<Catalog>,
+    /// Live product actors. Read on every Buy Now; written only by shard supervisors.
+    pub products: DashMap<ProductId, ProductHandle>,
+    /// Live order actors. Written only by the order supervisor.
+    pub orders: DashMap<OrderId, ActorRef<OrderMsg>>,
+    pub shards: OnceLock<Vec<ActorRef<ShardMsg>>>,
+    pub order_supervisor: OnceLock<ActorRef<OrderSupervisorMsg>>,
+    pub next_product_id: AtomicU64,
+    pub next_sale_id: AtomicU64,
+}
+
+impl Context {
+    pub fn shard(&self, product_id: ProductId) -> &ActorRef<ShardMsg> {
+        let shards = self.shards.get().expect("shards start before any request");
+        &shards[shard_of(product_id, self.settings.shard_count).0 as usize]
+    }
+
+    /// The live actor of a product, spawned (and loaded from the store) if needed.
+    pub async fn product_handle(
+        &self,
+        product_id: ProductId,
+    ) -> Result<ProductHandle, HandleError> {
+        if let Some(handle) = self.products.get(&product_id) {
+            return Ok(handle.clone());
+        }
+        let answer = self
+            .shard(product_id)
+            .call(
+                |reply| ShardMsg::Spawn { product_id, reply },
+                Some(self.settings.request_timeout),
+            )
+            .await;
+        match answer {
+            Ok(CallResult::Success(result)) => result,
+            Ok(_) | Err(_) => Err(HandleError::Unavailable("the shard did not answer".into())),
+        }
+    }
+
+    /// Drops a handle whose actor is gone, unless it was replaced meanwhile.
+    pub fn forget_handle(&self, product_id: ProductId, stale: &ProductHandle) {
+        self.products.remove_if(&product_id, |_, live| {
+            live.actor.get_id() == stale.actor.get_id()
+        });
+    }
+
+    pub fn track_new_orders(&self, orders: Vec<Order>) {
+        if orders.is_empty() {
+            return;
+        }
+        if let Some(supervisor) = self.order_supervisor.get() {
+            let _ = supervisor.cast(OrderSupervisorMsg::Track(orders));
+        }
+    }
+
+    pub fn ensure_order_actors(&self, order_ids: Vec<OrderId>) {
+        let missing: Vec<OrderId> = order_ids
+            .into_iter()
+            .filter(|order_id| !self.orders.contains_key(order_id))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        if let Some(supervisor) = self.order_supervisor.get() {
+            let _ = supervisor.cast(OrderSupervisorMsg::Ensure(missing));
+        }
+    }
+
+    pub fn allocate_product_id(&self) -> ProductId {
+        ProductId(self.next_product_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Keeps client-chosen ids from colliding with allocated ones later.
+    pub fn observe_product_id(&self, product_id: ProductId) {
+        self.next_product_id
+            .fetch_max(product_id.0, Ordering::Relaxed);
+    }
+
+    pub fn allocate_sale_id(&self) -> engine::SaleId {
+        engine::SaleId(self.next_sale_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}

@@ -1,0 +1,31 @@
+//! Who owns what, in memory.
+//!
+//! - One [`product`] actor per product: the single writer of its stock. It decides every
+//!   Buy Now with the `engine` state machine, hands the writes to the group committer, and
+//!   answers after they are durable.
+//! - One [`order`] actor per live order: its status and its reservation timer.
+//! - [`shard`]: product id -> virtual shard, with a stable hash; a [`shard_supervisor`] per
+//!   shard spawns product actors on demand, restarts failed ones from the store and
+//!   passivates idle ones.
+//! - [`admission`]: ractor mailboxes are unbounded, so each product has an in-flight bound;
+//!   past it a caller is told `Overloaded` at once.
+//! - [`Shop`]: the one entry point the gateway uses.
+
+pub mod admission;
+pub mod catalog;
+pub mod clock;
+mod context;
+pub mod error;
+pub mod order;
+mod order_supervisor;
+pub mod product;
+pub mod settings;
+pub mod shard;
+mod shard_supervisor;
+mod shop;
+
+pub use catalog::{Catalog, ListQuery, ListSort, Page};
+pub use error::{AdminError, BuyNowError, OrderError};
+pub use product::{BuyNowReply, Placement, Refusal, Unavailable};
+pub use settings::ShopSettings;
+pub use shop::{BuyNowRequest, Shop};

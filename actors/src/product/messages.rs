@@ -1,0 +1,137 @@
+//! What a product actor is told, and what it answers.
+
+use std::sync::Arc;
+
+use engine::order::OrderStatus;
+use engine::stock::Inventory;
+use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductDraft, SaleId, UserId};
+use persistence::{CommitOutcome, ProductState, StoreError};
+use ractor::RpcReplyPort;
+use tokio::sync::oneshot;
+
+use crate::admission::Permit;
+use crate::error::AdminError;
+use crate::order::TransitionError;
+
+pub enum ProductMsg {
+    /// A buyer pressed Buy Now.
+    BuyNow(BuyNow),
+    /// Sent by the actor to itself after the first decision of a batch: by the time it is
+    /// handled, every message that was waiting behind it has been decided, so the whole
+    /// batch goes to the committer at once.
+    Flush,
+    /// The committer finished a batch of this actor.
+    BatchDone {
+        batch_id: u64,
+        outcome: CommitOutcome,
+    },
+    /// An order actor moves an order out of PENDING_PAYMENT (paid, cancelled, expired).
+    Transition(Transition),
+    Inventory(RpcReplyPort<Inventory>),
+    Update(ProductUpdate, RpcReplyPort<Result<Product, AdminError>>),
+    /// Schedule an already validated sale.
+    ScheduleSale(FlashSale, RpcReplyPort<Result<FlashSale, AdminError>>),
+    /// The shard asks an idle actor to stop; it answers whether it did.
+    Passivate(RpcReplyPort<bool>),
+    /// Answered once nothing of this actor is waiting for the committer.
+    Drain(RpcReplyPort<()>),
+    /// Try to rebuild from the store again.
+    Recover,
+    Reloaded(Result<Option<ProductState>, StoreError>),
+}
+
+pub struct BuyNow {
+    pub user_id: UserId,
+    pub quantity: u32,
+    pub idempotency_key: IdempotencyKey,
+    pub waiter: Waiter,
+}
+
+/// The reply channel of one admitted Buy Now, holding its admission permit: the slot is
+/// freed exactly when the buyer is answered.
+pub struct Waiter {
+    reply: oneshot::Sender<BuyNowReply>,
+    _permit: Permit,
+}
+
+impl Waiter {
+    pub fn new(reply: oneshot::Sender<BuyNowReply>, permit: Permit) -> Self {
+        Self {
+            reply,
+            _permit: permit,
+        }
+    }
+
+    pub fn answer(self, reply: BuyNowReply) {
+        // The buyer may have given up (timeout, closed connection); nothing to do then.
+        let _ = self.reply.send(reply);
+    }
+}
+
+/// The answer to a Buy Now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuyNowReply {
+    /// The order exists and is durable.
+    Placed(Placement),
+    Refused(Refusal),
+    /// No decision could be made durable; retrying with the same idempotency key is safe.
+    Unavailable(Unavailable),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub order_id: OrderId,
+    pub quantity: u32,
+    pub unit_price: Money,
+    pub total: Money,
+    pub sale_id: Option<SaleId>,
+    pub expires_at_ms: u64,
+    pub status: OrderStatus,
+    /// This is the answer to an earlier request with the same key.
+    pub duplicate: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    OutOfStock {
+        left: u64,
+    },
+    SaleNotStarted {
+        starts_at_ms: u64,
+    },
+    SaleEnded {
+        ended_at_ms: u64,
+    },
+    LimitExceeded {
+        limit: u32,
+        held: u32,
+    },
+    /// The key was used before with another quantity.
+    KeyReused,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The actor is rebuilding itself from the store after a failed commit.
+    Recovering,
+    /// Nothing was written; the stock went back.
+    NotWritten(Arc<str>),
+    /// The commit failed or timed out and may have happened.
+    Unknown(Arc<str>),
+    /// No answer within the request timeout.
+    TimedOut,
+}
+
+pub struct Transition {
+    pub order_id: OrderId,
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+    pub at_ms: u64,
+    pub reply: RpcReplyPort<Result<(), TransitionError>>,
+}
+
+/// An admin's replacement of a product's record, and optionally of its units on the shelf.
+pub struct ProductUpdate {
+    pub draft: ProductDraft,
+    pub stock: Option<u64>,
+}

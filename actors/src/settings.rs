@@ -1,0 +1,48 @@
+use std::time::Duration;
+
+use persistence::GroupCommitSettings;
+
+/// Every bound of the actor layer, with the reason for its default.
+#[derive(Clone, Debug)]
+pub struct ShopSettings {
+    /// Virtual shards. Fixed for the life of a deployment: it is the unit a cluster moves
+    /// between nodes, so it must be much larger than any node count (256 nodes at most).
+    pub shard_count: u32,
+    /// Requests one product actor may hold unanswered. At the 10K/s peak with a commit
+    /// every few milliseconds, a few hundred are in flight; 4096 absorbs a burst of 0.4 s
+    /// of peak. A buyer behind that many would wait past any useful latency, so beyond it
+    /// the engine says 503 at once instead.
+    pub in_flight_per_product_max: u32,
+    /// How long an unpaid order keeps its units (the platform's 10 minutes).
+    pub reservation_ttl: Duration,
+    /// How long a caller waits for an answer before it gets 503. Above the commit timeout,
+    /// so a slow commit is reported as such rather than as a lost reply.
+    pub request_timeout: Duration,
+    /// A product actor with no request for this long is stopped; it is rebuilt from the
+    /// store on the next request. Keeps memory proportional to the products in demand.
+    pub passivate_after: Duration,
+    /// How often each shard looks for idle product actors.
+    pub passivation_sweep_every: Duration,
+    /// How long a Buy Now idempotency key keeps answering after its order settled. Clients
+    /// retry within seconds; a day covers any sane retry policy.
+    pub idempotency_retention: Duration,
+    /// Pause before a product actor that could not reload from the store tries again.
+    pub recovery_retry: Duration,
+    pub group_commit: GroupCommitSettings,
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        Self {
+            shard_count: 256,
+            in_flight_per_product_max: 4_096,
+            reservation_ttl: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(3),
+            passivate_after: Duration::from_secs(600),
+            passivation_sweep_every: Duration::from_secs(60),
+            idempotency_retention: Duration::from_secs(24 * 3600),
+            recovery_retry: Duration::from_millis(500),
+            group_commit: GroupCommitSettings::default(),
+        }
+    }
+}

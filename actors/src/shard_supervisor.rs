@@ -1,0 +1,221 @@
+//! One supervisor per virtual shard: spawns its products' actors on demand, restarts a
+//! failed one from the store, passivates idle ones, and serializes product creation (two
+//! admins creating the same id cannot both win).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use engine::{Product, ProductId};
+use persistence::{CommitOutcome, WriteOp};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::admission::InFlight;
+use crate::clock::now_ms;
+use crate::context::{Context, HandleError};
+use crate::error::AdminError;
+use crate::product::{ProductActor, ProductArgs, ProductHandle, ProductMsg};
+use crate::shard::ShardId;
+
+pub enum ShardMsg {
+    Spawn {
+        product_id: ProductId,
+        reply: RpcReplyPort<Result<ProductHandle, HandleError>>,
+    },
+    Create {
+        product: Product,
+        stock: u64,
+        reply: RpcReplyPort<Result<Product, AdminError>>,
+    },
+    /// Look for idle product actors and stop them.
+    Sweep,
+}
+
+pub struct ShardSupervisor;
+
+pub struct ShardArgs {
+    pub ctx: Arc<Context>,
+    pub shard_id: ShardId,
+}
+
+pub struct ShardState {
+    ctx: Arc<Context>,
+    shard_id: ShardId,
+    members: HashMap<ProductId, ProductHandle>,
+    products_by_actor: HashMap<ActorId, ProductId>,
+}
+
+impl Actor for ShardSupervisor {
+    type Msg = ShardMsg;
+    type State = ShardState;
+    type Arguments = ShardArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(args.ctx.settings.passivation_sweep_every, || {
+            ShardMsg::Sweep
+        });
+        Ok(ShardState {
+            ctx: args.ctx,
+            shard_id: args.shard_id,
+            members: HashMap::new(),
+            products_by_actor: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ShardMsg::Spawn { product_id, reply } => {
+                let result = state.spawn(&myself, product_id).await;
+                let _ = reply.send(result);
+            }
+            ShardMsg::Create {
+                product,
+                stock,
+                reply,
+            } => {
+                let _ = reply.send(state.create(product, stock).await);
+            }
+            ShardMsg::Sweep => state.sweep().await,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let cell = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => cell,
+            SupervisionEvent::ActorFailed(cell, error) => {
+                tracing::error!(%error, "product actor failed");
+                cell
+            }
+            _ => return Ok(()),
+        };
+        let Some(product_id) = state.products_by_actor.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let still_member = state
+            .members
+            .get(&product_id)
+            .is_some_and(|handle| handle.actor.get_id() == cell.get_id());
+        if !still_member {
+            // Passivated: already removed on purpose.
+            return Ok(());
+        }
+        // Stopped without being asked (failure or kill): restart it from the store. Its
+        // pre_start waits for the old actor's writes still in flight before reading.
+        state.members.remove(&product_id);
+        state.ctx.products.remove_if(&product_id, |_, handle| {
+            handle.actor.get_id() == cell.get_id()
+        });
+        tracing::warn!(shard = state.shard_id.0, %product_id, "restarting product actor from the store");
+        if let Err(error) = state.spawn(&myself, product_id).await {
+            tracing::warn!(%product_id, %error, "restart failed; the next request will retry");
+        }
+        Ok(())
+    }
+}
+
+impl ShardState {
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<ShardMsg>,
+        product_id: ProductId,
+    ) -> Result<ProductHandle, HandleError> {
+        if let Some(handle) = self.members.get(&product_id) {
+            return Ok(handle.clone());
+        }
+        if !self.ctx.catalog.contains(product_id) {
+            return Err(HandleError::UnknownProduct(product_id));
+        }
+        let args = ProductArgs {
+            ctx: Arc::clone(&self.ctx),
+            product_id,
+        };
+        let (actor, _) = Actor::spawn_linked(None, ProductActor, args, myself.get_cell())
+            .await
+            .map_err(|error| {
+                HandleError::Unavailable(format!("could not start product {product_id}: {error}"))
+            })?;
+        let handle = ProductHandle {
+            actor,
+            in_flight: Arc::new(InFlight::default()),
+            last_active_ms: Arc::new(AtomicU64::new(now_ms())),
+        };
+        self.products_by_actor
+            .insert(handle.actor.get_id(), product_id);
+        self.members.insert(product_id, handle.clone());
+        self.ctx.products.insert(product_id, handle.clone());
+        Ok(handle)
+    }
+
+    async fn create(&mut self, product: Product, stock: u64) -> Result<Product, AdminError> {
+        if self.ctx.catalog.contains(product.id) {
+            return Err(AdminError::ProductExists(product.id));
+        }
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let op = WriteOp::PutProduct {
+            product: product.clone(),
+            stock_initial: stock,
+            shelf_change: i64::try_from(stock)
+                .map_err(|_| AdminError::Unavailable("stock overflows".into()))?,
+            at_ms: now_ms(),
+        };
+        self.ctx.committer.submit(vec![op], move |outcome| {
+            let _ = done.send(outcome);
+        });
+        match outcome.await {
+            Ok(CommitOutcome::Committed) => {
+                self.ctx.catalog.put(product.clone());
+                Ok(product)
+            }
+            Ok(other) => Err(AdminError::Unavailable(format!("{other:?}"))),
+            Err(_) => Err(AdminError::Unavailable("the committer stopped".into())),
+        }
+    }
+
+    async fn sweep(&mut self) {
+        let idle_before_ms =
+            now_ms().saturating_sub(self.ctx.settings.passivate_after.as_millis() as u64);
+        let idle: Vec<ProductId> = self
+            .members
+            .iter()
+            .filter(|(_, handle)| {
+                handle.in_flight.current() == 0
+                    && handle.last_active_ms.load(Ordering::Relaxed) < idle_before_ms
+            })
+            .map(|(product_id, _)| *product_id)
+            .collect();
+        for product_id in idle {
+            let Some(handle) = self.members.get(&product_id).cloned() else {
+                continue;
+            };
+            let answer = handle
+                .actor
+                .call(
+                    ProductMsg::Passivate,
+                    Some(self.ctx.settings.request_timeout),
+                )
+                .await;
+            if matches!(answer, Ok(CallResult::Success(true))) {
+                self.members.remove(&product_id);
+                self.ctx.products.remove_if(&product_id, |_, live| {
+                    live.actor.get_id() == handle.actor.get_id()
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! The shop: the one entry point the gateway uses. It routes each call to the right actor
+//! and turns actor plumbing (stopped actors, timeouts) into plain answers.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
+use engine::order::{Order, OrderEvent, OrderStatus};
+use engine::stock::Inventory;
+use engine::{
+    FlashSale, FlashSaleDraft, IdempotencyKey, OrderId, Product, ProductDraft, ProductId, UserId,
+};
+use persistence::{GroupCommitter, Store, StoreError};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::catalog::{Catalog, ListQuery, Page};
+use crate::clock::now_ms;
+use crate::context::{Context, HandleError};
+use crate::error::{AdminError, BuyNowError, OrderError};
+use crate::order::OrderMsg;
+use crate::order_supervisor::{OrderSupervisor, OrderSupervisorMsg};
+use crate::product::{BuyNow, BuyNowReply, ProductMsg, ProductUpdate, Unavailable, Waiter};
+use crate::settings::ShopSettings;
+use crate::shard::ShardId;
+use crate::shard_supervisor::{ShardArgs, ShardMsg, ShardSupervisor};
+
+/// A Buy Now as the shop receives it: already authenticated and validated by the gateway.
+#[derive(Clone, Debug)]
+pub struct BuyNowRequest {
+    pub product_id: ProductId,
+    pub user_id: UserId,
+    pub quantity: u32,
+    pub idempotency_key: IdempotencyKey,
+}
+
+#[derive(Clone)]
+pub struct Shop {
+    ctx: Arc<Context>,
+    committer_task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Shop {
+    /// Loads the catalog and the live orders from the store and starts the actors.
+    pub async fn start(settings: ShopSettings, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        assert!(settings.shard_count > 0);
+        assert!(settings.in_flight_per_product_max > 0);
+        let (committer, committer_task) =
+            GroupCommitter::start(Arc::clone(&store), settings.group_commit.clone());
+        let catalog = Catalog::from_products(store.load_catalog().await?);
+        let high_water = store.id_high_water().await?;
+        let pending = store.pending_orders().await?;
+        let ctx = Arc::new(Context {
+            settings,
+            store,
+            committer,
+            catalog: Arc::new(catalog),
+            products: DashMap::new(),
+            orders: DashMap::new(),
+            shards: OnceLock::new(),
+            order_supervisor: OnceLock::new(),
+            next_product_id: AtomicU64::new(high_water.product_id),
+            next_sale_id: AtomicU64::new(high_water.sale_id),
+        });
+
+        let (order_supervisor, _) = Actor::spawn(None, OrderSupervisor, Arc::clone(&ctx))
+            .await
+            .map_err(|error| StoreError::Conflict(format!("order supervisor: {error}")))?;
+        let _ = ctx.order_supervisor.set(order_supervisor);
+        let mut shards = Vec::with_capacity(ctx.settings.shard_count as usize);
+        for shard in 0..ctx.settings.shard_count {
+            let args = ShardArgs {
+                ctx: Arc::clone(&ctx),
+                shard_id: ShardId(shard),
+            };
+            let (actor, _) = Actor::spawn(None, ShardSupervisor, args)
+                .await
+                .map_err(|error| StoreError::Conflict(format!("shard supervisor: {error}")))?;
+            shards.push(actor);
+        }
+        let _ = ctx.shards.set(shards);
+
+        let pending_count = pending.len();
+        ctx.track_new_orders(pending);
+        tracing::info!(
+            products = ctx.catalog.len(),
+            pending_orders = pending_count,
+            "shop started"
+        );
+        Ok(Self {
+            ctx,
+            committer_task: Arc::new(std::sync::Mutex::new(Some(committer_task))),
+        })
+    }
+
+    pub fn settings(&self) -> &ShopSettings {
+        &self.ctx.settings
+    }
+
+    /// Buy Now: reserve, make durable, answer. Business outcomes (placed, sold out, limit)
+    /// are `Ok`; `Err` only for an unknown product or an overloaded one.
+    pub async fn buy_now(&self, request: BuyNowRequest) -> Result<BuyNowReply, BuyNowError> {
+        // A second attempt only happens when the first reached an actor that was stopping
+        // (passivated or restarted): then nothing of the request was written.
+        const ATTEMPTS: usize = 2;
+        for _ in 0..ATTEMPTS {
+            let handle = match self.ctx.product_handle(request.product_id).await {
+                Ok(handle) => handle,
+                Err(HandleError::UnknownProduct(id)) => {
+                    return Err(BuyNowError::UnknownProduct(id));
+                }
+                Err(HandleError::Unavailable(reason)) => {
+                    return Ok(BuyNowReply::Unavailable(Unavailable::NotWritten(
+                        reason.into(),
+                    )));
+                }
+            };
+            handle.touch(now_ms());
+            let permit = handle
+                .in_flight
+                .admit(self.ctx.settings.in_flight_per_product_max)
+                .ok_or(BuyNowError::Overloaded(request.product_id))?;
+            let (reply, answer) = oneshot::channel();
+            let message = ProductMsg::BuyNow(BuyNow {
+                user_id: request.user_id,
+                quantity: request.quantity,
+                idempotency_key: request.idempotency_key.clone(),
+                waiter: Waiter::new(reply, permit),
+            });
+            if handle.actor.cast(message).is_err() {
+                self.ctx.forget_handle(request.product_id, &handle);
+                continue;
+            }
+            match tokio::time::timeout(self.ctx.settings.request_timeout, answer).await {
+                Ok(Ok(reply)) => return Ok(self.with_current_status(reply).await),
+                // The actor stopped before making the decision durable: nothing written.
+                Ok(Err(_)) => {
+                    self.ctx.forget_handle(request.product_id, &handle);
+                    continue;
+                }
+                Err(_) => return Ok(BuyNowReply::Unavailable(Unavailable::TimedOut)),
+            }
+        }
+        Ok(BuyNowReply::Unavailable(Unavailable::Recovering))
+    }
+
+    /// A retry of a settled order reports the order's real status, which the stock state
+    /// machine only knows roughly (released, not why).
+    async fn with_current_status(&self, reply: BuyNowReply) -> BuyNowReply {
+        match reply {
+            BuyNowReply::Placed(mut placement)
+                if placement.duplicate && placement.status != OrderStatus::PendingPayment =>
+            {
+                if let Ok(Some(order)) = self.order(placement.order_id).await {
+                    placement.status = order.status;
+                }
+                BuyNowReply::Placed(placement)
+            }
+            other => other,
+        }
+    }
+
+    pub async fn create_product(
+        &self,
+        id: Option<ProductId>,
+        draft: ProductDraft,
+        stock: u64,
+    ) -> Result<Product, AdminError> {
+        engine::product::check_stock("stock", stock)?;
+        let id = match id {
+            Some(id) => {
+                if id.0 == 0 {
+                    return Err(engine::product::Invalid::new("id", "must be at least 1").into());
+                }
+                self.ctx.observe_product_id(id);
+                id
+            }
+            None => self.ctx.allocate_product_id(),
+        };
+        let product = draft.validate(id)?;
+        let answer = self
+            .ctx
+            .shard(id)
+            .call(
+                |reply| ShardMsg::Create {
+                    product,
+                    stock,
+                    reply,
+                },
+                Some(self.ctx.settings.request_timeout),
+            )
+            .await;
+        match answer {
+            Ok(CallResult::Success(result)) => result,
+            Ok(_) | Err(_) => Err(AdminError::Unavailable("the shard did not answer".into())),
+        }
+    }
+
+    pub async fn update_product(
+        &self,
+        id: ProductId,
+        draft: ProductDraft,
+        stock: Option<u64>,
+    ) -> Result<Product, AdminError> {
+        let update = ProductUpdate { draft, stock };
+        self.call_product(id, |reply| ProductMsg::Update(update, reply))
+            .await?
+    }
+
+    pub fn product(&self, id: ProductId) -> Option<Arc<Product>> {
+        self.ctx.catalog.get(id)
+    }
+
+    pub fn list_products(&self, query: &ListQuery) -> Page {
+        self.ctx.catalog.list(query)
+    }
+
+    pub async fn schedule_sale(&self, draft: FlashSaleDraft) -> Result<FlashSale, AdminError> {
+        let product_id = draft.product_id;
+        if !self.ctx.catalog.contains(product_id) {
+            return Err(AdminError::UnknownProduct(product_id));
+        }
+        let sale = draft.validate(self.ctx.allocate_sale_id(), now_ms())?;
+        self.call_product(product_id, |reply| ProductMsg::ScheduleSale(sale, reply))
+            .await?
+    }
+
+    pub async fn inventory(&self, id: ProductId) -> Result<Inventory, AdminError> {
+        self.call_product(id, ProductMsg::Inventory).await
+    }
+
+    /// An order as it is now: from its live actor if it has one, else from the store.
+    pub async fn order(&self, id: OrderId) -> Result<Option<Order>, OrderError> {
+        let live = self.ctx.orders.get(&id).map(|actor| actor.clone());
+        if let Some(actor) = live
+            && let Ok(CallResult::Success(order)) = actor
+                .call(OrderMsg::Get, Some(self.ctx.settings.request_timeout))
+                .await
+        {
+            return Ok(Some(order));
+        }
+        self.ctx
+            .store
+            .load_order(id)
+            .await
+            .map_err(|error| OrderError::Unavailable(error.to_string()))
+    }
+
+    /// Moves an order through its lifecycle (cancel, pay, ship...).
+    pub async fn apply_to_order(
+        &self,
+        id: OrderId,
+        event: OrderEvent,
+    ) -> Result<Order, OrderError> {
+        let supervisor = self
+            .ctx
+            .order_supervisor
+            .get()
+            .ok_or_else(|| OrderError::Unavailable("not started".into()))?;
+        let timeout = Some(self.ctx.settings.request_timeout);
+        let actor = match supervisor
+            .call(
+                |reply| OrderSupervisorMsg::Get {
+                    order_id: id,
+                    reply,
+                },
+                timeout,
+            )
+            .await
+        {
+            Ok(CallResult::Success(Some(actor))) => actor,
+            Ok(CallResult::Success(None)) => {
+                // No live actor: either unknown or already final, which refuses every event.
+                return match self.order(id).await? {
+                    None => Err(OrderError::NotFound(id)),
+                    Some(order) => Err(order.status.apply(event).map(|_| ()).err().map_or_else(
+                        || OrderError::Unavailable("the order could not be loaded".into()),
+                        OrderError::Illegal,
+                    )),
+                };
+            }
+            Ok(_) | Err(_) => {
+                return Err(OrderError::Unavailable(
+                    "the order supervisor did not answer".into(),
+                ));
+            }
+        };
+        match actor
+            .call(|reply| OrderMsg::Apply { event, reply }, timeout)
+            .await
+        {
+            Ok(CallResult::Success(result)) => result,
+            Ok(_) | Err(_) => Err(OrderError::Unavailable("the order did not answer".into())),
+        }
+    }
+
+    /// The store answers: the shop can take writes.
+    pub async fn ready(&self) -> bool {
+        self.ctx.store.ping().await.is_ok()
+    }
+
+    /// Product actors alive right now (for metrics, tests and the memory benchmark).
+    pub fn live_product_count(&self) -> usize {
+        self.ctx.products.len()
+    }
+
+    /// Live order actors right now.
+    pub fn live_order_count(&self) -> usize {
+        self.ctx.orders.len()
+    }
+
+    /// The actor of a product, if live (tests use it to kill one).
+    pub fn product_actor(&self, id: ProductId) -> Option<ActorRef<ProductMsg>> {
+        self.ctx
+            .products
+            .get(&id)
+            .map(|handle| handle.actor.clone())
+    }
+
+    /// Ensures a product's actor is live (pre-warming before a sale, or in tests).
+    pub async fn warm(&self, id: ProductId) -> Result<(), AdminError> {
+        match self.ctx.product_handle(id).await {
+            Ok(_) => Ok(()),
+            Err(HandleError::UnknownProduct(id)) => Err(AdminError::UnknownProduct(id)),
+            Err(HandleError::Unavailable(reason)) => Err(AdminError::Unavailable(reason)),
+        }
+    }
+
+    /// Graceful stop: every product actor commits what it decided, then the actors stop and
+    /// the committer finishes every write it holds.
+    pub async fn shutdown(&self) {
+        let handles: Vec<_> = self
+            .ctx
+            .products
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        let timeout = Some(self.ctx.settings.request_timeout);
+        for handle in &handles {
+            let _ = handle.actor.call(ProductMsg::Drain, timeout).await;
+        }
+        if let Some(shards) = self.ctx.shards.get() {
+            for shard in shards {
+                shard.get_cell().stop_children_and_wait(None, timeout).await;
+                let _ = shard.stop_and_wait(None, timeout).await;
+            }
+        }
+        if let Some(supervisor) = self.ctx.order_supervisor.get() {
+            supervisor
+                .get_cell()
+                .stop_children_and_wait(None, timeout)
+                .await;
+            let _ = supervisor.stop_and_wait(None, timeout).await;
+        }
+        let _ = self.ctx.committer.barrier().await;
+        let task = self
+            .committer_task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        tracing::info!(
+            products = handles.len(),
+            "shop stopped; every decided write is committed"
+        );
+        drop(task);
+    }
+
+    async fn call_product<T: Send + 'static>(
+        &self,
+        id: ProductId,
+        message: impl FnOnce(ractor::RpcReplyPort<T>) -> ProductMsg,
+    ) -> Result<T, AdminError> {
+        let handle = self
+            .ctx
+            .product_handle(id)
+            .await
+            .map_err(|error| match error {
+                HandleError::UnknownProduct(id) => AdminError::UnknownProduct(id),
+                HandleError::Unavailable(reason) => AdminError::Unavailable(reason),
+            })?;
+        handle.touch(now_ms());
+        match handle
+            .actor
+            .call(message, Some(self.ctx.settings.request_timeout))
+            .await
+        {
+            Ok(CallResult::Success(value)) => Ok(value),
+            Ok(_) | Err(_) => {
+                self.ctx.forget_handle(id, &handle);
+                Err(AdminError::Unavailable(format!(
+                    "product {id} did not answer"
+                )))
+            }
+        }
+    }
+}
