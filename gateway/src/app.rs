@@ -1,0 +1,110 @@
+//! One app builder for `main` and the tests, so tests run the production wiring.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actors::Shop;
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use persistence::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::auth::{JwtKeys, load_or_create_secret};
+use crate::settings::Settings;
+
+/// Handler state: cheap to clone, one per request.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub shop: Shop,
+    pub keys: Arc<JwtKeys>,
+    pub limits: Arc<Limits>,
+}
+
+/// Request-shape bounds the gateway enforces itself.
+#[derive(Debug)]
+pub struct Limits {
+    pub quantity_per_order_max: u32,
+    pub page_size_max: u32,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    shop: Shop,
+    keys: Arc<JwtKeys>,
+}
+
+impl App {
+    /// Opens the store, starts the shop (rebuilding from the store), seeds demo data if
+    /// asked, and binds the listener.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let data_dir = &settings.store.data_dir;
+        let store = SqliteStore::open(data_dir)
+            .await
+            .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?;
+        let shop = Shop::start(settings.shop.to_shop_settings(), Arc::new(store))
+            .await
+            .context("starting the shop from the store")?;
+        if settings.demo {
+            crate::demo::seed(&shop)
+                .await
+                .context("seeding the demo catalog")?;
+        }
+        let secret = load_or_create_secret(settings.auth.jwt_secret.as_ref(), data_dir)?;
+        let keys = Arc::new(JwtKeys::new(secret));
+        let ctx = ApiContext {
+            shop: shop.clone(),
+            keys: Arc::clone(&keys),
+            limits: Arc::new(Limits {
+                quantity_per_order_max: settings.server.quantity_per_order_max,
+                page_size_max: settings.server.page_size_max,
+            }),
+        };
+        let router = crate::routes::router()
+            .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))
+            .with_state(ctx);
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            shop,
+            keys,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address().port()
+    }
+
+    pub fn shop(&self) -> &Shop {
+        &self.shop
+    }
+
+    pub fn keys(&self) -> Arc<JwtKeys> {
+        Arc::clone(&self.keys)
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish, commits
+    /// everything the actors decided, and returns.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        self.shop.shutdown().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! The HTTP face of the engine: thin by design. It authenticates, validates, translates
+//! JSON to shop calls and outcomes to status codes; every business rule lives below it.
+//!
+//! Where does Buy Now go? `routes/buy_now.rs` -> `actors::Shop::buy_now` -> the product
+//! actor (`actors/src/product/mod.rs`) -> `engine::stock::ProductStock::reserve` -> the
+//! group committer (`persistence/src/group_commit.rs`).
+
+pub mod app;
+pub mod auth;
+pub mod demo;
+pub mod error;
+mod extract;
+pub mod routes;
+pub mod settings;
+pub mod telemetry;
+mod time_format;
+
+pub use app::{ApiContext, App};
+pub use settings::Settings;

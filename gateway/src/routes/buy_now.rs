@@ -1,0 +1,127 @@
+//! Buy Now: the hot path. Authenticate, validate, hand to the shop, map the outcome.
+
+use actors::{BuyNowError, BuyNowReply, BuyNowRequest, Placement, Refusal};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use engine::{IdempotencyKey, ProductId};
+use serde::{Deserialize, Serialize};
+
+use crate::app::ApiContext;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::time_format::format_rfc3339_ms;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().route("/buy-now", post(buy_now))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BuyNowBody {
+    product_id: u64,
+    quantity: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlacedBody {
+    order_id: String,
+    product_id: u64,
+    quantity: u32,
+    status: &'static str,
+    unit_price: u64,
+    total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sale_id: Option<u64>,
+    expires_at: String,
+}
+
+async fn buy_now(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(body): Json<BuyNowBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Customer, Role::Admin])?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let quantity_max = ctx.limits.quantity_per_order_max;
+    if body.quantity == 0 || body.quantity > quantity_max {
+        return Err(ApiError::invalid(
+            "quantity",
+            format!("must be between 1 and {quantity_max}"),
+        ));
+    }
+    let product_id = ProductId(body.product_id);
+    let request = BuyNowRequest {
+        product_id,
+        user_id: caller.user_id,
+        quantity: body.quantity,
+        idempotency_key,
+    };
+    let reply = ctx
+        .shop
+        .buy_now(request)
+        .await
+        .map_err(|error| match error {
+            BuyNowError::UnknownProduct(id) => ApiError::NotFound(format!("no product {id}")),
+            BuyNowError::Overloaded(_) => ApiError::Overloaded,
+        })?;
+    match reply {
+        BuyNowReply::Placed(placement) => Ok(placed(product_id, placement)),
+        BuyNowReply::Refused(refusal) => Err(refused(refusal)),
+        BuyNowReply::Unavailable(why) => Err(ApiError::Unavailable(format!("{why:?}"))),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    let value = headers.get("idempotency-key").ok_or_else(|| {
+        ApiError::invalid(
+            "Idempotency-Key",
+            "this header is required: a unique id per purchase attempt, reused on retries",
+        )
+    })?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))?;
+    IdempotencyKey::parse(text)
+        .map_err(|error| ApiError::invalid("Idempotency-Key", error.to_string()))
+}
+
+fn placed(product_id: ProductId, placement: Placement) -> Response {
+    let body = PlacedBody {
+        order_id: placement.order_id.to_string(),
+        product_id: product_id.0,
+        quantity: placement.quantity,
+        status: placement.status.as_str(),
+        unit_price: placement.unit_price.0,
+        total: placement.total.0,
+        sale_id: placement.sale_id.map(|sale| sale.0),
+        expires_at: format_rfc3339_ms(placement.expires_at_ms),
+    };
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if placement.duplicate {
+        // The same answer as the first time, marked so clients and logs can tell.
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::OutOfStock { left } => ApiError::SoldOut { left },
+        Refusal::LimitExceeded { limit, held } => ApiError::LimitReached { limit, held },
+        Refusal::SaleNotStarted { starts_at_ms } => ApiError::SaleNotStarted {
+            starts_at: format_rfc3339_ms(starts_at_ms),
+        },
+        Refusal::SaleEnded { ended_at_ms } => ApiError::SaleEnded {
+            ended_at: format_rfc3339_ms(ended_at_ms),
+        },
+        Refusal::KeyReused => ApiError::IdempotencyKeyReused,
+    }
+}

@@ -1,0 +1,93 @@
+//! Scheduling a flash sale (admin).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use engine::{FlashSale, FlashSaleDraft, Money, ProductId};
+use serde::{Deserialize, Serialize};
+
+use crate::app::ApiContext;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::extract::Json;
+use crate::time_format::{format_rfc3339_ms, parse_rfc3339_ms};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().route("/flash-sales", post(schedule))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewFlashSale {
+    product_id: u64,
+    sale_price: u64,
+    original_price: u64,
+    /// RFC 3339.
+    start_time: String,
+    end_time: Option<String>,
+    stock: u64,
+    per_user_limit: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlashSaleBody {
+    pub id: u64,
+    pub product_id: u64,
+    pub sale_price: u64,
+    pub original_price: u64,
+    pub start_time: String,
+    pub end_time: Option<String>,
+    pub stock: u64,
+    pub per_user_limit: u32,
+}
+
+impl From<&FlashSale> for FlashSaleBody {
+    fn from(sale: &FlashSale) -> Self {
+        Self {
+            id: sale.id.0,
+            product_id: sale.product_id.0,
+            sale_price: sale.sale_price.0,
+            original_price: sale.original_price.0,
+            start_time: format_rfc3339_ms(sale.start_ms),
+            end_time: sale.end_ms.map(format_rfc3339_ms),
+            stock: sale.stock,
+            per_user_limit: sale.per_user_limit,
+        }
+    }
+}
+
+async fn schedule(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Json(body): Json<NewFlashSale>,
+) -> Result<(StatusCode, axum::Json<FlashSaleBody>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let start_ms = parse_rfc3339_ms(&body.start_time).ok_or_else(|| {
+        ApiError::invalid(
+            "startTime",
+            "must be an RFC 3339 time, like 2026-11-25T12:00:00Z",
+        )
+    })?;
+    let end_ms = match &body.end_time {
+        None => None,
+        Some(text) => Some(parse_rfc3339_ms(text).ok_or_else(|| {
+            ApiError::invalid(
+                "endTime",
+                "must be an RFC 3339 time, like 2026-11-25T13:00:00Z",
+            )
+        })?),
+    };
+    let draft = FlashSaleDraft {
+        product_id: ProductId(body.product_id),
+        sale_price: Money(body.sale_price),
+        original_price: Money(body.original_price),
+        start_ms,
+        end_ms,
+        stock: body.stock,
+        per_user_limit: body.per_user_limit,
+    };
+    let sale = ctx.shop.schedule_sale(draft).await?;
+    Ok((StatusCode::CREATED, axum::Json(FlashSaleBody::from(&sale))))
+}

@@ -1,0 +1,77 @@
+//! A product's stock counters, public: every shopper's screen shows "only N left".
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use engine::ProductId;
+use engine::flash_sale::SalePhase;
+use engine::stock::Inventory;
+use serde::Serialize;
+
+use crate::app::ApiContext;
+use crate::error::ApiError;
+use crate::extract::Path;
+use crate::routes::flash_sales::FlashSaleBody;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().route("/inventory/{product_id}", get(show))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InventoryBody {
+    product_id: u64,
+    initial: u64,
+    reserved: u64,
+    sold: u64,
+    left: u64,
+    /// Units sellable at the regular price now (the shelf minus an open sale pool).
+    regular_available: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sale: Option<SaleInventoryBody>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SaleInventoryBody {
+    #[serde(flatten)]
+    sale: FlashSaleBody,
+    phase: SalePhase,
+    initial: u64,
+    reserved: u64,
+    sold: u64,
+    left: u64,
+    /// Units that went back to regular stock when the sale ended.
+    returned: u64,
+}
+
+impl From<Inventory> for InventoryBody {
+    fn from(inventory: Inventory) -> Self {
+        let counters = inventory.counters;
+        Self {
+            product_id: inventory.product_id.0,
+            initial: counters.initial,
+            reserved: counters.reserved,
+            sold: counters.sold,
+            left: counters.left,
+            regular_available: inventory.regular_available,
+            sale: inventory.sale.map(|sale| SaleInventoryBody {
+                sale: FlashSaleBody::from(&sale.sale),
+                phase: sale.phase,
+                initial: sale.counters.initial,
+                reserved: sale.counters.reserved,
+                sold: sale.counters.sold,
+                left: sale.counters.left,
+                returned: sale.counters.returned,
+            }),
+        }
+    }
+}
+
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(product_id): Path<u64>,
+) -> Result<axum::Json<InventoryBody>, ApiError> {
+    let inventory = ctx.shop.inventory(ProductId(product_id)).await?;
+    Ok(axum::Json(InventoryBody::from(inventory)))
+}

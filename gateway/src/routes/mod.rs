@@ -1,0 +1,40 @@
+//! One module per resource; each exposes `router()`, merged here under `/api/v1`.
+
+mod buy_now;
+mod flash_sales;
+mod health;
+mod inventory;
+mod orders;
+mod products;
+
+use axum::Router;
+use axum::http::StatusCode;
+
+use crate::app::ApiContext;
+use crate::error::ApiError;
+
+pub fn router() -> Router<ApiContext> {
+    let api = Router::new()
+        .merge(products::router())
+        .merge(flash_sales::router())
+        .merge(buy_now::router())
+        .merge(orders::router())
+        .merge(inventory::router());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(health::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::Rejected {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: "this route does not take that method".into(),
+    }
+}

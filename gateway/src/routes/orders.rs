@@ -1,0 +1,106 @@
+//! Reading and cancelling an order (its owner, or an admin).
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use engine::OrderId;
+use engine::order::{Order, OrderEvent};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::app::ApiContext;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::Path;
+use crate::time_format::format_rfc3339_ms;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/orders/{id}", get(show))
+        .route("/orders/{id}/cancel", post(cancel))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderBody {
+    order_id: String,
+    user_id: u64,
+    status: &'static str,
+    items: Vec<ItemBody>,
+    total: u64,
+    created_at: String,
+    updated_at: String,
+    expires_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemBody {
+    product_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sale_id: Option<u64>,
+    quantity: u32,
+    unit_price: u64,
+}
+
+impl From<&Order> for OrderBody {
+    fn from(order: &Order) -> Self {
+        Self {
+            order_id: order.id.to_string(),
+            user_id: order.user_id.0,
+            status: order.status.as_str(),
+            items: order
+                .items
+                .iter()
+                .map(|item| ItemBody {
+                    product_id: item.product_id.0,
+                    sale_id: item.sale_id.map(|sale| sale.0),
+                    quantity: item.quantity,
+                    unit_price: item.unit_price.0,
+                })
+                .collect(),
+            total: order.total.0,
+            created_at: format_rfc3339_ms(order.created_at_ms),
+            updated_at: format_rfc3339_ms(order.updated_at_ms),
+            expires_at: format_rfc3339_ms(order.expires_at_ms),
+        }
+    }
+}
+
+fn order_id(text: &str) -> Result<OrderId, ApiError> {
+    Uuid::parse_str(text)
+        .map(OrderId)
+        .map_err(|_| ApiError::Rejected {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            code: "invalid_path",
+            message: "the order id must be a UUID".into(),
+        })
+}
+
+/// Someone else's order answers 404, not 403: ids must not be probeable.
+async fn visible_order(ctx: &ApiContext, caller: &Caller, id: OrderId) -> Result<Order, ApiError> {
+    match ctx.shop.order(id).await? {
+        Some(order) if caller.may_see(order.user_id) => Ok(order),
+        _ => Err(ApiError::NotFound(format!("no order {id}"))),
+    }
+}
+
+async fn show(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<OrderBody>, ApiError> {
+    let order = visible_order(&ctx, &caller, order_id(&id)?).await?;
+    Ok(axum::Json(OrderBody::from(&order)))
+}
+
+async fn cancel(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<OrderBody>, ApiError> {
+    let id = order_id(&id)?;
+    visible_order(&ctx, &caller, id).await?;
+    let order = ctx.shop.apply_to_order(id, OrderEvent::Cancel).await?;
+    Ok(axum::Json(OrderBody::from(&order)))
+}

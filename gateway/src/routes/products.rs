@@ -1,0 +1,211 @@
+//! The catalog: create, replace, show, list.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use engine::{Money, Product, ProductDraft, ProductId};
+use serde::{Deserialize, Serialize};
+
+use crate::app::ApiContext;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/products", post(create).get(list))
+        .route("/products/{id}", get(show).put(replace))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewProduct {
+    /// Optional: a seller's own id. Allocated when absent.
+    id: Option<u64>,
+    title: String,
+    brand: String,
+    category: String,
+    #[serde(default)]
+    description: String,
+    /// Minor units (paise).
+    price: u64,
+    /// Units on the shelf.
+    stock: u64,
+    #[serde(default)]
+    rating: f32,
+    #[serde(default)]
+    popularity: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProductReplacement {
+    title: String,
+    brand: String,
+    category: String,
+    #[serde(default)]
+    description: String,
+    price: u64,
+    /// Kept as is when absent (reviews and views maintain them).
+    rating: Option<f32>,
+    popularity: Option<u64>,
+    /// Sets the units on the shelf when present (restock or write-down).
+    stock: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductBody {
+    id: u64,
+    title: String,
+    brand: String,
+    category: String,
+    description: String,
+    price: u64,
+    rating: f32,
+    popularity: u64,
+}
+
+impl From<&Product> for ProductBody {
+    fn from(product: &Product) -> Self {
+        Self {
+            id: product.id.0,
+            title: product.title.clone(),
+            brand: product.brand.clone(),
+            category: product.category.clone(),
+            description: product.description.clone(),
+            price: product.price.0,
+            rating: product.rating,
+            popularity: product.popularity,
+        }
+    }
+}
+
+async fn create(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Json(body): Json<NewProduct>,
+) -> Result<(StatusCode, axum::Json<ProductBody>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let draft = ProductDraft {
+        title: body.title,
+        brand: body.brand,
+        category: body.category,
+        description: body.description,
+        price: Money(body.price),
+        rating: body.rating,
+        popularity: body.popularity,
+    };
+    let product = ctx
+        .shop
+        .create_product(body.id.map(ProductId), draft, body.stock)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(ProductBody::from(&product))))
+}
+
+async fn replace(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    Json(body): Json<ProductReplacement>,
+) -> Result<axum::Json<ProductBody>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let id = ProductId(id);
+    let current = ctx
+        .shop
+        .product(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
+    let draft = ProductDraft {
+        title: body.title,
+        brand: body.brand,
+        category: body.category,
+        description: body.description,
+        price: Money(body.price),
+        rating: body.rating.unwrap_or(current.rating),
+        popularity: body.popularity.unwrap_or(current.popularity),
+    };
+    let product = ctx.shop.update_product(id, draft, body.stock).await?;
+    Ok(axum::Json(ProductBody::from(&product)))
+}
+
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<u64>,
+) -> Result<axum::Json<ProductBody>, ApiError> {
+    let product = ctx
+        .shop
+        .product(ProductId(id))
+        .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
+    Ok(axum::Json(ProductBody::from(product.as_ref())))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListParams {
+    category: Option<String>,
+    price_min: Option<u64>,
+    price_max: Option<u64>,
+    sort: Option<String>,
+    page: Option<u32>,
+    page_size: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody {
+    items: Vec<ProductBody>,
+    page: u32,
+    page_size: u32,
+    total: u64,
+}
+
+/// Default page size: a phone screen of results.
+const PAGE_SIZE_DEFAULT: u32 = 20;
+
+async fn list(
+    State(ctx): State<ApiContext>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<ListBody>, ApiError> {
+    let sort = match params.sort.as_deref() {
+        None | Some("popularity") => actors::ListSort::Popularity,
+        Some("price") => actors::ListSort::Price,
+        Some(_) => return Err(ApiError::invalid("sort", "must be popularity or price")),
+    };
+    let page = params.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::invalid("page", "must be at least 1"));
+    }
+    let page_size = params.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
+    let page_size_max = ctx.limits.page_size_max;
+    if page_size == 0 || page_size > page_size_max {
+        return Err(ApiError::invalid(
+            "pageSize",
+            format!("must be between 1 and {page_size_max}"),
+        ));
+    }
+    if let (Some(min), Some(max)) = (params.price_min, params.price_max)
+        && min > max
+    {
+        return Err(ApiError::invalid("priceMin", "must not be above priceMax"));
+    }
+    let query = actors::ListQuery {
+        category: params.category,
+        price_min: params.price_min.map(Money),
+        price_max: params.price_max.map(Money),
+        sort,
+        page,
+        page_size,
+    };
+    let result = ctx.shop.list_products(&query);
+    Ok(axum::Json(ListBody {
+        items: result
+            .items
+            .iter()
+            .map(|product| ProductBody::from(product.as_ref()))
+            .collect(),
+        page,
+        page_size,
+        total: result.total,
+    }))
+}

@@ -1,0 +1,235 @@
+//! Typed configuration, read once at startup. Layers, last wins:
+//! built-in defaults -> optional TOML file -> `FLASHCART_SECTION__KEY` env vars -> flags.
+//! Every limit has a name and a default that says why.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actors::ShopSettings;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use persistence::GroupCommitSettings;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub store: StoreSettings,
+    pub shop: ShopConfig,
+    /// Seed a demo catalog (when empty) and print tokens to try it.
+    pub demo: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Loopback by default: exposing the engine is a deliberate choice.
+    pub listen: SocketAddr,
+    /// Largest request body. Every request of this API fits in a few hundred bytes; 16 KiB
+    /// leaves room for long product descriptions and refuses anything abusive early.
+    pub body_limit_bytes: usize,
+    /// Units one Buy Now may ask for. Real buyers ask for a handful; the engine's own
+    /// bound (10,000) only protects arithmetic.
+    pub quantity_per_order_max: u32,
+    /// Largest page of a product listing.
+    pub page_size_max: u32,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 16 * 1024,
+            quantity_per_order_max: 10,
+            page_size_max: 100,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 secret for bearer tokens. When unset, one is generated on first start and
+    /// kept in `<data_dir>/jwt-secret` (mode 0600), so `serve` and `demo-token` agree
+    /// without anyone choosing a weak default.
+    pub jwt_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Where the embedded store (SQLite) and the generated secret live.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// The actor layer's bounds, in config-file units. Defaults come from [`ShopSettings`].
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShopConfig {
+    pub shard_count: u32,
+    pub in_flight_per_product_max: u32,
+    pub reservation_ttl_secs: u64,
+    pub request_timeout_ms: u64,
+    pub passivate_after_secs: u64,
+    pub passivation_sweep_secs: u64,
+    pub idempotency_retention_secs: u64,
+    pub commit_batch_size_max: usize,
+    pub commit_batch_delay_us: u64,
+    pub commit_queue_capacity: usize,
+    pub commit_timeout_ms: u64,
+}
+
+impl Default for ShopConfig {
+    fn default() -> Self {
+        let shop = ShopSettings::default();
+        let commit = &shop.group_commit;
+        Self {
+            shard_count: shop.shard_count,
+            in_flight_per_product_max: shop.in_flight_per_product_max,
+            reservation_ttl_secs: shop.reservation_ttl.as_secs(),
+            request_timeout_ms: shop.request_timeout.as_millis() as u64,
+            passivate_after_secs: shop.passivate_after.as_secs(),
+            passivation_sweep_secs: shop.passivation_sweep_every.as_secs(),
+            idempotency_retention_secs: shop.idempotency_retention.as_secs(),
+            commit_batch_size_max: commit.batch_size_max,
+            commit_batch_delay_us: commit.batch_delay.as_micros() as u64,
+            commit_queue_capacity: commit.queue_capacity,
+            commit_timeout_ms: commit.commit_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl ShopConfig {
+    pub fn to_shop_settings(&self) -> ShopSettings {
+        ShopSettings {
+            shard_count: self.shard_count,
+            in_flight_per_product_max: self.in_flight_per_product_max,
+            reservation_ttl: Duration::from_secs(self.reservation_ttl_secs),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            passivate_after: Duration::from_secs(self.passivate_after_secs),
+            passivation_sweep_every: Duration::from_secs(self.passivation_sweep_secs.max(1)),
+            idempotency_retention: Duration::from_secs(self.idempotency_retention_secs),
+            recovery_retry: ShopSettings::default().recovery_retry,
+            group_commit: GroupCommitSettings {
+                batch_size_max: self.commit_batch_size_max,
+                batch_delay: Duration::from_micros(self.commit_batch_delay_us),
+                queue_capacity: self.commit_queue_capacity,
+                commit_timeout: Duration::from_millis(self.commit_timeout_ms),
+            },
+        }
+    }
+}
+
+/// Overrides given on the command line (the last layer).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub demo: bool,
+}
+
+impl Settings {
+    /// Defaults, then `config_file` if given, then the environment, then `overrides`.
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Self, figment::Error> {
+        let mut figment = Figment::new();
+        if let Some(path) = config_file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("FLASHCART_").split("__"));
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen.to_string()));
+        }
+        if let Some(data_dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("store.data_dir", data_dir));
+        }
+        if overrides.demo {
+            figment = figment.merge(Serialized::default("demo", true));
+        }
+        let settings: Settings = figment.extract()?;
+        settings.check().map_err(figment::Error::from)?;
+        Ok(settings)
+    }
+
+    /// Bounds that must hold for the engine to run at all.
+    fn check(&self) -> Result<(), String> {
+        let shop = &self.shop;
+        let rules = [
+            (shop.shard_count > 0, "shop.shard_count must be at least 1"),
+            (
+                shop.in_flight_per_product_max > 0,
+                "shop.in_flight_per_product_max must be at least 1",
+            ),
+            (
+                shop.commit_batch_size_max > 0,
+                "shop.commit_batch_size_max must be at least 1",
+            ),
+            (
+                shop.commit_queue_capacity > 0,
+                "shop.commit_queue_capacity must be at least 1",
+            ),
+            (
+                shop.reservation_ttl_secs > 0,
+                "shop.reservation_ttl_secs must be at least 1",
+            ),
+            (
+                self.server.quantity_per_order_max >= 1
+                    && self.server.quantity_per_order_max <= engine::order::QUANTITY_MAX,
+                "server.quantity_per_order_max must be between 1 and 10000",
+            ),
+            (
+                self.server.page_size_max >= 1,
+                "server.page_size_max must be at least 1",
+            ),
+        ];
+        match rules.iter().find(|(holds, _)| !holds) {
+            Some((_, rule)) => Err((*rule).to_owned()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_out_of_the_box() {
+        let settings = Settings::load(None, &Overrides::default()).expect("defaults load");
+        assert_eq!(settings.server.listen.port(), 8080);
+        assert_eq!(settings.shop.reservation_ttl_secs, 600);
+    }
+
+    #[test]
+    fn flags_win_and_bad_values_are_named() {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:9999".parse().expect("addr")),
+            data_dir: Some(PathBuf::from("/tmp/x")),
+            demo: true,
+        };
+        let settings = Settings::load(None, &overrides).expect("load");
+        assert_eq!(settings.server.listen.port(), 9999);
+        assert!(settings.demo);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("flashcart.toml");
+        std::fs::write(&file, "[shop]\nshard_count = 0\n").expect("write");
+        let error = Settings::load(Some(&file), &Overrides::default()).expect_err("refused");
+        assert!(error.to_string().contains("shard_count"), "{error}");
+
+        std::fs::write(&file, "[shop]\nshard_cuont = 3\n").expect("write");
+        let error = Settings::load(Some(&file), &Overrides::default()).expect_err("refused");
+        assert!(error.to_string().contains("shard_cuont"), "{error}");
+    }
+}
