@@ -142,7 +142,10 @@ pub struct Overrides {
 
 impl Settings {
     /// Defaults, then `config_file` if given, then the environment, then `overrides`.
-    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Self, figment::Error> {
+    pub fn load(
+        config_file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::new();
         if let Some(path) = config_file {
             figment = figment.merge(Toml::file_exact(path));
@@ -157,8 +160,10 @@ impl Settings {
         if overrides.demo {
             figment = figment.merge(Serialized::default("demo", true));
         }
-        let settings: Settings = figment.extract()?;
-        settings.check().map_err(figment::Error::from)?;
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings
+            .check()
+            .map_err(|rule| Box::new(figment::Error::from(rule)))?;
         Ok(settings)
     }
 

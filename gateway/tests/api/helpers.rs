@@ -1,0 +1,262 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::Shop;
+use gateway::App;
+use gateway::auth::{Claims, JwtKeys, Role};
+use gateway::settings::Settings;
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub shop: Shop,
+    pub data_dir: PathBuf,
+    keys: Arc<JwtKeys>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn test_settings(data_dir: &Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().expect("address");
+    settings.store.data_dir = data_dir.to_path_buf();
+    settings.auth.jwt_secret = Some(SecretString::from("test-secret".to_owned()));
+    settings
+}
+
+/// Starts the app on a fresh data directory.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut app = spawn_app_in(dir.path(), configure).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts the app on an existing data directory (a restart).
+pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        gateway::telemetry::init("info", std::io::stdout, false);
+    }
+    let mut settings = test_settings(data_dir);
+    configure(&mut settings);
+    let app = App::build(&settings).await.expect("app builds");
+    let address = format!("http://{}", app.address());
+    let shop = app.shop().clone();
+    let keys = app.keys();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client"),
+        shop,
+        data_dir: data_dir.to_path_buf(),
+        keys,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _dir: None,
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, user: u64, role: Role) -> String {
+        let claims = Claims {
+            sub: user.to_string(),
+            role,
+            exp: actors::clock::now_ms() / 1_000 + 3_600,
+        };
+        self.keys.encode(&claims)
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(1, Role::Admin)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Graceful stop, the path SIGTERM takes: in-flight requests finish, actors commit.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn buy(&self, user: u64, product_id: u64, quantity: i64, key: &str) -> Response {
+        self.client
+            .post(self.url("/api/v1/buy-now"))
+            .bearer_auth(self.token(user, Role::Customer))
+            .header("Idempotency-Key", key)
+            .json(&json!({ "productId": product_id, "quantity": quantity }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn create_product(&self, id: u64, price: u64, stock: u64) -> Value {
+        let response = self
+            .post(
+                "/api/v1/products",
+                &self.admin(),
+                json!({
+                    "id": id, "title": format!("Phone {id}"), "brand": "Acme",
+                    "category": "mobiles", "price": price, "stock": stock
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("json")
+    }
+
+    /// A sale live from a minute ago for an hour.
+    pub async fn start_sale(&self, product_id: u64, stock: u64, per_user_limit: u32) -> Value {
+        let now_ms = actors::clock::now_ms();
+        let response = self
+            .post(
+                "/api/v1/flash-sales",
+                &self.admin(),
+                json!({
+                    "productId": product_id, "salePrice": 49_900, "originalPrice": 99_900,
+                    "startTime": rfc3339(now_ms - 60_000), "endTime": rfc3339(now_ms + 3_600_000),
+                    "stock": stock, "perUserLimit": per_user_limit
+                }),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn inventory(&self, product_id: u64) -> Value {
+        let response = self.get(&format!("/api/v1/inventory/{product_id}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+
+    /// Orders stored for a product, read straight from the store's file.
+    pub async fn stored_orders(&self, product_id: u64) -> Vec<(String, u64, u32, String)> {
+        stored_orders(&self.data_dir, product_id).await
+    }
+}
+
+pub async fn stored_orders(data_dir: &Path, product_id: u64) -> Vec<(String, u64, u32, String)> {
+    use sqlx::Row;
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        data_dir.join("flashcart.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open store read-only");
+    let rows = sqlx::query(
+        "SELECT o.id, o.user_id, i.quantity, o.status FROM orders o
+         JOIN order_items i ON i.order_id = o.id WHERE i.product_id = ? ORDER BY o.id",
+    )
+    .bind(i64::try_from(product_id).expect("small id"))
+    .fetch_all(&pool)
+    .await
+    .expect("query");
+    pool.close().await;
+    rows.iter()
+        .map(|row| {
+            (
+                row.get::<String, _>(0),
+                u64::try_from(row.get::<i64, _>(1)).expect("positive"),
+                u32::try_from(row.get::<i64, _>(2)).expect("small"),
+                row.get::<String, _>(3),
+            )
+        })
+        .collect()
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    let moment =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).expect("time");
+    moment
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline`. Tests wait for
+/// conditions, never for fixed sleeps.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn error_code(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned();
+    assert!(
+        body["error"]["message"].is_string(),
+        "error.message in {body}"
+    );
+    (status, code)
+}

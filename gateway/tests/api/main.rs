@@ -1,0 +1,10 @@
+//! The HTTP API against the real app (`App::build`, the production wiring) on the real
+//! embedded store, one fresh data directory per test.
+
+mod helpers;
+
+mod bad_input;
+mod buy_now;
+mod lifecycle;
+mod products;
+mod restart;
