@@ -148,3 +148,41 @@ async fn a_killed_product_actor_comes_back_from_the_store_with_the_same_stock() 
     assert_eq!(app.buy(8, 1, 2, "k").await.status(), StatusCode::CREATED);
     assert_eq!(app.inventory(1).await["sale"]["left"], 4);
 }
+
+#[tokio::test]
+async fn idle_product_actors_are_passivated_and_come_back_on_demand() {
+    let app = spawn_app_with(|settings| {
+        settings.shop.passivate_after_secs = 0;
+        settings.shop.passivation_sweep_secs = 1;
+    })
+    .await;
+    app.create_product(1, 1_000, 5).await;
+    let order: Value = app.buy(7, 1, 1, "before").await.json().await.unwrap();
+    let path = format!(
+        "/api/v1/orders/{}/cancel",
+        order["orderId"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.post(&path, &app.token(7, Role::Customer), Value::Null)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let before = app.inventory(1).await;
+    assert!(app.shop.live_product_count() >= 1);
+
+    // Nothing holds it (no reservation, nothing in flight): the sweep stops it.
+    eventually(Duration::from_secs(10), || async {
+        (app.shop.live_product_count() == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.inventory(1).await,
+        before,
+        "rebuilt from the store on demand"
+    );
+    assert_eq!(
+        app.buy(7, 1, 1, "before").await.headers()["idempotent-replayed"],
+        "true"
+    );
+}

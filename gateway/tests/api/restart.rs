@@ -207,3 +207,34 @@ async fn sigterm_drains_in_flight_orders_before_exit() {
         1_000 - answered.len()
     );
 }
+
+#[tokio::test]
+async fn reservation_timers_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), |settings| {
+        settings.shop.reservation_ttl_secs = 2
+    })
+    .await;
+    app.create_product(1, 1_000, 4).await;
+    let order: Value = app.buy(5, 1, 3, "pending").await.json().await.unwrap();
+    app.stop().await;
+
+    let app = spawn_app_in(dir.path(), |settings| {
+        settings.shop.reservation_ttl_secs = 2
+    })
+    .await;
+    assert_eq!(
+        app.inventory(1).await["reserved"],
+        3,
+        "still reserved right after the restart"
+    );
+    eventually(Duration::from_secs(10), || async {
+        (app.inventory(1).await["reserved"] == 0).then_some(())
+    })
+    .await;
+    let path = format!("/api/v1/orders/{}", order["orderId"].as_str().unwrap());
+    let expired: Value = app.get_as(&path, &app.admin()).await.json().await.unwrap();
+    assert_eq!(expired["status"], "EXPIRED");
+    assert_eq!(app.inventory(1).await["left"], 4);
+    app.stop().await;
+}

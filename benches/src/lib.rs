@@ -1,0 +1,1 @@
+//! Benchmarks only; see `benches/hot_path.rs`. Run with `cargo bench -p flashcart-benches`.
