@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 use engine::order::Order;
 use engine::{OrderId, ProductId};
-use persistence::{GroupCommitter, Store};
+use persistence::{GroupCommitter, MirrorEntry, RedisMirror, Store};
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 
@@ -32,6 +32,8 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub committer: GroupCommitter,
     pub catalog: Arc<Catalog>,
+    /// Where committed stock is mirrored for the rest of the platform, if configured.
+    pub mirror: Option<RedisMirror>,
     /// Live product actors. Read on every Buy Now; written only by shard supervisors.
     pub products: DashMap<ProductId, ProductHandle>,
     /// Live order actors. Written only by the order supervisor.
@@ -74,6 +76,13 @@ impl Context {
         self.products.remove_if(&product_id, |_, live| {
             live.actor.get_id() == stale.actor.get_id()
         });
+    }
+
+    /// Hands a product's newest committed stock to the mirror (never blocks).
+    pub fn mirror_inventory(&self, inventory: &engine::stock::Inventory) {
+        if let Some(mirror) = &self.mirror {
+            mirror.publish(inventory.product_id, MirrorEntry::from_inventory(inventory));
+        }
     }
 
     pub fn track_new_orders(&self, orders: Vec<Order>) {

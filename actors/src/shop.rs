@@ -10,7 +10,7 @@ use engine::stock::Inventory;
 use engine::{
     FlashSale, FlashSaleDraft, IdempotencyKey, OrderId, Product, ProductDraft, ProductId, UserId,
 };
-use persistence::{GroupCommitter, Store, StoreError};
+use persistence::{GroupCommitter, RedisMirror, Store, StoreError};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
@@ -43,8 +43,13 @@ pub struct Shop {
 }
 
 impl Shop {
-    /// Loads the catalog and the live orders from the store and starts the actors.
-    pub async fn start(settings: ShopSettings, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+    /// Loads the catalog and the live orders from the store and starts the actors. With a
+    /// mirror, committed stock is also written there.
+    pub async fn start(
+        settings: ShopSettings,
+        store: Arc<dyn Store>,
+        mirror: Option<RedisMirror>,
+    ) -> Result<Self, StoreError> {
         assert!(settings.shard_count > 0);
         assert!(settings.in_flight_per_product_max > 0);
         let (committer, committer_task) =
@@ -57,6 +62,7 @@ impl Shop {
             store,
             committer,
             catalog: Arc::new(catalog),
+            mirror,
             products: DashMap::new(),
             orders: DashMap::new(),
             shards: OnceLock::new(),

@@ -58,7 +58,7 @@ async fn shop_with_product(dir: &std::path::Path, stock: u64) -> Shop {
         in_flight_per_product_max: 100_000,
         ..ShopSettings::default()
     };
-    let shop = Shop::start(settings, store).await.expect("shop");
+    let shop = Shop::start(settings, store, None).await.expect("shop");
     let draft = ProductDraft {
         title: "Bench phone".into(),
         brand: "Bench".into(),

@@ -3,12 +3,16 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actors::Shop;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use persistence::SqliteStore;
+use persistence::{
+    PostgresSettings, PostgresStore, RedisMirror, RedisSettings, SqliteStore, Store,
+};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, load_or_create_secret};
@@ -29,6 +33,30 @@ pub struct Limits {
     pub page_size_max: u32,
 }
 
+/// PostgreSQL when a database URL is configured, else the embedded SQLite store.
+async fn open_store(settings: &Settings, timeout: Duration) -> anyhow::Result<Arc<dyn Store>> {
+    match &settings.store.database_url {
+        Some(url) => {
+            let postgres = PostgresSettings {
+                url: url.expose_secret().to_owned(),
+                max_connections: settings.store.database_max_connections,
+                timeout,
+            };
+            let store = PostgresStore::connect(&postgres)
+                .await
+                .context("connecting to PostgreSQL (store.database_url)")?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let data_dir = &settings.store.data_dir;
+            let store = SqliteStore::open(data_dir)
+                .await
+                .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 pub struct App {
     listener: TcpListener,
     router: Router,
@@ -41,10 +69,22 @@ impl App {
     /// asked, and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let data_dir = &settings.store.data_dir;
-        let store = SqliteStore::open(data_dir)
-            .await
-            .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?;
-        let shop = Shop::start(settings.shop.to_shop_settings(), Arc::new(store))
+        let shop_settings = settings.shop.to_shop_settings();
+        let store = open_store(settings, shop_settings.group_commit.commit_timeout).await?;
+        let mirror = match &settings.redis.url {
+            None => None,
+            Some(url) => {
+                let redis = RedisSettings {
+                    url: url.expose_secret().to_owned(),
+                    key_prefix: settings.redis.key_prefix.clone(),
+                    timeout: Duration::from_millis(settings.redis.timeout_ms),
+                };
+                let (mirror, _writer) = RedisMirror::start(redis, Arc::clone(&store))
+                    .context("configuring the Redis mirror")?;
+                Some(mirror)
+            }
+        };
+        let shop = Shop::start(shop_settings, store, mirror)
             .await
             .context("starting the shop from the store")?;
         if settings.demo {

@@ -19,6 +19,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub auth: AuthSettings,
     pub store: StoreSettings,
+    pub redis: RedisConfig,
     pub shop: ShopConfig,
     /// Seed a demo catalog (when empty) and print tokens to try it.
     pub demo: bool,
@@ -64,12 +65,41 @@ pub struct AuthSettings {
 pub struct StoreSettings {
     /// Where the embedded store (SQLite) and the generated secret live.
     pub data_dir: PathBuf,
+    /// `postgres://user:password@host:port/database`. When set, PostgreSQL is the source
+    /// of truth instead of the embedded store.
+    pub database_url: Option<SecretString>,
+    /// PostgreSQL connections: the committer's, plus reloads and order lookups. Group
+    /// commit needs few; more only contend for the same rows.
+    pub database_max_connections: u32,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port`. When set, committed stock is mirrored there for other services.
+    pub url: Option<SecretString>,
+    /// Prepended to every key; lets several engines (or tests) share one Redis.
+    pub key_prefix: String,
+    /// Longest wait for one mirror write; the mirror retries, sales never wait for it.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: String::new(),
+            timeout_ms: 1_000,
         }
     }
 }
@@ -89,6 +119,7 @@ pub struct ShopConfig {
     pub commit_batch_delay_us: u64,
     pub commit_queue_capacity: usize,
     pub commit_timeout_ms: u64,
+    pub commit_abandon_after_ms: u64,
 }
 
 impl Default for ShopConfig {
@@ -107,6 +138,7 @@ impl Default for ShopConfig {
             commit_batch_delay_us: commit.batch_delay.as_micros() as u64,
             commit_queue_capacity: commit.queue_capacity,
             commit_timeout_ms: commit.commit_timeout.as_millis() as u64,
+            commit_abandon_after_ms: commit.abandon_after.as_millis() as u64,
         }
     }
 }
@@ -127,6 +159,7 @@ impl ShopConfig {
                 batch_delay: Duration::from_micros(self.commit_batch_delay_us),
                 queue_capacity: self.commit_queue_capacity,
                 commit_timeout: Duration::from_millis(self.commit_timeout_ms),
+                abandon_after: Duration::from_millis(self.commit_abandon_after_ms),
             },
         }
     }

@@ -13,7 +13,7 @@
 //! Failure stays bounded: a full queue refuses at once, a submission that waited past its
 //! deadline is refused without being written, and a commit that takes longer than
 //! `commit_timeout` is answered `Unknown` (the transaction keeps running; the next batch
-//! starts only when it ends, so nothing overtakes it).
+//! starts only when it ends, so nothing overtakes it, or after `abandon_after`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,11 @@ pub struct GroupCommitSettings {
     pub queue_capacity: usize,
     /// How long a submitter waits for its commit before it is told `Unknown`.
     pub commit_timeout: Duration,
+    /// How long the committer keeps waiting for a transaction whose submitters were told
+    /// `Unknown` before it drops the connection and moves on. A database that vanished
+    /// (no reset, no answer) would otherwise stall the committer for TCP's own timeouts.
+    /// The server aborts what it did not commit (`idle_in_transaction_session_timeout`).
+    pub abandon_after: Duration,
 }
 
 impl Default for GroupCommitSettings {
@@ -45,6 +50,7 @@ impl Default for GroupCommitSettings {
             batch_delay: Duration::from_micros(500),
             queue_capacity: 4_096,
             commit_timeout: Duration::from_secs(2),
+            abandon_after: Duration::from_secs(10),
         }
     }
 }
@@ -241,7 +247,14 @@ async fn commit(
     }
     if !transaction.is_finished() {
         // Nothing may overtake a transaction whose outcome is unknown: a barrier behind it
-        // must see its result. Wait for it, whatever it takes.
-        let _ = transaction.await;
+        // must see its result. Wait for it, up to the abandon bound.
+        if tokio::time::timeout(settings.abandon_after, &mut transaction)
+            .await
+            .is_err()
+        {
+            tracing::error!(write_count, "abandoning a transaction that never finished");
+            transaction.abort();
+            let _ = transaction.await;
+        }
     }
 }

@@ -2,18 +2,27 @@
 //!
 //! - [`Store`]: what the engine persists and reads back, one trait for every backend.
 //! - [`SqliteStore`]: the embedded default, a WAL-mode SQLite file in the data directory.
+//! - [`PostgresStore`]: the source of truth when a database URL is configured.
+//! - [`RedisMirror`]: live counts for the rest of the platform, written after commits.
 //! - [`GroupCommitter`]: many actors' writes, one transaction per batch. Buy Now is
 //!   answered only after its batch commits.
 //! - [`WriteOp`]: the writes themselves, as plain data.
 
+mod convert;
 mod error;
 mod group_commit;
+mod postgres;
+mod redis_mirror;
 mod sqlite;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod write;
 
 pub use error::StoreError;
 pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
+pub use postgres::{PostgresSettings, PostgresStore};
+pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings};
 pub use sqlite::SqliteStore;
-pub use store::{IdHighWater, ProductState, Store};
+pub use store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 pub use write::{LedgerKind, StatusChange, WriteOp};

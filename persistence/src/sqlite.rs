@@ -13,9 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use engine::order::{Order, OrderItem, OrderStatus};
-use engine::stock::{Line, LineState, SaleSnapshot, StockSnapshot};
-use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductId, SaleId, UserId};
+use engine::order::{Order, OrderItem};
+use engine::stock::{Line, SaleSnapshot, StockSnapshot};
+use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -23,8 +23,9 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use uuid::Uuid;
 
+use crate::convert::{self, int, uint};
 use crate::error::StoreError;
-use crate::store::{IdHighWater, ProductState, Store};
+use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 use crate::write::{LedgerKind, StatusChange, WriteOp};
 
 // Column lists as macros so that queries stay `&'static str` (sqlx refuses formatted SQL).
@@ -199,8 +200,7 @@ impl Store for SqliteStore {
                 let mut sale_sold = 0u64;
                 for row in rows {
                     let user = UserId(uint(row.try_get("user_id")?)?);
-                    let held = u32::try_from(row.try_get::<i64, _>("held")?)
-                        .map_err(|_| StoreError::Decode("per-user holding overflows".into()))?;
+                    let held = convert::small(row.try_get("held")?, "per-user holding")?;
                     held_by_user.insert(user, held);
                     sale_sold += uint(row.try_get("sold")?)?;
                 }
@@ -306,6 +306,66 @@ impl Store for SqliteStore {
             decode_order(row, items.remove(&id).unwrap_or_default())
         })
         .collect()
+    }
+
+    async fn inventory_levels(&self) -> Result<Vec<InventoryLevel>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let held: HashMap<i64, i64> = sqlx::query(
+            "SELECT i.product_id, SUM(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
+             WHERE o.status NOT IN ('CANCELLED', 'EXPIRED') GROUP BY i.product_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
+        let sale_held: HashMap<i64, i64> = sqlx::query(
+            "SELECT i.sale_id, SUM(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
+             WHERE i.sale_id IS NOT NULL AND o.status NOT IN ('CANCELLED', 'EXPIRED') GROUP BY i.sale_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
+        let mut sales: HashMap<i64, FlashSale> = HashMap::new();
+        let sale_rows = sqlx::query(concat!(
+            "SELECT ",
+            sale_columns!(),
+            " FROM flash_sales s WHERE id = (SELECT MAX(id) FROM flash_sales WHERE product_id = s.product_id)"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &sale_rows {
+            let sale = decode_sale(row)?;
+            sales.insert(int(sale.product_id.0)?, sale);
+        }
+        let products = sqlx::query("SELECT id, stock_initial FROM products ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut levels = Vec::with_capacity(products.len());
+        for row in &products {
+            let id: i64 = row.try_get(0)?;
+            let initial = uint(row.try_get(1)?)?;
+            let promised = uint(held.get(&id).copied().unwrap_or(0))?;
+            let sale = match sales.remove(&id) {
+                None => None,
+                Some(sale) => {
+                    let held = uint(sale_held.get(&int(sale.id.0)?).copied().unwrap_or(0))?;
+                    Some(SaleLevel { sale, held })
+                }
+            };
+            levels.push(InventoryLevel {
+                product_id: ProductId(uint(id)?),
+                left: initial.checked_sub(promised).ok_or_else(|| {
+                    StoreError::Decode(format!(
+                        "product {id} promised {promised} of {initial} units"
+                    ))
+                })?,
+                sale,
+            });
+        }
+        Ok(levels)
     }
 
     async fn id_high_water(&self) -> Result<IdHighWater, StoreError> {
@@ -565,15 +625,6 @@ async fn insert_ledger(
     Ok(())
 }
 
-/// SQLite integers are signed 64-bit; every value the engine stores is bounded far below.
-fn int(value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::Conflict(format!("{value} does not fit SQLite")))
-}
-
-fn uint(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Decode(format!("negative value {value}")))
-}
-
 fn uuid(text: &str) -> Result<Uuid, StoreError> {
     Uuid::from_str(text).map_err(|error| StoreError::Decode(format!("order id {text}: {error}")))
 }
@@ -603,37 +654,21 @@ fn decode_sale(row: &SqliteRow) -> Result<FlashSale, StoreError> {
             .map(uint)
             .transpose()?,
         stock: uint(row.try_get("stock")?)?,
-        per_user_limit: u32::try_from(row.try_get::<i64, _>("per_user_limit")?)
-            .map_err(|_| StoreError::Decode("per-user limit overflows".into()))?,
+        per_user_limit: convert::small(row.try_get("per_user_limit")?, "per-user limit")?,
     })
 }
 
-fn decode_status(text: &str) -> Result<OrderStatus, StoreError> {
-    OrderStatus::from_str(text).map_err(|_| StoreError::Decode(format!("order status {text}")))
-}
-
-fn decode_key(text: &str) -> Result<IdempotencyKey, StoreError> {
-    IdempotencyKey::parse(text).map_err(|error| StoreError::Decode(error.to_string()))
-}
-
 fn decode_quantity(row: &SqliteRow) -> Result<u32, StoreError> {
-    u32::try_from(row.try_get::<i64, _>("quantity")?)
-        .map_err(|_| StoreError::Decode("quantity overflows".into()))
+    convert::small(row.try_get("quantity")?, "quantity")
 }
 
 fn decode_line(row: &SqliteRow) -> Result<Line, StoreError> {
-    let status = decode_status(row.try_get("status")?)?;
-    let state = if status.holds_reservation() {
-        LineState::Reserved
-    } else if status.is_sold() {
-        LineState::Sold
-    } else {
-        LineState::Released
-    };
+    let status = convert::status(row.try_get("status")?)?;
+    let state = convert::line_state(status);
     Ok(Line {
         order_id: OrderId(uuid(row.try_get("order_id")?)?),
         user_id: UserId(uint(row.try_get("user_id")?)?),
-        idempotency_key: decode_key(row.try_get("idempotency_key")?)?,
+        idempotency_key: convert::idempotency_key(row.try_get("idempotency_key")?)?,
         quantity: decode_quantity(row)?,
         unit_price: Money(uint(row.try_get("unit_price_minor")?)?),
         sale_id: row
@@ -664,10 +699,10 @@ fn decode_order(row: &SqliteRow, items: Vec<OrderItem>) -> Result<Order, StoreEr
     Ok(Order {
         id: OrderId(uuid(row.try_get("id")?)?),
         user_id: UserId(uint(row.try_get("user_id")?)?),
-        status: decode_status(row.try_get("status")?)?,
+        status: convert::status(row.try_get("status")?)?,
         items,
         total: Money(uint(row.try_get("total_minor")?)?),
-        idempotency_key: decode_key(row.try_get("idempotency_key")?)?,
+        idempotency_key: convert::idempotency_key(row.try_get("idempotency_key")?)?,
         created_at_ms: uint(row.try_get("created_at_ms")?)?,
         expires_at_ms: uint(row.try_get("expires_at_ms")?)?,
         updated_at_ms: uint(row.try_get("updated_at_ms")?)?,

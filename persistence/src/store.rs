@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use engine::order::Order;
 use engine::stock::StockSnapshot;
-use engine::{OrderId, Product, ProductId};
+use engine::{FlashSale, OrderId, Product, ProductId};
 
 use crate::error::StoreError;
 use crate::write::WriteOp;
@@ -12,6 +12,23 @@ use crate::write::WriteOp;
 pub struct ProductState {
     pub product: Product,
     pub stock: StockSnapshot,
+}
+
+/// What a mirror needs to show a product's live counts without asking its actor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryLevel {
+    pub product_id: ProductId,
+    /// Units on the shelf (the sale pool included).
+    pub left: u64,
+    /// The product's current (latest) sale and the units its buyers hold.
+    pub sale: Option<SaleLevel>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleLevel {
+    pub sale: FlashSale,
+    /// Units of this sale reserved or paid for.
+    pub held: u64,
 }
 
 /// The largest ids in use, so new ones can be handed out from memory.
@@ -44,6 +61,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Orders waiting for payment, whose expiry timers must run again after a restart.
     async fn pending_orders(&self) -> Result<Vec<Order>, StoreError>;
+
+    /// Every product's committed counts, for rebuilding a mirror from scratch.
+    async fn inventory_levels(&self) -> Result<Vec<InventoryLevel>, StoreError>;
 
     async fn id_high_water(&self) -> Result<IdHighWater, StoreError>;
 

@@ -321,6 +321,9 @@ impl ProductActorState {
                     let _ = transition.reply.send(Ok(()));
                 }
                 self.ctx.track_new_orders(done.reserved);
+                if !self.recovering {
+                    self.mirror();
+                }
             }
             CommitOutcome::NotWritten(reason) => {
                 if !self.recovering {
@@ -468,6 +471,7 @@ impl ProductActorState {
         self.stock.set_price(product.price);
         self.product = product.clone();
         self.ctx.catalog.put(product.clone());
+        self.mirror();
         Ok(product)
     }
 
@@ -492,7 +496,13 @@ impl ProductActorState {
         self.stock
             .schedule_sale(sale.clone(), now_ms())
             .expect("checked while this actor was blocked");
+        self.mirror();
         Ok(sale)
+    }
+
+    /// Committed stock, as it stands now, to the mirror.
+    fn mirror(&self) {
+        self.ctx.mirror_inventory(&self.stock.inventory(now_ms()));
     }
 
     fn is_idle(&self) -> bool {
@@ -581,6 +591,7 @@ impl ProductActorState {
                 self.stock = stock;
                 self.recovering = false;
                 tracing::info!(product_id = %self.product.id, "rebuilt from the store");
+                self.mirror();
                 // Orders whose commit outcome was unknown may exist after all: make sure
                 // each reservation has its order actor and expiry timer.
                 let reserved: Vec<OrderId> = self

@@ -1,0 +1,856 @@
+//! PostgreSQL, the source of truth when a database URL is configured.
+//!
+//! A batch is one transaction with a fixed number of statements, whatever its size: each
+//! table gets one `INSERT ... SELECT FROM UNNEST($arrays)` (or one `UPDATE ... FROM
+//! UNNEST`), so 1,000 orders cost the same round trips as one. The schema re-checks what
+//! the engine promises (non-negative, balanced inventory; per-user sale limits; unique
+//! idempotency keys): a bug above can fail a batch, never oversell.
+//!
+//! Every connection carries a `statement_timeout` and `idle_in_transaction_session_timeout`,
+//! so a transaction abandoned by a client that lost the network cannot linger on the server
+//! and commit long after the engine has moved on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine::order::{Order, OrderItem};
+use engine::stock::{Line, SaleSnapshot, StockSnapshot};
+use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use crate::convert::{self, int, uint};
+use crate::error::StoreError;
+use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
+use crate::write::{LedgerKind, StatusChange, WriteOp};
+
+/// How to reach PostgreSQL and how long to wait for it.
+#[derive(Clone, Debug)]
+pub struct PostgresSettings {
+    pub url: String,
+    /// Connections in the pool: the committer's, plus recovery reads and lookups.
+    pub max_connections: u32,
+    /// Longest wait for a connection, and the server-side statement timeout. Matches the
+    /// commit timeout: past it, Buy Now answers 503 rather than hang.
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+// Milliseconds since the epoch <-> timestamptz, done in SQL so the engine stays on integers.
+macro_rules! ms_to_ts {
+    ($param:literal) => {
+        concat!("to_timestamp(", $param, "::float8 / 1000.0)")
+    };
+}
+macro_rules! ts_to_ms {
+    ($column:literal) => {
+        concat!("(extract(epoch from ", $column, ") * 1000)::int8")
+    };
+}
+
+impl PostgresStore {
+    /// Connects and applies the migrations.
+    pub async fn connect(settings: &PostgresSettings) -> Result<Self, StoreError> {
+        let timeout_ms = settings.timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(&settings.url)?
+            .application_name("flashcart")
+            .options([
+                ("statement_timeout", timeout_ms.as_str()),
+                ("idle_in_transaction_session_timeout", timeout_ms.as_str()),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.timeout)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    async fn apply(tx: &mut Transaction<'_, Postgres>, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        for op in ops {
+            match op {
+                WriteOp::PutProduct {
+                    product,
+                    stock_initial,
+                    shelf_change,
+                    at_ms,
+                } => put_product(tx, product, *stock_initial, *shelf_change, *at_ms).await?,
+                WriteOp::PutSale { sale, at_ms } => put_sale(tx, sale, *at_ms).await?,
+                WriteOp::PlaceOrder {
+                    order,
+                    idempotency_scope,
+                } => batch.place(order, idempotency_scope)?,
+                WriteOp::SetOrderStatus(change) => batch.change(change)?,
+            }
+        }
+        batch.write(tx).await
+    }
+}
+
+/// A batch of orders and status changes, laid out as columns for UNNEST.
+#[derive(Default)]
+struct Batch {
+    users: Vec<i64>,
+    order_ids: Vec<Uuid>,
+    order_users: Vec<i64>,
+    order_statuses: Vec<&'static str>,
+    order_totals: Vec<i64>,
+    order_keys: Vec<String>,
+    order_created: Vec<i64>,
+    order_expires: Vec<i64>,
+    item_orders: Vec<Uuid>,
+    item_lines: Vec<i32>,
+    item_products: Vec<i64>,
+    item_sales: Vec<Option<i64>>,
+    item_quantities: Vec<i32>,
+    item_prices: Vec<i64>,
+    key_scopes: Vec<String>,
+    /// (sale, user) -> units taken, summed so one statement touches each row once.
+    sale_purchases: BTreeMap<(i64, i64), i32>,
+    changes: Vec<StatusChange>,
+    /// product -> (reserved, sold, left) deltas.
+    inventory: BTreeMap<i64, (i64, i64, i64)>,
+    ledger_products: Vec<i64>,
+    ledger_orders: Vec<Option<Uuid>>,
+    ledger_kinds: Vec<&'static str>,
+    ledger_quantities: Vec<i64>,
+    ledger_at: Vec<i64>,
+}
+
+impl Batch {
+    fn place(&mut self, order: &Order, scope: &str) -> Result<(), StoreError> {
+        let user = int(order.user_id.0)?;
+        self.users.push(user);
+        self.order_ids.push(order.id.0);
+        self.order_users.push(user);
+        self.order_statuses.push(order.status.as_str());
+        self.order_totals.push(int(order.total.0)?);
+        self.order_keys.push(order.idempotency_key.to_string());
+        self.order_created.push(int(order.created_at_ms)?);
+        self.order_expires.push(int(order.expires_at_ms)?);
+        self.key_scopes.push(scope.to_owned());
+        for (line_no, item) in order.items.iter().enumerate() {
+            let product = int(item.product_id.0)?;
+            let quantity = i32::try_from(item.quantity)
+                .map_err(|_| StoreError::Conflict("quantity does not fit".into()))?;
+            self.item_orders.push(order.id.0);
+            self.item_lines.push(
+                i32::try_from(line_no)
+                    .map_err(|_| StoreError::Conflict("too many lines".into()))?,
+            );
+            self.item_products.push(product);
+            self.item_sales
+                .push(item.sale_id.map(|sale| int(sale.0)).transpose()?);
+            self.item_quantities.push(quantity);
+            self.item_prices.push(int(item.unit_price.0)?);
+            if let Some(sale) = item.sale_id {
+                *self.sale_purchases.entry((int(sale.0)?, user)).or_default() += quantity;
+            }
+            let delta = self.inventory.entry(product).or_default();
+            delta.0 += i64::from(quantity);
+            delta.2 -= i64::from(quantity);
+            self.ledger(
+                product,
+                Some(order.id.0),
+                LedgerKind::Reserve,
+                i64::from(quantity),
+                order.created_at_ms,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn change(&mut self, change: &StatusChange) -> Result<(), StoreError> {
+        if let Some((product_id, kind, quantity)) = change.ledger {
+            let product = int(product_id.0)?;
+            let quantity = i64::from(quantity);
+            let delta = self.inventory.entry(product).or_default();
+            match kind {
+                LedgerKind::Confirm => {
+                    delta.0 -= quantity;
+                    delta.1 += quantity;
+                }
+                LedgerKind::Release => {
+                    delta.0 -= quantity;
+                    delta.2 += quantity;
+                }
+                other => {
+                    return Err(StoreError::Conflict(format!(
+                        "a status change cannot record {}",
+                        other.as_str()
+                    )));
+                }
+            }
+            self.ledger(
+                product,
+                Some(change.order_id.0),
+                kind,
+                quantity,
+                change.at_ms,
+            )?;
+        }
+        self.changes.push(change.clone());
+        Ok(())
+    }
+
+    fn ledger(
+        &mut self,
+        product: i64,
+        order: Option<Uuid>,
+        kind: LedgerKind,
+        quantity: i64,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.ledger_products.push(product);
+        self.ledger_orders.push(order);
+        self.ledger_kinds.push(kind.as_str());
+        self.ledger_quantities.push(quantity);
+        self.ledger_at.push(int(at_ms)?);
+        Ok(())
+    }
+
+    async fn write(self, tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
+        if !self.order_ids.is_empty() {
+            sqlx::query("INSERT INTO users (id) SELECT DISTINCT u FROM UNNEST($1::int8[]) AS u ON CONFLICT DO NOTHING")
+                .bind(&self.users)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(concat!(
+                "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, created_at, expires_at, updated_at) ",
+                "SELECT o.id, o.user_id, o.status::order_status, o.total, o.key, ",
+                ms_to_ts!("o.created"), ", ", ms_to_ts!("o.expires"), ", ", ms_to_ts!("o.created"),
+                " FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) ",
+                "AS o(id, user_id, status, total, key, created, expires)"
+            ))
+            .bind(&self.order_ids)
+            .bind(&self.order_users)
+            .bind(&self.order_statuses)
+            .bind(&self.order_totals)
+            .bind(&self.order_keys)
+            .bind(&self.order_created)
+            .bind(&self.order_expires)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, unit_price_minor)
+                 SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::int8[], $4::int8[], $5::int4[], $6::int8[])",
+            )
+            .bind(&self.item_orders)
+            .bind(&self.item_lines)
+            .bind(&self.item_products)
+            .bind(&self.item_sales)
+            .bind(&self.item_quantities)
+            .bind(&self.item_prices)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(concat!(
+                "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at) ",
+                "SELECT k.user_id, k.scope, k.key, k.order_id, ", ms_to_ts!("k.created"),
+                " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::uuid[], $5::int8[]) AS k(user_id, scope, key, order_id, created)"
+            ))
+            .bind(&self.order_users)
+            .bind(&self.key_scopes)
+            .bind(&self.order_keys)
+            .bind(&self.order_ids)
+            .bind(&self.order_created)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !self.sale_purchases.is_empty() {
+            let (keys, quantities): (Vec<(i64, i64)>, Vec<i32>) =
+                self.sale_purchases.into_iter().unzip();
+            let (sales, users): (Vec<i64>, Vec<i64>) = keys.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO sale_purchases (sale_id, user_id, quantity, per_user_limit)
+                 SELECT p.sale_id, p.user_id, p.quantity, s.per_user_limit
+                 FROM UNNEST($1::int8[], $2::int8[], $3::int4[]) AS p(sale_id, user_id, quantity)
+                 JOIN flash_sales s ON s.id = p.sale_id
+                 ON CONFLICT (sale_id, user_id) DO UPDATE SET quantity = sale_purchases.quantity + excluded.quantity",
+            )
+            .bind(&sales)
+            .bind(&users)
+            .bind(&quantities)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !self.changes.is_empty() {
+            write_changes(tx, &self.changes).await?;
+        }
+        if !self.inventory.is_empty() {
+            let mut products = Vec::with_capacity(self.inventory.len());
+            let (mut reserved, mut sold, mut left) = (Vec::new(), Vec::new(), Vec::new());
+            for (product, delta) in &self.inventory {
+                products.push(*product);
+                reserved.push(delta.0);
+                sold.push(delta.1);
+                left.push(delta.2);
+            }
+            let updated = sqlx::query(
+                r#"UPDATE inventory SET reserved = inventory.reserved + d.reserved,
+                        sold = inventory.sold + d.sold, "left" = inventory."left" + d.shelf
+                   FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[]) AS d(product_id, reserved, sold, shelf)
+                   WHERE inventory.product_id = d.product_id"#,
+            )
+            .bind(&products)
+            .bind(&reserved)
+            .bind(&sold)
+            .bind(&left)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if updated != products.len() as u64 {
+                return Err(StoreError::Conflict(
+                    "a product of the batch has no inventory row".into(),
+                ));
+            }
+        }
+        if !self.ledger_products.is_empty() {
+            sqlx::query(concat!(
+                "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at) ",
+                "SELECT l.product_id, l.order_id, l.kind, l.quantity, ", ms_to_ts!("l.at"),
+                " FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::int8[], $5::int8[]) AS l(product_id, order_id, kind, quantity, at)"
+            ))
+            .bind(&self.ledger_products)
+            .bind(&self.ledger_orders)
+            .bind(&self.ledger_kinds)
+            .bind(&self.ledger_quantities)
+            .bind(&self.ledger_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Status changes in one statement; the `from` guard makes a stale change fail the batch.
+/// Released sale units also free the buyer's allowance in `sale_purchases`.
+async fn write_changes(
+    tx: &mut Transaction<'_, Postgres>,
+    changes: &[StatusChange],
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = changes.iter().map(|change| change.order_id.0).collect();
+    let from: Vec<&str> = changes.iter().map(|change| change.from.as_str()).collect();
+    let to: Vec<&str> = changes.iter().map(|change| change.to.as_str()).collect();
+    let at = changes
+        .iter()
+        .map(|change| int(change.at_ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let updated = sqlx::query(concat!(
+        "UPDATE orders SET status = c.to_status::order_status, updated_at = ", ms_to_ts!("c.at"),
+        " FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[]) AS c(id, from_status, to_status, at)",
+        " WHERE orders.id = c.id AND orders.status = c.from_status::order_status"
+    ))
+    .bind(&ids)
+    .bind(&from)
+    .bind(&to)
+    .bind(&at)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated != changes.len() as u64 {
+        return Err(StoreError::Conflict(format!(
+            "{} of {} orders were not in the status the change expected",
+            changes.len() as u64 - updated,
+            changes.len()
+        )));
+    }
+    let released: Vec<Uuid> = changes
+        .iter()
+        .filter(|change| {
+            change.from.holds_reservation()
+                && !change.to.holds_reservation()
+                && !change.to.is_sold()
+        })
+        .map(|change| change.order_id.0)
+        .collect();
+    if !released.is_empty() {
+        sqlx::query(
+            "UPDATE sale_purchases SET quantity = sale_purchases.quantity - r.quantity
+             FROM (SELECT i.sale_id, o.user_id, SUM(i.quantity)::int4 AS quantity
+                   FROM orders o JOIN order_items i ON i.order_id = o.id
+                   WHERE o.id = ANY($1) AND i.sale_id IS NOT NULL
+                   GROUP BY i.sale_id, o.user_id) AS r
+             WHERE sale_purchases.sale_id = r.sale_id AND sale_purchases.user_id = r.user_id",
+        )
+        .bind(&released)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn put_product(
+    tx: &mut Transaction<'_, Postgres>,
+    product: &Product,
+    stock_initial: u64,
+    shelf_change: i64,
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO products (id, title, brand, category, description, price_minor, rating, popularity, created_at, updated_at) ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ", ms_to_ts!("$9"), ", ", ms_to_ts!("$9"), ") ",
+        "ON CONFLICT (id) DO UPDATE SET title = excluded.title, brand = excluded.brand, category = excluded.category, ",
+        "description = excluded.description, price_minor = excluded.price_minor, rating = excluded.rating, ",
+        "popularity = excluded.popularity, updated_at = excluded.updated_at"
+    ))
+    .bind(int(product.id.0)?)
+    .bind(&product.title)
+    .bind(&product.brand)
+    .bind(&product.category)
+    .bind(&product.description)
+    .bind(int(product.price.0)?)
+    .bind(product.rating)
+    .bind(int(product.popularity)?)
+    .bind(int(at_ms)?)
+    .execute(&mut **tx)
+    .await?;
+    // A new product starts with its whole stock on the shelf; an existing one moves by the
+    // change, and the checks refuse a shelf below what is promised.
+    sqlx::query(
+        r#"INSERT INTO inventory (product_id, initial, reserved, sold, "left") VALUES ($1, $2, 0, 0, $2)
+           ON CONFLICT (product_id) DO UPDATE SET initial = inventory.initial + $3, "left" = inventory."left" + $3"#,
+    )
+    .bind(int(product.id.0)?)
+    .bind(int(stock_initial)?)
+    .bind(shelf_change)
+    .execute(&mut **tx)
+    .await?;
+    if shelf_change != 0 {
+        insert_ledger_row(tx, product.id, LedgerKind::StockSet, shelf_change, at_ms).await?;
+    }
+    Ok(())
+}
+
+async fn put_sale(
+    tx: &mut Transaction<'_, Postgres>,
+    sale: &FlashSale,
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO flash_sales (id, product_id, sale_price_minor, original_price_minor, start_at, end_at, stock, per_user_limit, created_at) ",
+        "VALUES ($1, $2, $3, $4, ", ms_to_ts!("$5"), ", ", ms_to_ts!("$6"), ", $7, $8, ", ms_to_ts!("$9"), ")"
+    ))
+    .bind(int(sale.id.0)?)
+    .bind(int(sale.product_id.0)?)
+    .bind(int(sale.sale_price.0)?)
+    .bind(int(sale.original_price.0)?)
+    .bind(int(sale.start_ms)?)
+    .bind(sale.end_ms.map(int).transpose()?)
+    .bind(int(sale.stock)?)
+    .bind(i32::try_from(sale.per_user_limit).map_err(|_| StoreError::Conflict("limit does not fit".into()))?)
+    .bind(int(at_ms)?)
+    .execute(&mut **tx)
+    .await?;
+    insert_ledger_row(
+        tx,
+        sale.product_id,
+        LedgerKind::SaleCarve,
+        int(sale.stock)?,
+        at_ms,
+    )
+    .await
+}
+
+async fn insert_ledger_row(
+    tx: &mut Transaction<'_, Postgres>,
+    product_id: ProductId,
+    kind: LedgerKind,
+    quantity: i64,
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at) VALUES ($1, NULL, $2, $3, ",
+        ms_to_ts!("$4"),
+        ")"
+    ))
+    .bind(int(product_id.0)?)
+    .bind(kind.as_str())
+    .bind(quantity)
+    .bind(int(at_ms)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+macro_rules! product_columns {
+    () => {
+        "p.id, p.title, p.brand, p.category, p.description, p.price_minor, p.rating, p.popularity"
+    };
+}
+macro_rules! sale_columns {
+    () => {
+        concat!(
+            "s.id, s.product_id, s.sale_price_minor, s.original_price_minor, ",
+            ts_to_ms!("s.start_at"),
+            " AS start_ms, ",
+            ts_to_ms!("s.end_at"),
+            " AS end_ms, s.stock, s.per_user_limit"
+        )
+    };
+}
+macro_rules! order_columns {
+    () => {
+        concat!(
+            "o.id, o.user_id, o.status::text AS status, o.total_minor, o.idempotency_key, ",
+            ts_to_ms!("o.created_at"),
+            " AS created_at_ms, ",
+            ts_to_ms!("o.expires_at"),
+            " AS expires_at_ms, ",
+            ts_to_ms!("o.updated_at"),
+            " AS updated_at_ms"
+        )
+    };
+}
+macro_rules! item_columns {
+    () => {
+        "i.order_id AS item_order_id, i.product_id, i.sale_id, i.quantity, i.unit_price_minor"
+    };
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn commit(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        Self::apply(&mut tx, ops).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_product(
+        &self,
+        id: ProductId,
+        lines_since_ms: u64,
+    ) -> Result<Option<ProductState>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let product_id = int(id.0)?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            product_columns!(),
+            r#", v.initial, v.reserved, v.sold, v."left" AS shelf"#,
+            " FROM products p JOIN inventory v ON v.product_id = p.id WHERE p.id = $1"
+        ))
+        .bind(product_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let product = decode_product(&row)?;
+        let initial = uint(row.try_get("initial")?)?;
+        let kept: (i64, i64, i64) = (
+            row.try_get("reserved")?,
+            row.try_get("sold")?,
+            row.try_get("shelf")?,
+        );
+
+        let sale = sqlx::query(concat!(
+            "SELECT ",
+            sale_columns!(),
+            " FROM flash_sales s WHERE s.product_id = $1 ORDER BY s.id DESC LIMIT 1"
+        ))
+        .bind(product_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| decode_sale(&row))
+        .transpose()?;
+
+        let sold = uint(
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COALESCE(SUM(i.quantity), 0)::int8 FROM order_items i JOIN orders o ON o.id = i.order_id
+                 WHERE i.product_id = $1 AND o.status IN ('PAID', 'SHIPPED', 'DELIVERED')",
+            )
+            .bind(product_id)
+            .fetch_one(&mut *conn)
+            .await?,
+        )?;
+
+        let sale = match sale {
+            None => None,
+            Some(sale) => {
+                let rows = sqlx::query(
+                    "SELECT o.user_id, SUM(i.quantity)::int8 AS held,
+                            SUM(CASE WHEN o.status IN ('PAID', 'SHIPPED', 'DELIVERED') THEN i.quantity ELSE 0 END)::int8 AS sold
+                     FROM order_items i JOIN orders o ON o.id = i.order_id
+                     WHERE i.sale_id = $1 AND o.status NOT IN ('CANCELLED', 'EXPIRED')
+                     GROUP BY o.user_id",
+                )
+                .bind(int(sale.id.0)?)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut held_by_user = HashMap::with_capacity(rows.len());
+                let mut sale_sold = 0;
+                for row in rows {
+                    held_by_user.insert(
+                        UserId(uint(row.try_get("user_id")?)?),
+                        convert::small(row.try_get("held")?, "holding")?,
+                    );
+                    sale_sold += uint(row.try_get("sold")?)?;
+                }
+                Some(SaleSnapshot {
+                    sale,
+                    sold: sale_sold,
+                    held_by_user,
+                })
+            }
+        };
+
+        let lines = sqlx::query(concat!(
+            "SELECT o.id AS order_id, o.user_id, o.idempotency_key, o.status::text AS status, ",
+            ts_to_ms!("o.created_at"),
+            " AS created_at_ms, ",
+            ts_to_ms!("o.expires_at"),
+            " AS expires_at_ms, ",
+            "i.quantity, i.unit_price_minor, i.sale_id ",
+            "FROM order_items i JOIN orders o ON o.id = i.order_id ",
+            "WHERE i.product_id = $1 AND (o.status = 'PENDING_PAYMENT' OR o.created_at >= ",
+            ms_to_ts!("$2"),
+            ")"
+        ))
+        .bind(product_id)
+        .bind(int(lines_since_ms)?)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(decode_line)
+        .collect::<Result<Vec<_>, _>>()?;
+
+        let reserved: u64 = lines
+            .iter()
+            .filter(|line| line.state == engine::stock::LineState::Reserved)
+            .map(|line| u64::from(line.quantity))
+            .sum();
+        let counted = (
+            int(reserved)?,
+            int(sold)?,
+            int(initial.saturating_sub(reserved + sold))?,
+        );
+        if counted != kept {
+            // The orders are the truth; the counters row is a check. Say so loudly and
+            // bring it back in line, so later batches are checked against the truth.
+            tracing::error!(%id, ?kept, ?counted, "inventory row disagreed with the orders; repaired");
+            sqlx::query(r#"UPDATE inventory SET reserved = $2, sold = $3, "left" = $4 WHERE product_id = $1"#)
+                .bind(product_id)
+                .bind(counted.0)
+                .bind(counted.1)
+                .bind(counted.2)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(Some(ProductState {
+            product,
+            stock: StockSnapshot {
+                initial,
+                sold,
+                sale,
+                lines,
+            },
+        }))
+    }
+
+    async fn load_catalog(&self) -> Result<Vec<Product>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM products p ORDER BY p.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_product)
+        .collect()
+    }
+
+    async fn load_order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            order_columns!(),
+            " FROM orders o WHERE o.id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let items = sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM order_items i WHERE i.order_id = $1 ORDER BY i.line_no"
+        ))
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(decode_item)
+        .collect::<Result<Vec<_>, _>>()?;
+        decode_order(&row, items).map(Some)
+    }
+
+    async fn pending_orders(&self) -> Result<Vec<Order>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut items: HashMap<Uuid, Vec<OrderItem>> = HashMap::new();
+        for row in sqlx::query(concat!(
+            "SELECT ",
+            item_columns!(),
+            " FROM order_items i JOIN orders o ON o.id = i.order_id ",
+            "WHERE o.status = 'PENDING_PAYMENT' ORDER BY i.order_id, i.line_no"
+        ))
+        .fetch_all(&mut *conn)
+        .await?
+        {
+            let order_id: Uuid = row.try_get("item_order_id")?;
+            items.entry(order_id).or_default().push(decode_item(&row)?);
+        }
+        sqlx::query(concat!(
+            "SELECT ",
+            order_columns!(),
+            " FROM orders o WHERE o.status = 'PENDING_PAYMENT'"
+        ))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("id")?;
+            decode_order(row, items.remove(&id).unwrap_or_default())
+        })
+        .collect()
+    }
+
+    async fn inventory_levels(&self) -> Result<Vec<InventoryLevel>, StoreError> {
+        let rows = sqlx::query(concat!(
+            r#"SELECT v.product_id AS inventory_product_id, v."left" AS shelf, "#, sale_columns!(), ", COALESCE(sp.held, 0)::int8 AS held ",
+            "FROM inventory v ",
+            "LEFT JOIN LATERAL (SELECT * FROM flash_sales f WHERE f.product_id = v.product_id ORDER BY f.id DESC LIMIT 1) s ON true ",
+            "LEFT JOIN LATERAL (SELECT SUM(quantity) AS held FROM sale_purchases WHERE sale_id = s.id) sp ON true ",
+            "ORDER BY v.product_id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let sale = match row.try_get::<Option<i64>, _>("id")? {
+                    None => None,
+                    Some(_) => Some(SaleLevel {
+                        sale: decode_sale(row)?,
+                        held: uint(row.try_get("held")?)?,
+                    }),
+                };
+                Ok(InventoryLevel {
+                    product_id: ProductId(uint(row.try_get("inventory_product_id")?)?),
+                    left: uint(row.try_get("shelf")?)?,
+                    sale,
+                })
+            })
+            .collect()
+    }
+
+    async fn id_high_water(&self) -> Result<IdHighWater, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM products) AS product_id,
+                    (SELECT COALESCE(MAX(id), 0) FROM flash_sales) AS sale_id",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(IdHighWater {
+            product_id: uint(row.try_get("product_id")?)?,
+            sale_id: uint(row.try_get("sale_id")?)?,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn decode_product(row: &PgRow) -> Result<Product, StoreError> {
+    Ok(Product {
+        id: ProductId(uint(row.try_get("id")?)?),
+        title: row.try_get("title")?,
+        brand: row.try_get("brand")?,
+        category: row.try_get("category")?,
+        description: row.try_get("description")?,
+        price: Money(uint(row.try_get("price_minor")?)?),
+        rating: row.try_get("rating")?,
+        popularity: uint(row.try_get("popularity")?)?,
+    })
+}
+
+fn decode_sale(row: &PgRow) -> Result<FlashSale, StoreError> {
+    Ok(FlashSale {
+        id: SaleId(uint(row.try_get("id")?)?),
+        product_id: ProductId(uint(row.try_get("product_id")?)?),
+        sale_price: Money(uint(row.try_get("sale_price_minor")?)?),
+        original_price: Money(uint(row.try_get("original_price_minor")?)?),
+        start_ms: uint(row.try_get("start_ms")?)?,
+        end_ms: row
+            .try_get::<Option<i64>, _>("end_ms")?
+            .map(uint)
+            .transpose()?,
+        stock: uint(row.try_get("stock")?)?,
+        per_user_limit: convert::small(
+            i64::from(row.try_get::<i32, _>("per_user_limit")?),
+            "per-user limit",
+        )?,
+    })
+}
+
+fn decode_line(row: &PgRow) -> Result<Line, StoreError> {
+    let status = convert::status(row.try_get("status")?)?;
+    Ok(Line {
+        order_id: OrderId(row.try_get("order_id")?),
+        user_id: UserId(uint(row.try_get("user_id")?)?),
+        idempotency_key: convert::idempotency_key(row.try_get("idempotency_key")?)?,
+        quantity: convert::small(i64::from(row.try_get::<i32, _>("quantity")?), "quantity")?,
+        unit_price: Money(uint(row.try_get("unit_price_minor")?)?),
+        sale_id: row
+            .try_get::<Option<i64>, _>("sale_id")?
+            .map(uint)
+            .transpose()?
+            .map(SaleId),
+        created_at_ms: uint(row.try_get("created_at_ms")?)?,
+        expires_at_ms: uint(row.try_get("expires_at_ms")?)?,
+        state: convert::line_state(status),
+    })
+}
+
+fn decode_item(row: &PgRow) -> Result<OrderItem, StoreError> {
+    Ok(OrderItem {
+        product_id: ProductId(uint(row.try_get("product_id")?)?),
+        sale_id: row
+            .try_get::<Option<i64>, _>("sale_id")?
+            .map(uint)
+            .transpose()?
+            .map(SaleId),
+        quantity: convert::small(i64::from(row.try_get::<i32, _>("quantity")?), "quantity")?,
+        unit_price: Money(uint(row.try_get("unit_price_minor")?)?),
+    })
+}
+
+fn decode_order(row: &PgRow, items: Vec<OrderItem>) -> Result<Order, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(Order {
+        id: OrderId(row.try_get("id")?),
+        user_id: UserId(uint(row.try_get("user_id")?)?),
+        status: convert::status(&status)?,
+        items,
+        total: Money(uint(row.try_get("total_minor")?)?),
+        idempotency_key: convert::idempotency_key(row.try_get("idempotency_key")?)?,
+        created_at_ms: uint(row.try_get("created_at_ms")?)?,
+        expires_at_ms: uint(row.try_get("expires_at_ms")?)?,
+        updated_at_ms: uint(row.try_get("updated_at_ms")?)?,
+    })
+}

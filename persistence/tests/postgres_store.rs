@@ -1,0 +1,207 @@
+//! The store contract against a real PostgreSQL (a fresh database per test), plus what
+//! only PostgreSQL enforces: its schema refuses an oversell or a limit breach even if the
+//! engine asked for one. And the Redis mirror against a real Redis.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{order, place, put_product};
+use engine::{FlashSale, Money, ProductId, SaleId};
+use persistence::test_support::{TestDatabase, redis_prefix, redis_url};
+use persistence::{
+    MirrorEntry, PostgresSettings, PostgresStore, RedisMirror, RedisSettings, Store, WriteOp,
+};
+
+async fn open() -> (TestDatabase, Arc<dyn Store>) {
+    let database = TestDatabase::create().await;
+    let settings = PostgresSettings {
+        url: database.url.clone(),
+        max_connections: 4,
+        timeout: Duration::from_secs(5),
+    };
+    let store = PostgresStore::connect(&settings)
+        .await
+        .expect("connect and migrate");
+    (database, Arc::new(store))
+}
+
+#[tokio::test]
+async fn committed_orders_rebuild_the_same_stock() {
+    let (database, store) = open().await;
+    common::committed_orders_rebuild_the_same_stock(store).await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_failing_write_rolls_back_the_whole_batch() {
+    let (database, store) = open().await;
+    common::a_failing_write_rolls_back_the_whole_batch(store).await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn the_committer_batches_submissions_and_barriers_wait_for_them() {
+    let (database, store) = open().await;
+    common::the_committer_batches_submissions_and_barriers_wait_for_them(store).await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn inventory_levels_follow_the_orders() {
+    let (database, store) = open().await;
+    common::inventory_levels_follow_the_orders(store).await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
+    let (database, store) = open().await;
+    let sale = FlashSale {
+        id: SaleId(1),
+        product_id: ProductId(1),
+        sale_price: Money(5_000),
+        original_price: Money(10_000),
+        start_ms: 0,
+        end_ms: None,
+        stock: 3,
+        per_user_limit: 2,
+    };
+    store
+        .commit(&[put_product(1, 3), WriteOp::PutSale { sale, at_ms: 1 }])
+        .await
+        .expect("product");
+    // Four units of a three-unit product: the inventory check refuses the whole batch.
+    let oversell = store
+        .commit(&[
+            place(order(1, 1, 1, 2, None)),
+            place(order(2, 2, 1, 2, None)),
+        ])
+        .await;
+    assert!(
+        oversell.is_err(),
+        "the database refuses to promise more than it has"
+    );
+    assert!(store.pending_orders().await.expect("pending").is_empty());
+    // Three units of a sale limited to two per user, in two orders of one batch.
+    let breach = store
+        .commit(&[
+            place(order(3, 7, 1, 1, Some(SaleId(1)))),
+            place(order(4, 7, 1, 2, Some(SaleId(1)))),
+        ])
+        .await;
+    assert!(
+        breach.is_err(),
+        "the database refuses a per-user limit breach"
+    );
+    // Within the rules, it goes through.
+    store
+        .commit(&[
+            place(order(5, 7, 1, 2, Some(SaleId(1)))),
+            place(order(6, 8, 1, 1, Some(SaleId(1)))),
+        ])
+        .await
+        .expect("within limits");
+    database.drop_database().await;
+}
+
+async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers (is it running? see deploy/services.sh)")
+}
+
+#[tokio::test]
+async fn the_mirror_resyncs_from_the_store_and_then_follows_published_state() {
+    let (database, store) = open().await;
+    let sale = FlashSale {
+        id: SaleId(1),
+        product_id: ProductId(2),
+        sale_price: Money(5_000),
+        original_price: Money(10_000),
+        start_ms: 0,
+        // 2100-01-01: far enough to stay live for the test.
+        end_ms: Some(4_102_444_800_000),
+        stock: 6,
+        per_user_limit: 2,
+    };
+    store
+        .commit(&[
+            put_product(1, 5),
+            put_product(2, 10),
+            WriteOp::PutSale {
+                sale: sale.clone(),
+                at_ms: 1,
+            },
+        ])
+        .await
+        .expect("products");
+    store
+        .commit(&[place(order(1, 1, 2, 2, Some(SaleId(1))))])
+        .await
+        .expect("order");
+    let prefix = redis_prefix();
+    let settings = RedisSettings {
+        url: redis_url(),
+        key_prefix: prefix.clone(),
+        timeout: Duration::from_secs(2),
+    };
+    let (mirror, _writer) = RedisMirror::start(settings, Arc::clone(&store)).expect("mirror");
+    let mut redis = redis_connection().await;
+    let reader = redis.clone();
+    let read = |key: String| {
+        let mut redis = reader.clone();
+        async move {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<u64>>(&mut redis)
+                .await
+                .expect("GET")
+        }
+    };
+    // At start: every product from the store.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while read(format!("{prefix}inventory:2")).await != Some(8) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the mirror resyncs at start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(read(format!("{prefix}inventory:1")).await, Some(5));
+    assert_eq!(read(format!("{prefix}flash_sale:stock:2")).await, Some(4));
+    let hash: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{prefix}flash_sale:2"))
+        .query_async(&mut redis)
+        .await
+        .expect("HGETALL");
+    assert_eq!(hash["price"], "5000");
+    assert_eq!(hash["perUserLimit"], "2");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}flash_sale:2"))
+        .query_async(&mut redis)
+        .await
+        .expect("PTTL");
+    assert!(ttl > 0, "the sale keys expire with the sale");
+
+    // Then: whatever actors publish.
+    mirror.publish(
+        ProductId(1),
+        MirrorEntry {
+            left: 1,
+            sale: None,
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while read(format!("{prefix}inventory:1")).await != Some(1) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "published state reaches Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    database.drop_database().await;
+}
