@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::helpers::{TestApp, error_code, spawn_app};
+use persistence::test_support::{TestDatabase, redis_url};
+
+use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with, use_services};
 
 /// Fires one Buy Now per (user, quantity) at once and collects (user, quantity, status, code).
 async fn burst(
@@ -42,13 +44,47 @@ async fn burst(
     results
 }
 
+/// An app on PostgreSQL (fresh database) mirroring to Redis (fresh prefix).
+async fn spawn_app_on_services() -> (TestApp, TestDatabase) {
+    let database = TestDatabase::create().await;
+    let app = spawn_app_with(|settings| use_services(settings, &database.url, &redis_url())).await;
+    (app, database)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_buyers_for_a_hundred_units_get_exactly_a_hundred_orders() {
-    let app = spawn_app().await;
+    sells_exactly_the_sale_stock(&spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_buyers_for_a_hundred_units_on_postgres_and_redis() {
+    let (app, database) = spawn_app_on_services().await;
+    sells_exactly_the_sale_stock(&app).await;
+    app.mirror_converges(10).await;
+    assert_eq!(app.mirrored(10).await, (Some(0), Some(0)));
+    app.stop().await;
+    database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quantities_and_a_per_user_limit_never_oversell() {
+    limits_hold_under_contention(&spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quantities_and_a_per_user_limit_never_oversell_on_postgres_and_redis() {
+    let (app, database) = spawn_app_on_services().await;
+    limits_hold_under_contention(&app).await;
+    app.mirror_converges(20).await;
+    app.stop().await;
+    database.drop_database().await;
+}
+
+async fn sells_exactly_the_sale_stock(app: &TestApp) {
     app.create_product(10, 99_900, 100).await;
     app.start_sale(10, 100, 1).await;
 
-    let results = burst(&app, 10, (1..=2_000).map(|user| (user, 1)).collect()).await;
+    let results = burst(app, 10, (1..=2_000).map(|user| (user, 1)).collect()).await;
 
     let created = results
         .iter()
@@ -90,9 +126,7 @@ async fn two_thousand_buyers_for_a_hundred_units_get_exactly_a_hundred_orders() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quantities_and_a_per_user_limit_never_oversell() {
-    let app = spawn_app().await;
+async fn limits_hold_under_contention(app: &TestApp) {
     app.create_product(20, 99_900, 100).await;
     app.start_sale(20, 100, 3).await;
 
@@ -100,7 +134,7 @@ async fn quantities_and_a_per_user_limit_never_oversell() {
     let buyers: Vec<(u64, i64)> = (0..1_200u64)
         .map(|n| (n % 600 + 1, (n % 3 + 1) as i64))
         .collect();
-    let results = burst(&app, 20, buyers).await;
+    let results = burst(app, 20, buyers).await;
 
     let mut held: HashMap<u64, i64> = HashMap::new();
     let mut units_sold = 0;

@@ -13,6 +13,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub struct TestApp {
+    /// PostgreSQL URL when the app runs on PostgreSQL (else the embedded store).
+    pub database_url: Option<String>,
+    /// Redis key prefix when the app mirrors to Redis.
+    pub redis_prefix: Option<String>,
     pub address: String,
     pub client: reqwest::Client,
     pub shop: Shop,
@@ -50,6 +54,12 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
     }
     let mut settings = test_settings(data_dir);
     configure(&mut settings);
+    let database_url = settings
+        .store
+        .database_url
+        .as_ref()
+        .map(|url| secrecy::ExposeSecret::expose_secret(url).to_owned());
+    let redis_prefix = settings.redis.url.as_ref().map(|_| settings.redis.key_prefix.clone());
     let app = App::build(&settings).await.expect("app builds");
     let address = format!("http://{}", app.address());
     let shop = app.shop().clone();
@@ -59,6 +69,8 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
         let _ = stopped.await;
     }));
     TestApp {
+        database_url,
+        redis_prefix,
         address,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -183,9 +195,28 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
-    /// Orders stored for a product, read straight from the store's file.
+    /// Orders stored for a product, read straight from the store.
     pub async fn stored_orders(&self, product_id: u64) -> Vec<(String, u64, u32, String)> {
-        stored_orders(&self.data_dir, product_id).await
+        match &self.database_url {
+            Some(url) => stored_orders_postgres(url, product_id).await,
+            None => stored_orders(&self.data_dir, product_id).await,
+        }
+    }
+
+    /// The mirror's view of a product: (`inventory:{id}`, `flash_sale:stock:{id}`).
+    pub async fn mirrored(&self, product_id: u64) -> (Option<u64>, Option<u64>) {
+        let prefix = self.redis_prefix.as_ref().expect("the app mirrors to Redis");
+        mirrored(prefix, product_id).await
+    }
+
+    /// Waits until the mirror shows what the engine shows.
+    pub async fn mirror_converges(&self, product_id: u64) {
+        eventually(Duration::from_secs(20), || async {
+            let inventory = self.inventory(product_id).await;
+            let expected = (inventory["left"].as_u64(), inventory["sale"]["left"].as_u64());
+            (self.mirrored(product_id).await == expected).then_some(())
+        })
+        .await;
     }
 }
 
@@ -217,6 +248,54 @@ pub async fn stored_orders(data_dir: &Path, product_id: u64) -> Vec<(String, u64
             )
         })
         .collect()
+}
+
+pub async fn stored_orders_postgres(url: &str, product_id: u64) -> Vec<(String, u64, u32, String)> {
+    use sqlx::Row;
+    let pool = sqlx::PgPool::connect(url).await.expect("connect to the test database");
+    let rows = sqlx::query(
+        "SELECT o.id::text, o.user_id, i.quantity, o.status::text FROM orders o
+         JOIN order_items i ON i.order_id = o.id WHERE i.product_id = $1 ORDER BY o.id",
+    )
+    .bind(i64::try_from(product_id).expect("small id"))
+    .fetch_all(&pool)
+    .await
+    .expect("query");
+    pool.close().await;
+    rows.iter()
+        .map(|row| {
+            (
+                row.get::<String, _>(0),
+                u64::try_from(row.get::<i64, _>(1)).expect("positive"),
+                u32::try_from(row.get::<i32, _>(2)).expect("positive"),
+                row.get::<String, _>(3),
+            )
+        })
+        .collect()
+}
+
+pub async fn mirrored(prefix: &str, product_id: u64) -> (Option<u64>, Option<u64>) {
+    let client = redis::Client::open(persistence::test_support::redis_url()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("Redis answers");
+    let left: Option<u64> = redis::cmd("GET")
+        .arg(format!("{prefix}inventory:{product_id}"))
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    let sale_left: Option<u64> = redis::cmd("GET")
+        .arg(format!("{prefix}flash_sale:stock:{product_id}"))
+        .query_async(&mut redis)
+        .await
+        .expect("GET");
+    (left, sale_left)
+}
+
+/// Settings for PostgreSQL (a fresh database) and Redis (a fresh key prefix), through the
+/// given URLs (which may point at a [`persistence::test_support::TcpProxy`]).
+pub fn use_services(settings: &mut Settings, database_url: &str, redis_url: &str) {
+    settings.store.database_url = Some(SecretString::from(database_url.to_owned()));
+    settings.redis.url = Some(SecretString::from(redis_url.to_owned()));
+    settings.redis.key_prefix = persistence::test_support::redis_prefix();
 }
 
 pub fn rfc3339(ms: u64) -> String {

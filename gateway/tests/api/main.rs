@@ -6,5 +6,6 @@ mod helpers;
 mod bad_input;
 mod buy_now;
 mod lifecycle;
+mod outages;
 mod products;
 mod restart;

@@ -61,6 +61,10 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path, port: u16) -> Server {
+        Self::start_with(data_dir, port, &[])
+    }
+
+    fn start_with(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_flashcart"))
             .args([
                 "serve",
@@ -70,6 +74,7 @@ impl Server {
             ])
             .arg(data_dir)
             .env("FLASHCART_AUTH__JWT_SECRET", "test-secret")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -78,6 +83,12 @@ impl Server {
             child,
             address: format!("http://127.0.0.1:{port}"),
         }
+    }
+
+    /// SIGKILL: no drain, no flush, nothing.
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
@@ -237,4 +248,130 @@ async fn reservation_timers_survive_a_restart() {
     assert_eq!(expired["status"], "EXPIRED");
     assert_eq!(app.inventory(1).await["left"], 4);
     app.stop().await;
+}
+
+/// The real binary on PostgreSQL and Redis, killed with SIGKILL in the middle of a burst of
+/// Buy Nows at a sale, then restarted: every 201 is in PostgreSQL, nothing else is, the
+/// stock adds up, and the Redis mirror shows what PostgreSQL holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_burst_loses_no_answered_order_and_invents_none() {
+    use persistence::test_support::{TestDatabase, redis_prefix, redis_url};
+
+    let database = TestDatabase::create().await;
+    let prefix = redis_prefix();
+    let redis = redis_url();
+    let env = [
+        ("FLASHCART_STORE__DATABASE_URL", database.url.as_str()),
+        ("FLASHCART_REDIS__URL", redis.as_str()),
+        ("FLASHCART_REDIS__KEY_PREFIX", prefix.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let keys = gateway::auth::JwtKeys::new(secrecy::SecretString::from("test-secret".to_owned()));
+    let token = |user: u64, role| {
+        keys.encode(&gateway::auth::Claims {
+            sub: user.to_string(),
+            role,
+            exp: actors::clock::now_ms() / 1_000 + 600,
+        })
+    };
+    let mut server = Server::start_with(dir.path(), free_port(), &env);
+    wait_ready(&client, &server.address).await;
+    let admin = token(1, gateway::auth::Role::Admin);
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", server.address))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let created = post("/api/v1/products", serde_json::json!({"id": 1, "title": "P", "brand": "B", "category": "mobiles", "price": 99_900, "stock": 3_000})).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let now_ms = actors::clock::now_ms();
+    let sale = post("/api/v1/flash-sales", serde_json::json!({
+        "productId": 1, "salePrice": 49_900, "originalPrice": 99_900,
+        "startTime": crate::helpers::rfc3339(now_ms - 1_000), "endTime": crate::helpers::rfc3339(now_ms + 3_600_000),
+        "stock": 2_000, "perUserLimit": 1
+    })).await.unwrap();
+    assert_eq!(sale.status(), StatusCode::CREATED);
+
+    // 4,000 buyers for 2,000 units, 64 at a time.
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let answered_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut buyers = tokio::task::JoinSet::new();
+    for user in 1..=4_000u64 {
+        let client = client.clone();
+        let url = format!("{}/api/v1/buy-now", server.address);
+        let token = token(user, gateway::auth::Role::Customer);
+        let in_flight = std::sync::Arc::clone(&in_flight);
+        let answered_count = std::sync::Arc::clone(&answered_count);
+        buyers.spawn(async move {
+            let _slot = in_flight.acquire_owned().await.ok()?;
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "crash")
+                .json(&serde_json::json!({"productId": 1, "quantity": 1}))
+                .send()
+                .await
+                .ok()?;
+            if response.status() != StatusCode::CREATED {
+                return None;
+            }
+            let body: Value = response.json().await.ok()?;
+            answered_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(body["orderId"].as_str()?.to_owned())
+        });
+    }
+    eventually(Duration::from_secs(60), || async {
+        (answered_count.load(std::sync::atomic::Ordering::Relaxed) >= 500).then_some(())
+    })
+    .await;
+    server.kill_9();
+    let mut answered = Vec::new();
+    while let Some(order) = buyers.join_next().await {
+        answered.extend(order.unwrap());
+    }
+    assert!(answered.len() >= 500 && answered.len() < 2_000, "the kill came mid-burst: {}", answered.len());
+
+    let stored = crate::helpers::stored_orders_postgres(&database.url, 1).await;
+    let stored_ids: std::collections::HashSet<&str> = stored.iter().map(|order| order.0.as_str()).collect();
+    for id in &answered {
+        assert!(stored_ids.contains(id.as_str()), "answered order {id} survived the kill");
+    }
+    // Committed but unanswered orders may exist (the kill came between commit and reply);
+    // they are real reservations, within the sale, one per user.
+    assert!(stored.len() <= 2_000);
+    let mut users: Vec<u64> = stored.iter().map(|order| order.1).collect();
+    users.sort_unstable();
+    users.dedup();
+    assert_eq!(users.len(), stored.len(), "one order per user");
+
+    let server = Server::start_with(dir.path(), free_port(), &env);
+    wait_ready(&client, &server.address).await;
+    let inventory: Value = client
+        .get(format!("{}/api/v1/inventory/1", server.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (initial, reserved, sold, left) = (
+        inventory["initial"].as_u64().unwrap(),
+        inventory["reserved"].as_u64().unwrap(),
+        inventory["sold"].as_u64().unwrap(),
+        inventory["left"].as_u64().unwrap(),
+    );
+    assert_eq!(sold + reserved + left, initial);
+    assert_eq!(reserved as usize, stored.len(), "rebuilt from the orders");
+    assert_eq!(inventory["sale"]["left"].as_u64().unwrap() as usize, 2_000 - stored.len());
+    // The mirror, rewritten at start, equals PostgreSQL.
+    let expected = (Some(left), inventory["sale"]["left"].as_u64());
+    eventually(Duration::from_secs(20), || async {
+        (crate::helpers::mirrored(&prefix, 1).await == expected).then_some(())
+    })
+    .await;
+    drop(server);
+    database.drop_database().await;
 }
