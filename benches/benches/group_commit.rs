@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use engine::order::{Order, OrderItem, OrderStatus};
 use engine::{IdempotencyKey, Money, OrderId, Product, ProductId, UserId};
 use persistence::test_support::TestDatabase;
-use persistence::{CommitOutcome, GroupCommitSettings, GroupCommitter, PostgresSettings, PostgresStore, Store, WriteOp};
+use persistence::{
+    CommitOutcome, GroupCommitSettings, GroupCommitter, PostgresSettings, PostgresStore, Store,
+    WriteOp,
+};
 use uuid::Uuid;
 
 const BATCH_SIZES: [usize; 4] = [1, 16, 128, 1024];
@@ -54,7 +57,10 @@ async fn run() {
         .expect("product");
 
     println!("group commit into PostgreSQL (one order per submission)");
-    println!("{:>10} {:>10} {:>12} {:>14} {:>8}", "batch max", "orders", "seconds", "orders/s", "ratio");
+    println!(
+        "{:>10} {:>10} {:>12} {:>14} {:>8}",
+        "batch max", "orders", "seconds", "orders/s", "ratio"
+    );
     let mut baseline = None;
     let mut next_user = 0u64;
     for batch_size in BATCH_SIZES {
@@ -70,7 +76,12 @@ async fn run() {
     database.drop_database().await;
 }
 
-async fn measure(store: &Arc<dyn Store>, batch_size: usize, orders: usize, next_user: &mut u64) -> f64 {
+async fn measure(
+    store: &Arc<dyn Store>,
+    batch_size: usize,
+    orders: usize,
+    next_user: &mut u64,
+) -> f64 {
     let settings = GroupCommitSettings {
         batch_size_max: batch_size,
         batch_delay: Duration::ZERO,

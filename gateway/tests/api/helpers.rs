@@ -59,7 +59,11 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
         .database_url
         .as_ref()
         .map(|url| secrecy::ExposeSecret::expose_secret(url).to_owned());
-    let redis_prefix = settings.redis.url.as_ref().map(|_| settings.redis.key_prefix.clone());
+    let redis_prefix = settings
+        .redis
+        .url
+        .as_ref()
+        .map(|_| settings.redis.key_prefix.clone());
     let app = App::build(&settings).await.expect("app builds");
     let address = format!("http://{}", app.address());
     let shop = app.shop().clone();
@@ -205,7 +209,10 @@ impl TestApp {
 
     /// The mirror's view of a product: (`inventory:{id}`, `flash_sale:stock:{id}`).
     pub async fn mirrored(&self, product_id: u64) -> (Option<u64>, Option<u64>) {
-        let prefix = self.redis_prefix.as_ref().expect("the app mirrors to Redis");
+        let prefix = self
+            .redis_prefix
+            .as_ref()
+            .expect("the app mirrors to Redis");
         mirrored(prefix, product_id).await
     }
 
@@ -213,7 +220,10 @@ impl TestApp {
     pub async fn mirror_converges(&self, product_id: u64) {
         eventually(Duration::from_secs(20), || async {
             let inventory = self.inventory(product_id).await;
-            let expected = (inventory["left"].as_u64(), inventory["sale"]["left"].as_u64());
+            let expected = (
+                inventory["left"].as_u64(),
+                inventory["sale"]["left"].as_u64(),
+            );
             (self.mirrored(product_id).await == expected).then_some(())
         })
         .await;
@@ -252,7 +262,9 @@ pub async fn stored_orders(data_dir: &Path, product_id: u64) -> Vec<(String, u64
 
 pub async fn stored_orders_postgres(url: &str, product_id: u64) -> Vec<(String, u64, u32, String)> {
     use sqlx::Row;
-    let pool = sqlx::PgPool::connect(url).await.expect("connect to the test database");
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("connect to the test database");
     let rows = sqlx::query(
         "SELECT o.id::text, o.user_id, i.quantity, o.status::text FROM orders o
          JOIN order_items i ON i.order_id = o.id WHERE i.product_id = $1 ORDER BY o.id",
@@ -276,7 +288,10 @@ pub async fn stored_orders_postgres(url: &str, product_id: u64) -> Vec<(String, 
 
 pub async fn mirrored(prefix: &str, product_id: u64) -> (Option<u64>, Option<u64>) {
     let client = redis::Client::open(persistence::test_support::redis_url()).expect("redis url");
-    let mut redis = client.get_multiplexed_async_connection().await.expect("Redis answers");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
     let left: Option<u64> = redis::cmd("GET")
         .arg(format!("{prefix}inventory:{product_id}"))
         .query_async(&mut redis)

@@ -56,7 +56,10 @@ async fn buy_all(app: &TestApp, users: std::ops::RangeInclusive<u64>, key: &str)
 }
 
 fn created(answers: &[Answer]) -> usize {
-    answers.iter().filter(|answer| answer.status == StatusCode::CREATED).count()
+    answers
+        .iter()
+        .filter(|answer| answer.status == StatusCode::CREATED)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +67,8 @@ async fn sales_go_on_while_redis_is_down_and_the_mirror_catches_up() {
     let database = TestDatabase::create().await;
     let proxy = TcpProxy::start(socket_address(&redis_url())).await;
     let redis_via_proxy = via(&redis_url(), proxy.address());
-    let app = spawn_app_with(|settings| use_services(settings, &database.url, &redis_via_proxy)).await;
+    let app =
+        spawn_app_with(|settings| use_services(settings, &database.url, &redis_via_proxy)).await;
     app.create_product(1, 99_900, 400).await;
     app.start_sale(1, 300, 1).await;
 
@@ -76,8 +80,18 @@ async fn sales_go_on_while_redis_is_down_and_the_mirror_catches_up() {
     let during = buy_all(&app, 101..=200, "k").await;
     assert_eq!(created(&during), 100, "Redis being down stops no sale");
     let inventory = app.inventory(1).await;
-    assert_eq!((inventory["left"].as_u64(), inventory["sale"]["left"].as_u64()), (Some(200), Some(100)));
-    assert_eq!(app.mirrored(1).await, (Some(300), Some(200)), "the mirror is stale while cut off");
+    assert_eq!(
+        (
+            inventory["left"].as_u64(),
+            inventory["sale"]["left"].as_u64()
+        ),
+        (Some(200), Some(100))
+    );
+    assert_eq!(
+        app.mirrored(1).await,
+        (Some(300), Some(200)),
+        "the mirror is stale while cut off"
+    );
 
     proxy.restore();
     app.mirror_converges(1).await;
@@ -106,19 +120,33 @@ async fn postgres_down_means_quick_503s_no_oversell_and_sales_resume_after() {
 
     proxy.cut();
     let during = buy_all(&app, 101..=300, "k").await;
-    let unavailable: Vec<&Answer> = during.iter().filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE).collect();
+    let unavailable: Vec<&Answer> = during
+        .iter()
+        .filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
     assert!(!unavailable.is_empty(), "the outage was felt");
     for answer in &during {
         assert!(
-            matches!(answer.status, StatusCode::CREATED | StatusCode::SERVICE_UNAVAILABLE),
+            matches!(
+                answer.status,
+                StatusCode::CREATED | StatusCode::SERVICE_UNAVAILABLE
+            ),
             "user {} got {}",
             answer.user,
             answer.status
         );
         // Bounded: the request timeout plus scheduling slack, never a hang.
-        assert!(answer.elapsed < Duration::from_secs(5), "user {} waited {:?}", answer.user, answer.elapsed);
+        assert!(
+            answer.elapsed < Duration::from_secs(5),
+            "user {} waited {:?}",
+            answer.user,
+            answer.elapsed
+        );
     }
-    assert!(unavailable.iter().all(|answer| answer.retry_after), "503s say when to retry");
+    assert!(
+        unavailable.iter().all(|answer| answer.retry_after),
+        "503s say when to retry"
+    );
 
     proxy.restore();
     // Sales resume by themselves: a new buyer eventually gets an order.
@@ -132,7 +160,11 @@ async fn postgres_down_means_quick_503s_no_oversell_and_sales_resume_after() {
     for answer in &unavailable {
         retried.extend(buy_all(&app, answer.user..=answer.user, "k").await);
     }
-    assert!(retried.iter().all(|answer| answer.status == StatusCode::CREATED));
+    assert!(
+        retried
+            .iter()
+            .all(|answer| answer.status == StatusCode::CREATED)
+    );
 
     let mut answered: Vec<String> = before
         .iter()

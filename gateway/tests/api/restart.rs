@@ -332,12 +332,20 @@ async fn kill_9_mid_burst_loses_no_answered_order_and_invents_none() {
     while let Some(order) = buyers.join_next().await {
         answered.extend(order.unwrap());
     }
-    assert!(answered.len() >= 500 && answered.len() < 2_000, "the kill came mid-burst: {}", answered.len());
+    assert!(
+        answered.len() >= 500 && answered.len() < 2_000,
+        "the kill came mid-burst: {}",
+        answered.len()
+    );
 
     let stored = crate::helpers::stored_orders_postgres(&database.url, 1).await;
-    let stored_ids: std::collections::HashSet<&str> = stored.iter().map(|order| order.0.as_str()).collect();
+    let stored_ids: std::collections::HashSet<&str> =
+        stored.iter().map(|order| order.0.as_str()).collect();
     for id in &answered {
-        assert!(stored_ids.contains(id.as_str()), "answered order {id} survived the kill");
+        assert!(
+            stored_ids.contains(id.as_str()),
+            "answered order {id} survived the kill"
+        );
     }
     // Committed but unanswered orders may exist (the kill came between commit and reply);
     // they are real reservations, within the sale, one per user.
@@ -365,7 +373,10 @@ async fn kill_9_mid_burst_loses_no_answered_order_and_invents_none() {
     );
     assert_eq!(sold + reserved + left, initial);
     assert_eq!(reserved as usize, stored.len(), "rebuilt from the orders");
-    assert_eq!(inventory["sale"]["left"].as_u64().unwrap() as usize, 2_000 - stored.len());
+    assert_eq!(
+        inventory["sale"]["left"].as_u64().unwrap() as usize,
+        2_000 - stored.len()
+    );
     // The mirror, rewritten at start, equals PostgreSQL.
     let expected = (Some(left), inventory["sale"]["left"].as_u64());
     eventually(Duration::from_secs(20), || async {
