@@ -99,7 +99,6 @@ impl PostgresStore {
 /// A batch of orders and status changes, laid out as columns for UNNEST.
 #[derive(Default)]
 struct Batch {
-    users: Vec<i64>,
     order_ids: Vec<Uuid>,
     order_users: Vec<i64>,
     order_statuses: Vec<&'static str>,
@@ -129,7 +128,6 @@ struct Batch {
 impl Batch {
     fn place(&mut self, order: &Order, scope: &str) -> Result<(), StoreError> {
         let user = int(order.user_id.0)?;
-        self.users.push(user);
         self.order_ids.push(order.id.0);
         self.order_users.push(user);
         self.order_statuses.push(order.status.as_str());
@@ -220,10 +218,6 @@ impl Batch {
 
     async fn write(self, tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
         if !self.order_ids.is_empty() {
-            sqlx::query("INSERT INTO users (id) SELECT DISTINCT u FROM UNNEST($1::int8[]) AS u ON CONFLICT DO NOTHING")
-                .bind(&self.users)
-                .execute(&mut **tx)
-                .await?;
             sqlx::query(concat!(
                 "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, created_at, expires_at, updated_at) ",
                 "SELECT o.id, o.user_id, o.status::order_status, o.total, o.key, ",
