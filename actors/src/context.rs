@@ -12,6 +12,7 @@ use ractor::ActorRef;
 use ractor::rpc::CallResult;
 
 use crate::catalog::Catalog;
+use crate::expiry::ClockMsg;
 use crate::order::OrderMsg;
 use crate::order_supervisor::OrderSupervisorMsg;
 use crate::product::ProductHandle;
@@ -38,6 +39,9 @@ pub struct Context {
     pub products: DashMap<ProductId, ProductHandle>,
     /// Live order actors. Written only by the order supervisor.
     pub orders: DashMap<OrderId, ActorRef<OrderMsg>>,
+    /// Unpaid orders, the way order actors are spawned for them.
+    pub pending_orders: DashMap<OrderId, Order>,
+    pub clock: OnceLock<ActorRef<ClockMsg>>,
     pub shards: OnceLock<Vec<ActorRef<ShardMsg>>>,
     pub order_supervisor: OnceLock<ActorRef<OrderSupervisorMsg>>,
     pub next_product_id: AtomicU64,
@@ -85,19 +89,43 @@ impl Context {
         }
     }
 
+    /// Newly committed unpaid orders: remembered, and put on the reservation clock.
     pub fn track_new_orders(&self, orders: Vec<Order>) {
         if orders.is_empty() {
             return;
         }
-        if let Some(supervisor) = self.order_supervisor.get() {
-            let _ = supervisor.cast(OrderSupervisorMsg::Track(orders));
+        let deadlines = orders
+            .iter()
+            .map(|order| (order.id, order.expires_at_ms))
+            .collect();
+        for order in orders {
+            self.pending_orders.insert(order.id, order);
+        }
+        if let Some(clock) = self.clock.get() {
+            let _ = clock.cast(ClockMsg::Track(deadlines));
         }
     }
 
+    pub fn track_expiry(&self, order_id: OrderId, at_ms: u64) {
+        if let Some(clock) = self.clock.get() {
+            let _ = clock.cast(ClockMsg::Track(vec![(order_id, at_ms)]));
+        }
+    }
+
+    /// The order left PENDING_PAYMENT: nothing to expire any more.
+    pub fn settle_pending(&self, order_id: OrderId, expires_at_ms: u64) {
+        self.pending_orders.remove(&order_id);
+        if let Some(clock) = self.clock.get() {
+            let _ = clock.cast(ClockMsg::Forget(order_id, expires_at_ms));
+        }
+    }
+
+    /// Reservations found in the store that may be missing here (after a commit whose
+    /// outcome was unknown): load and track them.
     pub fn ensure_order_actors(&self, order_ids: Vec<OrderId>) {
         let missing: Vec<OrderId> = order_ids
             .into_iter()
-            .filter(|order_id| !self.orders.contains_key(order_id))
+            .filter(|order_id| !self.pending_orders.contains_key(order_id))
             .collect();
         if missing.is_empty() {
             return;

@@ -3,7 +3,8 @@
 //! - One [`product`] actor per product: the single writer of its stock. It decides every
 //!   Buy Now with the `engine` state machine, hands the writes to the group committer, and
 //!   answers after they are durable.
-//! - One [`order`] actor per live order: its status and its reservation timer.
+//! - An [`order`] actor per order being changed (paid, cancelled, expired); unpaid orders
+//!   wait on one reservation clock (`expiry.rs`), not as actors with timers.
 //! - [`shard`]: product id -> virtual shard, with a stable hash; a [`shard_supervisor`] per
 //!   shard spawns product actors on demand, restarts failed ones from the store and
 //!   passivates idle ones.
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod clock;
 mod context;
 pub mod error;
+mod expiry;
 pub mod order;
 mod order_supervisor;
 pub mod product;

@@ -1,12 +1,14 @@
-//! The order actor: one per live order. It holds the order's status and its reservation
-//! timer, and it is the one place where the order's lifecycle moves, so a payment and an
-//! expiry arriving together are decided one after the other, never both.
+//! The order actor: the one place an order's lifecycle moves, so a payment and an expiry
+//! arriving together are decided one after the other, never both.
+//!
+//! It lives only while something happens to its order: the order supervisor spawns it for
+//! a payment, a cancellation or an expiry, and it stops once its mailbox is done. Unpaid
+//! orders wait in `Context::pending_orders`, their deadlines on the reservation clock
+//! (`expiry.rs` says why not a timer per actor).
 //!
 //! Stock moves (paid: confirm; cancelled, expired: release) are made durable by the product
 //! actor that holds the units, in the same transaction as the status change; the order
-//! actor waits for that answer before it takes the new status. An order that no longer
-//! needs a timer (paid, cancelled, expired) stops its actor; it is read from the store, and
-//! an actor is spawned again if it has to change later.
+//! actor waits for that answer before it takes the new status.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,6 @@ use std::time::Duration;
 use engine::order::{Order, OrderEvent, OrderStatus, StockEffect};
 use engine::stock::LineError;
 use persistence::{CommitOutcome, StatusChange, WriteOp};
-use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::clock::now_ms;
@@ -28,8 +29,11 @@ pub enum OrderMsg {
         event: OrderEvent,
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
-    /// The reservation timer fired.
+    /// The reservation clock says the time is up.
     Expire,
+    /// Sent to itself after each message: handled once everything queued before it is,
+    /// then the actor stops.
+    Stop,
 }
 
 /// Why a product actor could not move an order's stock.
@@ -56,7 +60,7 @@ pub struct OrderArgs {
 pub struct OrderActorState {
     ctx: Arc<Context>,
     order: Order,
-    timer: Option<JoinHandle<Result<(), ractor::MessagingErr<OrderMsg>>>>,
+    stop_scheduled: bool,
 }
 
 impl Actor for OrderActor {
@@ -66,30 +70,14 @@ impl Actor for OrderActor {
 
     async fn pre_start(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let mut state = OrderActorState {
+        Ok(OrderActorState {
             ctx: args.ctx,
             order: args.order,
-            timer: None,
-        };
-        if state.order.status.holds_reservation() {
-            let remaining_ms = state.order.expires_at_ms.saturating_sub(now_ms());
-            state.arm_timer(&myself, Duration::from_millis(remaining_ms));
-        }
-        Ok(state)
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        if let Some(timer) = state.timer.take() {
-            timer.abort();
-        }
-        Ok(())
+            stop_scheduled: false,
+        })
     }
 
     async fn handle(
@@ -106,42 +94,21 @@ impl Actor for OrderActor {
                 let result = state.apply(event).await;
                 let _ = reply.send(result);
             }
-            OrderMsg::Expire => {
-                if !state.order.status.holds_reservation() {
-                    return Ok(());
-                }
-                let now = now_ms();
-                if now < state.order.expires_at_ms {
-                    // Timers may fire early after a clock step; wait for the real deadline.
-                    state.arm_timer(
-                        &myself,
-                        Duration::from_millis(state.order.expires_at_ms - now),
-                    );
-                    return Ok(());
-                }
-                if let Err(error) = state.apply(OrderEvent::Expire).await {
-                    tracing::warn!(order_id = %state.order.id, %error, "expiry not durable; retrying");
-                    state.arm_timer(&myself, EXPIRY_RETRY);
-                    return Ok(());
-                }
+            OrderMsg::Expire => state.expire().await,
+            OrderMsg::Stop => {
+                myself.stop(Some("done".into()));
+                return Ok(());
             }
         }
-        if state.order.status != OrderStatus::PendingPayment {
-            // Nothing is timed any more: free the memory; the store has the order.
-            myself.stop(Some("settled".into()));
+        if !state.stop_scheduled {
+            state.stop_scheduled = true;
+            let _ = myself.cast(OrderMsg::Stop);
         }
         Ok(())
     }
 }
 
 impl OrderActorState {
-    fn arm_timer(&mut self, myself: &ActorRef<OrderMsg>, after: Duration) {
-        if let Some(timer) = self.timer.take() {
-            timer.abort();
-        }
-        self.timer = Some(myself.send_after(after, || OrderMsg::Expire));
-    }
-
     async fn apply(&mut self, event: OrderEvent) -> Result<Order, OrderError> {
         let from = self.order.status;
         let to = from.apply(event)?;
@@ -152,12 +119,29 @@ impl OrderActorState {
         }
         self.order.status = to;
         self.order.updated_at_ms = at_ms;
-        if !to.holds_reservation()
-            && let Some(timer) = self.timer.take()
-        {
-            timer.abort();
+        if from.holds_reservation() && !to.holds_reservation() {
+            self.ctx
+                .settle_pending(self.order.id, self.order.expires_at_ms);
         }
         Ok(self.order.clone())
+    }
+
+    async fn expire(&mut self) {
+        if !self.order.status.holds_reservation() {
+            return;
+        }
+        let now = now_ms();
+        if now < self.order.expires_at_ms {
+            // Clocks can step; wait for the real deadline.
+            self.ctx
+                .track_expiry(self.order.id, self.order.expires_at_ms);
+            return;
+        }
+        if let Err(error) = self.apply(OrderEvent::Expire).await {
+            tracing::warn!(order_id = %self.order.id, %error, "expiry not durable; retrying");
+            self.ctx
+                .track_expiry(self.order.id, now + EXPIRY_RETRY.as_millis() as u64);
+        }
     }
 
     /// A status change that moves no stock, written by the order itself.

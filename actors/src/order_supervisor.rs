@@ -1,4 +1,6 @@
-//! Spawns and supervises the order actors, and keeps the directory of live ones.
+//! Spawns and supervises order actors, on demand: when an order is paid, cancelled or
+//! expires. Unpaid orders wait in memory (`Context::pending_orders`) and on the reservation
+//! clock, not as actors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,11 +13,13 @@ use crate::context::Context;
 use crate::order::{OrderActor, OrderArgs, OrderMsg};
 
 pub enum OrderSupervisorMsg {
-    /// Newly committed orders: give each an actor and a timer.
-    Track(Vec<Order>),
-    /// Orders that may lack an actor (after an uncertain commit): load and spawn if needed.
+    /// Their reservation time is up.
+    Expire(Vec<OrderId>),
+    /// Orders that may exist without being tracked (after an uncertain commit): load them
+    /// and track the unpaid ones.
     Ensure(Vec<OrderId>),
-    /// The live actor of an order, spawned from the store if the order can still change.
+    /// An actor for the order, to change it; `None` if the order does not exist or can no
+    /// longer change.
     Get {
         order_id: OrderId,
         reply: RpcReplyPort<Option<ActorRef<OrderMsg>>>,
@@ -52,15 +56,38 @@ impl Actor for OrderSupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            OrderSupervisorMsg::Track(orders) => {
-                for order in orders {
-                    state.spawn(&myself, order);
+            OrderSupervisorMsg::Expire(order_ids) => {
+                for order_id in order_ids {
+                    // Only unpaid orders are pending; a settled one has nothing to expire.
+                    let pending = state
+                        .ctx
+                        .pending_orders
+                        .get(&order_id)
+                        .map(|order| order.clone());
+                    let actor = match (state.ctx.orders.get(&order_id).map(|a| a.clone()), pending)
+                    {
+                        (Some(actor), _) => Some(actor),
+                        (None, Some(order)) => state.spawn(&myself, order),
+                        (None, None) => None,
+                    };
+                    if let Some(actor) = actor {
+                        let _ = actor.cast(OrderMsg::Expire);
+                    }
                 }
             }
             OrderSupervisorMsg::Ensure(order_ids) => {
+                let mut found = Vec::new();
                 for order_id in order_ids {
-                    state.get_or_spawn(&myself, order_id).await;
+                    if state.ctx.pending_orders.contains_key(&order_id) {
+                        continue;
+                    }
+                    match state.ctx.store.load_order(order_id).await {
+                        Ok(Some(order)) if order.status.holds_reservation() => found.push(order),
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%order_id, %error, "could not load an order"),
+                    }
                 }
+                state.ctx.track_new_orders(found);
             }
             OrderSupervisorMsg::Get { order_id, reply } => {
                 let actor = state.get_or_spawn(&myself, order_id).await;
@@ -72,27 +99,24 @@ impl Actor for OrderSupervisor {
 
     async fn handle_supervisor_evt(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failed) = match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, false),
+        let cell = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => cell,
             SupervisionEvent::ActorFailed(cell, error) => {
-                tracing::error!(%error, "order actor failed; restarting it from the store");
-                (cell, true)
+                // Its order is still pending (or in the store): the next event respawns it.
+                tracing::error!(%error, "order actor failed");
+                cell
             }
             _ => return Ok(()),
         };
-        let Some(order_id) = state.orders_by_actor.remove(&cell.get_id()) else {
-            return Ok(());
-        };
-        state
-            .ctx
-            .orders
-            .remove_if(&order_id, |_, actor| actor.get_id() == cell.get_id());
-        if failed {
-            state.get_or_spawn(&myself, order_id).await;
+        if let Some(order_id) = state.orders_by_actor.remove(&cell.get_id()) {
+            state
+                .ctx
+                .orders
+                .remove_if(&order_id, |_, actor| actor.get_id() == cell.get_id());
         }
         Ok(())
     }
@@ -112,8 +136,7 @@ impl OrderSupervisorState {
             ctx: Arc::clone(&self.ctx),
             order,
         };
-        // Instant spawn: pre_start only arms a timer, and the supervisor must not wait on
-        // thousands of them during a sale.
+        // Instant spawn: pre_start does no I/O, and an expiry storm must not wait on it.
         match ractor::ActorRuntime::spawn_linked_instant(None, OrderActor, args, myself.get_cell())
         {
             Ok((actor, _)) => {
@@ -135,6 +158,14 @@ impl OrderSupervisorState {
     ) -> Option<ActorRef<OrderMsg>> {
         if let Some(actor) = self.ctx.orders.get(&order_id) {
             return Some(actor.clone());
+        }
+        let pending = self
+            .ctx
+            .pending_orders
+            .get(&order_id)
+            .map(|order| order.clone());
+        if let Some(order) = pending {
+            return self.spawn(myself, order);
         }
         match self.ctx.store.load_order(order_id).await {
             Ok(Some(order)) if !order.status.is_terminal() => self.spawn(myself, order),

@@ -20,6 +20,7 @@ use crate::catalog::{Catalog, ListQuery, Page};
 use crate::clock::now_ms;
 use crate::context::{Context, HandleError};
 use crate::error::{AdminError, BuyNowError, OrderError};
+use crate::expiry::ReservationClock;
 use crate::order::OrderMsg;
 use crate::order_supervisor::{OrderSupervisor, OrderSupervisorMsg};
 use crate::product::{BuyNow, BuyNowReply, ProductMsg, ProductUpdate, Unavailable, Waiter};
@@ -65,6 +66,8 @@ impl Shop {
             mirror,
             products: DashMap::new(),
             orders: DashMap::new(),
+            pending_orders: DashMap::new(),
+            clock: OnceLock::new(),
             shards: OnceLock::new(),
             order_supervisor: OnceLock::new(),
             next_product_id: AtomicU64::new(high_water.product_id),
@@ -75,6 +78,10 @@ impl Shop {
             .await
             .map_err(|error| StoreError::Conflict(format!("order supervisor: {error}")))?;
         let _ = ctx.order_supervisor.set(order_supervisor);
+        let (clock, _) = Actor::spawn(None, ReservationClock, Arc::clone(&ctx))
+            .await
+            .map_err(|error| StoreError::Conflict(format!("reservation clock: {error}")))?;
+        let _ = ctx.clock.set(clock);
         let mut shards = Vec::with_capacity(ctx.settings.shard_count as usize);
         for shard in 0..ctx.settings.shard_count {
             let args = ShardArgs {
@@ -260,13 +267,45 @@ impl Shop {
         id: OrderId,
         event: OrderEvent,
     ) -> Result<Order, OrderError> {
+        // Order actors stop when idle; one that stopped between lookup and message is
+        // simply looked up again (the message was never handled).
+        const ATTEMPTS: usize = 2;
+        for _ in 0..ATTEMPTS {
+            let Some(actor) = self.order_actor(id).await? else {
+                // No actor: either unknown or final, which refuses every event.
+                return match self.order(id).await? {
+                    None => Err(OrderError::NotFound(id)),
+                    Some(order) => match order.status.apply(event) {
+                        Err(illegal) => Err(OrderError::Illegal(illegal)),
+                        Ok(_) => Err(OrderError::Unavailable(
+                            "the order could not be loaded".into(),
+                        )),
+                    },
+                };
+            };
+            let timeout = Some(self.ctx.settings.request_timeout);
+            match actor
+                .call(|reply| OrderMsg::Apply { event, reply }, timeout)
+                .await
+            {
+                Ok(CallResult::Success(result)) => return result,
+                Ok(CallResult::Timeout) => {
+                    return Err(OrderError::Unavailable("the order did not answer".into()));
+                }
+                Ok(CallResult::SenderError) | Err(_) => continue,
+            }
+        }
+        Err(OrderError::Unavailable("the order did not answer".into()))
+    }
+
+    async fn order_actor(&self, id: OrderId) -> Result<Option<ActorRef<OrderMsg>>, OrderError> {
         let supervisor = self
             .ctx
             .order_supervisor
             .get()
             .ok_or_else(|| OrderError::Unavailable("not started".into()))?;
         let timeout = Some(self.ctx.settings.request_timeout);
-        let actor = match supervisor
+        match supervisor
             .call(
                 |reply| OrderSupervisorMsg::Get {
                     order_id: id,
@@ -276,29 +315,10 @@ impl Shop {
             )
             .await
         {
-            Ok(CallResult::Success(Some(actor))) => actor,
-            Ok(CallResult::Success(None)) => {
-                // No live actor: either unknown or already final, which refuses every event.
-                return match self.order(id).await? {
-                    None => Err(OrderError::NotFound(id)),
-                    Some(order) => Err(order.status.apply(event).map(|_| ()).err().map_or_else(
-                        || OrderError::Unavailable("the order could not be loaded".into()),
-                        OrderError::Illegal,
-                    )),
-                };
-            }
-            Ok(_) | Err(_) => {
-                return Err(OrderError::Unavailable(
-                    "the order supervisor did not answer".into(),
-                ));
-            }
-        };
-        match actor
-            .call(|reply| OrderMsg::Apply { event, reply }, timeout)
-            .await
-        {
-            Ok(CallResult::Success(result)) => result,
-            Ok(_) | Err(_) => Err(OrderError::Unavailable("the order did not answer".into())),
+            Ok(CallResult::Success(actor)) => Ok(actor),
+            Ok(_) | Err(_) => Err(OrderError::Unavailable(
+                "the order supervisor did not answer".into(),
+            )),
         }
     }
 
@@ -315,6 +335,11 @@ impl Shop {
     /// Live order actors right now.
     pub fn live_order_count(&self) -> usize {
         self.ctx.orders.len()
+    }
+
+    /// Unpaid orders holding stock right now.
+    pub fn pending_order_count(&self) -> usize {
+        self.ctx.pending_orders.len()
     }
 
     /// The actor of a product, if live (tests use it to kill one).

@@ -1,0 +1,226 @@
+//! What a run works on: products, a sale, shoppers with tokens, all created through the
+//! public API before the load starts, and shared by every goose user.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use gateway::auth::{Claims, JwtKeys, Role};
+use serde_json::{Value, json};
+
+use crate::stats::Stats;
+
+pub struct Plan {
+    pub hot_product: u64,
+    pub spread_products: Vec<u64>,
+    /// Share of Buy Nows that go to the hot product (the rest spread evenly).
+    pub hot_share: f64,
+    pub quantity: u32,
+    pub sale_stock: u64,
+    pub categories: Vec<String>,
+    tokens: Vec<String>,
+    next_shopper: AtomicU64,
+    next_key: AtomicU64,
+    run_id: String,
+    pub stats: Stats,
+}
+
+static PLAN: OnceLock<Plan> = OnceLock::new();
+
+/// The run's plan; set once before goose starts.
+pub fn plan() -> &'static Plan {
+    PLAN.get().expect("the plan is set before the load starts")
+}
+
+pub fn install(plan: Plan) {
+    if PLAN.set(plan).is_err() {
+        panic!("the plan is installed once");
+    }
+}
+
+pub struct PlanOptions {
+    pub host: String,
+    pub keys: JwtKeys,
+    pub products: usize,
+    pub hot_share: f64,
+    pub stock_per_product: u64,
+    pub sale_stock: u64,
+    pub per_user_limit: u32,
+    pub shoppers: usize,
+    pub quantity: u32,
+}
+
+impl Plan {
+    pub fn all_products(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(self.hot_product).chain(self.spread_products.iter().copied())
+    }
+
+    /// The next shopper: shoppers take turns, so each stays under the sale limit for as
+    /// long as possible.
+    pub fn next_shopper(&self) -> usize {
+        let turn = self.next_shopper.fetch_add(1, Ordering::Relaxed);
+        (turn % self.tokens.len() as u64) as usize
+    }
+
+    pub fn token(&self, shopper: usize) -> &str {
+        &self.tokens[shopper]
+    }
+
+    pub fn next_idempotency_key(&self) -> String {
+        let n = self.next_key.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.run_id)
+    }
+
+    pub fn pick_product(&self, random: u64) -> u64 {
+        let unit = (random % 1_000_000) as f64 / 1_000_000.0;
+        if self.spread_products.is_empty() || unit < self.hot_share {
+            self.hot_product
+        } else {
+            self.spread_products[(random / 1_000_000) as usize % self.spread_products.len()]
+        }
+    }
+
+    /// Creates the products and the sale through the API and mints the shoppers' tokens.
+    pub async fn create(options: PlanOptions) -> anyhow::Result<Plan> {
+        let client = reqwest::Client::new();
+        let now_ms = now_ms();
+        let admin = token(&options.keys, 1, Role::Admin);
+        let categories: Vec<String> = (0..8).map(|n| format!("load-{n}")).collect();
+        let hot_product = create_product(
+            &client,
+            &options.host,
+            &admin,
+            "hot",
+            &categories[0],
+            options.stock_per_product.max(options.sale_stock),
+        )
+        .await?;
+        let mut spread_products = Vec::with_capacity(options.products);
+        let mut creations = tokio::task::JoinSet::new();
+        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+        for n in 0..options.products {
+            let (client, host, admin) = (client.clone(), options.host.clone(), admin.clone());
+            let category = categories[n % categories.len()].clone();
+            let stock = options.stock_per_product;
+            let in_flight = std::sync::Arc::clone(&in_flight);
+            creations.spawn(async move {
+                let _slot = in_flight.acquire_owned().await?;
+                create_product(
+                    &client,
+                    &host,
+                    &admin,
+                    &format!("spread {n}"),
+                    &category,
+                    stock,
+                )
+                .await
+            });
+        }
+        while let Some(created) = creations.join_next().await {
+            spread_products.push(created??);
+        }
+        spread_products.sort_unstable();
+        let sale = json!({
+            "productId": hot_product, "salePrice": 49_900, "originalPrice": 99_900,
+            "startTime": rfc3339(now_ms - 1_000), "endTime": rfc3339(now_ms + 3_600_000),
+            "stock": options.sale_stock, "perUserLimit": options.per_user_limit,
+        });
+        let response = client
+            .post(format!("{}/api/v1/flash-sales", options.host))
+            .bearer_auth(&admin)
+            .json(&sale)
+            .send()
+            .await
+            .context("scheduling the sale")?;
+        if response.status() != 201 {
+            bail!(
+                "scheduling the sale: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        // Shopper ids unique to this run, so earlier runs' purchases never count against
+        // this run's limits.
+        let first_shopper = now_ms;
+        let tokens = (0..options.shoppers as u64)
+            .map(|n| token(&options.keys, first_shopper + n, Role::Customer))
+            .collect();
+        Ok(Plan {
+            hot_product,
+            spread_products,
+            hot_share: options.hot_share,
+            quantity: options.quantity,
+            sale_stock: options.sale_stock,
+            categories,
+            tokens,
+            next_shopper: AtomicU64::new(0),
+            next_key: AtomicU64::new(0),
+            run_id: format!("load-{now_ms}"),
+            stats: Stats::default(),
+        })
+    }
+}
+
+async fn create_product(
+    client: &reqwest::Client,
+    host: &str,
+    admin: &str,
+    title: &str,
+    category: &str,
+    stock: u64,
+) -> anyhow::Result<u64> {
+    let body = json!({
+        "title": format!("Load {title}"), "brand": "Load", "category": category,
+        "price": 99_900, "stock": stock, "popularity": 1,
+    });
+    for attempt in 0..5u64 {
+        let response = client
+            .post(format!("{host}/api/v1/products"))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+            .await
+            .context("creating a product")?;
+        if response.status() == 201 {
+            let created: Value = response.json().await?;
+            return created["id"].as_u64().context("the product has an id");
+        }
+        if response.status() != 503 {
+            bail!(
+                "creating a product: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+    }
+    bail!("creating a product: still unavailable after retries")
+}
+
+fn token(keys: &JwtKeys, user: u64, role: Role) -> String {
+    keys.encode(&Claims {
+        sub: user.to_string(),
+        role,
+        exp: now_ms() / 1_000 + 24 * 3_600,
+    })
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|moment| {
+            moment
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,181 @@
+//! The goose scenarios. Each transaction reads the shared [`Plan`](crate::plan::Plan).
+
+use std::time::Instant;
+
+use goose::prelude::*;
+use serde_json::{Value, json};
+
+use crate::plan::plan;
+
+/// Per goose user: a small PRNG (no shared state, no dependency) and the orders placed.
+#[derive(Clone)]
+struct Shopper {
+    random: u64,
+    /// Orders placed, with the shopper (token) who placed them.
+    orders: Vec<(String, usize)>,
+}
+
+impl Shopper {
+    fn next(&mut self) -> u64 {
+        // xorshift64*: plenty for picking products.
+        self.random ^= self.random >> 12;
+        self.random ^= self.random << 25;
+        self.random ^= self.random >> 27;
+        self.random.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+async fn start(user: &mut GooseUser) -> TransactionResult {
+    let seed = (user.weighted_users_index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    user.set_session_data(Shopper {
+        random: seed | 1,
+        orders: Vec::new(),
+    });
+    Ok(())
+}
+
+fn random(user: &mut GooseUser) -> u64 {
+    match user.get_session_data_mut::<Shopper>() {
+        Some(shopper) => shopper.next(),
+        None => 0,
+    }
+}
+
+async fn buy_now(user: &mut GooseUser) -> TransactionResult {
+    let plan = plan();
+    let product = plan.pick_product(random(user));
+    let shopper_index = plan.next_shopper();
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, "/api/v1/buy-now")?
+        .bearer_auth(plan.token(shopper_index))
+        .header("Idempotency-Key", plan.next_idempotency_key())
+        .json(&json!({ "productId": product, "quantity": plan.quantity }));
+    let request = GooseRequest::builder()
+        .name("buy-now")
+        .set_request_builder(builder)
+        .expect_status_code(201)
+        .build();
+    let started = Instant::now();
+    let goose = user.request(request).await?;
+    let status = goose
+        .response
+        .as_ref()
+        .map_or(0, |response| response.status().as_u16());
+    plan.stats.record(started.elapsed(), status, plan.quantity);
+    if status == 201
+        && let Ok(response) = goose.response
+        && let Ok(body) = response.json::<Value>().await
+        && let Some(order_id) = body["orderId"].as_str()
+        && let Some(shopper) = user.get_session_data_mut::<Shopper>()
+    {
+        // Keep a few for the order-status checks of the mixed scenario.
+        if shopper.orders.len() < 16 {
+            shopper.orders.push((order_id.to_owned(), shopper_index));
+        }
+    }
+    Ok(())
+}
+
+async fn browse_category(user: &mut GooseUser) -> TransactionResult {
+    let plan = plan();
+    let random = random(user);
+    let category = &plan.categories[(random % plan.categories.len() as u64) as usize];
+    let sort = if random & 1 == 0 {
+        "popularity"
+    } else {
+        "price"
+    };
+    let path = if random & 2 == 0 {
+        format!("/api/v1/products?category={category}&sort={sort}&pageSize=20")
+    } else {
+        format!(
+            "/api/v1/products?category={category}&sort={sort}&priceMin=10000&priceMax=200000&pageSize=20"
+        )
+    };
+    let request = GooseRequest::builder()
+        .path(path.as_str())
+        .name("list-products")
+        .build();
+    user.request(request).await?;
+    Ok(())
+}
+
+async fn product_page(user: &mut GooseUser) -> TransactionResult {
+    let product = plan().pick_product(random(user));
+    let path = format!("/api/v1/products/{product}");
+    let request = GooseRequest::builder()
+        .path(path.as_str())
+        .name("product-page")
+        .build();
+    user.request(request).await?;
+    let path = format!("/api/v1/inventory/{product}");
+    let request = GooseRequest::builder()
+        .path(path.as_str())
+        .name("inventory")
+        .build();
+    user.request(request).await?;
+    Ok(())
+}
+
+async fn order_status(user: &mut GooseUser) -> TransactionResult {
+    let order = user
+        .get_session_data::<Shopper>()
+        .and_then(|shopper| shopper.orders.last().cloned());
+    let Some((order, shopper_index)) = order else {
+        return Ok(());
+    };
+    // As the shopper who placed it: only owners may read an order.
+    let path = format!("/api/v1/orders/{order}");
+    let builder = user
+        .get_request_builder(&GooseMethod::Get, &path)?
+        .bearer_auth(plan().token(shopper_index));
+    let request = GooseRequest::builder()
+        .name("order-status")
+        .set_request_builder(builder)
+        .build();
+    user.request(request).await?;
+    Ok(())
+}
+
+pub fn flash_sale() -> Result<Scenario, GooseError> {
+    Ok(scenario!("flash-sale")
+        .register_transaction(transaction!(start).set_on_start())
+        .register_transaction(transaction!(buy_now).set_name("buy-now")))
+}
+
+pub fn browse() -> Result<Scenario, GooseError> {
+    Ok(scenario!("browse")
+        .register_transaction(transaction!(start).set_on_start())
+        .register_transaction(
+            transaction!(browse_category)
+                .set_name("list")
+                .set_weight(3)?,
+        )
+        .register_transaction(
+            transaction!(product_page)
+                .set_name("product")
+                .set_weight(2)?,
+        ))
+}
+
+/// Shoppers as a shop sees them: mostly browsing, some buying, a few checking an order.
+pub fn mixed() -> Result<Scenario, GooseError> {
+    Ok(scenario!("mixed")
+        .register_transaction(transaction!(start).set_on_start())
+        .register_transaction(
+            transaction!(browse_category)
+                .set_name("list")
+                .set_weight(6)?,
+        )
+        .register_transaction(
+            transaction!(product_page)
+                .set_name("product")
+                .set_weight(4)?,
+        )
+        .register_transaction(transaction!(buy_now).set_name("buy-now").set_weight(3)?)
+        .register_transaction(
+            transaction!(order_status)
+                .set_name("order-status")
+                .set_weight(1)?,
+        ))
+}
