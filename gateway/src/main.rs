@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc malloc: a profile of Buy Now under load spent ~15% of the
+/// engine's CPU in glibc's allocator (chunk consolidation, arena locking between worker
+/// threads); mimalloc's per-thread free lists remove most of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use gateway::App;

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The same load generator, in one go, against:
+#   (a) echo:    the engine's HTTP stack with an echo handler (the ceiling of this box)
+#   (b) classic: Buy Now done the usual way (Redis Lua check-and-DECRBY, one INSERT per order)
+#   (c) engine on its embedded store (SQLite)
+#   (d) engine on PostgreSQL + Redis
+# and prints orders/s, p50/p99, the generator's own CPU, and ratios to (a) and (b).
+#
+#   loadtests/compare.sh [seconds per target, default 30] [virtual users, default 64]
+#
+# Needs PostgreSQL and Redis on loopback (deploy/services.sh). Bounded: each target runs
+# for the given time; every server is stopped afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_TARGET="${1:-30}"
+USERS="${2:-64}"
+WORK="$(mktemp -d)"
+SECRET="compare-secret"
+ADMIN_DB="${FLASHCART_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+BASE_DB="${ADMIN_DB%/*}"
+REDIS_URL="${FLASHCART_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    psql "$ADMIN_DB" -qc 'DROP DATABASE IF EXISTS flashcart_compare_engine WITH (FORCE)' >/dev/null 2>&1 || true
+    psql "$ADMIN_DB" -qc 'DROP DATABASE IF EXISTS flashcart_compare_classic WITH (FORCE)' >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+./deploy/services.sh >/dev/null
+echo "building release binaries..."
+cargo build --release --locked -q -p flashcart-gateway -p flashcart-loadtests
+BIN=target/release
+
+fresh_database() {
+    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
+    psql "$ADMIN_DB" -qc "CREATE DATABASE $1" >/dev/null
+    echo "$BASE_DB/$1"
+}
+
+wait_ready() {
+    for _ in $(seq 100); do
+        if curl -sf "http://$1/readyz" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    echo "server on $1 did not become ready" >&2
+    return 1
+}
+
+run_load() { # name address extra-args...
+    local name="$1" address="$2"
+    shift 2
+    echo "== $name: ${SECONDS_PER_TARGET}s, $USERS users"
+    "$BIN/flashcart-load" --host "http://$address" --jwt-secret "$SECRET" --scenario flash-sale \
+        --users "$USERS" --increase-rate "$USERS" --run-time "${SECONDS_PER_TARGET}s" --quiet \
+        --report-file "$WORK/$name.html" --summary-json "$WORK/$name.json" "$@" \
+        | grep -E '^(buy-now|all requests|VERIFY)' | sed 's/^/   /'
+}
+
+stop_last() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; }
+
+"$BIN/echo-server" 127.0.0.1:18081 >/dev/null & PIDS+=($!)
+wait_ready 127.0.0.1:18081
+run_load echo 127.0.0.1:18081 --no-verify
+stop_last
+
+CLASSIC_DB="$(fresh_database flashcart_compare_classic)"
+"$BIN/classic-server" 127.0.0.1:18082 "$CLASSIC_DB" "$REDIS_URL" "$SECRET" >/dev/null & PIDS+=($!)
+wait_ready 127.0.0.1:18082
+run_load classic 127.0.0.1:18082
+stop_last
+
+FLASHCART_AUTH__JWT_SECRET="$SECRET" "$BIN/flashcart" serve --listen 127.0.0.1:18083 \
+    --data-dir "$WORK/embedded" >"$WORK/embedded.log" 2>&1 & PIDS+=($!)
+wait_ready 127.0.0.1:18083
+run_load embedded 127.0.0.1:18083 --verify-database-url "sqlite://$WORK/embedded/flashcart.db"
+stop_last
+
+ENGINE_DB="$(fresh_database flashcart_compare_engine)"
+FLASHCART_AUTH__JWT_SECRET="$SECRET" FLASHCART_STORE__DATABASE_URL="$ENGINE_DB" \
+    FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="compare:$(date +%s):" \
+    "$BIN/flashcart" serve --listen 127.0.0.1:18084 --data-dir "$WORK/services" \
+    >"$WORK/services.log" 2>&1 & PIDS+=($!)
+wait_ready 127.0.0.1:18084
+run_load postgres-redis 127.0.0.1:18084 --verify-database-url "$ENGINE_DB"
+stop_last
+
+python3 - "$WORK" <<'PY'
+import json, sys, os
+work = sys.argv[1]
+rows = [(name, json.load(open(os.path.join(work, f"{name}.json"))))
+        for name in ["echo", "classic", "embedded", "postgres-redis"]]
+echo = rows[0][1]["orders_per_sec"] or 1
+classic = rows[1][1]["orders_per_sec"] or 1
+print()
+print(f"{'target':<16}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs echo':>9}{'vs classic':>12}{'gen CPU':>9}  verified")
+for name, r in rows:
+    print(f"{name:<16}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+          f"{r['orders_per_sec']/echo:>8.2f}x{r['orders_per_sec']/classic:>11.2f}x"
+          f"{r['generator_cpu_percent']:>8.0f}%  {r['verified']}")
+PY
