@@ -158,6 +158,7 @@ impl OrderActorState {
             to,
             at_ms,
             ledger: None,
+            sale_holder: None,
         };
         self.ctx
             .committer

@@ -74,25 +74,40 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    async fn apply(tx: &mut Transaction<'_, Postgres>, ops: &[WriteOp]) -> Result<(), StoreError> {
+    /// Rare admin writes (products, sales) go first in an explicit transaction with the
+    /// batch; a batch of orders alone is one statement, its own transaction.
+    async fn apply(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let mut batch = Batch::default();
+        let mut admin = Vec::new();
         for op in ops {
+            match op {
+                WriteOp::PlaceOrder {
+                    order,
+                    idempotency_scope,
+                } => batch.place(order, idempotency_scope)?,
+                WriteOp::SetOrderStatus(change) => batch.change(change)?,
+                WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } => admin.push(op),
+            }
+        }
+        if admin.is_empty() {
+            return batch.write(&self.pool).await;
+        }
+        let mut tx = self.pool.begin().await?;
+        for op in admin {
             match op {
                 WriteOp::PutProduct {
                     product,
                     stock_initial,
                     shelf_change,
                     at_ms,
-                } => put_product(tx, product, *stock_initial, *shelf_change, *at_ms).await?,
-                WriteOp::PutSale { sale, at_ms } => put_sale(tx, sale, *at_ms).await?,
-                WriteOp::PlaceOrder {
-                    order,
-                    idempotency_scope,
-                } => batch.place(order, idempotency_scope)?,
-                WriteOp::SetOrderStatus(change) => batch.change(change)?,
+                } => put_product(&mut tx, product, *stock_initial, *shelf_change, *at_ms).await?,
+                WriteOp::PutSale { sale, at_ms } => put_sale(&mut tx, sale, *at_ms).await?,
+                WriteOp::PlaceOrder { .. } | WriteOp::SetOrderStatus(_) => {}
             }
         }
-        batch.write(tx).await
+        batch.write(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -106,16 +121,19 @@ struct Batch {
     order_keys: Vec<String>,
     order_created: Vec<i64>,
     order_expires: Vec<i64>,
+    key_scopes: Vec<String>,
     item_orders: Vec<Uuid>,
     item_lines: Vec<i32>,
     item_products: Vec<i64>,
     item_sales: Vec<Option<i64>>,
     item_quantities: Vec<i32>,
     item_prices: Vec<i64>,
-    key_scopes: Vec<String>,
-    /// (sale, user) -> units taken, summed so one statement touches each row once.
+    /// (sale, user) -> net change of units held, so one statement touches each row once.
     sale_purchases: BTreeMap<(i64, i64), i32>,
-    changes: Vec<StatusChange>,
+    change_ids: Vec<Uuid>,
+    change_from: Vec<&'static str>,
+    change_to: Vec<&'static str>,
+    change_at: Vec<i64>,
     /// product -> (reserved, sold, left) deltas.
     inventory: BTreeMap<i64, (i64, i64, i64)>,
     ledger_products: Vec<i64>,
@@ -124,6 +142,61 @@ struct Batch {
     ledger_quantities: Vec<i64>,
     ledger_at: Vec<i64>,
 }
+
+/// The whole batch in one statement, so one round trip: data-modifying CTEs run in one
+/// implicit transaction. The last SELECT is the guard: if a status change met an order in
+/// another status, or a product has no inventory row, it fails the statement (a cast error
+/// naming the counts), and with it every write above. A cast is used, not `1/0`, because
+/// PostgreSQL may fold a constant division at plan time.
+const BATCH_SQL: &str = concat!(
+    "WITH new_orders AS (",
+    "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, created_at, expires_at, updated_at) ",
+    "SELECT o.id, o.user_id, o.status::order_status, o.total, o.key, ",
+    ms_to_ts!("o.created"),
+    ", ",
+    ms_to_ts!("o.expires"),
+    ", ",
+    ms_to_ts!("o.created"),
+    " FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) ",
+    "AS o(id, user_id, status, total, key, created, expires)), ",
+    "new_items AS (",
+    "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, unit_price_minor) ",
+    "SELECT * FROM UNNEST($8::uuid[], $9::int4[], $10::int8[], $11::int8[], $12::int4[], $13::int8[])), ",
+    "new_keys AS (",
+    "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at) ",
+    "SELECT k.user_id, k.scope, k.key, k.order_id, ",
+    ms_to_ts!("k.created"),
+    " FROM UNNEST($2::int8[], $14::text[], $5::text[], $1::uuid[], $6::int8[]) AS k(user_id, scope, key, order_id, created)), ",
+    "holdings AS (",
+    "INSERT INTO sale_purchases (sale_id, user_id, quantity, per_user_limit) ",
+    "SELECT p.sale_id, p.user_id, p.quantity, s.per_user_limit ",
+    "FROM UNNEST($15::int8[], $16::int8[], $17::int4[]) AS p(sale_id, user_id, quantity) ",
+    "JOIN flash_sales s ON s.id = p.sale_id ",
+    "ON CONFLICT (sale_id, user_id) DO UPDATE SET quantity = sale_purchases.quantity + excluded.quantity), ",
+    // Released allowance: an UPDATE, since INSERT checks the proposed row's constraints
+    // (a negative quantity) before it finds the conflict.
+    "released_holdings AS (",
+    "UPDATE sale_purchases SET quantity = sale_purchases.quantity + r.delta ",
+    "FROM UNNEST($33::int8[], $34::int8[], $35::int4[]) AS r(sale_id, user_id, delta) ",
+    "WHERE sale_purchases.sale_id = r.sale_id AND sale_purchases.user_id = r.user_id), ",
+    "changed AS (",
+    "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
+    ms_to_ts!("c.at"),
+    " FROM UNNEST($18::uuid[], $19::text[], $20::text[], $21::int8[]) AS c(id, from_status, to_status, at)",
+    " WHERE orders.id = c.id AND orders.status = c.from_status::order_status RETURNING 1), ",
+    "stock AS (",
+    r#"UPDATE inventory SET reserved = inventory.reserved + d.reserved, sold = inventory.sold + d.sold, "left" = inventory."left" + d.shelf "#,
+    "FROM UNNEST($22::int8[], $23::int8[], $24::int8[], $25::int8[]) AS d(product_id, reserved, sold, shelf) ",
+    "WHERE inventory.product_id = d.product_id RETURNING 1), ",
+    "ledger AS (",
+    "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at) ",
+    "SELECT l.product_id, l.order_id, l.kind, l.quantity, ",
+    ms_to_ts!("l.at"),
+    " FROM UNNEST($26::int8[], $27::uuid[], $28::text[], $29::int8[], $30::int8[]) AS l(product_id, order_id, kind, quantity, at)) ",
+    "SELECT CASE WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 THEN 0 ",
+    "ELSE ('batch guard failed: ' || (SELECT count(*) FROM changed) || ' of ' || $31 || ' status changes, ' ",
+    "|| (SELECT count(*) FROM stock) || ' of ' || $32 || ' inventory rows')::int END"
+);
 
 impl Batch {
     fn place(&mut self, order: &Order, scope: &str) -> Result<(), StoreError> {
@@ -138,8 +211,7 @@ impl Batch {
         self.key_scopes.push(scope.to_owned());
         for (line_no, item) in order.items.iter().enumerate() {
             let product = int(item.product_id.0)?;
-            let quantity = i32::try_from(item.quantity)
-                .map_err(|_| StoreError::Conflict("quantity does not fit".into()))?;
+            let quantity = quantity(item.quantity)?;
             self.item_orders.push(order.id.0);
             self.item_lines.push(
                 i32::try_from(line_no)
@@ -168,18 +240,24 @@ impl Batch {
     }
 
     fn change(&mut self, change: &StatusChange) -> Result<(), StoreError> {
-        if let Some((product_id, kind, quantity)) = change.ledger {
+        if let Some((product_id, kind, units)) = change.ledger {
             let product = int(product_id.0)?;
-            let quantity = i64::from(quantity);
+            let units = quantity(units)?;
             let delta = self.inventory.entry(product).or_default();
             match kind {
                 LedgerKind::Confirm => {
-                    delta.0 -= quantity;
-                    delta.1 += quantity;
+                    delta.0 -= i64::from(units);
+                    delta.1 += i64::from(units);
                 }
                 LedgerKind::Release => {
-                    delta.0 -= quantity;
-                    delta.2 += quantity;
+                    delta.0 -= i64::from(units);
+                    delta.2 += i64::from(units);
+                    if let Some((sale_id, user_id)) = change.sale_holder {
+                        *self
+                            .sale_purchases
+                            .entry((int(sale_id.0)?, int(user_id.0)?))
+                            .or_default() -= units;
+                    }
                 }
                 other => {
                     return Err(StoreError::Conflict(format!(
@@ -192,11 +270,14 @@ impl Batch {
                 product,
                 Some(change.order_id.0),
                 kind,
-                quantity,
+                i64::from(units),
                 change.at_ms,
             )?;
         }
-        self.changes.push(change.clone());
+        self.change_ids.push(change.order_id.0);
+        self.change_from.push(change.from.as_str());
+        self.change_to.push(change.to.as_str());
+        self.change_at.push(int(change.at_ms)?);
         Ok(())
     }
 
@@ -216,15 +297,36 @@ impl Batch {
         Ok(())
     }
 
-    async fn write(self, tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
-        if !self.order_ids.is_empty() {
-            sqlx::query(concat!(
-                "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, created_at, expires_at, updated_at) ",
-                "SELECT o.id, o.user_id, o.status::order_status, o.total, o.key, ",
-                ms_to_ts!("o.created"), ", ", ms_to_ts!("o.expires"), ", ", ms_to_ts!("o.created"),
-                " FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) ",
-                "AS o(id, user_id, status, total, key, created, expires)"
-            ))
+    async fn write<'c, E>(self, executor: E) -> Result<(), StoreError>
+    where
+        E: sqlx::Executor<'c, Database = Postgres>,
+    {
+        // Taken and given-back allowances go to different statements of the batch; a key's
+        // net change is one or the other, so no row is touched twice.
+        let (mut taken_sales, mut taken_users, mut taken) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut freed_sales, mut freed_users, mut freed) = (Vec::new(), Vec::new(), Vec::new());
+        for ((sale, user), delta) in self.sale_purchases {
+            if delta > 0 {
+                taken_sales.push(sale);
+                taken_users.push(user);
+                taken.push(delta);
+            } else if delta < 0 {
+                freed_sales.push(sale);
+                freed_users.push(user);
+                freed.push(delta);
+            }
+        }
+        let mut products = Vec::with_capacity(self.inventory.len());
+        let (mut reserved, mut sold, mut shelf) = (Vec::new(), Vec::new(), Vec::new());
+        for (product, delta) in &self.inventory {
+            products.push(*product);
+            reserved.push(delta.0);
+            sold.push(delta.1);
+            shelf.push(delta.2);
+        }
+        let expected_changes = self.change_ids.len() as i64;
+        let expected_products = products.len() as i64;
+        sqlx::query(BATCH_SQL)
             .bind(&self.order_ids)
             .bind(&self.order_users)
             .bind(&self.order_statuses)
@@ -232,154 +334,53 @@ impl Batch {
             .bind(&self.order_keys)
             .bind(&self.order_created)
             .bind(&self.order_expires)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, unit_price_minor)
-                 SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::int8[], $4::int8[], $5::int4[], $6::int8[])",
-            )
             .bind(&self.item_orders)
             .bind(&self.item_lines)
             .bind(&self.item_products)
             .bind(&self.item_sales)
             .bind(&self.item_quantities)
             .bind(&self.item_prices)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(concat!(
-                "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at) ",
-                "SELECT k.user_id, k.scope, k.key, k.order_id, ", ms_to_ts!("k.created"),
-                " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::uuid[], $5::int8[]) AS k(user_id, scope, key, order_id, created)"
-            ))
-            .bind(&self.order_users)
             .bind(&self.key_scopes)
-            .bind(&self.order_keys)
-            .bind(&self.order_ids)
-            .bind(&self.order_created)
-            .execute(&mut **tx)
-            .await?;
-        }
-        if !self.sale_purchases.is_empty() {
-            let (keys, quantities): (Vec<(i64, i64)>, Vec<i32>) =
-                self.sale_purchases.into_iter().unzip();
-            let (sales, users): (Vec<i64>, Vec<i64>) = keys.into_iter().unzip();
-            sqlx::query(
-                "INSERT INTO sale_purchases (sale_id, user_id, quantity, per_user_limit)
-                 SELECT p.sale_id, p.user_id, p.quantity, s.per_user_limit
-                 FROM UNNEST($1::int8[], $2::int8[], $3::int4[]) AS p(sale_id, user_id, quantity)
-                 JOIN flash_sales s ON s.id = p.sale_id
-                 ON CONFLICT (sale_id, user_id) DO UPDATE SET quantity = sale_purchases.quantity + excluded.quantity",
-            )
-            .bind(&sales)
-            .bind(&users)
-            .bind(&quantities)
-            .execute(&mut **tx)
-            .await?;
-        }
-        if !self.changes.is_empty() {
-            write_changes(tx, &self.changes).await?;
-        }
-        if !self.inventory.is_empty() {
-            let mut products = Vec::with_capacity(self.inventory.len());
-            let (mut reserved, mut sold, mut left) = (Vec::new(), Vec::new(), Vec::new());
-            for (product, delta) in &self.inventory {
-                products.push(*product);
-                reserved.push(delta.0);
-                sold.push(delta.1);
-                left.push(delta.2);
-            }
-            let updated = sqlx::query(
-                r#"UPDATE inventory SET reserved = inventory.reserved + d.reserved,
-                        sold = inventory.sold + d.sold, "left" = inventory."left" + d.shelf
-                   FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[]) AS d(product_id, reserved, sold, shelf)
-                   WHERE inventory.product_id = d.product_id"#,
-            )
+            .bind(&taken_sales)
+            .bind(&taken_users)
+            .bind(&taken)
+            .bind(&self.change_ids)
+            .bind(&self.change_from)
+            .bind(&self.change_to)
+            .bind(&self.change_at)
             .bind(&products)
             .bind(&reserved)
             .bind(&sold)
-            .bind(&left)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if updated != products.len() as u64 {
-                return Err(StoreError::Conflict(
-                    "a product of the batch has no inventory row".into(),
-                ));
-            }
-        }
-        if !self.ledger_products.is_empty() {
-            sqlx::query(concat!(
-                "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at) ",
-                "SELECT l.product_id, l.order_id, l.kind, l.quantity, ", ms_to_ts!("l.at"),
-                " FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::int8[], $5::int8[]) AS l(product_id, order_id, kind, quantity, at)"
-            ))
+            .bind(&shelf)
             .bind(&self.ledger_products)
             .bind(&self.ledger_orders)
             .bind(&self.ledger_kinds)
             .bind(&self.ledger_quantities)
             .bind(&self.ledger_at)
-            .execute(&mut **tx)
-            .await?;
-        }
+            .bind(expected_changes)
+            .bind(expected_products)
+            .bind(&freed_sales)
+            .bind(&freed_users)
+            .bind(&freed)
+            .execute(executor)
+            .await
+            .map_err(guard_error)?;
         Ok(())
     }
 }
 
-/// Status changes in one statement; the `from` guard makes a stale change fail the batch.
-/// Released sale units also free the buyer's allowance in `sale_purchases`.
-async fn write_changes(
-    tx: &mut Transaction<'_, Postgres>,
-    changes: &[StatusChange],
-) -> Result<(), StoreError> {
-    let ids: Vec<Uuid> = changes.iter().map(|change| change.order_id.0).collect();
-    let from: Vec<&str> = changes.iter().map(|change| change.from.as_str()).collect();
-    let to: Vec<&str> = changes.iter().map(|change| change.to.as_str()).collect();
-    let at = changes
-        .iter()
-        .map(|change| int(change.at_ms))
-        .collect::<Result<Vec<_>, _>>()?;
-    let updated = sqlx::query(concat!(
-        "UPDATE orders SET status = c.to_status::order_status, updated_at = ", ms_to_ts!("c.at"),
-        " FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[]) AS c(id, from_status, to_status, at)",
-        " WHERE orders.id = c.id AND orders.status = c.from_status::order_status"
-    ))
-    .bind(&ids)
-    .bind(&from)
-    .bind(&to)
-    .bind(&at)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if updated != changes.len() as u64 {
-        return Err(StoreError::Conflict(format!(
-            "{} of {} orders were not in the status the change expected",
-            changes.len() as u64 - updated,
-            changes.len()
-        )));
+fn quantity(units: u32) -> Result<i32, StoreError> {
+    i32::try_from(units).map_err(|_| StoreError::Conflict("quantity does not fit".into()))
+}
+
+/// The guard's cast error is a conflict (a bug upstream), not a database failure.
+fn guard_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(database) if database.message().contains("batch guard failed") => {
+            StoreError::Conflict(database.message().to_owned())
+        }
+        _ => StoreError::Database(error),
     }
-    let released: Vec<Uuid> = changes
-        .iter()
-        .filter(|change| {
-            change.from.holds_reservation()
-                && !change.to.holds_reservation()
-                && !change.to.is_sold()
-        })
-        .map(|change| change.order_id.0)
-        .collect();
-    if !released.is_empty() {
-        sqlx::query(
-            "UPDATE sale_purchases SET quantity = sale_purchases.quantity - r.quantity
-             FROM (SELECT i.sale_id, o.user_id, SUM(i.quantity)::int4 AS quantity
-                   FROM orders o JOIN order_items i ON i.order_id = o.id
-                   WHERE o.id = ANY($1) AND i.sale_id IS NOT NULL
-                   GROUP BY i.sale_id, o.user_id) AS r
-             WHERE sale_purchases.sale_id = r.sale_id AND sale_purchases.user_id = r.user_id",
-        )
-        .bind(&released)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 async fn put_product(
@@ -516,10 +517,7 @@ impl Store for PostgresStore {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        Self::apply(&mut tx, ops).await?;
-        tx.commit().await?;
-        Ok(())
+        self.apply(ops).await
     }
 
     async fn load_product(

@@ -2,7 +2,7 @@
 //! many actors and any backend can apply it in one transaction.
 
 use engine::order::{Order, OrderStatus};
-use engine::{FlashSale, OrderId, Product, ProductId};
+use engine::{FlashSale, OrderId, Product, ProductId, SaleId, UserId};
 
 #[derive(Clone, Debug)]
 pub enum WriteOp {
@@ -33,6 +33,9 @@ pub struct StatusChange {
     pub at_ms: u64,
     /// The stock movement this change records in the ledger, if any.
     pub ledger: Option<(ProductId, LedgerKind, u32)>,
+    /// For units bought in a flash sale: the sale and the buyer whose per-user allowance
+    /// they count against (a release gives the allowance back).
+    pub sale_holder: Option<(SaleId, UserId)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -103,6 +103,37 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         ])
         .await
         .expect("within limits");
+    // Releasing user 7's units gives the allowance back, so 2 more units fit again.
+    let release = persistence::StatusChange {
+        order_id: engine::OrderId(uuid::Uuid::from_u128(5)),
+        from: engine::order::OrderStatus::PendingPayment,
+        to: engine::order::OrderStatus::Expired,
+        at_ms: 10,
+        ledger: Some((ProductId(1), persistence::LedgerKind::Release, 2)),
+        sale_holder: Some((SaleId(1), engine::UserId(7))),
+    };
+    store
+        .commit(&[WriteOp::SetOrderStatus(release)])
+        .await
+        .expect("release");
+    store
+        .commit(&[place(order(7, 7, 1, 2, Some(SaleId(1))))])
+        .await
+        .expect("the allowance came back");
+    // A stale change (the order is no longer pending) fails the whole batch.
+    let stale = persistence::StatusChange {
+        order_id: engine::OrderId(uuid::Uuid::from_u128(5)),
+        from: engine::order::OrderStatus::PendingPayment,
+        to: engine::order::OrderStatus::Paid,
+        at_ms: 11,
+        ledger: Some((ProductId(1), persistence::LedgerKind::Confirm, 2)),
+        sale_holder: None,
+    };
+    let result = store.commit(&[WriteOp::SetOrderStatus(stale)]).await;
+    assert!(
+        matches!(result, Err(persistence::StoreError::Conflict(_))),
+        "{result:?}"
+    );
     database.drop_database().await;
 }
 

@@ -388,8 +388,11 @@ impl ProductActorState {
                 return;
             }
         };
-        let quantity = match locked {
-            Ok(line) => line.quantity,
+        let (quantity, sale_holder) = match locked {
+            Ok(line) => (
+                line.quantity,
+                line.sale_id.map(|sale_id| (sale_id, line.user_id)),
+            ),
             Err(error) => {
                 let _ = reply.send(Err(TransitionError::Stock(error)));
                 return;
@@ -401,6 +404,7 @@ impl ProductActorState {
             to,
             at_ms,
             ledger: Some((self.product.id, kind, quantity)),
+            sale_holder,
         }));
         self.open.followers.transitions.push(PendingTransition {
             order_id,
