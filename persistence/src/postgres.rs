@@ -136,11 +136,8 @@ struct Batch {
     change_at: Vec<i64>,
     /// product -> (reserved, sold, left) deltas.
     inventory: BTreeMap<i64, (i64, i64, i64)>,
-    ledger_products: Vec<i64>,
-    ledger_orders: Vec<Option<Uuid>>,
-    ledger_kinds: Vec<&'static str>,
-    ledger_quantities: Vec<i64>,
-    ledger_at: Vec<i64>,
+    /// (product, kind) -> (units, orders, latest time): one ledger row each per batch.
+    ledger: BTreeMap<(i64, &'static str), (i64, i32, i64)>,
 }
 
 /// The whole batch in one statement, so one round trip: data-modifying CTEs run in one
@@ -189,10 +186,10 @@ const BATCH_SQL: &str = concat!(
     "FROM UNNEST($22::int8[], $23::int8[], $24::int8[], $25::int8[]) AS d(product_id, reserved, sold, shelf) ",
     "WHERE inventory.product_id = d.product_id RETURNING 1), ",
     "ledger AS (",
-    "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at) ",
-    "SELECT l.product_id, l.order_id, l.kind, l.quantity, ",
+    "INSERT INTO stock_ledger (product_id, order_count, kind, quantity, at) ",
+    "SELECT l.product_id, l.order_count, l.kind, l.quantity, ",
     ms_to_ts!("l.at"),
-    " FROM UNNEST($26::int8[], $27::uuid[], $28::text[], $29::int8[], $30::int8[]) AS l(product_id, order_id, kind, quantity, at)) ",
+    " FROM UNNEST($26::int8[], $27::int4[], $28::text[], $29::int8[], $30::int8[]) AS l(product_id, order_count, kind, quantity, at)) ",
     "SELECT CASE WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 THEN 0 ",
     "ELSE ('batch guard failed: ' || (SELECT count(*) FROM changed) || ' of ' || $31 || ' status changes, ' ",
     "|| (SELECT count(*) FROM stock) || ' of ' || $32 || ' inventory rows')::int END"
@@ -230,7 +227,6 @@ impl Batch {
             delta.2 -= i64::from(quantity);
             self.ledger(
                 product,
-                Some(order.id.0),
                 LedgerKind::Reserve,
                 i64::from(quantity),
                 order.created_at_ms,
@@ -266,13 +262,7 @@ impl Batch {
                     )));
                 }
             }
-            self.ledger(
-                product,
-                Some(change.order_id.0),
-                kind,
-                i64::from(units),
-                change.at_ms,
-            )?;
+            self.ledger(product, kind, i64::from(units), change.at_ms)?;
         }
         self.change_ids.push(change.order_id.0);
         self.change_from.push(change.from.as_str());
@@ -284,16 +274,14 @@ impl Batch {
     fn ledger(
         &mut self,
         product: i64,
-        order: Option<Uuid>,
         kind: LedgerKind,
         quantity: i64,
         at_ms: u64,
     ) -> Result<(), StoreError> {
-        self.ledger_products.push(product);
-        self.ledger_orders.push(order);
-        self.ledger_kinds.push(kind.as_str());
-        self.ledger_quantities.push(quantity);
-        self.ledger_at.push(int(at_ms)?);
+        let row = self.ledger.entry((product, kind.as_str())).or_default();
+        row.0 += quantity;
+        row.1 += 1;
+        row.2 = row.2.max(int(at_ms)?);
         Ok(())
     }
 
@@ -324,6 +312,16 @@ impl Batch {
             sold.push(delta.1);
             shelf.push(delta.2);
         }
+        let (mut ledger_products, mut ledger_orders, mut ledger_kinds) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let (mut ledger_quantities, mut ledger_at) = (Vec::new(), Vec::new());
+        for ((product, kind), (quantity, orders, at)) in &self.ledger {
+            ledger_products.push(*product);
+            ledger_kinds.push(*kind);
+            ledger_quantities.push(*quantity);
+            ledger_orders.push(*orders);
+            ledger_at.push(*at);
+        }
         let expected_changes = self.change_ids.len() as i64;
         let expected_products = products.len() as i64;
         sqlx::query(BATCH_SQL)
@@ -352,11 +350,11 @@ impl Batch {
             .bind(&reserved)
             .bind(&sold)
             .bind(&shelf)
-            .bind(&self.ledger_products)
-            .bind(&self.ledger_orders)
-            .bind(&self.ledger_kinds)
-            .bind(&self.ledger_quantities)
-            .bind(&self.ledger_at)
+            .bind(&ledger_products)
+            .bind(&ledger_orders)
+            .bind(&ledger_kinds)
+            .bind(&ledger_quantities)
+            .bind(&ledger_at)
             .bind(expected_changes)
             .bind(expected_products)
             .bind(&freed_sales)
