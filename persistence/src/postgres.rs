@@ -64,6 +64,9 @@ impl PostgresStore {
             .options([
                 ("statement_timeout", timeout_ms.as_str()),
                 ("idle_in_transaction_session_timeout", timeout_ms.as_str()),
+                // The batch statement's shape never changes, only its arrays; planning it
+                // again for each batch (a custom plan) cost more than running a small one.
+                ("plan_cache_mode", "force_generic_plan"),
             ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
