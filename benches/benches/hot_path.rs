@@ -4,6 +4,8 @@
 //! - `actor/round_trip`: one message to a product actor and its answer (no I/O).
 //! - `shop/buy_now_sqlite`: whole Buy Now through the shop, committed to the embedded
 //!   store, 512 buyers at a time (what group commit is for).
+//! - `group_commit/encode_512_orders`: a batch laid out as PostgreSQL columns.
+//! - `json/*`: the Buy Now request parsed and its 201 body written.
 //!
 //! Figures are throughput (elements/s); compare them within one run, not across machines.
 
@@ -139,4 +141,76 @@ fn shop_buy_now(c: &mut Criterion) {
 }
 
 criterion_group!(hot_path, engine_reserve, actor_round_trip, shop_buy_now);
-criterion_main!(hot_path);
+
+fn order_write(n: u128) -> persistence::WriteOp {
+    use engine::order::{Order, OrderItem, OrderStatus};
+    persistence::WriteOp::PlaceOrder {
+        order: Order {
+            id: OrderId(Uuid::from_u128(n)),
+            user_id: UserId(n as u64),
+            status: OrderStatus::PendingPayment,
+            items: vec![OrderItem {
+                product_id: ProductId(1),
+                sale_id: Some(engine::SaleId(1)),
+                quantity: 1,
+                unit_price: Money(49_900),
+            }],
+            total: Money(49_900),
+            idempotency_key: IdempotencyKey::parse("bench-key-0001").expect("key"),
+            created_at_ms: 1_700_000_000_000,
+            expires_at_ms: 1_700_000_600_000,
+            updated_at_ms: 1_700_000_000_000,
+        },
+        idempotency_scope: "product:1".into(),
+    }
+}
+
+/// Laying out a 512-order batch as PostgreSQL columns (the committer's CPU per batch).
+fn group_commit_encode(c: &mut Criterion) {
+    let ops: Vec<persistence::WriteOp> = (0..512).map(order_write).collect();
+    let mut group = c.benchmark_group("group_commit");
+    group.throughput(Throughput::Elements(ops.len() as u64));
+    group.bench_function("encode_512_orders", |b| {
+        b.iter(|| {
+            let batch =
+                persistence::PostgresBatch::encode(std::hint::black_box(&ops)).expect("encodes");
+            assert_eq!(batch.order_count(), 512);
+            batch
+        });
+    });
+    group.finish();
+}
+
+/// The Buy Now request parsed and the 201 body written, with the gateway's own types.
+fn buy_now_json(c: &mut Criterion) {
+    use gateway::routes::buy_now::{BuyNowBody, PlacedBody};
+    let request = br#"{"productId":123456,"quantity":2}"#;
+    let mut group = c.benchmark_group("json");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_buy_now", |b| {
+        b.iter(|| {
+            let body: BuyNowBody =
+                serde_json::from_slice(std::hint::black_box(request)).expect("valid");
+            body.quantity
+        });
+    });
+    group.bench_function("encode_placed", |b| {
+        b.iter(|| {
+            let body = PlacedBody {
+                order_id: "01a21448-98c5-72b3-ad14-996475285440".to_owned(),
+                product_id: 123_456,
+                quantity: 2,
+                status: "PENDING_PAYMENT",
+                unit_price: 49_900,
+                total: 99_800,
+                sale_id: Some(1),
+                expires_at: "2026-11-25T20:07:11.749Z".to_owned(),
+            };
+            serde_json::to_vec(std::hint::black_box(&body)).expect("serializes")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(encoding, group_commit_encode, buy_now_json);
+criterion_main!(hot_path, encoding);

@@ -21,7 +21,7 @@ mod write;
 
 pub use error::StoreError;
 pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
-pub use postgres::{PostgresSettings, PostgresStore};
+pub use postgres::{Batch as PostgresBatch, PostgresSettings, PostgresStore};
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings};
 pub use sqlite::SqliteStore;
 pub use store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};

@@ -80,18 +80,11 @@ impl PostgresStore {
     /// Rare admin writes (products, sales) go first in an explicit transaction with the
     /// batch; a batch of orders alone is one statement, its own transaction.
     async fn apply(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
-        let mut batch = Batch::default();
-        let mut admin = Vec::new();
-        for op in ops {
-            match op {
-                WriteOp::PlaceOrder {
-                    order,
-                    idempotency_scope,
-                } => batch.place(order, idempotency_scope)?,
-                WriteOp::SetOrderStatus(change) => batch.change(change)?,
-                WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } => admin.push(op),
-            }
-        }
+        let batch = Batch::encode(ops)?;
+        let admin: Vec<&WriteOp> = ops
+            .iter()
+            .filter(|op| matches!(op, WriteOp::PutProduct { .. } | WriteOp::PutSale { .. }))
+            .collect();
         if admin.is_empty() {
             return batch.write(&self.pool).await;
         }
@@ -114,9 +107,10 @@ impl PostgresStore {
     }
 }
 
-/// A batch of orders and status changes, laid out as columns for UNNEST.
+/// A batch of orders and status changes, laid out as columns for UNNEST: what the group
+/// committer sends PostgreSQL. Public so the benches can measure encoding on its own.
 #[derive(Default)]
-struct Batch {
+pub struct Batch {
     order_ids: Vec<Uuid>,
     order_users: Vec<i64>,
     order_statuses: Vec<&'static str>,
@@ -199,6 +193,26 @@ const BATCH_SQL: &str = concat!(
 );
 
 impl Batch {
+    /// Lays out the order writes of `ops` (admin writes are not part of a batch).
+    pub fn encode(ops: &[WriteOp]) -> Result<Self, StoreError> {
+        let mut batch = Batch::default();
+        for op in ops {
+            match op {
+                WriteOp::PlaceOrder {
+                    order,
+                    idempotency_scope,
+                } => batch.place(order, idempotency_scope)?,
+                WriteOp::SetOrderStatus(change) => batch.change(change)?,
+                WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } => {}
+            }
+        }
+        Ok(batch)
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.order_ids.len()
+    }
+
     fn place(&mut self, order: &Order, scope: &str) -> Result<(), StoreError> {
         let user = int(order.user_id.0)?;
         self.order_ids.push(order.id.0);

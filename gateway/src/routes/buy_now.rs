@@ -19,25 +19,27 @@ pub fn router() -> Router<ApiContext> {
     Router::new().route("/buy-now", post(buy_now))
 }
 
+/// The request body. Public for the JSON benchmark.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct BuyNowBody {
-    product_id: u64,
-    quantity: u32,
+pub struct BuyNowBody {
+    pub product_id: u64,
+    pub quantity: u32,
 }
 
+/// The 201 body. Public for the JSON benchmark.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PlacedBody {
-    order_id: String,
-    product_id: u64,
-    quantity: u32,
-    status: &'static str,
-    unit_price: u64,
-    total: u64,
+pub struct PlacedBody {
+    pub order_id: String,
+    pub product_id: u64,
+    pub quantity: u32,
+    pub status: &'static str,
+    pub unit_price: u64,
+    pub total: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sale_id: Option<u64>,
-    expires_at: String,
+    pub sale_id: Option<u64>,
+    pub expires_at: String,
 }
 
 async fn buy_now(

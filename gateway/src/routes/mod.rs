@@ -1,6 +1,6 @@
 //! One module per resource; each exposes `router()`, merged here under `/api/v1`.
 
-mod buy_now;
+pub mod buy_now;
 mod flash_sales;
 mod health;
 mod inventory;
