@@ -93,6 +93,14 @@ impl Catalog {
         index.products.contains_key(&id)
     }
 
+    pub fn ids(&self) -> Vec<ProductId> {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        index.products.keys().copied().collect()
+    }
+
     pub fn len(&self) -> usize {
         let index = self
             .index

@@ -196,13 +196,13 @@ impl OrderActorState {
             .actor
             .call(
                 |reply| {
-                    ProductMsg::Transition(Transition {
+                    ProductMsg::Transition(Box::new(Transition {
                         order_id,
                         from,
                         to,
                         at_ms,
                         reply,
-                    })
+                    }))
                 },
                 Some(self.ctx.settings.request_timeout),
             )

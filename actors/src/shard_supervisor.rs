@@ -15,7 +15,7 @@ use crate::admission::InFlight;
 use crate::clock::now_ms;
 use crate::context::{Context, HandleError};
 use crate::error::AdminError;
-use crate::product::{ProductActor, ProductArgs, ProductHandle, ProductMsg};
+use crate::product::{Dormant, ProductActor, ProductArgs, ProductHandle, ProductMsg};
 use crate::shard::ShardId;
 
 pub enum ShardMsg {
@@ -28,6 +28,9 @@ pub enum ShardMsg {
         stock: u64,
         reply: RpcReplyPort<Result<Product, AdminError>>,
     },
+    /// Load these products' state into memory without starting actors; answers how many
+    /// were loaded.
+    Preload(Vec<ProductId>, RpcReplyPort<usize>),
     /// Look for idle product actors and stop them.
     Sweep,
 }
@@ -44,6 +47,8 @@ pub struct ShardState {
     shard_id: ShardId,
     members: HashMap<ProductId, ProductHandle>,
     products_by_actor: HashMap<ActorId, ProductId>,
+    /// Products resident in memory without an actor (passivated or preloaded).
+    dormant: HashMap<ProductId, Box<Dormant>>,
 }
 
 impl Actor for ShardSupervisor {
@@ -64,6 +69,7 @@ impl Actor for ShardSupervisor {
             shard_id: args.shard_id,
             members: HashMap::new(),
             products_by_actor: HashMap::new(),
+            dormant: HashMap::new(),
         })
     }
 
@@ -84,6 +90,9 @@ impl Actor for ShardSupervisor {
                 reply,
             } => {
                 let _ = reply.send(state.create(product, stock).await);
+            }
+            ShardMsg::Preload(product_ids, reply) => {
+                let _ = reply.send(state.preload(product_ids).await);
             }
             ShardMsg::Sweep => state.sweep().await,
         }
@@ -144,6 +153,7 @@ impl ShardState {
         let args = ProductArgs {
             ctx: Arc::clone(&self.ctx),
             product_id,
+            dormant: self.dormant.remove(&product_id),
         };
         let (actor, _) = Actor::spawn_linked(None, ProductActor, args, myself.get_cell())
             .await
@@ -160,6 +170,42 @@ impl ShardState {
         self.members.insert(product_id, handle.clone());
         self.ctx.products.insert(product_id, handle.clone());
         Ok(handle)
+    }
+
+    async fn preload(&mut self, product_ids: Vec<ProductId>) -> usize {
+        let since_ms =
+            now_ms().saturating_sub(self.ctx.settings.idempotency_retention.as_millis() as u64);
+        let mut loaded = 0;
+        for product_id in product_ids {
+            if self.members.contains_key(&product_id) || self.dormant.contains_key(&product_id) {
+                continue;
+            }
+            let state = match self.ctx.store.load_product(product_id, since_ms).await {
+                Ok(Some(state)) => state,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%product_id, %error, "preload failed");
+                    continue;
+                }
+            };
+            let product = state.product;
+            match engine::stock::ProductStock::restore(
+                product.id,
+                product.price,
+                state.stock,
+                now_ms(),
+            ) {
+                Ok(stock) => {
+                    self.dormant
+                        .insert(product_id, Box::new(Dormant { product, stock }));
+                    loaded += 1;
+                }
+                Err(error) => {
+                    tracing::error!(%product_id, %error, "preload found inconsistent stock")
+                }
+            }
+        }
+        loaded
     }
 
     async fn create(&mut self, product: Product, stock: u64) -> Result<Product, AdminError> {
@@ -210,11 +256,12 @@ impl ShardState {
                     Some(self.ctx.settings.request_timeout),
                 )
                 .await;
-            if matches!(answer, Ok(CallResult::Success(true))) {
+            if let Ok(CallResult::Success(Some(dormant))) = answer {
                 self.members.remove(&product_id);
                 self.ctx.products.remove_if(&product_id, |_, live| {
                     live.actor.get_id() == handle.actor.get_id()
                 });
+                self.dormant.insert(product_id, dormant);
             }
         }
     }

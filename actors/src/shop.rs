@@ -136,12 +136,12 @@ impl Shop {
                 .admit(self.ctx.settings.in_flight_per_product_max)
                 .ok_or(BuyNowError::Overloaded(request.product_id))?;
             let (reply, answer) = oneshot::channel();
-            let message = ProductMsg::BuyNow(BuyNow {
+            let message = ProductMsg::BuyNow(Box::new(BuyNow {
                 user_id: request.user_id,
                 quantity: request.quantity,
                 idempotency_key: request.idempotency_key.clone(),
                 waiter: Waiter::new(reply, permit),
-            });
+            }));
             if handle.actor.cast(message).is_err() {
                 self.ctx.forget_handle(request.product_id, &handle);
                 continue;
@@ -218,7 +218,7 @@ impl Shop {
         stock: Option<u64>,
     ) -> Result<Product, AdminError> {
         let update = ProductUpdate { draft, stock };
-        self.call_product(id, |reply| ProductMsg::Update(update, reply))
+        self.call_product(id, |reply| ProductMsg::Update(Box::new(update), reply))
             .await?
     }
 
@@ -236,8 +236,10 @@ impl Shop {
             return Err(AdminError::UnknownProduct(product_id));
         }
         let sale = draft.validate(self.ctx.allocate_sale_id(), now_ms())?;
-        self.call_product(product_id, |reply| ProductMsg::ScheduleSale(sale, reply))
-            .await?
+        self.call_product(product_id, |reply| {
+            ProductMsg::ScheduleSale(Box::new(sale), reply)
+        })
+        .await?
     }
 
     pub async fn inventory(&self, id: ProductId) -> Result<Inventory, AdminError> {
@@ -348,6 +350,45 @@ impl Shop {
             .products
             .get(&id)
             .map(|handle| handle.actor.clone())
+    }
+
+    /// Loads products into memory (without actors) ahead of demand: their first request
+    /// then needs no store read. Answers how many were loaded.
+    pub async fn preload(&self, product_ids: impl IntoIterator<Item = ProductId>) -> usize {
+        let Some(shards) = self.ctx.shards.get() else {
+            return 0;
+        };
+        let mut by_shard: Vec<Vec<ProductId>> = vec![Vec::new(); shards.len()];
+        for product_id in product_ids {
+            by_shard[crate::shard::shard_of(product_id, self.ctx.settings.shard_count).0 as usize]
+                .push(product_id);
+        }
+        let mut loads = tokio::task::JoinSet::new();
+        for (shard, product_ids) in shards.iter().zip(by_shard) {
+            if product_ids.is_empty() {
+                continue;
+            }
+            let shard = shard.clone();
+            loads.spawn(async move {
+                match shard
+                    .call(|reply| ShardMsg::Preload(product_ids, reply), None)
+                    .await
+                {
+                    Ok(CallResult::Success(loaded)) => loaded,
+                    _ => 0,
+                }
+            });
+        }
+        let mut loaded = 0;
+        while let Some(result) = loads.join_next().await {
+            loaded += result.unwrap_or(0);
+        }
+        loaded
+    }
+
+    /// Every product id of the catalog.
+    pub fn product_ids(&self) -> Vec<ProductId> {
+        self.ctx.catalog.ids()
     }
 
     /// Ensures a product's actor is live (pre-warming before a sale, or in tests).

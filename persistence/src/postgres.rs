@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use engine::order::{Order, OrderItem};
 use engine::stock::{Line, SaleSnapshot, StockSnapshot};
 use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
+use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -667,16 +668,19 @@ impl Store for PostgresStore {
     }
 
     async fn load_catalog(&self) -> Result<Vec<Product>, StoreError> {
-        sqlx::query(concat!(
+        // Streamed and decoded row by row: the whole result set as rows at once would cost
+        // several times the catalog itself at a million products.
+        let mut rows = sqlx::query(concat!(
             "SELECT ",
             product_columns!(),
             " FROM products p ORDER BY p.id"
         ))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(decode_product)
-        .collect()
+        .fetch(&self.pool);
+        let mut products = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            products.push(decode_product(&row)?);
+        }
+        Ok(products)
     }
 
     async fn load_order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use engine::order::{Order, OrderItem};
 use engine::stock::{Line, SaleSnapshot, StockSnapshot};
 use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
+use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -238,16 +239,19 @@ impl Store for SqliteStore {
     }
 
     async fn load_catalog(&self) -> Result<Vec<Product>, StoreError> {
-        sqlx::query(concat!(
+        // Streamed and decoded row by row: the whole result set as rows at once would cost
+        // several times the catalog itself at a million products.
+        let mut rows = sqlx::query(concat!(
             "SELECT ",
             product_columns!(),
             " FROM products ORDER BY id"
         ))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(decode_product)
-        .collect()
+        .fetch(&self.pool);
+        let mut products = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            products.push(decode_product(&row)?);
+        }
+        Ok(products)
     }
 
     async fn load_order(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

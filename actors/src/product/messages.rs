@@ -13,9 +13,11 @@ use crate::admission::Permit;
 use crate::error::AdminError;
 use crate::order::TransitionError;
 
+/// Kept small (large payloads boxed): ractor's mailbox is a tokio channel that allocates
+/// slots in blocks of 32 messages, so every live product actor pays 32 x this size.
 pub enum ProductMsg {
     /// A buyer pressed Buy Now.
-    BuyNow(BuyNow),
+    BuyNow(Box<BuyNow>),
     /// Sent by the actor to itself after the first decision of a batch: by the time it is
     /// handled, every message that was waiting behind it has been decided, so the whole
     /// batch goes to the committer at once.
@@ -26,18 +28,21 @@ pub enum ProductMsg {
         outcome: CommitOutcome,
     },
     /// An order actor moves an order out of PENDING_PAYMENT (paid, cancelled, expired).
-    Transition(Transition),
+    Transition(Box<Transition>),
     Inventory(RpcReplyPort<Inventory>),
-    Update(ProductUpdate, RpcReplyPort<Result<Product, AdminError>>),
+    Update(
+        Box<ProductUpdate>,
+        RpcReplyPort<Result<Product, AdminError>>,
+    ),
     /// Schedule an already validated sale.
-    ScheduleSale(FlashSale, RpcReplyPort<Result<FlashSale, AdminError>>),
-    /// The shard asks an idle actor to stop; it answers whether it did.
-    Passivate(RpcReplyPort<bool>),
+    ScheduleSale(Box<FlashSale>, RpcReplyPort<Result<FlashSale, AdminError>>),
+    /// The shard asks an idle actor to stop; it answers with its state if it did.
+    Passivate(RpcReplyPort<Option<Box<super::Dormant>>>),
     /// Answered once nothing of this actor is waiting for the committer.
     Drain(RpcReplyPort<()>),
     /// Try to rebuild from the store again.
     Recover,
-    Reloaded(Result<Option<ProductState>, StoreError>),
+    Reloaded(Box<Result<Option<ProductState>, StoreError>>),
 }
 
 pub struct BuyNow {
