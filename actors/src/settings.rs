@@ -8,10 +8,10 @@ pub struct ShopSettings {
     /// Virtual shards. Fixed for the life of a deployment: it is the unit a cluster moves
     /// between nodes, so it must be much larger than any node count (256 nodes at most).
     pub shard_count: u32,
-    /// Requests one product actor may hold unanswered. At the 10K/s peak with a commit
-    /// every few milliseconds, a few hundred are in flight; 4096 absorbs a burst of 0.4 s
-    /// of peak. A buyer behind that many would wait past any useful latency, so beyond it
-    /// the engine says 503 at once instead.
+    /// Requests one product may hold unanswered. Little's law sets it: the latency a buyer
+    /// should ever wait (50 ms) times the peak one product sustains (~10K orders/s) is 500
+    /// in flight. Past that, a buyer would only queue behind others, so the engine answers
+    /// 503 at once and admitted buyers keep their latency (measured under 3x overload).
     pub in_flight_per_product_max: u32,
     /// How long an unpaid order keeps its units (the platform's 10 minutes).
     pub reservation_ttl: Duration,
@@ -35,7 +35,7 @@ impl Default for ShopSettings {
     fn default() -> Self {
         Self {
             shard_count: 256,
-            in_flight_per_product_max: 4_096,
+            in_flight_per_product_max: 512,
             reservation_ttl: Duration::from_secs(600),
             request_timeout: Duration::from_secs(3),
             passivate_after: Duration::from_secs(600),

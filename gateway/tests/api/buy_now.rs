@@ -47,13 +47,23 @@ async fn burst(
 /// An app on PostgreSQL (fresh database) mirroring to Redis (fresh prefix).
 async fn spawn_app_on_services() -> (TestApp, TestDatabase) {
     let database = TestDatabase::create().await;
-    let app = spawn_app_with(|settings| use_services(settings, &database.url, &redis_url())).await;
+    let app = spawn_app_with(|settings| {
+        use_services(settings, &database.url, &redis_url());
+        admit_everyone(settings);
+    })
+    .await;
     (app, database)
+}
+
+/// 2,000 buyers at once is a burst far above one product's in-flight bound (a real sale
+/// sheds most of it with 503); these tests admit them all to check the decisions.
+fn admit_everyone(settings: &mut gateway::settings::Settings) {
+    settings.shop.in_flight_per_product_max = 4_096;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_buyers_for_a_hundred_units_get_exactly_a_hundred_orders() {
-    sells_exactly_the_sale_stock(&spawn_app().await).await;
+    sells_exactly_the_sale_stock(&spawn_app_with(admit_everyone).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +78,7 @@ async fn two_thousand_buyers_for_a_hundred_units_on_postgres_and_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quantities_and_a_per_user_limit_never_oversell() {
-    limits_hold_under_contention(&spawn_app().await).await;
+    limits_hold_under_contention(&spawn_app_with(admit_everyone).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,4 +259,54 @@ async fn sale_windows_are_enforced() {
         (status, code.as_str()),
         (StatusCode::CONFLICT, "sale_refused")
     );
+}
+
+/// Past a product's in-flight bound, buyers hear 503 `overloaded` with Retry-After at once
+/// instead of queueing; admitted ones are decided as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_in_flight_bound_buyers_are_shed_with_503() {
+    let app = spawn_app_with(|settings| settings.shop.in_flight_per_product_max = 8).await;
+    app.create_product(60, 99_900, 1_000).await;
+    app.inventory(60).await; // warm the actor so the burst meets a live one
+    let mut requests = JoinSet::new();
+    for user in 1..=400u64 {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/buy-now");
+        let token = app.token(user, gateway::auth::Role::Customer);
+        requests.spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "shed")
+                .json(&serde_json::json!({"productId": 60, "quantity": 1}))
+                .send()
+                .await
+                .expect("sent");
+            let retry_after = response.headers().get("retry-after").cloned();
+            let status = response.status();
+            let body: Value = response.json().await.expect("json");
+            (
+                status,
+                retry_after,
+                body["error"]["code"].as_str().map(str::to_owned),
+            )
+        });
+    }
+    let (mut created, mut shed) = (0, 0);
+    while let Some(result) = requests.join_next().await {
+        let (status, retry_after, code) = result.expect("task");
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(code.as_deref(), Some("overloaded"));
+                assert!(retry_after.is_some());
+                shed += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(shed > 0, "the bound shed some of the burst");
+    assert!(created > 0, "and admitted the rest");
+    assert_eq!(app.inventory(60).await["reserved"], created);
+    assert_eq!(app.stored_orders(60).await.len(), created as usize);
 }
