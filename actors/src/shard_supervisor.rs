@@ -226,6 +226,16 @@ impl ShardState {
         match outcome.await {
             Ok(CommitOutcome::Committed) => {
                 self.ctx.catalog.put(product.clone());
+                // A new product's state is known without reading it back: resident at once,
+                // so its first Buy Now needs no store read.
+                let stock = engine::stock::ProductStock::new(product.id, product.price, stock);
+                self.dormant.insert(
+                    product.id,
+                    Box::new(Dormant {
+                        product: product.clone(),
+                        stock,
+                    }),
+                );
                 Ok(product)
             }
             Ok(other) => Err(AdminError::Unavailable(format!("{other:?}"))),

@@ -97,15 +97,28 @@ impl Shop {
 
         let pending_count = pending.len();
         ctx.track_new_orders(pending);
+        let shop = Self {
+            ctx,
+            committer_task: Arc::new(std::sync::Mutex::new(Some(committer_task))),
+        };
+        if shop.ctx.settings.preload_on_start {
+            let preloading = shop.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let loaded = preloading.preload(preloading.product_ids()).await;
+                tracing::info!(
+                    products = loaded,
+                    seconds = started.elapsed().as_secs(),
+                    "catalog resident in memory"
+                );
+            });
+        }
         tracing::info!(
-            products = ctx.catalog.len(),
+            products = shop.ctx.catalog.len(),
             pending_orders = pending_count,
             "shop started"
         );
-        Ok(Self {
-            ctx,
-            committer_task: Arc::new(std::sync::Mutex::new(Some(committer_task))),
-        })
+        Ok(shop)
     }
 
     pub fn settings(&self) -> &ShopSettings {

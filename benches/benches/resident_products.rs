@@ -84,6 +84,7 @@ async fn run(count: u64) {
     let before_start = rss_bytes();
     let settings = ShopSettings {
         passivate_after: Duration::from_secs(24 * 3_600),
+        preload_on_start: false,
         ..ShopSettings::default()
     };
     let shop = Shop::start(settings, Arc::clone(&store), None)

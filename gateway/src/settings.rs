@@ -110,6 +110,7 @@ impl Default for RedisConfig {
 pub struct ShopConfig {
     pub shard_count: u32,
     pub in_flight_per_product_max: u32,
+    pub preload_on_start: bool,
     pub reservation_ttl_secs: u64,
     pub request_timeout_ms: u64,
     pub passivate_after_secs: u64,
@@ -129,6 +130,7 @@ impl Default for ShopConfig {
         Self {
             shard_count: shop.shard_count,
             in_flight_per_product_max: shop.in_flight_per_product_max,
+            preload_on_start: shop.preload_on_start,
             reservation_ttl_secs: shop.reservation_ttl.as_secs(),
             request_timeout_ms: shop.request_timeout.as_millis() as u64,
             passivate_after_secs: shop.passivate_after.as_secs(),
@@ -148,6 +150,7 @@ impl ShopConfig {
         ShopSettings {
             shard_count: self.shard_count,
             in_flight_per_product_max: self.in_flight_per_product_max,
+            preload_on_start: self.preload_on_start,
             reservation_ttl: Duration::from_secs(self.reservation_ttl_secs),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             passivate_after: Duration::from_secs(self.passivate_after_secs),

@@ -182,7 +182,9 @@ async fn run(mut cli: Cli) -> anyhow::Result<bool> {
         stats.other.load(Ordering::Relaxed),
         placed as f64 / elapsed
     );
-    println!("buy-now latency ms: p50 {p50:.2} | p90 {p90:.2} | p99 {p99:.2} | p99.9 {p999:.2}");
+    println!(
+        "buy-now latency of placed orders, ms: p50 {p50:.2} | p90 {p90:.2} | p99 {p99:.2} | p99.9 {p999:.2}"
+    );
     println!(
         "all requests: {all_requests} ({:.0}/s); generator CPU {cpu:.1} s = {:.0}% of one core",
         all_requests as f64 / elapsed,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 #[derive(Default)]
 pub struct Stats {
-    /// Microseconds of every Buy Now, whatever its answer.
+    /// Microseconds of every Buy Now that placed an order (shed and refused answers are
+    /// fast by design and would flatter the figures).
     latencies_us: Mutex<Vec<u32>>,
     pub placed: AtomicU64,
     /// Units in the 201 answers, for the verification.
@@ -20,12 +21,12 @@ pub struct Stats {
 impl Stats {
     pub fn record(&self, elapsed: Duration, status: u16, quantity: u32) {
         let micros = u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX);
-        self.latencies_us
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(micros);
         let counter = match status {
             201 => {
+                self.latencies_us
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(micros);
                 self.placed_units
                     .fetch_add(u64::from(quantity), Ordering::Relaxed);
                 &self.placed
