@@ -19,6 +19,7 @@ use crate::product::ProductHandle;
 use crate::settings::ShopSettings;
 use crate::shard::shard_of;
 use crate::shard_supervisor::ShardMsg;
+use crate::stock_feed::StockFeed;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HandleError {
@@ -35,6 +36,8 @@ pub struct Context {
     pub catalog: Arc<Catalog>,
     /// Where committed stock is mirrored for the rest of the platform, if configured.
     pub mirror: Option<RedisMirror>,
+    /// Latest stock of watched products, for live screens.
+    pub stock_feed: StockFeed,
     /// Live product actors. Read on every Buy Now; written only by shard supervisors.
     pub products: DashMap<ProductId, ProductHandle>,
     /// Live order actors. Written only by the order supervisor.

@@ -25,9 +25,11 @@ pub mod settings;
 pub mod shard;
 mod shard_supervisor;
 mod shop;
+pub mod stock_feed;
 
 pub use catalog::{Catalog, ListQuery, ListSort, Page};
 pub use error::{AdminError, BuyNowError, OrderError};
 pub use product::{BuyNowReply, Placement, Refusal, Unavailable};
 pub use settings::ShopSettings;
 pub use shop::{BuyNowRequest, Shop};
+pub use stock_feed::{StockStatus, StockView};

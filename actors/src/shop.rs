@@ -64,6 +64,7 @@ impl Shop {
             committer,
             catalog: Arc::new(catalog),
             mirror,
+            stock_feed: crate::stock_feed::StockFeed::default(),
             products: DashMap::new(),
             orders: DashMap::new(),
             pending_orders: DashMap::new(),
@@ -257,6 +258,14 @@ impl Shop {
 
     pub async fn inventory(&self, id: ProductId) -> Result<Inventory, AdminError> {
         self.call_product(id, ProductMsg::Inventory).await
+    }
+
+    /// Live stock of a product: the current value at once, then each committed change.
+    pub async fn watch_stock(
+        &self,
+        id: ProductId,
+    ) -> Result<tokio::sync::watch::Receiver<crate::StockView>, AdminError> {
+        self.call_product(id, ProductMsg::Watch).await
     }
 
     /// An order as it is now: from its live actor if it has one, else from the store.

@@ -24,6 +24,8 @@ pub struct ApiContext {
     pub shop: Shop,
     pub keys: Arc<JwtKeys>,
     pub limits: Arc<Limits>,
+    /// Open WebSockets, bounded: each holds a task and buffers.
+    pub websocket_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Request-shape bounds the gateway enforces itself.
@@ -31,6 +33,8 @@ pub struct ApiContext {
 pub struct Limits {
     pub quantity_per_order_max: u32,
     pub page_size_max: u32,
+    pub stock_feed_rate_per_second: u32,
+    pub websocket_write_timeout: Duration,
 }
 
 /// PostgreSQL when a database URL is configured, else the embedded SQLite store.
@@ -62,6 +66,7 @@ pub struct App {
     router: Router,
     shop: Shop,
     keys: Arc<JwtKeys>,
+    websocket_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -94,13 +99,21 @@ impl App {
         }
         let secret = load_or_create_secret(settings.auth.jwt_secret.as_ref(), data_dir)?;
         let keys = Arc::new(JwtKeys::new(secret));
+        let websocket_slots = Arc::new(tokio::sync::Semaphore::new(
+            settings.server.websocket_connections_max,
+        ));
         let ctx = ApiContext {
             shop: shop.clone(),
             keys: Arc::clone(&keys),
             limits: Arc::new(Limits {
                 quantity_per_order_max: settings.server.quantity_per_order_max,
                 page_size_max: settings.server.page_size_max,
+                stock_feed_rate_per_second: settings.server.stock_feed_rate_per_second,
+                websocket_write_timeout: Duration::from_millis(
+                    settings.server.websocket_write_timeout_ms,
+                ),
             }),
+            websocket_slots: Arc::clone(&websocket_slots),
         };
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))
@@ -113,6 +126,7 @@ impl App {
             router,
             shop,
             keys,
+            websocket_slots,
         })
     }
 
@@ -128,6 +142,11 @@ impl App {
 
     pub fn shop(&self) -> &Shop {
         &self.shop
+    }
+
+    /// Free WebSocket slots (tests count open connections with it).
+    pub fn websocket_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.websocket_slots)
     }
 
     pub fn keys(&self) -> Arc<JwtKeys> {

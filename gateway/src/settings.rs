@@ -38,6 +38,13 @@ pub struct ServerSettings {
     pub quantity_per_order_max: u32,
     /// Largest page of a product listing.
     pub page_size_max: u32,
+    /// Stock updates per product per WebSocket, at most: ten a second reads as live to a
+    /// person and keeps a 10K orders/s product from flooding every screen.
+    pub stock_feed_rate_per_second: u32,
+    /// A WebSocket client that does not take a message within this is dropped.
+    pub websocket_write_timeout_ms: u64,
+    /// Open WebSockets at most; each costs a task and its buffers.
+    pub websocket_connections_max: usize,
 }
 
 impl Default for ServerSettings {
@@ -47,6 +54,9 @@ impl Default for ServerSettings {
             body_limit_bytes: 16 * 1024,
             quantity_per_order_max: 10,
             page_size_max: 100,
+            stock_feed_rate_per_second: 10,
+            websocket_write_timeout_ms: 5_000,
+            websocket_connections_max: 50_000,
         }
     }
 }

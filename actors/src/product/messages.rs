@@ -30,6 +30,8 @@ pub enum ProductMsg {
     /// An order actor moves an order out of PENDING_PAYMENT (paid, cancelled, expired).
     Transition(Box<Transition>),
     Inventory(RpcReplyPort<Inventory>),
+    /// A live screen subscribes to this product's stock.
+    Watch(RpcReplyPort<tokio::sync::watch::Receiver<crate::stock_feed::StockView>>),
     Update(
         Box<ProductUpdate>,
         RpcReplyPort<Result<Product, AdminError>>,

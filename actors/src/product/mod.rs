@@ -38,6 +38,7 @@ use crate::clock::now_ms;
 use crate::context::Context;
 use crate::error::AdminError;
 use crate::order::TransitionError;
+use crate::stock_feed::StockView;
 
 /// How callers reach a product actor. Cloned out of the shard map on every request.
 #[derive(Clone)]
@@ -170,6 +171,9 @@ impl Actor for ProductActor {
             ProductMsg::Transition(transition) => state.transition(&myself, *transition),
             ProductMsg::Inventory(reply) => {
                 let _ = reply.send(state.stock.inventory(now_ms()));
+            }
+            ProductMsg::Watch(reply) => {
+                let _ = reply.send(state.ctx.stock_feed.subscribe(state.view()));
             }
             ProductMsg::Update(update, reply) => {
                 let result = state.update(&myself, *update).await;
@@ -530,9 +534,19 @@ impl ProductActorState {
         Ok(sale)
     }
 
-    /// Committed stock, as it stands now, to the mirror.
+    /// Committed stock, as it stands now, to the Redis mirror and to watching screens.
     fn mirror(&self) {
-        self.ctx.mirror_inventory(&self.stock.inventory(now_ms()));
+        let now = now_ms();
+        let inventory = self.stock.inventory(now);
+        self.ctx
+            .stock_feed
+            .publish(StockView::of(&inventory, self.product.price, now));
+        self.ctx.mirror_inventory(&inventory);
+    }
+
+    fn view(&self) -> StockView {
+        let now = now_ms();
+        StockView::of(&self.stock.inventory(now), self.product.price, now)
     }
 
     /// Nothing decided is waiting for the store: the state is complete as it stands.

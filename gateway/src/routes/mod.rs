@@ -6,6 +6,7 @@ mod health;
 mod inventory;
 mod orders;
 mod products;
+mod stock_feed;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -22,6 +23,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(inventory::router());
     Router::new()
         .nest("/api/v1", api)
+        .merge(stock_feed::router())
         .merge(health::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub shop: Shop,
     pub data_dir: PathBuf,
     keys: Arc<JwtKeys>,
+    websocket_slots: Arc<tokio::sync::Semaphore>,
+    websockets_max: usize,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -68,6 +70,8 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
     let address = format!("http://{}", app.address());
     let shop = app.shop().clone();
     let keys = app.keys();
+    let websocket_slots = app.websocket_slots();
+    let websockets_max = settings.server.websocket_connections_max;
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -83,6 +87,8 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
         shop,
         data_dir: data_dir.to_path_buf(),
         keys,
+        websocket_slots,
+        websockets_max,
         shutdown: Some(shutdown),
         server: Some(server),
         _dir: None,
@@ -97,6 +103,11 @@ impl TestApp {
             exp: actors::clock::now_ms() / 1_000 + 3_600,
         };
         self.keys.encode(&claims)
+    }
+
+    /// WebSockets the app holds open right now.
+    pub fn open_websockets(&self) -> usize {
+        self.websockets_max - self.websocket_slots.available_permits()
     }
 
     pub fn admin(&self) -> String {

@@ -9,3 +9,4 @@ mod lifecycle;
 mod outages;
 mod products;
 mod restart;
+mod stock_feed;
