@@ -35,6 +35,9 @@ enum ScenarioName {
     Browse,
     /// Browse, Buy Now and order status in a shop's proportions.
     Mixed,
+    /// WebSocket stock screens on the hot product, alongside flash-sale buyers
+    /// (--watcher-share of the users).
+    Watchers,
 }
 
 #[derive(Parser)]
@@ -71,6 +74,9 @@ struct Cli {
     /// PostgreSQL URL or sqlite://path of the engine's store, to count stored orders.
     #[arg(long)]
     verify_database_url: Option<String>,
+    /// With --scenario watchers: the share of users that are screens (0 to 1).
+    #[arg(long, default_value_t = 0.5)]
+    watcher_share: f64,
     /// Skip the end-of-run verification (for the echo ceiling, which keeps nothing).
     #[arg(long)]
     no_verify: bool,
@@ -147,13 +153,27 @@ async fn run(mut cli: Cli) -> anyhow::Result<bool> {
             "target/loadtest/report.json".into(),
         ];
     }
-    let scenario = match cli.scenario {
-        ScenarioName::FlashSale => scenarios::flash_sale()?,
-        ScenarioName::Browse => scenarios::browse()?,
-        ScenarioName::Mixed => scenarios::mixed()?,
+    let scenarios = match cli.scenario {
+        ScenarioName::FlashSale => vec![scenarios::flash_sale()?],
+        ScenarioName::Browse => vec![scenarios::browse()?],
+        ScenarioName::Mixed => vec![scenarios::mixed()?],
+        ScenarioName::Watchers => {
+            anyhow::ensure!(
+                (0.0..1.0).contains(&cli.watcher_share),
+                "--watcher-share must be in [0, 1)"
+            );
+            let watchers = (cli.watcher_share * 100.0).round().max(1.0) as usize;
+            vec![
+                scenarios::flash_sale()?.set_weight(100 - watchers)?,
+                scenarios::watchers()?.set_weight(watchers)?,
+            ]
+        }
     };
-    let attack = GooseAttack::initialize_with_config(cli.goose)?
-        .register_scenario(scenario)
+    let mut attack = GooseAttack::initialize_with_config(cli.goose)?;
+    for scenario in scenarios {
+        attack = attack.register_scenario(scenario);
+    }
+    let attack = attack
         .set_default(GooseDefault::Users, 64usize)?
         .set_default(GooseDefault::IncreaseRate, "64")?
         .set_default(GooseDefault::RunTime, 30usize)?
@@ -185,6 +205,13 @@ async fn run(mut cli: Cli) -> anyhow::Result<bool> {
     println!(
         "buy-now latency of placed orders, ms: p50 {p50:.2} | p90 {p90:.2} | p99 {p99:.2} | p99.9 {p999:.2}"
     );
+    let watch_messages = stats.watch_messages.load(Ordering::Relaxed);
+    if watch_messages > 0 {
+        println!(
+            "watchers: {watch_messages} stock messages received ({:.0}/s)",
+            watch_messages as f64 / elapsed
+        );
+    }
     println!(
         "all requests: {all_requests} ({:.0}/s); generator CPU {cpu:.1} s = {:.0}% of one core",
         all_requests as f64 / elapsed,

@@ -179,3 +179,84 @@ pub fn mixed() -> Result<Scenario, GooseError> {
                 .set_weight(1)?,
         ))
 }
+
+/// How long one watcher session lasts before it reconnects (a shopper's page view).
+const WATCH_SESSION: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A shopper's screen watching the hot product's stock: connect, get the snapshot, take
+/// updates for a page view, leave. Timed by hand (goose has no WebSocket client):
+/// `ws-snapshot` is connect-to-first-message, `ws-update` the gap between updates.
+async fn watch_stock(user: &mut GooseUser) -> TransactionResult {
+    use futures_util::StreamExt;
+    let plan = plan();
+    let base = user
+        .base_url
+        .as_str()
+        .trim_end_matches('/')
+        .replacen("http", "ws", 1);
+    let url = format!("{base}/ws/stock?products={}", plan.hot_product);
+    let started = Instant::now();
+    let connected = tokio_tungstenite::connect_async(url.as_str()).await;
+    let Ok((mut socket, _)) = connected else {
+        user.record_custom_request_duration(
+            "WS",
+            "ws-snapshot",
+            started.elapsed(),
+            false,
+            None,
+            Some("connect failed"),
+        )
+        .await?;
+        return Ok(());
+    };
+    let mut last = None::<Instant>;
+    while started.elapsed() < WATCH_SESSION {
+        let remaining = WATCH_SESSION.saturating_sub(started.elapsed());
+        let Ok(message) = tokio::time::timeout(remaining, socket.next()).await else {
+            break;
+        };
+        let Some(Ok(message)) = message else {
+            break;
+        };
+        if !message.is_text() {
+            continue;
+        }
+        match last {
+            None => {
+                user.record_custom_request_duration(
+                    "WS",
+                    "ws-snapshot",
+                    started.elapsed(),
+                    true,
+                    None,
+                    None,
+                )
+                .await?;
+            }
+            Some(previous) => {
+                user.record_custom_request_duration(
+                    "WS",
+                    "ws-update",
+                    previous.elapsed(),
+                    true,
+                    None,
+                    None,
+                )
+                .await?;
+            }
+        }
+        plan.stats
+            .watch_messages
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        last = Some(Instant::now());
+    }
+    let _ = socket.close(None).await;
+    Ok(())
+}
+
+/// Screens watching the hot product while buyers press Buy Now on it.
+pub fn watchers() -> Result<Scenario, GooseError> {
+    Ok(scenario!("watchers")
+        .register_transaction(transaction!(start).set_on_start())
+        .register_transaction(transaction!(watch_stock).set_name("watch")))
+}

@@ -16,6 +16,8 @@ pub struct Stats {
     pub sold_out: AtomicU64,
     pub shed: AtomicU64,
     pub other: AtomicU64,
+    /// Stock messages received by watcher screens.
+    pub watch_messages: AtomicU64,
 }
 
 impl Stats {

@@ -63,7 +63,7 @@ async fn every_scenario_runs_and_verifies() {
     let host_for_runs = host.clone();
     let path = dir.path().to_path_buf();
     let outputs = tokio::task::spawn_blocking(move || {
-        ["flash-sale", "browse", "mixed"]
+        ["flash-sale", "browse", "mixed", "watchers"]
             .map(|scenario| run_harness(&host_for_runs, &path, scenario))
     })
     .await
@@ -82,6 +82,12 @@ async fn every_scenario_runs_and_verifies() {
         .expect("a buy-now summary line");
     assert!(placed > 0, "the flash sale placed orders: {flash_sale}");
     assert!(outputs[2].contains("VERIFY OK"), "{}", outputs[2]);
+    assert!(outputs[3].contains("VERIFY OK"), "{}", outputs[3]);
+    assert!(
+        outputs[3].contains("watchers: "),
+        "screens received stock messages: {}",
+        outputs[3]
+    );
     assert!(
         dir.path().join("flash-sale.json").exists(),
         "goose wrote its report"
