@@ -14,6 +14,10 @@ pub struct ShopSettings {
     /// answers 503 at once and admitted buyers keep their latency (measured: with 512,
     /// admitted buyers waited 65 ms at p50 under 3x overload).
     pub in_flight_per_product_max: u32,
+    /// Stock values per second a watched product publishes to live screens, at most (sold
+    /// out goes at once): ten a second reads as live to a person, and a product selling
+    /// 10K a second does not wake every screen 500 times a second.
+    pub stock_feed_rate_per_second: u32,
     /// Load every product's state into memory in the background after start, so first
     /// requests need no store read (a million products take ~0.8 GiB).
     pub preload_on_start: bool,
@@ -41,6 +45,7 @@ impl Default for ShopSettings {
             shard_count: 256,
             in_flight_per_product_max: 256,
             preload_on_start: true,
+            stock_feed_rate_per_second: 10,
             reservation_ttl: Duration::from_secs(600),
             request_timeout: Duration::from_secs(3),
             passivate_after: Duration::from_secs(600),

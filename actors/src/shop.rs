@@ -55,6 +55,7 @@ impl Shop {
         assert!(settings.in_flight_per_product_max > 0);
         let (committer, committer_task) =
             GroupCommitter::start(Arc::clone(&store), settings.group_commit.clone());
+        let settings_feed_rate = settings.stock_feed_rate_per_second;
         let catalog = Catalog::from_products(store.load_catalog().await?);
         let high_water = store.id_high_water().await?;
         let pending = store.pending_orders().await?;
@@ -64,7 +65,7 @@ impl Shop {
             committer,
             catalog: Arc::new(catalog),
             mirror,
-            stock_feed: crate::stock_feed::StockFeed::default(),
+            stock_feed: crate::stock_feed::StockFeed::new(settings_feed_rate),
             products: DashMap::new(),
             orders: DashMap::new(),
             pending_orders: DashMap::new(),
@@ -102,6 +103,21 @@ impl Shop {
             ctx,
             committer_task: Arc::new(std::sync::Mutex::new(Some(committer_task))),
         };
+        // Held-back stock values go out when their gap has passed. A weak reference: the
+        // task ends with the shop.
+        let feed_ctx = Arc::downgrade(&shop.ctx);
+        let flush_every = shop.ctx.stock_feed.min_gap() / 2;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(flush_every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                let Some(ctx) = feed_ctx.upgrade() else {
+                    return;
+                };
+                ctx.stock_feed.flush();
+            }
+        });
         if shop.ctx.settings.preload_on_start {
             let preloading = shop.clone();
             tokio::spawn(async move {

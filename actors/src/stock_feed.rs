@@ -3,6 +3,8 @@
 //! reads whatever is newest when it is ready. A slow watcher therefore skips values and
 //! can never slow the actor or other watchers: publishing is an overwrite, not a queue.
 
+use std::time::{Duration, Instant};
+
 use dashmap::DashMap;
 use engine::flash_sale::SalePhase;
 use engine::stock::Inventory;
@@ -79,38 +81,88 @@ impl StockView {
 }
 
 /// Watched products' channels. A product nobody watches has no channel and costs nothing.
-#[derive(Default)]
+///
+/// Coalescing happens here, once per product, not in each connection: a product that
+/// commits 500 batches a second publishes at most `rate` values a second (plus sold out at
+/// once), so a thousand screens wake `rate` times a second, not 500.
 pub struct StockFeed {
-    channels: DashMap<ProductId, watch::Sender<StockView>>,
+    channels: DashMap<ProductId, Channel>,
+    min_gap: Duration,
+}
+
+struct Channel {
+    sender: watch::Sender<StockView>,
+    last_sent: Instant,
+    /// A value that arrived too soon after the last one; the flusher sends it.
+    pending: Option<StockView>,
 }
 
 impl StockFeed {
-    /// Overwrites the product's latest value, if anyone watches it.
+    pub fn new(rate_per_second: u32) -> Self {
+        assert!(rate_per_second > 0);
+        Self {
+            channels: DashMap::new(),
+            min_gap: Duration::from_secs_f64(1.0 / f64::from(rate_per_second)),
+        }
+    }
+
+    pub fn min_gap(&self) -> Duration {
+        self.min_gap
+    }
+
+    /// Records the product's latest value if anyone watches it: sent now if the last one
+    /// is old enough (or this one says sold out), else by the next [`Self::flush`].
     pub fn publish(&self, view: StockView) {
-        let watched = match self.channels.get(&view.product_id) {
-            Some(sender) if sender.receiver_count() > 0 => {
-                sender.send_replace(view);
-                true
-            }
-            Some(_) => false,
-            None => return,
+        let Some(mut channel) = self.channels.get_mut(&view.product_id) else {
+            return;
         };
-        if !watched {
+        if channel.sender.receiver_count() == 0 {
+            drop(channel);
             // The last watcher left: drop the channel (unless one subscribed meanwhile).
-            self.channels
-                .remove_if(&view.product_id, |_, sender| sender.receiver_count() == 0);
+            self.channels.remove_if(&view.product_id, |_, channel| {
+                channel.sender.receiver_count() == 0
+            });
+            return;
+        }
+        let now = Instant::now();
+        let sold_out_now = view.status == StockStatus::SoldOut
+            && channel.sender.borrow().status != StockStatus::SoldOut;
+        if sold_out_now || now.duration_since(channel.last_sent) >= self.min_gap {
+            channel.sender.send_replace(view);
+            channel.last_sent = now;
+            channel.pending = None;
+        } else {
+            channel.pending = Some(view);
+        }
+    }
+
+    /// Sends the values held back by the rate; run every fraction of the gap.
+    pub fn flush(&self) {
+        let now = Instant::now();
+        for mut channel in self.channels.iter_mut() {
+            if channel.pending.is_some() && now.duration_since(channel.last_sent) >= self.min_gap {
+                let view = channel.pending.take().expect("checked above");
+                channel.sender.send_replace(view);
+                channel.last_sent = now;
+            }
         }
     }
 
     /// A receiver for the product, starting at `current`. Called by the product's own
     /// actor, so no publish can slip between the value and the subscription.
     pub fn subscribe(&self, current: StockView) -> watch::Receiver<StockView> {
-        let sender = self
+        let channel = self
             .channels
             .entry(current.product_id)
-            .or_insert_with(|| watch::channel(current).0);
-        sender.send_replace(current);
-        sender.subscribe()
+            .or_insert_with(|| Channel {
+                sender: watch::channel(current).0,
+                last_sent: Instant::now(),
+                pending: None,
+            });
+        if channel.pending.is_none() {
+            channel.sender.send_replace(current);
+        }
+        channel.sender.subscribe()
     }
 
     pub fn watched_products(&self) -> usize {

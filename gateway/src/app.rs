@@ -108,7 +108,7 @@ impl App {
             limits: Arc::new(Limits {
                 quantity_per_order_max: settings.server.quantity_per_order_max,
                 page_size_max: settings.server.page_size_max,
-                stock_feed_rate_per_second: settings.server.stock_feed_rate_per_second,
+                stock_feed_rate_per_second: settings.shop.stock_feed_rate_per_second,
                 websocket_write_timeout: Duration::from_millis(
                     settings.server.websocket_write_timeout_ms,
                 ),

@@ -38,9 +38,6 @@ pub struct ServerSettings {
     pub quantity_per_order_max: u32,
     /// Largest page of a product listing.
     pub page_size_max: u32,
-    /// Stock updates per product per WebSocket, at most: ten a second reads as live to a
-    /// person and keeps a 10K orders/s product from flooding every screen.
-    pub stock_feed_rate_per_second: u32,
     /// A WebSocket client that does not take a message within this is dropped.
     pub websocket_write_timeout_ms: u64,
     /// Open WebSockets at most; each costs a task and its buffers.
@@ -54,7 +51,6 @@ impl Default for ServerSettings {
             body_limit_bytes: 16 * 1024,
             quantity_per_order_max: 10,
             page_size_max: 100,
-            stock_feed_rate_per_second: 10,
             websocket_write_timeout_ms: 5_000,
             websocket_connections_max: 50_000,
         }
@@ -121,6 +117,7 @@ pub struct ShopConfig {
     pub shard_count: u32,
     pub in_flight_per_product_max: u32,
     pub preload_on_start: bool,
+    pub stock_feed_rate_per_second: u32,
     pub reservation_ttl_secs: u64,
     pub request_timeout_ms: u64,
     pub passivate_after_secs: u64,
@@ -141,6 +138,7 @@ impl Default for ShopConfig {
             shard_count: shop.shard_count,
             in_flight_per_product_max: shop.in_flight_per_product_max,
             preload_on_start: shop.preload_on_start,
+            stock_feed_rate_per_second: shop.stock_feed_rate_per_second,
             reservation_ttl_secs: shop.reservation_ttl.as_secs(),
             request_timeout_ms: shop.request_timeout.as_millis() as u64,
             passivate_after_secs: shop.passivate_after.as_secs(),
@@ -161,6 +159,7 @@ impl ShopConfig {
             shard_count: self.shard_count,
             in_flight_per_product_max: self.in_flight_per_product_max,
             preload_on_start: self.preload_on_start,
+            stock_feed_rate_per_second: self.stock_feed_rate_per_second,
             reservation_ttl: Duration::from_secs(self.reservation_ttl_secs),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             passivate_after: Duration::from_secs(self.passivate_after_secs),
