@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use engine::order::{Order, OrderEvent, OrderStatus, StockEffect};
 use engine::stock::LineError;
-use persistence::{CommitOutcome, StatusChange, WriteOp};
+use persistence::{CommitOutcome, PaymentRecord, StatusChange, WriteOp};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::clock::now_ms;
@@ -27,6 +27,8 @@ pub enum OrderMsg {
     Get(RpcReplyPort<Order>),
     Apply {
         event: OrderEvent,
+        /// For payment events: the provider's record, stored with the change.
+        payment: Option<PaymentRecord>,
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
     /// The reservation clock says the time is up.
@@ -90,8 +92,12 @@ impl Actor for OrderActor {
             OrderMsg::Get(reply) => {
                 let _ = reply.send(state.order.clone());
             }
-            OrderMsg::Apply { event, reply } => {
-                let result = state.apply(event).await;
+            OrderMsg::Apply {
+                event,
+                payment,
+                reply,
+            } => {
+                let result = state.apply(event, payment).await;
                 let _ = reply.send(result);
             }
             OrderMsg::Expire => state.expire().await,
@@ -109,13 +115,19 @@ impl Actor for OrderActor {
 }
 
 impl OrderActorState {
-    async fn apply(&mut self, event: OrderEvent) -> Result<Order, OrderError> {
+    async fn apply(
+        &mut self,
+        event: OrderEvent,
+        payment: Option<PaymentRecord>,
+    ) -> Result<Order, OrderError> {
         let from = self.order.status;
         let to = from.apply(event)?;
         let at_ms = now_ms();
         match from.stock_effect(to) {
             StockEffect::None => self.write_status(from, to, at_ms).await?,
-            StockEffect::Confirm | StockEffect::Release => self.move_stock(from, to, at_ms).await?,
+            StockEffect::Confirm | StockEffect::Release => {
+                self.move_stock(from, to, at_ms, payment).await?
+            }
         }
         self.order.status = to;
         self.order.updated_at_ms = at_ms;
@@ -137,7 +149,7 @@ impl OrderActorState {
                 .track_expiry(self.order.id, self.order.expires_at_ms);
             return;
         }
-        if let Err(error) = self.apply(OrderEvent::Expire).await {
+        if let Err(error) = self.apply(OrderEvent::Expire, None).await {
             tracing::warn!(order_id = %self.order.id, %error, "expiry not durable; retrying");
             self.ctx
                 .track_expiry(self.order.id, now + EXPIRY_RETRY.as_millis() as u64);
@@ -159,6 +171,7 @@ impl OrderActorState {
             at_ms,
             ledger: None,
             sale_holder: None,
+            payment: None,
         };
         self.ctx
             .committer
@@ -178,6 +191,7 @@ impl OrderActorState {
         from: OrderStatus,
         to: OrderStatus,
         at_ms: u64,
+        payment: Option<PaymentRecord>,
     ) -> Result<(), OrderError> {
         // Buy Now orders have one line; the product actor writes the status with the stock
         // move, in one transaction.
@@ -201,6 +215,7 @@ impl OrderActorState {
                         from,
                         to,
                         at_ms,
+                        payment,
                         reply,
                     }))
                 },

@@ -10,7 +10,7 @@ use engine::stock::Inventory;
 use engine::{
     FlashSale, FlashSaleDraft, IdempotencyKey, OrderId, Product, ProductDraft, ProductId, UserId,
 };
-use persistence::{GroupCommitter, RedisMirror, Store, StoreError};
+use persistence::{GroupCommitter, PaymentRecord, RedisMirror, Store, StoreError};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
@@ -301,11 +301,59 @@ impl Shop {
             .map_err(|error| OrderError::Unavailable(error.to_string()))
     }
 
-    /// Moves an order through its lifecycle (cancel, pay, ship...).
+    /// Moves an order through its lifecycle (cancel, ship...).
     pub async fn apply_to_order(
         &self,
         id: OrderId,
         event: OrderEvent,
+    ) -> Result<Order, OrderError> {
+        self.apply_with_payment(id, event, None).await
+    }
+
+    /// A payment provider's verdict: paid (the units become sold) or failed (they go back),
+    /// recorded with the change. A replay of a verdict already applied changes nothing and
+    /// answers the order as it is.
+    pub async fn settle_payment(
+        &self,
+        id: OrderId,
+        transaction_id: String,
+        succeeded: bool,
+    ) -> Result<Order, OrderError> {
+        let event = if succeeded {
+            OrderEvent::PaymentSucceeded
+        } else {
+            OrderEvent::PaymentFailed
+        };
+        let amount = match self.order(id).await? {
+            Some(order) => order.total,
+            None => return Err(OrderError::NotFound(id)),
+        };
+        let payment = PaymentRecord {
+            transaction_id,
+            succeeded,
+            amount,
+        };
+        match self.apply_with_payment(id, event, Some(payment)).await {
+            Err(OrderError::Illegal(illegal)) => {
+                let already = if succeeded {
+                    illegal.from.is_sold()
+                } else {
+                    illegal.from == OrderStatus::Cancelled
+                };
+                if already {
+                    return self.order(id).await?.ok_or(OrderError::NotFound(id));
+                }
+                Err(OrderError::Illegal(illegal))
+            }
+            other => other,
+        }
+    }
+
+    async fn apply_with_payment(
+        &self,
+        id: OrderId,
+        event: OrderEvent,
+        payment: Option<PaymentRecord>,
     ) -> Result<Order, OrderError> {
         // Order actors stop when idle; one that stopped between lookup and message is
         // simply looked up again (the message was never handled).
@@ -324,8 +372,16 @@ impl Shop {
                 };
             };
             let timeout = Some(self.ctx.settings.request_timeout);
+            let payment = payment.clone();
             match actor
-                .call(|reply| OrderMsg::Apply { event, reply }, timeout)
+                .call(
+                    |reply| OrderMsg::Apply {
+                        event,
+                        payment,
+                        reply,
+                    },
+                    timeout,
+                )
                 .await
             {
                 Ok(CallResult::Success(result)) => return result,

@@ -24,6 +24,8 @@ pub struct ApiContext {
     pub shop: Shop,
     pub keys: Arc<JwtKeys>,
     pub limits: Arc<Limits>,
+    /// Shared with the payment provider, to check its webhook signatures.
+    pub webhook_secret: Arc<[u8]>,
     /// Open WebSockets, bounded: each holds a task and buffers.
     pub websocket_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -97,8 +99,18 @@ impl App {
                 .await
                 .context("seeding the demo catalog")?;
         }
-        let secret = load_or_create_secret(settings.auth.jwt_secret.as_ref(), data_dir)?;
+        let secret = load_or_create_secret(
+            settings.auth.jwt_secret.as_ref(),
+            data_dir,
+            crate::auth::JWT_SECRET_FILE,
+        )?;
         let keys = Arc::new(JwtKeys::new(secret));
+        let webhook_secret = load_or_create_secret(
+            settings.payments.webhook_secret.as_ref(),
+            data_dir,
+            crate::auth::WEBHOOK_SECRET_FILE,
+        )?;
+        let webhook_secret: Arc<[u8]> = webhook_secret.expose_secret().as_bytes().into();
         let websocket_slots = Arc::new(tokio::sync::Semaphore::new(
             settings.server.websocket_connections_max,
         ));
@@ -114,6 +126,7 @@ impl App {
                 ),
             }),
             websocket_slots: Arc::clone(&websocket_slots),
+            webhook_secret,
         };
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))

@@ -104,8 +104,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn token(settings: &Settings, user: u64, role: Role, ttl_secs: u64) -> anyhow::Result<String> {
-    let secret =
-        load_or_create_secret(settings.auth.jwt_secret.as_ref(), &settings.store.data_dir)?;
+    let secret = load_or_create_secret(
+        settings.auth.jwt_secret.as_ref(),
+        &settings.store.data_dir,
+        gateway::auth::JWT_SECRET_FILE,
+    )?;
     let claims = Claims {
         sub: user.to_string(),
         role,

@@ -20,6 +20,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub store: StoreSettings,
     pub redis: RedisConfig,
+    pub payments: PaymentSettings,
     pub shop: ShopConfig,
     /// Seed a demo catalog (when empty) and print tokens to try it.
     pub demo: bool,
@@ -64,6 +65,14 @@ pub struct AuthSettings {
     /// kept in `<data_dir>/jwt-secret` (mode 0600), so `serve` and `demo-token` agree
     /// without anyone choosing a weak default.
     pub jwt_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// HMAC-SHA256 key shared with the payment provider for its webhook. When unset, one is
+    /// generated into `<data_dir>/webhook-secret`.
+    pub webhook_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,4 +25,4 @@ pub use postgres::{Batch as PostgresBatch, PostgresSettings, PostgresStore};
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings};
 pub use sqlite::SqliteStore;
 pub use store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
-pub use write::{LedgerKind, StatusChange, WriteOp};
+pub use write::{LedgerKind, PaymentRecord, StatusChange, WriteOp};

@@ -132,6 +132,10 @@ pub struct Batch {
     change_from: Vec<&'static str>,
     change_to: Vec<&'static str>,
     change_at: Vec<i64>,
+    payment_orders: Vec<Uuid>,
+    payment_transactions: Vec<String>,
+    payment_statuses: Vec<&'static str>,
+    payment_amounts: Vec<i64>,
     /// product -> (reserved, sold, left) deltas.
     inventory: BTreeMap<i64, (i64, i64, i64)>,
     /// (product, kind) -> (units, orders, latest time): one ledger row each per batch.
@@ -174,6 +178,11 @@ const BATCH_SQL: &str = concat!(
     "UPDATE sale_purchases SET quantity = sale_purchases.quantity + r.delta ",
     "FROM UNNEST($33::int8[], $34::int8[], $35::int4[]) AS r(sale_id, user_id, delta) ",
     "WHERE sale_purchases.sale_id = r.sale_id AND sale_purchases.user_id = r.user_id), ",
+    // A replayed webhook carries a transaction already recorded: nothing to add.
+    "new_payments AS (",
+    "INSERT INTO payments (order_id, transaction_id, status, amount_minor) ",
+    "SELECT * FROM UNNEST($36::uuid[], $37::text[], $38::text[], $39::int8[]) ",
+    "ON CONFLICT (transaction_id) DO NOTHING), ",
     "changed AS (",
     "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
     ms_to_ts!("c.at"),
@@ -282,6 +291,17 @@ impl Batch {
             }
             self.ledger(product, kind, i64::from(units), change.at_ms)?;
         }
+        if let Some(payment) = &change.payment {
+            self.payment_orders.push(change.order_id.0);
+            self.payment_transactions
+                .push(payment.transaction_id.clone());
+            self.payment_statuses.push(if payment.succeeded {
+                "SUCCESS"
+            } else {
+                "FAILED"
+            });
+            self.payment_amounts.push(int(payment.amount.0)?);
+        }
         self.change_ids.push(change.order_id.0);
         self.change_from.push(change.from.as_str());
         self.change_to.push(change.to.as_str());
@@ -378,6 +398,10 @@ impl Batch {
             .bind(&freed_sales)
             .bind(&freed_users)
             .bind(&freed)
+            .bind(&self.payment_orders)
+            .bind(&self.payment_transactions)
+            .bind(&self.payment_statuses)
+            .bind(&self.payment_amounts)
             .execute(executor)
             .await
             .map_err(guard_error)?;

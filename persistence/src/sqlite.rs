@@ -570,6 +570,19 @@ async fn set_status(
     tx: &mut Transaction<'_, Sqlite>,
     change: &StatusChange,
 ) -> Result<(), StoreError> {
+    if let Some(payment) = &change.payment {
+        // A replayed webhook carries a transaction already recorded: nothing to add.
+        sqlx::query(
+            "INSERT INTO payments (order_id, transaction_id, status, amount_minor) VALUES (?, ?, ?, ?)
+             ON CONFLICT (transaction_id) DO NOTHING",
+        )
+        .bind(change.order_id.0.to_string())
+        .bind(&payment.transaction_id)
+        .bind(if payment.succeeded { "SUCCESS" } else { "FAILED" })
+        .bind(int(payment.amount.0)?)
+        .execute(&mut **tx)
+        .await?;
+    }
     let updated =
         sqlx::query("UPDATE orders SET status = ?, updated_at_ms = ? WHERE id = ? AND status = ?")
             .bind(change.to.as_str())

@@ -2,7 +2,7 @@
 //! many actors and any backend can apply it in one transaction.
 
 use engine::order::{Order, OrderStatus};
-use engine::{FlashSale, OrderId, Product, ProductId, SaleId, UserId};
+use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
 
 #[derive(Clone, Debug)]
 pub enum WriteOp {
@@ -36,6 +36,16 @@ pub struct StatusChange {
     /// For units bought in a flash sale: the sale and the buyer whose per-user allowance
     /// they count against (a release gives the allowance back).
     pub sale_holder: Option<(SaleId, UserId)>,
+    /// The payment behind this change (paid or payment failed), recorded with it.
+    pub payment: Option<PaymentRecord>,
+}
+
+/// A payment provider's verdict on an order, as its webhook reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub transaction_id: String,
+    pub succeeded: bool,
+    pub amount: Money,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

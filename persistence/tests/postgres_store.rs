@@ -111,6 +111,7 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         at_ms: 10,
         ledger: Some((ProductId(1), persistence::LedgerKind::Release, 2)),
         sale_holder: Some((SaleId(1), engine::UserId(7))),
+        payment: None,
     };
     store
         .commit(&[WriteOp::SetOrderStatus(release)])
@@ -128,6 +129,7 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         at_ms: 11,
         ledger: Some((ProductId(1), persistence::LedgerKind::Confirm, 2)),
         sale_holder: None,
+        payment: None,
     };
     let result = store.commit(&[WriteOp::SetOrderStatus(stale)]).await;
     assert!(

@@ -134,6 +134,8 @@ pub struct Transition {
     pub from: OrderStatus,
     pub to: OrderStatus,
     pub at_ms: u64,
+    /// The payment that caused it, recorded in the same transaction.
+    pub payment: Option<persistence::PaymentRecord>,
     pub reply: RpcReplyPort<Result<(), TransitionError>>,
 }
 

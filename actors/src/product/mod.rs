@@ -401,6 +401,7 @@ impl ProductActorState {
             from,
             to,
             at_ms,
+            payment,
             reply,
         } = transition;
         if self.recovering || self.uncommitted.contains_key(&order_id) {
@@ -435,6 +436,7 @@ impl ProductActorState {
             at_ms,
             ledger: Some((self.product.id, kind, quantity)),
             sale_holder,
+            payment,
         }));
         self.open.followers.transitions.push(PendingTransition {
             order_id,

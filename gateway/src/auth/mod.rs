@@ -6,6 +6,11 @@ mod secret;
 pub use jwt::{Claims, JwtKeys, TokenError};
 pub use secret::load_or_create_secret;
 
+/// Where a generated token secret is kept in the data directory.
+pub const JWT_SECRET_FILE: &str = "jwt-secret";
+/// Where a generated payment-webhook secret is kept in the data directory.
+pub const WEBHOOK_SECRET_FILE: &str = "webhook-secret";
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;

@@ -5,19 +5,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 
-const SECRET_FILE: &str = "jwt-secret";
-
-/// The configured secret, or the one kept in the data directory, created on first use
+/// The configured secret, or the one kept in `data_dir/file_name`, created on first use
 /// with 256 random bits and owner-only permissions.
 pub fn load_or_create_secret(
     configured: Option<&SecretString>,
     data_dir: &Path,
+    file_name: &str,
 ) -> anyhow::Result<SecretString> {
     use anyhow::Context as _;
     if let Some(secret) = configured {
         return Ok(secret.clone());
     }
-    let path = data_dir.join(SECRET_FILE);
+    let path = data_dir.join(file_name);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let text = text.trim();
         anyhow::ensure!(!text.is_empty(), "{} is empty", path.display());
@@ -43,7 +42,7 @@ pub fn load_or_create_secret(
         }
         // Another process created it first: use theirs.
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            load_or_create_secret(None, data_dir)
+            load_or_create_secret(None, data_dir, file_name)
         }
         Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
     }

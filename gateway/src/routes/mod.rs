@@ -5,6 +5,7 @@ mod flash_sales;
 mod health;
 mod inventory;
 mod orders;
+pub mod payments;
 mod products;
 mod stock_feed;
 
@@ -20,6 +21,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(flash_sales::router())
         .merge(buy_now::router())
         .merge(orders::router())
+        .merge(payments::router())
         .merge(inventory::router());
     Router::new()
         .nest("/api/v1", api)

@@ -34,8 +34,11 @@ pub fn test_settings(data_dir: &Path) -> Settings {
     settings.server.listen = "127.0.0.1:0".parse().expect("address");
     settings.store.data_dir = data_dir.to_path_buf();
     settings.auth.jwt_secret = Some(SecretString::from("test-secret".to_owned()));
+    settings.payments.webhook_secret = Some(SecretString::from(WEBHOOK_SECRET.to_owned()));
     settings
 }
+
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 /// Starts the app on a fresh data directory.
 pub async fn spawn_app() -> TestApp {
@@ -103,6 +106,56 @@ impl TestApp {
             exp: actors::clock::now_ms() / 1_000 + 3_600,
         };
         self.keys.encode(&claims)
+    }
+
+    /// Sends a payment verdict as the provider would, signed with `secret`.
+    pub async fn payment_webhook(&self, body: &Value, secret: Option<&str>) -> Response {
+        let raw = serde_json::to_vec(body).expect("json");
+        let mut request = self
+            .client
+            .post(self.url("/api/v1/payments/webhook"))
+            .header("Content-Type", "application/json");
+        if let Some(secret) = secret {
+            request = request.header(
+                gateway::routes::payments::SIGNATURE_HEADER,
+                gateway::routes::payments::sign(secret.as_bytes(), &raw),
+            );
+        }
+        request.body(raw).send().await.expect("request sent")
+    }
+
+    /// Payments recorded in the store for an order: (transaction, status).
+    pub async fn stored_payments(&self, order_id: &str) -> Vec<(String, String)> {
+        use sqlx::Row;
+        let query =
+            "SELECT transaction_id, status FROM payments WHERE order_id::text = $1 ORDER BY id";
+        let rows = match &self.database_url {
+            Some(url) => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let rows = sqlx::query(query)
+                    .bind(order_id)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("query");
+                rows.iter().map(|row| (row.get(0), row.get(1))).collect()
+            }
+            None => {
+                let url = format!(
+                    "sqlite://{}?mode=ro",
+                    self.data_dir.join("flashcart.db").display()
+                );
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+                let rows = sqlx::query(
+                    "SELECT transaction_id, status FROM payments WHERE order_id = ? ORDER BY id",
+                )
+                .bind(order_id)
+                .fetch_all(&pool)
+                .await
+                .expect("query");
+                rows.iter().map(|row| (row.get(0), row.get(1))).collect()
+            }
+        };
+        rows
     }
 
     /// WebSockets the app holds open right now.

@@ -7,6 +7,7 @@ mod bad_input;
 mod buy_now;
 mod lifecycle;
 mod outages;
+mod payments;
 mod products;
 mod restart;
 mod stock_feed;

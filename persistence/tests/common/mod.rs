@@ -98,6 +98,7 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<dyn Store>) {
         at_ms: 200,
         ledger: Some((ProductId(7), LedgerKind::Confirm, 2)),
         sale_holder: None,
+        payment: None,
     };
     let expired = StatusChange {
         order_id: OrderId(Uuid::from_u128(2)),
@@ -106,6 +107,7 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<dyn Store>) {
         at_ms: 200,
         ledger: Some((ProductId(7), LedgerKind::Release, 1)),
         sale_holder: Some((SaleId(1), UserId(2))),
+        payment: None,
     };
     store
         .commit(&[
@@ -174,6 +176,7 @@ pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<dyn Store>) {
         at_ms: 5,
         ledger: None,
         sale_holder: None,
+        payment: None,
     };
     let result = store
         .commit(&[
