@@ -96,7 +96,7 @@ fn verify_signature(ctx: &ApiContext, headers: &HeaderMap, body: &[u8]) -> Resul
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
