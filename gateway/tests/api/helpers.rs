@@ -129,7 +129,7 @@ impl TestApp {
         use sqlx::Row;
         let query =
             "SELECT transaction_id, status FROM payments WHERE order_id::text = $1 ORDER BY id";
-        let rows = match &self.database_url {
+        match &self.database_url {
             Some(url) => {
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
                 let rows = sqlx::query(query)
@@ -154,8 +154,7 @@ impl TestApp {
                 .expect("query");
                 rows.iter().map(|row| (row.get(0), row.get(1))).collect()
             }
-        };
-        rows
+        }
     }
 
     /// WebSockets the app holds open right now.
