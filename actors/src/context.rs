@@ -38,6 +38,8 @@ pub struct Context {
     pub mirror: Option<RedisMirror>,
     /// Latest stock of watched products, for live screens.
     pub stock_feed: StockFeed,
+    /// Latest status and position of orders on their way.
+    pub tracking: crate::tracking::TrackingBoard,
     /// Live product actors. Read on every Buy Now; written only by shard supervisors.
     pub products: DashMap<ProductId, ProductHandle>,
     /// Live order actors. Written only by the order supervisor.

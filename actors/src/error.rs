@@ -34,6 +34,8 @@ pub enum OrderError {
     NotFound(OrderId),
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
+    #[error("the order is {0}, not on its way")]
+    NotInTransit(engine::order::OrderStatus),
     #[error("the order cannot change right now: {0}")]
     Unavailable(String),
 }

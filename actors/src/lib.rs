@@ -26,6 +26,7 @@ pub mod shard;
 mod shard_supervisor;
 mod shop;
 pub mod stock_feed;
+pub mod tracking;
 
 pub use catalog::{Catalog, ListQuery, ListSort, Page};
 pub use error::{AdminError, BuyNowError, OrderError};
@@ -33,3 +34,4 @@ pub use product::{BuyNowReply, Placement, Refusal, Unavailable};
 pub use settings::ShopSettings;
 pub use shop::{BuyNowRequest, Shop};
 pub use stock_feed::{StockStatus, StockView};
+pub use tracking::{DeliveryStatus, Location, TrackingView};

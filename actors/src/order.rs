@@ -29,6 +29,9 @@ pub enum OrderMsg {
         event: OrderEvent,
         /// For payment events: the provider's record, stored with the change.
         payment: Option<PaymentRecord>,
+        /// Written in the same transaction as a status change that moves no stock (the
+        /// shipment with SHIPPED and DELIVERED).
+        attach: Option<Box<WriteOp>>,
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
     /// The reservation clock says the time is up.
@@ -95,9 +98,10 @@ impl Actor for OrderActor {
             OrderMsg::Apply {
                 event,
                 payment,
+                attach,
                 reply,
             } => {
-                let result = state.apply(event, payment).await;
+                let result = state.apply(event, payment, attach.map(|op| *op)).await;
                 let _ = reply.send(result);
             }
             OrderMsg::Expire => state.expire().await,
@@ -119,12 +123,13 @@ impl OrderActorState {
         &mut self,
         event: OrderEvent,
         payment: Option<PaymentRecord>,
+        attach: Option<WriteOp>,
     ) -> Result<Order, OrderError> {
         let from = self.order.status;
         let to = from.apply(event)?;
         let at_ms = now_ms();
         match from.stock_effect(to) {
-            StockEffect::None => self.write_status(from, to, at_ms).await?,
+            StockEffect::None => self.write_status(from, to, at_ms, attach).await?,
             StockEffect::Confirm | StockEffect::Release => {
                 self.move_stock(from, to, at_ms, payment).await?
             }
@@ -149,7 +154,7 @@ impl OrderActorState {
                 .track_expiry(self.order.id, self.order.expires_at_ms);
             return;
         }
-        if let Err(error) = self.apply(OrderEvent::Expire, None).await {
+        if let Err(error) = self.apply(OrderEvent::Expire, None, None).await {
             tracing::warn!(order_id = %self.order.id, %error, "expiry not durable; retrying");
             self.ctx
                 .track_expiry(self.order.id, now + EXPIRY_RETRY.as_millis() as u64);
@@ -162,6 +167,7 @@ impl OrderActorState {
         from: OrderStatus,
         to: OrderStatus,
         at_ms: u64,
+        attach: Option<WriteOp>,
     ) -> Result<(), OrderError> {
         let (done, outcome) = tokio::sync::oneshot::channel();
         let change = StatusChange {
@@ -173,11 +179,11 @@ impl OrderActorState {
             sale_holder: None,
             payment: None,
         };
-        self.ctx
-            .committer
-            .submit(vec![WriteOp::SetOrderStatus(change)], move |outcome| {
-                let _ = done.send(outcome);
-            });
+        let mut ops = vec![WriteOp::SetOrderStatus(change)];
+        ops.extend(attach);
+        self.ctx.committer.submit(ops, move |outcome| {
+            let _ = done.send(outcome);
+        });
         match outcome.await {
             Ok(CommitOutcome::Committed) => Ok(()),
             Ok(other) => Err(OrderError::Unavailable(format!("{other:?}"))),

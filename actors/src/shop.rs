@@ -10,7 +10,13 @@ use engine::stock::Inventory;
 use engine::{
     FlashSale, FlashSaleDraft, IdempotencyKey, OrderId, Product, ProductDraft, ProductId, UserId,
 };
-use persistence::{GroupCommitter, PaymentRecord, RedisMirror, Store, StoreError};
+use persistence::{
+    Delivery, GroupCommitter, PaymentRecord, RedisMirror, Shipment, Store, StoreError,
+    TrackingEntry, WriteOp,
+};
+use tokio::sync::watch;
+
+use crate::tracking::{DeliveryStatus, Location, TrackingView};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
@@ -27,6 +33,17 @@ use crate::product::{BuyNow, BuyNowReply, ProductMsg, ProductUpdate, Unavailable
 use crate::settings::ShopSettings;
 use crate::shard::ShardId;
 use crate::shard_supervisor::{ShardArgs, ShardMsg, ShardSupervisor};
+
+fn tracking_view(order: &Order, shipment: Option<&Shipment>) -> TrackingView {
+    TrackingView {
+        order_id: order.id,
+        status: order.status,
+        tracking_id: shipment.map(|shipment| shipment.tracking_id.clone()),
+        estimated_delivery_ms: shipment.map(|shipment| shipment.estimated_delivery_ms),
+        location: None,
+        sequence: 0,
+    }
+}
 
 /// A Buy Now as the shop receives it: already authenticated and validated by the gateway.
 #[derive(Clone, Debug)]
@@ -66,6 +83,7 @@ impl Shop {
             catalog: Arc::new(catalog),
             mirror,
             stock_feed: crate::stock_feed::StockFeed::new(settings_feed_rate),
+            tracking: crate::tracking::TrackingBoard::default(),
             products: DashMap::new(),
             orders: DashMap::new(),
             pending_orders: DashMap::new(),
@@ -307,7 +325,7 @@ impl Shop {
         id: OrderId,
         event: OrderEvent,
     ) -> Result<Order, OrderError> {
-        self.apply_with_payment(id, event, None).await
+        self.apply_with(id, event, None, None).await
     }
 
     /// A payment provider's verdict: paid (the units become sold) or failed (they go back),
@@ -333,7 +351,7 @@ impl Shop {
             succeeded,
             amount,
         };
-        match self.apply_with_payment(id, event, Some(payment)).await {
+        match self.apply_with(id, event, Some(payment), None).await {
             Err(OrderError::Illegal(illegal)) => {
                 let already = if succeeded {
                     illegal.from.is_sold()
@@ -349,11 +367,12 @@ impl Shop {
         }
     }
 
-    async fn apply_with_payment(
+    async fn apply_with(
         &self,
         id: OrderId,
         event: OrderEvent,
         payment: Option<PaymentRecord>,
+        attach: Option<persistence::WriteOp>,
     ) -> Result<Order, OrderError> {
         // Order actors stop when idle; one that stopped between lookup and message is
         // simply looked up again (the message was never handled).
@@ -373,11 +392,13 @@ impl Shop {
             };
             let timeout = Some(self.ctx.settings.request_timeout);
             let payment = payment.clone();
+            let attach = attach.clone().map(Box::new);
             match actor
                 .call(
                     |reply| OrderMsg::Apply {
                         event,
                         payment,
+                        attach,
                         reply,
                     },
                     timeout,
@@ -416,6 +437,147 @@ impl Shop {
                 "the order supervisor did not answer".into(),
             )),
         }
+    }
+
+    /// Logistics hands the order to a carrier: PAID -> SHIPPED, with the shipment.
+    pub async fn ship(
+        &self,
+        id: OrderId,
+        tracking_id: String,
+        estimated_delivery_ms: u64,
+    ) -> Result<Order, OrderError> {
+        let shipment = Shipment {
+            order_id: id,
+            tracking_id: tracking_id.clone(),
+            estimated_delivery_ms,
+            shipped_at_ms: now_ms(),
+            delivered: None,
+        };
+        let order = self
+            .apply_with(
+                id,
+                OrderEvent::Ship,
+                None,
+                Some(WriteOp::PutShipment(shipment)),
+            )
+            .await?;
+        self.ctx.tracking.update(
+            id,
+            || tracking_view(&order, None),
+            |view| {
+                view.status = order.status;
+                view.tracking_id = Some(tracking_id);
+                view.estimated_delivery_ms = Some(estimated_delivery_ms);
+            },
+        );
+        Ok(order)
+    }
+
+    /// The courier reports where the parcel is. Only for orders on their way.
+    pub async fn record_location(
+        &self,
+        id: OrderId,
+        lat: f64,
+        lng: f64,
+        status: DeliveryStatus,
+    ) -> Result<TrackingView, OrderError> {
+        let order = self.order(id).await?.ok_or(OrderError::NotFound(id))?;
+        if order.status != OrderStatus::Shipped {
+            return Err(OrderError::NotInTransit(order.status));
+        }
+        let shipment = self.shipment(id).await?;
+        let at_ms = now_ms();
+        let view = self.ctx.tracking.update(
+            id,
+            || tracking_view(&order, shipment.as_ref()),
+            |view| {
+                view.location = Some(Location {
+                    lat,
+                    lng,
+                    status,
+                    at_ms,
+                })
+            },
+        );
+        if let Some(mirror) = &self.ctx.mirror {
+            let status = serde_json::to_value(status)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            mirror.publish_tracking(
+                id,
+                TrackingEntry {
+                    lat,
+                    lng,
+                    status,
+                    at_ms,
+                },
+            );
+        }
+        Ok(view)
+    }
+
+    /// The parcel reached its buyer: SHIPPED -> DELIVERED, with the proof.
+    pub async fn complete_delivery(
+        &self,
+        id: OrderId,
+        signature: String,
+        photo_url: String,
+    ) -> Result<Order, OrderError> {
+        let Some(mut shipment) = self.shipment(id).await? else {
+            let status = self
+                .order(id)
+                .await?
+                .ok_or(OrderError::NotFound(id))?
+                .status;
+            return Err(OrderError::NotInTransit(status));
+        };
+        shipment.delivered = Some(Delivery {
+            at_ms: now_ms(),
+            signature,
+            photo_url,
+        });
+        let order = self
+            .apply_with(
+                id,
+                OrderEvent::Deliver,
+                None,
+                Some(WriteOp::PutShipment(shipment.clone())),
+            )
+            .await?;
+        self.ctx.tracking.update(
+            id,
+            || tracking_view(&order, Some(&shipment)),
+            |view| view.status = order.status,
+        );
+        self.ctx.tracking.close(id);
+        Ok(order)
+    }
+
+    /// Live tracking of an order: the order (for the caller's ownership check) and its
+    /// latest status and position, then every change.
+    pub async fn watch_order(
+        &self,
+        id: OrderId,
+    ) -> Result<(Order, watch::Receiver<TrackingView>), OrderError> {
+        let order = self.order(id).await?.ok_or(OrderError::NotFound(id))?;
+        let shipment = match self.ctx.tracking.current(id) {
+            Some(_) => None,
+            None => self.shipment(id).await?,
+        };
+        let receiver = self
+            .ctx
+            .tracking
+            .subscribe(|| tracking_view(&order, shipment.as_ref()));
+        Ok((order, receiver))
+    }
+
+    async fn shipment(&self, id: OrderId) -> Result<Option<Shipment>, OrderError> {
+        self.ctx
+            .store
+            .load_shipment(id)
+            .await
+            .map_err(|error| OrderError::Unavailable(error.to_string()))
     }
 
     /// The store answers: the shop can take writes.

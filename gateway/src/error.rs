@@ -143,6 +143,10 @@ impl From<actors::OrderError> for ApiError {
                 code: "illegal_transition",
                 message: illegal.to_string(),
             },
+            E::NotInTransit(status) => ApiError::Conflict {
+                code: "not_in_transit",
+                message: format!("the order is {status}, not on its way"),
+            },
             E::Unavailable(cause) => ApiError::Unavailable(cause),
         }
     }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
-use crate::write::{LedgerKind, StatusChange, WriteOp};
+use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
 /// How to reach PostgreSQL and how long to wait for it.
 #[derive(Clone, Debug)]
@@ -84,7 +84,12 @@ impl PostgresStore {
         let batch = Batch::encode(ops)?;
         let admin: Vec<&WriteOp> = ops
             .iter()
-            .filter(|op| matches!(op, WriteOp::PutProduct { .. } | WriteOp::PutSale { .. }))
+            .filter(|op| {
+                matches!(
+                    op,
+                    WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } | WriteOp::PutShipment(_)
+                )
+            })
             .collect();
         if admin.is_empty() {
             return batch.write(&self.pool).await;
@@ -99,6 +104,7 @@ impl PostgresStore {
                     at_ms,
                 } => put_product(&mut tx, product, *stock_initial, *shelf_change, *at_ms).await?,
                 WriteOp::PutSale { sale, at_ms } => put_sale(&mut tx, sale, *at_ms).await?,
+                WriteOp::PutShipment(shipment) => put_shipment(&mut tx, shipment).await?,
                 WriteOp::PlaceOrder { .. } | WriteOp::SetOrderStatus(_) => {}
             }
         }
@@ -213,7 +219,7 @@ impl Batch {
                     idempotency_scope,
                 } => batch.place(order, idempotency_scope)?,
                 WriteOp::SetOrderStatus(change) => batch.change(change)?,
-                WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } => {}
+                WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } | WriteOp::PutShipment(_) => {}
             }
         }
         Ok(batch)
@@ -462,6 +468,30 @@ async fn put_product(
     if shelf_change != 0 {
         insert_ledger_row(tx, product.id, LedgerKind::StockSet, shelf_change, at_ms).await?;
     }
+    Ok(())
+}
+
+async fn put_shipment(
+    tx: &mut Transaction<'_, Postgres>,
+    shipment: &Shipment,
+) -> Result<(), StoreError> {
+    let delivered = shipment.delivered.as_ref();
+    sqlx::query(concat!(
+        "INSERT INTO shipments (order_id, tracking_id, estimated_delivery, shipped_at, delivered_at, signature, photo_url) ",
+        "VALUES ($1, $2, ", ms_to_ts!("$3"), ", ", ms_to_ts!("$4"), ", ", ms_to_ts!("$5"), ", $6, $7) ",
+        "ON CONFLICT (order_id) DO UPDATE SET tracking_id = excluded.tracking_id, ",
+        "estimated_delivery = excluded.estimated_delivery, delivered_at = excluded.delivered_at, ",
+        "signature = excluded.signature, photo_url = excluded.photo_url"
+    ))
+    .bind(shipment.order_id.0)
+    .bind(&shipment.tracking_id)
+    .bind(int(shipment.estimated_delivery_ms)?)
+    .bind(int(shipment.shipped_at_ms)?)
+    .bind(delivered.map(|delivery| int(delivery.at_ms)).transpose()?)
+    .bind(delivered.map(|delivery| delivery.signature.as_str()))
+    .bind(delivered.map(|delivery| delivery.photo_url.as_str()))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -732,6 +762,45 @@ impl Store for PostgresStore {
         .map(decode_item)
         .collect::<Result<Vec<_>, _>>()?;
         decode_order(&row, items).map(Some)
+    }
+
+    async fn load_shipment(&self, id: OrderId) -> Result<Option<Shipment>, StoreError> {
+        let Some(row) = sqlx::query(concat!(
+            "SELECT tracking_id, ",
+            ts_to_ms!("estimated_delivery"),
+            " AS estimated_delivery_ms, ",
+            ts_to_ms!("shipped_at"),
+            " AS shipped_at_ms, ",
+            ts_to_ms!("delivered_at"),
+            " AS delivered_at_ms, ",
+            "signature, photo_url FROM shipments WHERE order_id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let delivered_at: Option<i64> = row.try_get("delivered_at_ms")?;
+        let delivered = match delivered_at {
+            None => None,
+            Some(at_ms) => Some(Delivery {
+                at_ms: uint(at_ms)?,
+                signature: row
+                    .try_get::<Option<String>, _>("signature")?
+                    .unwrap_or_default(),
+                photo_url: row
+                    .try_get::<Option<String>, _>("photo_url")?
+                    .unwrap_or_default(),
+            }),
+        };
+        Ok(Some(Shipment {
+            order_id: id,
+            tracking_id: row.try_get("tracking_id")?,
+            estimated_delivery_ms: uint(row.try_get("estimated_delivery_ms")?)?,
+            shipped_at_ms: uint(row.try_get("shipped_at_ms")?)?,
+            delivered,
+        }))
     }
 
     async fn pending_orders(&self) -> Result<Vec<Order>, StoreError> {

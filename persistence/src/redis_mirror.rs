@@ -76,9 +76,22 @@ const PIPELINE_PRODUCTS_MAX: usize = 1_000;
 const RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
 
+/// The last known position of an order on its way, for `tracking:{orderId}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackingEntry {
+    pub lat: f64,
+    pub lng: f64,
+    pub status: String,
+    pub at_ms: u64,
+}
+
+/// Tracking keys outlive a delivery by this much, then Redis forgets them.
+const TRACKING_TTL_SECONDS: i64 = 7 * 24 * 3_600;
+
 #[derive(Default)]
 struct Pending {
     entries: HashMap<ProductId, MirrorEntry>,
+    tracking: HashMap<engine::OrderId, TrackingEntry>,
     /// Rewrite every product from the store before anything else.
     full_resync: bool,
 }
@@ -106,6 +119,7 @@ impl RedisMirror {
         let mirror = Self {
             pending: Arc::new(Mutex::new(Pending {
                 entries: HashMap::new(),
+                tracking: HashMap::new(),
                 full_resync: true,
             })),
             wake: Arc::new(Notify::new()),
@@ -123,6 +137,12 @@ impl RedisMirror {
     /// Records a product's newest committed state; the writer picks it up soon after.
     pub fn publish(&self, product_id: ProductId, entry: MirrorEntry) {
         self.lock().entries.insert(product_id, entry);
+        self.wake.notify_one();
+    }
+
+    /// Records an order's latest position; written with the next pipeline.
+    pub fn publish_tracking(&self, order_id: engine::OrderId, entry: TrackingEntry) {
+        self.lock().tracking.insert(order_id, entry);
         self.wake.notify_one();
     }
 
@@ -150,16 +170,25 @@ impl Writer {
     async fn run(mut self) {
         let mut retry_delay = RETRY_DELAY_MIN;
         loop {
-            let (full_resync, mut entries) = {
+            let (full_resync, mut entries, tracking) = {
                 let mut pending = self.mirror.lock();
                 (
                     std::mem::take(&mut pending.full_resync),
                     std::mem::take(&mut pending.entries),
+                    std::mem::take(&mut pending.tracking),
                 )
             };
-            if !full_resync && entries.is_empty() {
+            if !full_resync && entries.is_empty() && tracking.is_empty() {
                 self.mirror.wake.notified().await;
                 continue;
+            }
+            if !tracking.is_empty() && self.write_tracking(&tracking).await.is_err() {
+                // Couriers report every few minutes; keep the newest for the next try
+                // (a newer position published meanwhile wins).
+                let mut pending = self.mirror.lock();
+                for (order_id, entry) in tracking {
+                    pending.tracking.entry(order_id).or_insert(entry);
+                }
             }
             let result = if full_resync {
                 self.resync_all(&mut entries).await
@@ -210,6 +239,30 @@ impl Writer {
         all.clear();
         tracing::info!(products = count, "redis mirror resynced from the store");
         Ok(())
+    }
+
+    async fn write_tracking(
+        &mut self,
+        tracking: &HashMap<engine::OrderId, TrackingEntry>,
+    ) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        for (order_id, entry) in tracking {
+            let key = format!("{}tracking:{order_id}", self.prefix);
+            pipe.hset_multiple(
+                &key,
+                &[
+                    ("lat", entry.lat.to_string()),
+                    ("lng", entry.lng.to_string()),
+                    ("status", entry.status.clone()),
+                    ("at", entry.at_ms.to_string()),
+                ],
+            )
+            .ignore();
+            pipe.expire(&key, TRACKING_TTL_SECONDS).ignore();
+        }
+        pipe.query_async::<()>(&mut self.connection)
+            .await
+            .map_err(|error| error.to_string())
     }
 
     async fn write(&mut self, entries: &HashMap<ProductId, MirrorEntry>) -> Result<(), String> {

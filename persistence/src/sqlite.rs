@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
-use crate::write::{LedgerKind, StatusChange, WriteOp};
+use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
 // Column lists as macros so that queries stay `&'static str` (sqlx refuses formatted SQL).
 macro_rules! product_columns {
@@ -86,6 +86,7 @@ impl SqliteStore {
     async fn apply(tx: &mut Transaction<'_, Sqlite>, ops: &[WriteOp]) -> Result<(), StoreError> {
         let mut orders = Vec::new();
         let mut changes = Vec::new();
+        let mut shipments = Vec::new();
         for op in ops {
             match op {
                 WriteOp::PutProduct {
@@ -100,11 +101,15 @@ impl SqliteStore {
                     idempotency_scope,
                 } => orders.push((order, idempotency_scope.as_str())),
                 WriteOp::SetOrderStatus(change) => changes.push(change),
+                WriteOp::PutShipment(shipment) => shipments.push(shipment),
             }
         }
         insert_orders(tx, &orders).await?;
         for change in &changes {
             set_status(tx, change).await?;
+        }
+        for shipment in shipments {
+            put_shipment(tx, shipment).await?;
         }
         let ledger: Vec<LedgerRow> = orders
             .iter()
@@ -279,6 +284,39 @@ impl Store for SqliteStore {
         .map(decode_item)
         .collect::<Result<Vec<_>, _>>()?;
         decode_order(&row, items).map(Some)
+    }
+
+    async fn load_shipment(&self, id: OrderId) -> Result<Option<Shipment>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT tracking_id, estimated_delivery_ms, shipped_at_ms, delivered_at_ms, signature, photo_url
+             FROM shipments WHERE order_id = ?",
+        )
+        .bind(id.0.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let delivered_at: Option<i64> = row.try_get("delivered_at_ms")?;
+        let delivered = match delivered_at {
+            None => None,
+            Some(at_ms) => Some(Delivery {
+                at_ms: uint(at_ms)?,
+                signature: row
+                    .try_get::<Option<String>, _>("signature")?
+                    .unwrap_or_default(),
+                photo_url: row
+                    .try_get::<Option<String>, _>("photo_url")?
+                    .unwrap_or_default(),
+            }),
+        };
+        Ok(Some(Shipment {
+            order_id: id,
+            tracking_id: row.try_get("tracking_id")?,
+            estimated_delivery_ms: uint(row.try_get("estimated_delivery_ms")?)?,
+            shipped_at_ms: uint(row.try_get("shipped_at_ms")?)?,
+            delivered,
+        }))
     }
 
     async fn pending_orders(&self) -> Result<Vec<Order>, StoreError> {
@@ -563,6 +601,32 @@ async fn insert_orders(
         });
         query.build().execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+async fn put_shipment(
+    tx: &mut Transaction<'_, Sqlite>,
+    shipment: &Shipment,
+) -> Result<(), StoreError> {
+    let delivered = shipment.delivered.as_ref();
+    sqlx::query(
+        "INSERT INTO shipments (order_id, tracking_id, estimated_delivery_ms, shipped_at_ms,
+                                delivered_at_ms, signature, photo_url)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (order_id) DO UPDATE SET tracking_id = excluded.tracking_id,
+            estimated_delivery_ms = excluded.estimated_delivery_ms,
+            delivered_at_ms = excluded.delivered_at_ms, signature = excluded.signature,
+            photo_url = excluded.photo_url",
+    )
+    .bind(shipment.order_id.0.to_string())
+    .bind(&shipment.tracking_id)
+    .bind(int(shipment.estimated_delivery_ms)?)
+    .bind(int(shipment.shipped_at_ms)?)
+    .bind(delivered.map(|delivery| int(delivery.at_ms)).transpose()?)
+    .bind(delivered.map(|delivery| delivery.signature.as_str()))
+    .bind(delivered.map(|delivery| delivery.photo_url.as_str()))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

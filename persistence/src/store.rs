@@ -4,7 +4,7 @@ use engine::stock::StockSnapshot;
 use engine::{FlashSale, OrderId, Product, ProductId};
 
 use crate::error::StoreError;
-use crate::write::WriteOp;
+use crate::write::{Shipment, WriteOp};
 
 /// A product as a restart needs it: the catalog record and the facts its stock is rebuilt
 /// from.
@@ -58,6 +58,8 @@ pub trait Store: Send + Sync + 'static {
     async fn load_catalog(&self) -> Result<Vec<Product>, StoreError>;
 
     async fn load_order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    async fn load_shipment(&self, id: OrderId) -> Result<Option<Shipment>, StoreError>;
 
     /// Orders waiting for payment, whose expiry timers must run again after a restart.
     async fn pending_orders(&self) -> Result<Vec<Order>, StoreError>;

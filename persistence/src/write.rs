@@ -23,6 +23,25 @@ pub enum WriteOp {
     },
     /// An order leaves a status; the guard refuses the write if someone else moved it.
     SetOrderStatus(StatusChange),
+    /// Creates or completes an order's shipment.
+    PutShipment(Shipment),
+}
+
+/// An order on its way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shipment {
+    pub order_id: OrderId,
+    pub tracking_id: String,
+    pub estimated_delivery_ms: u64,
+    pub shipped_at_ms: u64,
+    pub delivered: Option<Delivery>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub at_ms: u64,
+    pub signature: String,
+    pub photo_url: String,
 }
 
 #[derive(Clone, Debug)]

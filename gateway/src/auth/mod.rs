@@ -68,6 +68,26 @@ impl Caller {
     }
 }
 
+/// The caller a bearer token names, checked against the engine's key.
+pub fn caller_from_token(ctx: &ApiContext, token: &str) -> Result<Caller, ApiError> {
+    let now_secs = actors::clock::now_ms() / 1_000;
+    let claims = ctx.keys.decode(token.trim(), now_secs).map_err(|error| {
+        ApiError::Unauthorized(match error {
+            TokenError::Expired => "the token has expired",
+            _ => "the token is not valid",
+        })
+    })?;
+    let user_id = claims
+        .sub
+        .parse::<u64>()
+        .map(UserId)
+        .map_err(|_| ApiError::Unauthorized("the token's subject is not a user id"))?;
+    Ok(Caller {
+        user_id,
+        role: claims.role,
+    })
+}
+
 impl FromRequestParts<ApiContext> for Caller {
     type Rejection = ApiError;
 
@@ -86,21 +106,6 @@ impl FromRequestParts<ApiContext> for Caller {
             .ok_or(ApiError::Unauthorized(
                 "expected `Authorization: Bearer <token>`",
             ))?;
-        let now_secs = actors::clock::now_ms() / 1_000;
-        let claims = ctx.keys.decode(token.trim(), now_secs).map_err(|error| {
-            ApiError::Unauthorized(match error {
-                TokenError::Expired => "the token has expired",
-                _ => "the token is not valid",
-            })
-        })?;
-        let user_id = claims
-            .sub
-            .parse::<u64>()
-            .map(UserId)
-            .map_err(|_| ApiError::Unauthorized("the token's subject is not a user id"))?;
-        Ok(Caller {
-            user_id,
-            role: claims.role,
-        })
+        caller_from_token(ctx, token)
     }
 }

@@ -8,6 +8,7 @@ mod orders;
 pub mod payments;
 mod products;
 mod stock_feed;
+mod tracking;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -22,10 +23,12 @@ pub fn router() -> Router<ApiContext> {
         .merge(buy_now::router())
         .merge(orders::router())
         .merge(payments::router())
+        .merge(tracking::router())
         .merge(inventory::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(stock_feed::router())
+        .merge(tracking::websocket_router())
         .merge(health::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -11,3 +11,4 @@ mod payments;
 mod products;
 mod restart;
 mod stock_feed;
+mod tracking;

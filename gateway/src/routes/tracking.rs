@@ -1,0 +1,234 @@
+//! Orders on their way: logistics ships, the courier reports positions and the delivery,
+//! and the buyer watches it live on `GET /ws/orders/{orderId}`.
+
+use std::time::Duration;
+
+use actors::{DeliveryStatus, TrackingView};
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use axum::routing::{get, post};
+use engine::OrderId;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::app::ApiContext;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::routes::orders::OrderBody;
+use crate::time_format::parse_rfc3339_ms;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/orders/{id}/ship", post(ship))
+        .route("/deliveries/{id}/location", post(location))
+        .route("/deliveries/{id}/complete", post(complete))
+}
+
+/// Mounted at the root, next to `/ws/stock`.
+pub fn websocket_router() -> Router<ApiContext> {
+    Router::new().route("/ws/orders/{id}", get(watch_order))
+}
+
+const TEXT_LENGTH_MAX: usize = 200;
+const URL_LENGTH_MAX: usize = 2_048;
+/// How long a WebSocket client may take to send its token as the first message.
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn order_id(text: &str) -> Result<OrderId, ApiError> {
+    Uuid::parse_str(text)
+        .map(OrderId)
+        .map_err(|_| ApiError::Rejected {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            code: "invalid_path",
+            message: "the order id must be a UUID".into(),
+        })
+}
+
+fn check_text(field: &'static str, text: &str, length_max: usize) -> Result<(), ApiError> {
+    if text.trim().is_empty() || text.len() > length_max {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be 1 to {length_max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ShipBody {
+    tracking_id: String,
+    /// RFC 3339.
+    estimated_delivery: String,
+}
+
+async fn ship(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ShipBody>,
+) -> Result<axum::Json<OrderBody>, ApiError> {
+    caller.require(&[Role::Logistics, Role::Admin])?;
+    let id = order_id(&id)?;
+    check_text("trackingId", &body.tracking_id, TEXT_LENGTH_MAX)?;
+    let estimated_delivery_ms = parse_rfc3339_ms(&body.estimated_delivery)
+        .ok_or_else(|| ApiError::invalid("estimatedDelivery", "must be an RFC 3339 time"))?;
+    let order = ctx
+        .shop
+        .ship(
+            id,
+            body.tracking_id.trim().to_owned(),
+            estimated_delivery_ms,
+        )
+        .await?;
+    Ok(axum::Json(OrderBody::from(&order)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LocationBody {
+    lat: f64,
+    lng: f64,
+    status: DeliveryStatus,
+}
+
+async fn location(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<LocationBody>,
+) -> Result<axum::Json<TrackingView>, ApiError> {
+    caller.require(&[Role::Delivery, Role::Admin])?;
+    let id = order_id(&id)?;
+    if !(-90.0..=90.0).contains(&body.lat) {
+        return Err(ApiError::invalid("lat", "must be between -90 and 90"));
+    }
+    if !(-180.0..=180.0).contains(&body.lng) {
+        return Err(ApiError::invalid("lng", "must be between -180 and 180"));
+    }
+    let view = ctx
+        .shop
+        .record_location(id, body.lat, body.lng, body.status)
+        .await?;
+    Ok(axum::Json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CompleteBody {
+    signature: String,
+    photo_url: String,
+}
+
+async fn complete(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<CompleteBody>,
+) -> Result<axum::Json<OrderBody>, ApiError> {
+    caller.require(&[Role::Delivery, Role::Admin])?;
+    let id = order_id(&id)?;
+    check_text("signature", &body.signature, TEXT_LENGTH_MAX)?;
+    check_text("photoUrl", &body.photo_url, URL_LENGTH_MAX)?;
+    if !(body.photo_url.starts_with("https://") || body.photo_url.starts_with("http://")) {
+        return Err(ApiError::invalid("photoUrl", "must be an http(s) URL"));
+    }
+    let order = ctx
+        .shop
+        .complete_delivery(id, body.signature, body.photo_url)
+        .await?;
+    Ok(axum::Json(OrderBody::from(&order)))
+}
+
+#[derive(Deserialize)]
+struct TokenMessage {
+    token: String,
+}
+
+/// The buyer's live view of an order. The token comes in the `Authorization` header or,
+/// for browsers (which cannot set headers on a WebSocket), as the first message
+/// `{"token": "..."}`. Anyone but the owner or an admin gets a policy-violation close.
+async fn watch_order(
+    State(ctx): State<ApiContext>,
+    caller: Result<Caller, ApiError>,
+    Path(id): Path<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    let upgrade = upgrade.map_err(|rejection| ApiError::Rejected {
+        status: rejection.status(),
+        code: "websocket_expected",
+        message: "this route speaks WebSocket: connect with an Upgrade request".into(),
+    })?;
+    let (order, receiver) = ctx.shop.watch_order(id).await?;
+    let permit = ctx
+        .websocket_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)?;
+    let header_caller = caller.ok();
+    let write_timeout = ctx.limits.websocket_write_timeout;
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        let caller = match header_caller {
+            Some(caller) => Some(caller),
+            None => first_message_caller(&ctx, &mut socket).await,
+        };
+        if !caller.is_some_and(|caller| caller.may_see(order.user_id)) {
+            let frame = CloseFrame {
+                code: close_code::POLICY,
+                reason: "only the order's owner may watch it".into(),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+            return;
+        }
+        stream(socket, receiver, write_timeout).await;
+        drop(permit);
+    }))
+}
+
+async fn first_message_caller(ctx: &ApiContext, socket: &mut WebSocket) -> Option<Caller> {
+    let message = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, socket.next())
+        .await
+        .ok()??
+        .ok()?;
+    let Message::Text(text) = message else {
+        return None;
+    };
+    let token: TokenMessage = serde_json::from_str(&text).ok()?;
+    crate::auth::caller_from_token(ctx, &token.token).ok()
+}
+
+async fn stream(
+    socket: WebSocket,
+    mut receiver: watch::Receiver<TrackingView>,
+    write_timeout: Duration,
+) {
+    let (mut sink, mut incoming) = socket.split();
+    loop {
+        let view = receiver.borrow_and_update().clone();
+        let Ok(text) = serde_json::to_string(&view) else {
+            return;
+        };
+        match tokio::time::timeout(write_timeout, sink.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+        tokio::select! {
+            changed = receiver.changed() => if changed.is_err() {
+                // Delivered: the board let go of the order; the last view was sent.
+                let _ = sink.send(Message::Close(None)).await;
+                return;
+            },
+            message = incoming.next() => match message {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
