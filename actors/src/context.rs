@@ -40,6 +40,8 @@ pub struct Context {
     pub stock_feed: StockFeed,
     /// Latest status and position of orders on their way.
     pub tracking: crate::tracking::TrackingBoard,
+    /// The current (latest) sale of each product that has one, for sale listings.
+    pub sales: DashMap<ProductId, engine::FlashSale>,
     /// Live product actors. Read on every Buy Now; written only by shard supervisors.
     pub products: DashMap<ProductId, ProductHandle>,
     /// Live order actors. Written only by the order supervisor.
@@ -85,6 +87,13 @@ impl Context {
         self.products.remove_if(&product_id, |_, live| {
             live.actor.get_id() == stale.actor.get_id()
         });
+    }
+
+    /// Remembers a product's current sale for listings.
+    pub fn note_sale(&self, stock: &engine::stock::ProductStock) {
+        if let Some(sale) = stock.current_sale() {
+            self.sales.insert(stock.product_id(), sale.clone());
+        }
     }
 
     /// Hands a product's newest committed stock to the mirror (never blocks).

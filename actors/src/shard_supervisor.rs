@@ -196,6 +196,7 @@ impl ShardState {
                 now_ms(),
             ) {
                 Ok(stock) => {
+                    self.ctx.note_sale(&stock);
                     self.dormant
                         .insert(product_id, Box::new(Dormant { product, stock }));
                     loaded += 1;

@@ -84,6 +84,7 @@ impl Shop {
             mirror,
             stock_feed: crate::stock_feed::StockFeed::new(settings_feed_rate),
             tracking: crate::tracking::TrackingBoard::default(),
+            sales: DashMap::new(),
             products: DashMap::new(),
             orders: DashMap::new(),
             pending_orders: DashMap::new(),
@@ -288,6 +289,21 @@ impl Shop {
             ProductMsg::ScheduleSale(Box::new(sale), reply)
         })
         .await?
+    }
+
+    /// Sales that are scheduled or live, soonest first, with their products. Products not
+    /// yet in memory are not listed until they are (the preload at start loads them all).
+    pub fn current_sales(&self) -> Vec<(FlashSale, Arc<Product>)> {
+        let now = now_ms();
+        let mut sales: Vec<(FlashSale, Arc<Product>)> = self
+            .ctx
+            .sales
+            .iter()
+            .filter(|sale| sale.phase(now) != engine::SalePhase::Ended)
+            .filter_map(|sale| Some((sale.clone(), self.ctx.catalog.get(sale.product_id)?)))
+            .collect();
+        sales.sort_by_key(|(sale, _)| (sale.start_ms, sale.id));
+        sales
     }
 
     pub async fn inventory(&self, id: ProductId) -> Result<Inventory, AdminError> {

@@ -37,6 +37,8 @@ pub struct Limits {
     pub page_size_max: u32,
     pub stock_feed_rate_per_second: u32,
     pub websocket_write_timeout: Duration,
+    /// Demo mode: the page may hand out shopper tokens.
+    pub demo: bool,
 }
 
 /// PostgreSQL when a database URL is configured, else the embedded SQLite store.
@@ -124,6 +126,7 @@ impl App {
                 websocket_write_timeout: Duration::from_millis(
                     settings.server.websocket_write_timeout_ms,
                 ),
+                demo: settings.demo,
             }),
             websocket_slots: Arc::clone(&websocket_slots),
             webhook_secret,

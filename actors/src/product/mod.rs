@@ -141,6 +141,7 @@ impl Actor for ProductActor {
             Some(dormant) => (dormant.product, dormant.stock),
             None => load(&ctx, product_id).await?,
         };
+        ctx.note_sale(&stock);
         Ok(ProductActorState {
             ctx,
             product,
@@ -532,6 +533,7 @@ impl ProductActorState {
         self.stock
             .schedule_sale(sale.clone(), now_ms())
             .expect("checked while this actor was blocked");
+        self.ctx.note_sale(&self.stock);
         self.mirror();
         Ok(sale)
     }
@@ -637,6 +639,7 @@ impl ProductActorState {
                 self.product = product;
                 self.stock = stock;
                 self.recovering = false;
+                self.ctx.note_sale(&self.stock);
                 tracing::info!(product_id = %self.product.id, "rebuilt from the store");
                 self.mirror();
                 // Orders whose commit outcome was unknown may exist after all: make sure

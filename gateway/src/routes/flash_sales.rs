@@ -14,7 +14,31 @@ use crate::extract::Json;
 use crate::time_format::{format_rfc3339_ms, parse_rfc3339_ms};
 
 pub fn router() -> Router<ApiContext> {
-    Router::new().route("/flash-sales", post(schedule))
+    Router::new().route("/flash-sales", post(schedule).get(list))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CurrentSale {
+    #[serde(flatten)]
+    sale: FlashSaleBody,
+    title: String,
+    brand: String,
+}
+
+/// Sales scheduled or live, soonest first: what a sale board shows.
+async fn list(State(ctx): State<ApiContext>) -> axum::Json<Vec<CurrentSale>> {
+    let sales = ctx
+        .shop
+        .current_sales()
+        .into_iter()
+        .map(|(sale, product)| CurrentSale {
+            sale: FlashSaleBody::from(&sale),
+            title: product.title.clone(),
+            brand: product.brand.clone(),
+        })
+        .collect();
+    axum::Json(sales)
 }
 
 #[derive(Deserialize)]

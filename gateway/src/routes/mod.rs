@@ -5,6 +5,7 @@ mod flash_sales;
 mod health;
 mod inventory;
 mod orders;
+mod page;
 pub mod payments;
 mod products;
 mod stock_feed;
@@ -30,6 +31,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(stock_feed::router())
         .merge(tracking::websocket_router())
         .merge(health::router())
+        .merge(page::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
