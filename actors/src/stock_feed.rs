@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 /// What a watching screen shows of one product.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StockView {
     pub product_id: ProductId,
@@ -28,7 +28,7 @@ pub struct StockView {
     pub status: StockStatus,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StockStatus {
     Available,

@@ -8,7 +8,7 @@ use engine::order::OrderStatus;
 use serde::Serialize;
 use tokio::sync::watch;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackingView {
     pub order_id: OrderId,
@@ -20,7 +20,7 @@ pub struct TrackingView {
     pub sequence: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     pub lat: f64,

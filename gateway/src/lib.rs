@@ -10,6 +10,7 @@ pub mod auth;
 pub mod demo;
 pub mod error;
 mod extract;
+pub mod feed_client;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;

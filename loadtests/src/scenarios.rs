@@ -187,17 +187,13 @@ const WATCH_SESSION: std::time::Duration = std::time::Duration::from_secs(5);
 /// updates for a page view, leave. Timed by hand (goose has no WebSocket client):
 /// `ws-snapshot` is connect-to-first-message, `ws-update` the gap between updates.
 async fn watch_stock(user: &mut GooseUser) -> TransactionResult {
-    use futures_util::StreamExt;
+    use gateway::feed_client::StockFeedClient;
     let plan = plan();
-    let base = user
-        .base_url
-        .as_str()
-        .trim_end_matches('/')
-        .replacen("http", "ws", 1);
-    let url = format!("{base}/ws/stock?products={}", plan.hot_product);
     let started = Instant::now();
-    let connected = tokio_tungstenite::connect_async(url.as_str()).await;
-    let Ok((mut socket, _)) = connected else {
+    let base = user.base_url.as_str().to_owned();
+    let Ok(mut feed) =
+        StockFeedClient::connect(&base, &[engine::ProductId(plan.hot_product)]).await
+    else {
         user.record_custom_request_duration(
             "WS",
             "ws-snapshot",
@@ -212,15 +208,9 @@ async fn watch_stock(user: &mut GooseUser) -> TransactionResult {
     let mut last = None::<Instant>;
     while started.elapsed() < WATCH_SESSION {
         let remaining = WATCH_SESSION.saturating_sub(started.elapsed());
-        let Ok(message) = tokio::time::timeout(remaining, socket.next()).await else {
+        let Ok(Ok(_view)) = tokio::time::timeout(remaining, feed.next()).await else {
             break;
         };
-        let Some(Ok(message)) = message else {
-            break;
-        };
-        if !message.is_text() {
-            continue;
-        }
         match last {
             None => {
                 user.record_custom_request_duration(
@@ -250,7 +240,6 @@ async fn watch_stock(user: &mut GooseUser) -> TransactionResult {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         last = Some(Instant::now());
     }
-    let _ = socket.close(None).await;
     Ok(())
 }
 

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
+
+use gateway::feed_client::StockFeedClient;
 
 use crate::helpers::{TestApp, error_code, spawn_app};
 
@@ -53,12 +52,12 @@ async fn sell(app: &TestApp, product_id: u64, buyers: u64, concurrency: usize) -
 struct Watched {
     messages: usize,
     first_to_last: Duration,
-    last: Value,
+    last: actors::StockView,
 }
 
-/// Reads one product's feed until it shows sold out.
-async fn watch_until_sold_out(url: String) -> Watched {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+/// Reads one product's feed until it shows sold out, with the shared feed client.
+async fn watch_until_sold_out(base: String, product_id: u64) -> Watched {
+    let mut feed = StockFeedClient::connect(&base, &[engine::ProductId(product_id)])
         .await
         .expect("websocket connects");
     let mut messages = 0;
@@ -66,18 +65,13 @@ async fn watch_until_sold_out(url: String) -> Watched {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(remaining, socket.next())
+        let view = tokio::time::timeout(remaining, feed.next())
             .await
             .expect("sold out reaches every screen in time")
-            .expect("stream open")
-            .expect("valid frame");
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let view: Value = serde_json::from_str(&text).expect("json");
+            .expect("a stock value");
         messages += 1;
         let first_at = *first_at.get_or_insert_with(Instant::now);
-        if view["left"] == 0 {
+        if view.left == 0 {
             return Watched {
                 messages,
                 first_to_last: first_at.elapsed(),
@@ -94,7 +88,7 @@ async fn a_thousand_screens_watch_a_sale_sell_out_at_a_bounded_rate() {
     app.start_sale(1, 2_000, 1).await;
     let mut screens = JoinSet::new();
     for _ in 0..1_000 {
-        screens.spawn(watch_until_sold_out(ws_url(&app, "1")));
+        screens.spawn(watch_until_sold_out(app.address.clone(), 1));
     }
     // Every screen has its snapshot before the sale starts moving.
     eventually_connected(&app, 1_000).await;
@@ -104,12 +98,9 @@ async fn a_thousand_screens_watch_a_sale_sell_out_at_a_bounded_rate() {
     let rate_per_second = 10.0;
     while let Some(watched) = screens.join_next().await {
         let watched = watched.expect("screen task");
-        assert_eq!(watched.last["left"], 0);
-        assert_eq!(watched.last["status"], "sold_out");
-        assert_eq!(
-            watched.last["sold"].as_u64().unwrap() + watched.last["reserved"].as_u64().unwrap(),
-            2_000
-        );
+        assert_eq!(watched.last.left, 0);
+        assert_eq!(watched.last.status, actors::StockStatus::SoldOut);
+        assert_eq!(watched.last.sold + watched.last.reserved, 2_000);
         // The snapshot, then at most `rate` a second, plus the sold-out message sent at once.
         let allowed = (watched.first_to_last.as_secs_f64() * rate_per_second).ceil() as usize + 2;
         assert!(
@@ -137,7 +128,7 @@ async fn a_screen_that_never_reads_slows_neither_sales_nor_other_screens() {
     let (stalled, _) = tokio_tungstenite::connect_async(ws_url(&app, "2"))
         .await
         .expect("connects");
-    let reader = tokio::spawn(watch_until_sold_out(ws_url(&app, "2")));
+    let reader = tokio::spawn(watch_until_sold_out(app.address.clone(), 2));
     eventually_connected(&app, 2).await;
     let started = Instant::now();
     assert_eq!(sell(&app, 2, 300, 32).await, 300);
@@ -145,7 +136,7 @@ async fn a_screen_that_never_reads_slows_neither_sales_nor_other_screens() {
         .await
         .expect("the reading screen gets sold out promptly")
         .expect("task");
-    assert_eq!(watched.last["left"], 0);
+    assert_eq!(watched.last.left, 0);
     assert!(started.elapsed() < Duration::from_secs(30));
     drop(stalled);
 }

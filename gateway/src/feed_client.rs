@@ -1,0 +1,80 @@
+//! A Rust client for the two live feeds, used by the tests and the load harness: it speaks
+//! the same protocol a browser does and hands back typed values.
+
+use actors::{StockView, TrackingView};
+use engine::{OrderId, ProductId};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("the server sent something that is not a feed value: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("the server closed the feed ({0:?})")]
+    Closed(Option<CloseCode>),
+}
+
+/// `base` is the engine's HTTP address, like `http://127.0.0.1:8080`.
+fn ws_base(base: &str) -> String {
+    base.trim_end_matches('/').replacen("http", "ws", 1)
+}
+
+/// Live stock of a few products.
+pub struct StockFeedClient {
+    socket: Socket,
+}
+
+impl StockFeedClient {
+    pub async fn connect(base: &str, products: &[ProductId]) -> Result<Self, FeedError> {
+        let ids: Vec<String> = products.iter().map(|id| id.0.to_string()).collect();
+        let url = format!("{}/ws/stock?products={}", ws_base(base), ids.join(","));
+        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self { socket })
+    }
+
+    /// The next value (the snapshot first, then changes).
+    pub async fn next(&mut self) -> Result<StockView, FeedError> {
+        next_json(&mut self.socket).await
+    }
+}
+
+/// Live tracking of one order, as its owner.
+pub struct OrderFeedClient {
+    socket: Socket,
+}
+
+impl OrderFeedClient {
+    /// Sends the token as the first message, the way a browser does.
+    pub async fn connect(base: &str, order_id: OrderId, token: &str) -> Result<Self, FeedError> {
+        let url = format!("{}/ws/orders/{order_id}", ws_base(base));
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let hello = serde_json::json!({ "token": token }).to_string();
+        socket.send(Message::Text(hello.into())).await?;
+        Ok(Self { socket })
+    }
+
+    pub async fn next(&mut self) -> Result<TrackingView, FeedError> {
+        next_json(&mut self.socket).await
+    }
+}
+
+async fn next_json<T: serde::de::DeserializeOwned>(socket: &mut Socket) -> Result<T, FeedError> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text)?),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(FeedError::Closed(frame.map(|frame| frame.code)));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => return Err(error.into()),
+            None => return Err(FeedError::Closed(None)),
+        }
+    }
+}
