@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod clock;
 mod context;
 pub mod error;
+pub mod events;
 mod expiry;
 pub mod order;
 mod order_supervisor;

@@ -128,10 +128,16 @@ impl OrderActorState {
         let from = self.order.status;
         let to = from.apply(event)?;
         let at_ms = now_ms();
+        let moved = Order {
+            status: to,
+            updated_at_ms: at_ms,
+            ..self.order.clone()
+        };
+        let events = crate::events::order_moved(&moved, from, event, at_ms);
         match from.stock_effect(to) {
-            StockEffect::None => self.write_status(from, to, at_ms, attach).await?,
+            StockEffect::None => self.write_status(from, to, at_ms, attach, events).await?,
             StockEffect::Confirm | StockEffect::Release => {
-                self.move_stock(from, to, at_ms, payment).await?
+                self.move_stock(from, to, at_ms, payment, events).await?
             }
         }
         self.order.status = to;
@@ -168,6 +174,7 @@ impl OrderActorState {
         to: OrderStatus,
         at_ms: u64,
         attach: Option<WriteOp>,
+        events: Vec<persistence::Event>,
     ) -> Result<(), OrderError> {
         let (done, outcome) = tokio::sync::oneshot::channel();
         let change = StatusChange {
@@ -181,6 +188,7 @@ impl OrderActorState {
         };
         let mut ops = vec![WriteOp::SetOrderStatus(change)];
         ops.extend(attach);
+        ops.extend(events.into_iter().map(WriteOp::Emit));
         self.ctx.committer.submit(ops, move |outcome| {
             let _ = done.send(outcome);
         });
@@ -198,6 +206,7 @@ impl OrderActorState {
         to: OrderStatus,
         at_ms: u64,
         payment: Option<PaymentRecord>,
+        events: Vec<persistence::Event>,
     ) -> Result<(), OrderError> {
         // Buy Now orders have one line; the product actor writes the status with the stock
         // move, in one transaction.
@@ -222,6 +231,7 @@ impl OrderActorState {
                         to,
                         at_ms,
                         payment,
+                        events,
                         reply,
                     }))
                 },

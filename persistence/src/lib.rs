@@ -10,7 +10,9 @@
 
 mod convert;
 mod error;
+pub mod event;
 mod group_commit;
+mod kafka_relay;
 mod postgres;
 mod redis_mirror;
 mod sqlite;
@@ -20,7 +22,9 @@ pub mod test_support;
 mod write;
 
 pub use error::StoreError;
+pub use event::{Event, OutboxRow, Topic};
 pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
+pub use kafka_relay::{KafkaSettings, start_kafka_relay, topic_name};
 pub use postgres::{Batch as PostgresBatch, PostgresSettings, PostgresStore};
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
 pub use sqlite::SqliteStore;

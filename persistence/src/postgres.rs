@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
+use crate::event::OutboxRow;
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
@@ -105,7 +106,7 @@ impl PostgresStore {
                 } => put_product(&mut tx, product, *stock_initial, *shelf_change, *at_ms).await?,
                 WriteOp::PutSale { sale, at_ms } => put_sale(&mut tx, sale, *at_ms).await?,
                 WriteOp::PutShipment(shipment) => put_shipment(&mut tx, shipment).await?,
-                WriteOp::PlaceOrder { .. } | WriteOp::SetOrderStatus(_) => {}
+                WriteOp::PlaceOrder { .. } | WriteOp::SetOrderStatus(_) | WriteOp::Emit(_) => {}
             }
         }
         batch.write(&mut *tx).await?;
@@ -142,6 +143,10 @@ pub struct Batch {
     payment_transactions: Vec<String>,
     payment_statuses: Vec<&'static str>,
     payment_amounts: Vec<i64>,
+    event_topics: Vec<&'static str>,
+    event_types: Vec<&'static str>,
+    event_keys: Vec<String>,
+    event_payloads: Vec<String>,
     /// product -> (reserved, sold, left) deltas.
     inventory: BTreeMap<i64, (i64, i64, i64)>,
     /// (product, kind) -> (units, orders, latest time): one ledger row each per batch.
@@ -189,6 +194,10 @@ const BATCH_SQL: &str = concat!(
     "INSERT INTO payments (order_id, transaction_id, status, amount_minor) ",
     "SELECT * FROM UNNEST($36::uuid[], $37::text[], $38::text[], $39::int8[]) ",
     "ON CONFLICT (transaction_id) DO NOTHING), ",
+    "new_events AS (",
+    "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
+    "SELECT e.topic, e.event_type, e.entity_key, e.payload::jsonb ",
+    "FROM UNNEST($40::text[], $41::text[], $42::text[], $43::text[]) AS e(topic, event_type, entity_key, payload)), ",
     "changed AS (",
     "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
     ms_to_ts!("c.at"),
@@ -219,6 +228,12 @@ impl Batch {
                     idempotency_scope,
                 } => batch.place(order, idempotency_scope)?,
                 WriteOp::SetOrderStatus(change) => batch.change(change)?,
+                WriteOp::Emit(event) => {
+                    batch.event_topics.push(event.topic.name());
+                    batch.event_types.push(event.event_type);
+                    batch.event_keys.push(event.key.clone());
+                    batch.event_payloads.push(event.payload.to_string());
+                }
                 WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } | WriteOp::PutShipment(_) => {}
             }
         }
@@ -408,6 +423,10 @@ impl Batch {
             .bind(&self.payment_transactions)
             .bind(&self.payment_statuses)
             .bind(&self.payment_amounts)
+            .bind(&self.event_topics)
+            .bind(&self.event_types)
+            .bind(&self.event_keys)
+            .bind(&self.event_payloads)
             .execute(executor)
             .await
             .map_err(guard_error)?;
@@ -872,6 +891,32 @@ impl Store for PostgresStore {
             product_id: uint(row.try_get("product_id")?)?,
             sale_id: uint(row.try_get("sale_id")?)?,
         })
+    }
+
+    async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        sqlx::query("SELECT seq, topic, event_type, entity_key, payload::text AS payload FROM outbox ORDER BY seq LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    seq: row.try_get("seq")?,
+                    topic: row.try_get("topic")?,
+                    event_type: row.try_get("event_type")?,
+                    key: row.try_get("entity_key")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_delete(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)")
+            .bind(seqs)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
+use crate::event::{Event, OutboxRow};
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
@@ -87,6 +88,7 @@ impl SqliteStore {
         let mut orders = Vec::new();
         let mut changes = Vec::new();
         let mut shipments = Vec::new();
+        let mut events = Vec::new();
         for op in ops {
             match op {
                 WriteOp::PutProduct {
@@ -102,6 +104,7 @@ impl SqliteStore {
                 } => orders.push((order, idempotency_scope.as_str())),
                 WriteOp::SetOrderStatus(change) => changes.push(change),
                 WriteOp::PutShipment(shipment) => shipments.push(shipment),
+                WriteOp::Emit(event) => events.push(event),
             }
         }
         insert_orders(tx, &orders).await?;
@@ -111,6 +114,7 @@ impl SqliteStore {
         for shipment in shipments {
             put_shipment(tx, shipment).await?;
         }
+        insert_events(tx, &events).await?;
         let ledger: Vec<LedgerRow> = orders
             .iter()
             .flat_map(|(order, _)| {
@@ -423,6 +427,39 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        sqlx::query(
+            "SELECT seq, topic, event_type, entity_key, payload FROM outbox ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(OutboxRow {
+                seq: row.try_get("seq")?,
+                topic: row.try_get("topic")?,
+                event_type: row.try_get("event_type")?,
+                key: row.try_get("entity_key")?,
+                payload: row.try_get("payload")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn outbox_delete(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        for chunk in seqs.chunks(SQLITE_PARAMETERS_MAX) {
+            let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE seq IN (");
+            let mut list = query.separated(", ");
+            for seq in chunk {
+                list.push_bind(*seq);
+            }
+            query.push(")");
+            query.build().execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -598,6 +635,26 @@ async fn insert_orders(
                 .push_bind(row.2)
                 .push_bind(row.3)
                 .push_bind(row.4);
+        });
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[&Event],
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(SQLITE_PARAMETERS_MAX / 4) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
+        );
+        query.push_values(chunk, |mut values, event| {
+            values
+                .push_bind(event.topic.name())
+                .push_bind(event.event_type)
+                .push_bind(event.key.clone())
+                .push_bind(event.payload.to_string());
         });
         query.build().execute(&mut **tx).await?;
     }

@@ -4,6 +4,7 @@ use engine::stock::StockSnapshot;
 use engine::{FlashSale, OrderId, Product, ProductId};
 
 use crate::error::StoreError;
+use crate::event::OutboxRow;
 use crate::write::{Shipment, WriteOp};
 
 /// A product as a restart needs it: the catalog record and the facts its stock is rebuilt
@@ -68,6 +69,12 @@ pub trait Store: Send + Sync + 'static {
     async fn inventory_levels(&self) -> Result<Vec<InventoryLevel>, StoreError>;
 
     async fn id_high_water(&self) -> Result<IdHighWater, StoreError>;
+
+    /// The oldest events of the outbox, at most `limit`, in the order they were written.
+    async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Removes relayed events.
+    async fn outbox_delete(&self, seqs: &[i64]) -> Result<(), StoreError>;
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -25,6 +25,8 @@ pub enum WriteOp {
     SetOrderStatus(StatusChange),
     /// Creates or completes an order's shipment.
     PutShipment(Shipment),
+    /// An event for the outbox, committed with whatever else is in the batch.
+    Emit(crate::event::Event),
 }
 
 /// An order on its way.

@@ -136,6 +136,8 @@ pub struct Transition {
     pub at_ms: u64,
     /// The payment that caused it, recorded in the same transaction.
     pub payment: Option<persistence::PaymentRecord>,
+    /// The events of the change, written to the outbox in the same transaction.
+    pub events: Vec<persistence::Event>,
     pub reply: RpcReplyPort<Result<(), TransitionError>>,
 }
 

@@ -92,6 +92,9 @@ pub struct ProductActorState {
     next_batch_id: u64,
     drain_waiters: Vec<RpcReplyPort<()>>,
     last_forget_ms: u64,
+    /// The sale whose stock-out was announced, so it is announced once. A release that
+    /// refills the pool and a second emptying are not announced again.
+    stock_out_announced: Option<engine::SaleId>,
 }
 
 #[derive(Default)]
@@ -154,6 +157,7 @@ impl Actor for ProductActor {
             next_batch_id: 1,
             drain_waiters: Vec::new(),
             last_forget_ms: now_ms(),
+            stock_out_announced: None,
         })
     }
 
@@ -252,10 +256,16 @@ impl ProductActorState {
         let refusal = match outcome {
             ReserveOutcome::Reserved(line) => {
                 let order = order_of(self.product.id, &line);
+                self.open
+                    .ops
+                    .push(WriteOp::Emit(crate::events::order_placed(&order)));
                 self.open.ops.push(WriteOp::PlaceOrder {
                     order: order.clone(),
                     idempotency_scope: idempotency_scope(self.product.id),
                 });
+                if line.sale_id.is_some() {
+                    self.note_stock_out(now);
+                }
                 self.open.placed.push((buy.waiter, placement(&line, false)));
                 self.open.followers.reserved.push(order);
                 self.uncommitted.insert(line.order_id, self.open.id);
@@ -403,6 +413,7 @@ impl ProductActorState {
             to,
             at_ms,
             payment,
+            events,
             reply,
         } = transition;
         if self.recovering || self.uncommitted.contains_key(&order_id) {
@@ -439,6 +450,7 @@ impl ProductActorState {
             sale_holder,
             payment,
         }));
+        self.open.ops.extend(events.into_iter().map(WriteOp::Emit));
         self.open.followers.transitions.push(PendingTransition {
             order_id,
             effect,
@@ -524,18 +536,38 @@ impl ProductActorState {
         self.stock.check_schedule_sale(&sale, now)?;
         self.commit_now(
             myself,
-            vec![WriteOp::PutSale {
-                sale: sale.clone(),
-                at_ms: now,
-            }],
+            vec![
+                WriteOp::PutSale {
+                    sale: sale.clone(),
+                    at_ms: now,
+                },
+                WriteOp::Emit(crate::events::flash_sale_scheduled(&sale, now)),
+            ],
         )
         .await?;
+        self.stock_out_announced = None;
         self.stock
             .schedule_sale(sale.clone(), now_ms())
             .expect("checked while this actor was blocked");
         self.ctx.note_sale(&self.stock);
         self.mirror();
         Ok(sale)
+    }
+
+    /// The sale pool just ran dry: say so once, with the reservation that emptied it.
+    fn note_stock_out(&mut self, now: u64) {
+        let inventory = self.stock.inventory(now);
+        let Some(sale) = inventory.sale else {
+            return;
+        };
+        if sale.counters.left == 0 && self.stock_out_announced != Some(sale.sale.id) {
+            self.stock_out_announced = Some(sale.sale.id);
+            self.open
+                .ops
+                .push(WriteOp::Emit(crate::events::flash_sale_stock_out(
+                    &sale.sale, now,
+                )));
+        }
     }
 
     /// Committed stock, as it stands now, to the Redis mirror and to watching screens.

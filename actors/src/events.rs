@@ -1,0 +1,101 @@
+//! Which events each change of the shop emits, and what they say. Written to the outbox in
+//! the change's own transaction (see `persistence::event`).
+
+use engine::order::{Order, OrderEvent, OrderStatus};
+use engine::{FlashSale, ProductId};
+use persistence::{Event, Topic};
+use serde_json::json;
+
+fn order_data(order: &Order) -> serde_json::Value {
+    json!({
+        "orderId": order.id,
+        "userId": order.user_id,
+        "status": order.status,
+        "total": order.total,
+        "items": order.items.iter().map(|item| json!({
+            "productId": item.product_id,
+            "saleId": item.sale_id,
+            "quantity": item.quantity,
+            "unitPrice": item.unit_price,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn order_event(order: &Order, event_type: &'static str, at_ms: u64) -> Event {
+    Event::new(
+        Topic::OrderEvents,
+        event_type,
+        order.id,
+        at_ms,
+        order_data(order),
+    )
+}
+
+pub fn order_placed(order: &Order) -> Event {
+    order_event(order, "order_placed", order.created_at_ms)
+}
+
+/// The events of an order moving from `from` to `order.status` because of `cause`.
+pub fn order_moved(order: &Order, from: OrderStatus, cause: OrderEvent, at_ms: u64) -> Vec<Event> {
+    let types: &[&'static str] = match (from, order.status, cause) {
+        (OrderStatus::PendingPayment, OrderStatus::Paid, _) => {
+            &["payment_completed", "order_confirmed"]
+        }
+        (OrderStatus::PendingPayment, OrderStatus::Cancelled, OrderEvent::PaymentFailed) => {
+            &["payment_failed", "order_cancelled"]
+        }
+        (OrderStatus::PendingPayment, OrderStatus::Cancelled, _) => &["order_cancelled"],
+        (OrderStatus::PendingPayment, OrderStatus::Expired, _) => &["order_expired"],
+        (OrderStatus::Paid, OrderStatus::Shipped, _) => &["order_shipped"],
+        (OrderStatus::Shipped, OrderStatus::Delivered, _) => &["order_delivered"],
+        _ => &[],
+    };
+    types
+        .iter()
+        .map(|event_type| order_event(order, event_type, at_ms))
+        .collect()
+}
+
+pub fn flash_sale_scheduled(sale: &FlashSale, at_ms: u64) -> Event {
+    Event::new(
+        Topic::ProductEvents,
+        "flash_sale_scheduled",
+        sale.product_id,
+        at_ms,
+        json!({
+            "saleId": sale.id, "productId": sale.product_id, "salePrice": sale.sale_price,
+            "originalPrice": sale.original_price, "startMs": sale.start_ms, "endMs": sale.end_ms,
+            "stock": sale.stock, "perUserLimit": sale.per_user_limit,
+        }),
+    )
+}
+
+pub fn flash_sale_stock_out(sale: &FlashSale, at_ms: u64) -> Event {
+    Event::new(
+        Topic::ProductEvents,
+        "flash_sale_stock_out",
+        sale.product_id,
+        at_ms,
+        json!({ "saleId": sale.id, "productId": sale.product_id, "stock": sale.stock }),
+    )
+}
+
+pub fn product_viewed(product_id: ProductId, user: Option<engine::UserId>, at_ms: u64) -> Event {
+    Event::new(
+        Topic::ProductEvents,
+        "product_viewed",
+        product_id,
+        at_ms,
+        json!({ "productId": product_id, "userId": user }),
+    )
+}
+
+pub fn delivery_location_updated(view: &crate::TrackingView, at_ms: u64) -> Event {
+    Event::new(
+        Topic::OrderEvents,
+        "delivery_location_updated",
+        view.order_id,
+        at_ms,
+        json!({ "orderId": view.order_id, "trackingId": view.tracking_id, "location": view.location }),
+    )
+}
