@@ -11,8 +11,8 @@ use engine::{
     FlashSale, FlashSaleDraft, IdempotencyKey, OrderId, Product, ProductDraft, ProductId, UserId,
 };
 use persistence::{
-    Delivery, GroupCommitter, PaymentRecord, RedisMirror, Shipment, Store, StoreError,
-    TrackingEntry, WriteOp,
+    CommitOutcome, Delivery, GroupCommitter, PaymentRecord, RedisMirror, Shipment, Store,
+    StoreError, TrackingEntry, WriteOp,
 };
 use tokio::sync::watch;
 
@@ -515,6 +515,9 @@ impl Shop {
                 })
             },
         );
+        self.emit(vec![crate::events::delivery_location_updated(&view, at_ms)])
+            .await
+            .map_err(OrderError::Unavailable)?;
         if let Some(mirror) = &self.ctx.mirror {
             let status = serde_json::to_value(status)
                 .ok()
@@ -531,6 +534,33 @@ impl Shop {
             );
         }
         Ok(view)
+    }
+
+    /// Writes events to the outbox and returns once they are durable (they reach Kafka
+    /// and the workflow from there). Err names why they were not written.
+    pub async fn emit(&self, events: Vec<persistence::Event>) -> Result<(), String> {
+        let (done, outcome) = oneshot::channel();
+        let ops = events.into_iter().map(WriteOp::Emit).collect();
+        self.ctx.committer.submit(ops, move |outcome| {
+            let _ = done.send(outcome);
+        });
+        match outcome.await {
+            Ok(CommitOutcome::Committed) => Ok(()),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(_) => Err("the committer stopped".into()),
+        }
+    }
+
+    /// Writes an event the caller need not wait for (a page view): it joins the next
+    /// batch; if that batch fails, the event is lost and the log says so.
+    pub fn emit_later(&self, event: persistence::Event) {
+        self.ctx
+            .committer
+            .submit(vec![WriteOp::Emit(event)], |outcome| {
+                if !matches!(outcome, CommitOutcome::Committed) {
+                    tracing::debug!(?outcome, "an analytics event was not written");
+                }
+            });
     }
 
     /// The parcel reached its buyer: SHIPPED -> DELIVERED, with the proof.

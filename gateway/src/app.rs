@@ -14,6 +14,8 @@ use persistence::{
 };
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
+use workflow::Workflow;
+use workflow::jobs::RecordingSender;
 
 use crate::auth::{JwtKeys, load_or_create_secret};
 use crate::settings::Settings;
@@ -28,6 +30,10 @@ pub struct ApiContext {
     pub webhook_secret: Arc<[u8]>,
     /// Open WebSockets, bounded: each holds a task and buffers.
     pub websocket_slots: Arc<tokio::sync::Semaphore>,
+    /// Sales per product and trending products, kept from the event stream.
+    pub analytics: Arc<workflow::analytics::Analytics>,
+    /// For reads beside the actors (a customer's notifications).
+    pub store: Arc<dyn Store>,
 }
 
 /// Request-shape bounds the gateway enforces itself.
@@ -71,6 +77,7 @@ pub struct App {
     shop: Shop,
     keys: Arc<JwtKeys>,
     websocket_slots: Arc<tokio::sync::Semaphore>,
+    workflow: Workflow,
 }
 
 impl App {
@@ -93,7 +100,11 @@ impl App {
                 Some(mirror)
             }
         };
-        let shop = Shop::start(shop_settings, store, mirror)
+        let sender = Arc::new(RecordingSender::new(Arc::clone(&store)));
+        let workflow = Workflow::start(settings.workflow_settings(), Arc::clone(&store), sender)
+            .await
+            .context("starting the event relay and the order workflow (kafka, rabbitmq)")?;
+        let shop = Shop::start(shop_settings, Arc::clone(&store), mirror)
             .await
             .context("starting the shop from the store")?;
         if settings.demo {
@@ -130,6 +141,8 @@ impl App {
             }),
             websocket_slots: Arc::clone(&websocket_slots),
             webhook_secret,
+            analytics: workflow.analytics(),
+            store,
         };
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))
@@ -143,6 +156,7 @@ impl App {
             shop,
             keys,
             websocket_slots,
+            workflow,
         })
     }
 
@@ -165,6 +179,10 @@ impl App {
         Arc::clone(&self.websocket_slots)
     }
 
+    pub fn workflow(&self) -> &Workflow {
+        &self.workflow
+    }
+
     pub fn keys(&self) -> Arc<JwtKeys> {
         Arc::clone(&self.keys)
     }
@@ -180,6 +198,8 @@ impl App {
             .await
             .context("serving HTTP")?;
         self.shop.shutdown().await;
+        // Events left in the outbox go out on the next start.
+        self.workflow.stop().await;
         Ok(())
     }
 }

@@ -21,6 +21,9 @@ pub struct Settings {
     pub store: StoreSettings,
     pub redis: RedisConfig,
     pub payments: PaymentSettings,
+    pub kafka: KafkaConfig,
+    pub rabbitmq: RabbitConfig,
+    pub workflow: WorkflowConfig,
     pub shop: ShopConfig,
     /// Seed a demo catalog (when empty) and print tokens to try it.
     pub demo: bool,
@@ -115,6 +118,123 @@ impl Default for RedisConfig {
             url: None,
             key_prefix: String::new(),
             timeout_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port]`. When set, events are published to Kafka (topics
+    /// `order-events`, `product-events`, `user-events`) and analytics reads them back as
+    /// the `analytics` consumer group; otherwise analytics is fed in process.
+    pub brokers: Option<String>,
+    /// Prepended to topic and consumer group names; lets several engines share a cluster.
+    pub prefix: String,
+    /// Partitions per topic when the engine creates the topics.
+    pub partitions: i32,
+    /// How long an event may wait for the broker before the relay tries again.
+    pub delivery_timeout_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            prefix: String::new(),
+            partitions: 3,
+            delivery_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RabbitConfig {
+    /// `amqp://guest:guest@127.0.0.1:5672/%2f`. When set, the order workflow and the
+    /// notification jobs run over RabbitMQ; otherwise in process.
+    pub url: Option<SecretString>,
+    /// Prepended to exchange and queue names.
+    pub prefix: String,
+    /// Messages one worker holds unacknowledged: its concurrency.
+    pub prefetch: u16,
+    /// Tries per message before the dead-letter queue.
+    pub attempts: u32,
+    /// First retry delay; each later one doubles.
+    pub backoff_ms: u64,
+}
+
+impl Default for RabbitConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: String::new(),
+            prefetch: 16,
+            attempts: 5,
+            backoff_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// After delivery, when the review request goes out.
+    pub review_delay_secs: u64,
+    /// Partners logistics assigns paid orders to.
+    pub delivery_partners: Vec<String>,
+    /// How far back `GET /api/v1/analytics/trending` looks.
+    pub trending_window_secs: u64,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            review_delay_secs: 24 * 60 * 60,
+            delivery_partners: vec![
+                "partner-north".into(),
+                "partner-south".into(),
+                "partner-east".into(),
+            ],
+            trending_window_secs: 60 * 60,
+        }
+    }
+}
+
+impl Settings {
+    /// The workflow's settings: Kafka and RabbitMQ when configured.
+    pub fn workflow_settings(&self) -> workflow::WorkflowSettings {
+        use secrecy::ExposeSecret;
+        let rabbit = &self.rabbitmq;
+        workflow::WorkflowSettings {
+            kafka: self
+                .kafka
+                .brokers
+                .as_ref()
+                .map(|brokers| workflow::kafka::KafkaSettings {
+                    brokers: brokers.clone(),
+                    prefix: self.kafka.prefix.clone(),
+                    partitions: self.kafka.partitions,
+                    delivery_timeout: Duration::from_millis(self.kafka.delivery_timeout_ms),
+                }),
+            rabbit: rabbit
+                .url
+                .as_ref()
+                .map(|url| workflow::rabbit::RabbitSettings {
+                    url: url.expose_secret().to_owned(),
+                    prefix: rabbit.prefix.clone(),
+                    prefetch: rabbit.prefetch,
+                    attempts: rabbit.attempts,
+                    backoff: Duration::from_millis(rabbit.backoff_ms),
+                }),
+            saga: workflow::saga::SagaSettings {
+                review_delay: Duration::from_secs(self.workflow.review_delay_secs),
+                delivery_partners: self.workflow.delivery_partners.clone(),
+            },
+            local_concurrency: usize::from(rabbit.prefetch),
+            local_attempts: rabbit.attempts,
+            local_backoff: Duration::from_millis(rabbit.backoff_ms),
+            trending_window: Duration::from_secs(self.workflow.trending_window_secs),
         }
     }
 }
@@ -246,6 +366,18 @@ impl Settings {
                 self.server.quantity_per_order_max >= 1
                     && self.server.quantity_per_order_max <= engine::order::QUANTITY_MAX,
                 "server.quantity_per_order_max must be between 1 and 10000",
+            ),
+            (
+                !self.workflow.delivery_partners.is_empty(),
+                "workflow.delivery_partners must name at least one partner",
+            ),
+            (
+                self.rabbitmq.attempts >= 1,
+                "rabbitmq.attempts must be at least 1",
+            ),
+            (
+                self.kafka.partitions >= 1,
+                "kafka.partitions must be at least 1",
             ),
             (
                 self.server.page_size_max >= 1,

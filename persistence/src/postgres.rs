@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
 use crate::event::OutboxRow;
+use crate::notification::Notification;
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
@@ -917,6 +918,82 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn record_notification(&self, notification: &Notification) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (dedup_key) DO NOTHING",
+        )
+        .bind(&notification.dedup_key)
+        .bind(int(notification.user_id.0)?)
+        .bind(notification.order_id.map(|id| id.0))
+        .bind(&notification.kind)
+        .bind(&notification.channel)
+        .bind(&notification.body)
+        .bind(int(notification.sent_at_ms)?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn notifications_for_user(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        sqlx::query(
+            "SELECT dedup_key, user_id, order_id, kind, channel, body::text AS body, sent_at_ms
+             FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(int(user.0)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let order_id: Option<Uuid> = row.try_get("order_id")?;
+            Ok(Notification {
+                dedup_key: row.try_get("dedup_key")?,
+                user_id: UserId(uint(row.try_get("user_id")?)?),
+                order_id: order_id.map(OrderId),
+                kind: row.try_get("kind")?,
+                channel: row.try_get("channel")?,
+                body: row.try_get("body")?,
+                sent_at_ms: uint(row.try_get("sent_at_ms")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn assign_delivery_partner(
+        &self,
+        order: OrderId,
+        partner: &str,
+        at_ms: u64,
+    ) -> Result<String, StoreError> {
+        // The no-op update makes RETURNING answer with the standing row on conflict.
+        Ok(sqlx::query_scalar(
+            "INSERT INTO delivery_assignments (order_id, partner_id, assigned_at_ms)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (order_id) DO UPDATE SET order_id = EXCLUDED.order_id
+             RETURNING partner_id",
+        )
+        .bind(order.0)
+        .bind(partner)
+        .bind(int(at_ms)?)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn delivery_partner(&self, order: OrderId) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT partner_id FROM delivery_assignments WHERE order_id = $1")
+                .bind(order.0)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

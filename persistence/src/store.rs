@@ -1,10 +1,11 @@
 use async_trait::async_trait;
 use engine::order::Order;
 use engine::stock::StockSnapshot;
-use engine::{FlashSale, OrderId, Product, ProductId};
+use engine::{FlashSale, OrderId, Product, ProductId, UserId};
 
 use crate::error::StoreError;
 use crate::event::OutboxRow;
+use crate::notification::Notification;
 use crate::write::{Shipment, WriteOp};
 
 /// A product as a restart needs it: the catalog record and the facts its stock is rebuilt
@@ -75,6 +76,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes relayed events.
     async fn outbox_delete(&self, seqs: &[i64]) -> Result<(), StoreError>;
+
+    /// Records a sent message; `false` when its `dedup_key` was recorded before.
+    async fn record_notification(&self, notification: &Notification) -> Result<bool, StoreError>;
+
+    /// A customer's messages, newest first.
+    async fn notifications_for_user(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Assigns `partner` to the order unless one is already assigned; returns the partner
+    /// that stands.
+    async fn assign_delivery_partner(
+        &self,
+        order: OrderId,
+        partner: &str,
+        at_ms: u64,
+    ) -> Result<String, StoreError>;
+
+    async fn delivery_partner(&self, order: OrderId) -> Result<Option<String>, StoreError>;
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,9 +1,11 @@
 //! One module per resource; each exposes `router()`, merged here under `/api/v1`.
 
+mod analytics;
 pub mod buy_now;
 mod flash_sales;
 mod health;
 mod inventory;
+mod notifications;
 mod orders;
 mod page;
 pub mod payments;
@@ -25,7 +27,9 @@ pub fn router() -> Router<ApiContext> {
         .merge(orders::router())
         .merge(payments::router())
         .merge(tracking::router())
-        .merge(inventory::router());
+        .merge(inventory::router())
+        .merge(analytics::router())
+        .merge(notifications::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(stock_feed::router())

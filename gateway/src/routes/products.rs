@@ -137,6 +137,11 @@ async fn show(
         .shop
         .product(ProductId(id))
         .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
+    ctx.shop.emit_later(actors::events::product_viewed(
+        product.id,
+        None,
+        actors::clock::now_ms(),
+    ));
     Ok(axum::Json(ProductBody::from(product.as_ref())))
 }
 

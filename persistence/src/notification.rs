@@ -1,0 +1,21 @@
+//! Records of the order workflow that live beside the orders: messages sent to customers
+//! and the delivery partner logistics picked.
+
+use engine::{OrderId, UserId};
+
+/// A message to a customer. The default sender records it instead of sending it, so tests
+/// and operators can see what would have gone out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// The job and channel it came from: a job delivered twice is recorded once.
+    pub dedup_key: String,
+    pub user_id: UserId,
+    pub order_id: Option<OrderId>,
+    /// `order_confirmation`, `payment_success`, `review_request`, ...
+    pub kind: String,
+    /// `email`, `sms`, ...
+    pub channel: String,
+    /// JSON text: what the message says.
+    pub body: String,
+    pub sent_at_ms: u64,
+}

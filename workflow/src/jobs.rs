@@ -1,0 +1,129 @@
+//! Notification jobs: what the workflow asks to be sent, and the senders that send it.
+//!
+//! A job names its channels (`email`, `sms`, ...); each channel's worker delivers it with
+//! its own attempts, so a failing SMS gateway does not resend the email. Delivery is at
+//! least once; the job id makes the record of it exactly once.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use engine::{OrderId, UserId};
+use persistence::{Notification, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::WorkflowError;
+
+/// Every channel a notification worker serves.
+pub const CHANNELS: [&str; 3] = ["email", "sms", "payment_provider"];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// Stable for one purpose (`<orderId>:order_confirmation`), so a job enqueued twice
+    /// is sent once.
+    pub id: String,
+    /// `order_confirmation`, `payment_success`, `review_request`, ...
+    pub kind: String,
+    pub user_id: UserId,
+    pub order_id: Option<OrderId>,
+    pub channels: Vec<String>,
+    /// What the message says.
+    pub data: serde_json::Value,
+}
+
+impl Job {
+    pub fn dedup_key(&self, channel: &str) -> String {
+        format!("{}:{channel}", self.id)
+    }
+}
+
+/// Where jobs are queued: RabbitMQ when configured, in process otherwise.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Queues `job` to run after `delay`. Returns once the queue holds it.
+    async fn enqueue(&self, job: Job, delay: Duration) -> Result<(), WorkflowError>;
+}
+
+/// Sends one job on one channel. Implementations talk to an email or SMS provider; an
+/// error makes the worker try again later.
+#[async_trait]
+pub trait Sender: Send + Sync + 'static {
+    async fn send(&self, channel: &str, job: &Job) -> Result<(), WorkflowError>;
+}
+
+/// The default sender: records each message in the store's `notifications` table instead
+/// of sending it, so users and tests can see what would have gone out.
+pub struct RecordingSender {
+    store: Arc<dyn Store>,
+}
+
+impl RecordingSender {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Sender for RecordingSender {
+    async fn send(&self, channel: &str, job: &Job) -> Result<(), WorkflowError> {
+        let notification = Notification {
+            dedup_key: job.dedup_key(channel),
+            user_id: job.user_id,
+            order_id: job.order_id,
+            kind: job.kind.clone(),
+            channel: channel.to_owned(),
+            body: job.data.to_string(),
+            sent_at_ms: now_ms(),
+        };
+        // `false` means an earlier delivery of this job recorded it: done either way.
+        self.store.record_notification(&notification).await?;
+        Ok(())
+    }
+}
+
+/// A channel's RabbitMQ worker: sends the jobs that name its channel, skips the rest
+/// (the `notifications` exchange is a fanout: every channel sees every job).
+pub struct ChannelWorker {
+    pub channel: String,
+    pub sender: Arc<dyn Sender>,
+}
+
+#[async_trait]
+impl crate::rabbit::Handler for ChannelWorker {
+    async fn handle(&self, payload: &[u8], _redelivered: bool) -> Result<(), WorkflowError> {
+        let job: Job = serde_json::from_slice(payload)
+            .map_err(|error| WorkflowError::Malformed(format!("job: {error}")))?;
+        if job.channels.contains(&self.channel) {
+            self.sender.send(&self.channel, &job).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Retry delays: `base`, `2 base`, `4 base`, ... for attempt 1, 2, 3, ...
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1 << attempt.saturating_sub(1).min(16))
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base() {
+        let base = Duration::from_millis(100);
+        let delays: Vec<u128> = (1..=4)
+            .map(|attempt| backoff(base, attempt).as_millis())
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800]);
+        assert_eq!(backoff(base, 0), base);
+        assert_eq!(backoff(base, 40), base * (1 << 16));
+    }
+}

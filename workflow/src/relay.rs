@@ -1,0 +1,75 @@
+//! The outbox relay. It reads the oldest events, hands the batch to every sink in turn and
+//! deletes it only when all of them took it. A sink that fails (Kafka down, RabbitMQ
+//! unreachable) makes the relay wait and hand the same batch over again: consumers may see
+//! an event twice, never miss one, and one entity's events keep their order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use persistence::{OutboxRow, Store};
+use tokio::task::JoinHandle;
+
+use crate::WorkflowError;
+
+/// Somewhere events go. `publish` returns once the destination holds the whole batch.
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn publish(&self, rows: &[OutboxRow]) -> Result<(), WorkflowError>;
+}
+
+/// Events per round: one outbox read and one delete for up to this many.
+const BATCH_MAX: u32 = 1_000;
+/// Pause when the outbox is empty.
+const IDLE: Duration = Duration::from_millis(20);
+const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
+
+pub fn start_relay(store: Arc<dyn Store>, sinks: Vec<Arc<dyn EventSink>>) -> JoinHandle<()> {
+    tokio::spawn(relay(store, sinks))
+}
+
+async fn relay(store: Arc<dyn Store>, sinks: Vec<Arc<dyn EventSink>>) {
+    let mut retry_delay = IDLE;
+    loop {
+        let rows = match store.outbox_batch(BATCH_MAX).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the outbox");
+                tokio::time::sleep(RETRY_DELAY_MAX).await;
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            tokio::time::sleep(IDLE).await;
+            continue;
+        }
+        match hand_over(&sinks, &rows).await {
+            Ok(()) => {
+                retry_delay = IDLE;
+                let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
+                if let Err(error) = store.outbox_delete(&seqs).await {
+                    // They go out again: a duplicate, never a gap.
+                    tracing::warn!(%error, "cannot delete relayed events");
+                }
+            }
+            Err((sink, error)) => {
+                tracing::warn!(sink, %error, waiting = rows.len(), "events not taken; retrying");
+                tokio::time::sleep(retry_delay).await;
+                retry_delay = (retry_delay * 2).min(RETRY_DELAY_MAX);
+            }
+        }
+    }
+}
+
+async fn hand_over(
+    sinks: &[Arc<dyn EventSink>],
+    rows: &[OutboxRow],
+) -> Result<(), (&'static str, WorkflowError)> {
+    for sink in sinks {
+        sink.publish(rows)
+            .await
+            .map_err(|error| (sink.name(), error))?;
+    }
+    Ok(())
+}

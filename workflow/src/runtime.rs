@@ -1,0 +1,130 @@
+//! Starts the relay, analytics and the workflow with whatever is configured: Kafka and
+//! RabbitMQ when their settings are given, the in-process equivalents otherwise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use persistence::Store;
+use tokio::task::JoinHandle;
+
+use crate::WorkflowError;
+use crate::analytics::Analytics;
+use crate::jobs::{ChannelWorker, JobQueue, Sender};
+use crate::kafka::{KafkaSettings, KafkaSink, create_topics, start_analytics_consumer};
+use crate::local::{AnalyticsSink, LocalJobQueue, SagaSink};
+use crate::rabbit::{Rabbit, RabbitJobQueue, RabbitSettings, RabbitSink, start_worker};
+use crate::relay::{EventSink, start_relay};
+use crate::saga::{OrderSaga, SagaSettings};
+
+#[derive(Clone, Debug)]
+pub struct WorkflowSettings {
+    pub kafka: Option<KafkaSettings>,
+    pub rabbit: Option<RabbitSettings>,
+    pub saga: SagaSettings,
+    /// Jobs sent at once by the in-process queue (RabbitMQ workers use their prefetch).
+    pub local_concurrency: usize,
+    /// Tries and first backoff of the in-process queue.
+    pub local_attempts: u32,
+    pub local_backoff: Duration,
+    /// How far back trending products look.
+    pub trending_window: Duration,
+}
+
+pub struct Workflow {
+    analytics: Arc<Analytics>,
+    rabbit: Option<Rabbit>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Workflow {
+    /// Starts everything; `sender` sends notifications (the default records them).
+    pub async fn start(
+        settings: WorkflowSettings,
+        store: Arc<dyn Store>,
+        sender: Arc<dyn Sender>,
+    ) -> Result<Self, WorkflowError> {
+        let analytics = Arc::new(Analytics::new(settings.trending_window.as_millis() as u64));
+        let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+        let mut tasks = Vec::new();
+        match &settings.kafka {
+            Some(kafka) => {
+                // A broker that is down now is the relay's business: it retries.
+                if let Err(error) = create_topics(kafka).await {
+                    tracing::warn!(%error, "could not create the Kafka topics yet");
+                }
+                sinks.push(Arc::new(KafkaSink::new(kafka.clone())?));
+                tasks.push(start_analytics_consumer(kafka, Arc::clone(&analytics))?);
+            }
+            None => sinks.push(Arc::new(AnalyticsSink {
+                analytics: Arc::clone(&analytics),
+            })),
+        }
+        let rabbit = match &settings.rabbit {
+            Some(rabbit_settings) => {
+                let rabbit = Rabbit::connect(rabbit_settings.clone()).await?;
+                let jobs: Arc<dyn JobQueue> = Arc::new(RabbitJobQueue::new(rabbit.clone()));
+                let saga = Arc::new(OrderSaga::new(
+                    Arc::clone(&store),
+                    jobs,
+                    settings.saga.clone(),
+                ));
+                sinks.push(Arc::new(RabbitSink::new(rabbit.clone())));
+                let names = rabbit.names().clone();
+                tasks.push(start_worker(&rabbit, &names.workflow_queue, saga).await?);
+                let workers = [
+                    (names.payments_queue.clone(), "payment_provider"),
+                    (names.channel_queue("email"), "email"),
+                    (names.channel_queue("sms"), "sms"),
+                ];
+                for (queue, channel) in workers {
+                    let worker = Arc::new(ChannelWorker {
+                        channel: channel.to_owned(),
+                        sender: Arc::clone(&sender),
+                    });
+                    tasks.push(start_worker(&rabbit, &queue, worker).await?);
+                }
+                Some(rabbit)
+            }
+            None => {
+                let jobs: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new(
+                    sender,
+                    settings.local_concurrency,
+                    settings.local_attempts,
+                    settings.local_backoff,
+                ));
+                let saga = Arc::new(OrderSaga::new(
+                    Arc::clone(&store),
+                    jobs,
+                    settings.saga.clone(),
+                ));
+                sinks.push(Arc::new(SagaSink { saga }));
+                None
+            }
+        };
+        tasks.push(start_relay(store, sinks));
+        Ok(Self {
+            analytics,
+            rabbit,
+            tasks,
+        })
+    }
+
+    pub fn analytics(&self) -> Arc<Analytics> {
+        Arc::clone(&self.analytics)
+    }
+
+    pub fn rabbit(&self) -> Option<&Rabbit> {
+        self.rabbit.as_ref()
+    }
+
+    /// Stops at once, as a crash would: unacknowledged messages go back to RabbitMQ and
+    /// unrelayed events stay in the outbox.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(rabbit) = &self.rabbit {
+            rabbit.close().await;
+        }
+    }
+}
