@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the local services the engine's tests (and `serve` with services) use are up
-# on loopback: PostgreSQL and Redis. Idempotent: checks first, starts what is down,
+# on loopback: PostgreSQL, Redis and RabbitMQ. Idempotent: checks first, starts what is down,
 # installs (Debian packages) what is missing. Safe to run before every test run.
 set -euo pipefail
 
@@ -83,5 +83,18 @@ ensure_redis() {
     log "Redis ready on 127.0.0.1:6379"
 }
 
+ensure_rabbitmq() {
+    if ! port_open 5672; then
+        if ! command -v rabbitmq-server >/dev/null 2>&1; then
+            apt_install rabbitmq-server
+        fi
+        log "starting RabbitMQ"
+        $SUDO env RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+        wait_for "RabbitMQ" 90 port_open 5672
+    fi
+    log "RabbitMQ ready on 127.0.0.1:5672"
+}
+
 ensure_postgres
 ensure_redis
+ensure_rabbitmq

@@ -76,8 +76,7 @@ pub async fn create_topics(settings: &KafkaSettings) -> Result<(), WorkflowError
 
 pub struct KafkaSink {
     settings: KafkaSettings,
-    /// Replaced when librdkafka declares it fatally failed (an idempotent producer can,
-    /// after a long outage); the relay's retry then goes out on the new one.
+    /// Replaced after a failed round (see `renew`); the relay's retry goes out on the new one.
     producer: std::sync::Mutex<Arc<FutureProducer>>,
 }
 
@@ -99,15 +98,11 @@ impl KafkaSink {
         )
     }
 
-    fn renew_if_fatal(&self, producer: &FutureProducer) {
-        use rdkafka::producer::Producer;
-        let Some(fatal) = producer.client().fatal_error() else {
-            return;
-        };
-        tracing::warn!(
-            ?fatal,
-            "the Kafka producer failed for good; starting a new one"
-        );
+    /// After a failed round the producer may be fenced (an idempotent producer whose
+    /// messages timed out bumps its epoch, which some brokers refuse) or fatally failed;
+    /// a fresh one (new producer id) always works once the broker is back. Nothing is in
+    /// flight at this point: every record of the round was settled.
+    fn renew(&self) {
         match self::producer(&self.settings) {
             Ok(fresh) => {
                 *self
@@ -143,7 +138,7 @@ impl EventSink for KafkaSink {
         let producer = self.producer();
         let outcome = self.produce(&producer, rows).await;
         if outcome.is_err() {
-            self.renew_if_fatal(&producer);
+            self.renew();
         }
         outcome
     }

@@ -51,6 +51,8 @@ pub struct RabbitSettings {
 const PERSISTENT: u8 = 2;
 const ATTEMPT_HEADER: &str = "x-attempt";
 const ERROR_HEADER: &str = "x-last-error";
+/// How long an idle retry or delay queue outlives the longest wait in it.
+const WAITING_QUEUE_GRACE_MS: u32 = 10 * 60 * 1_000;
 
 /// Names of the topology, with the prefix applied.
 #[derive(Clone, Debug)]
@@ -96,7 +98,7 @@ pub struct Rabbit {
     publisher: Channel,
     settings: RabbitSettings,
     names: Names,
-    /// Retry and delay queues declared so far (they are made on first use).
+    /// Retry and delay queues this connection declared (made on use; see `waiting_queue`).
     declared: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -133,6 +135,40 @@ impl Rabbit {
     /// unacknowledged messages to the next worker.
     pub async fn close(&self) {
         let _ = self.connection.close(320, "closing".into()).await;
+    }
+
+    /// Deletes every exchange and queue of this prefix: test teardown, or retiring a
+    /// prefix. Messages in them are gone.
+    pub async fn delete_topology(&self) -> Result<(), WorkflowError> {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        let names = &self.names;
+        let mut queues: Vec<String> = self
+            .declared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for queue in [
+            names.workflow_queue.clone(),
+            names.payments_queue.clone(),
+            names.channel_queue("email"),
+            names.channel_queue("sms"),
+        ] {
+            queues.push(Names::dead_letter_queue(&queue));
+            queues.push(queue);
+        }
+        for queue in queues {
+            self.publisher
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in [&names.orders, &names.payments, &names.notifications] {
+            self.publisher
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn declare_topology(&self) -> Result<(), WorkflowError> {
@@ -199,6 +235,8 @@ impl Rabbit {
     }
 
     /// A queue where messages wait `delay`, then go to `exchange` with `routing_key`.
+    /// Declared before every use: the declaration resets its `x-expires`, so a waiting
+    /// queue disappears only once it has been idle longer than any message waits in it.
     async fn waiting_queue(
         &self,
         name: String,
@@ -206,37 +244,32 @@ impl Rabbit {
         exchange: &str,
         routing_key: Option<&str>,
     ) -> Result<String, WorkflowError> {
-        let known = self
-            .declared
+        let mut arguments = FieldTable::default();
+        let ttl = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+        arguments.insert("x-message-ttl".into(), AMQPValue::LongUInt(ttl));
+        let idle = ttl.saturating_add(WAITING_QUEUE_GRACE_MS);
+        arguments.insert("x-expires".into(), AMQPValue::LongUInt(idle));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from(exchange)),
+        );
+        if let Some(key) = routing_key {
+            arguments.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(LongString::from(key)),
+            );
+        }
+        self.publisher
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions::durable(),
+                arguments,
+            )
+            .await?;
+        self.declared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(&name);
-        if !known {
-            let mut arguments = FieldTable::default();
-            let ttl = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
-            arguments.insert("x-message-ttl".into(), AMQPValue::LongUInt(ttl));
-            arguments.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(LongString::from(exchange)),
-            );
-            if let Some(key) = routing_key {
-                arguments.insert(
-                    "x-dead-letter-routing-key".into(),
-                    AMQPValue::LongString(LongString::from(key)),
-                );
-            }
-            self.publisher
-                .queue_declare(
-                    name.as_str().into(),
-                    QueueDeclareOptions::durable(),
-                    arguments,
-                )
-                .await?;
-            self.declared
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(name.clone());
-        }
+            .insert(name.clone());
         Ok(name)
     }
 

@@ -9,6 +9,7 @@ use persistence::test_support::TcpProxy;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 
 /// The shared broker `deploy/kafka.sh` starts.
 pub fn kafka_brokers() -> String {
@@ -50,7 +51,22 @@ pub async fn read_topic(
         .set("enable.auto.commit", "false")
         .create()
         .expect("kafka consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    // Assigned, not subscribed: no group to join, reading starts at once.
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    let mut partitions = TopicPartitionList::new();
+    for partition in metadata
+        .topics()
+        .iter()
+        .flat_map(|found| found.partitions())
+    {
+        partitions
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .expect("partition");
+    }
+    assert!(partitions.count() > 0, "topic {topic} has no partitions");
+    consumer.assign(&partitions).expect("assign");
     let mut events = Vec::new();
     let deadline = Instant::now() + timeout;
     let mut stream = consumer.stream();

@@ -160,6 +160,7 @@ async fn a_worker_crashing_mid_message_gets_it_redelivered_and_it_is_done_once()
         "sent once in effect"
     );
     worker.abort();
+    second.delete_topology().await.expect("teardown");
     second.close().await;
     database.drop_database().await;
 }
@@ -223,6 +224,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_queue_keeps_flow
     assert_eq!(keys, [good.dedup_key("email")]);
     assert_eq!(queue_depth(&rabbit, &dead_letters).await.expect("depth"), 1);
     worker.abort();
+    rabbit.delete_topology().await.expect("teardown");
     rabbit.close().await;
     database.drop_database().await;
 }
@@ -295,6 +297,7 @@ async fn a_failing_send_is_retried_with_backoff_and_a_delayed_job_waits() {
     .await;
     assert_eq!(recorded(&store, 4).await, [later.dedup_key("email")]);
     worker.abort();
+    rabbit.delete_topology().await.expect("teardown");
     rabbit.close().await;
     database.drop_database().await;
 }

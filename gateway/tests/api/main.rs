@@ -12,3 +12,4 @@ mod products;
 mod restart;
 mod stock_feed;
 mod tracking;
+mod workflow;
