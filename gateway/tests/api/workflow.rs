@@ -352,3 +352,67 @@ async fn outbox_len(app: &TestApp) -> i64 {
     pool.close().await;
     count
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_events_tell_of_sales_stock_outs_and_views() {
+    let prefix = unique_prefix();
+    let brokers = kafka_brokers();
+    let app = spawn_app_with(|settings| use_brokers(settings, &brokers, &prefix, false)).await;
+    app.create_product(1, 99_900, 100).await;
+    app.start_sale(1, 4, 2).await;
+    for user in 1..=2 {
+        let response = app.buy(user, 1, 2, &format!("sale-{user}")).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let sold_out = app.buy(3, 1, 1, "sale-3").await;
+    assert_eq!(sold_out.status(), StatusCode::CONFLICT);
+    assert_eq!(app.get("/api/v1/products/1").await.status(), StatusCode::OK);
+
+    let topic = format!("{prefix}product-events");
+    let events = read_topic(&brokers, &topic, WAIT, |events| {
+        has_types(
+            events,
+            "1",
+            &[
+                "flash_sale_scheduled",
+                "flash_sale_stock_out",
+                "product_viewed",
+            ],
+        )
+    })
+    .await;
+    assert_eq!(
+        first_arrivals(&events, "1"),
+        [
+            "flash_sale_scheduled",
+            "flash_sale_stock_out",
+            "product_viewed"
+        ]
+    );
+    let stock_outs = events
+        .iter()
+        .filter(|event| event.event_type == "flash_sale_stock_out")
+        .count();
+    assert_eq!(stock_outs, 1, "the stock-out is announced once");
+    let scheduled = events
+        .iter()
+        .find(|event| event.event_type == "flash_sale_scheduled")
+        .expect("scheduled");
+    assert_eq!(scheduled.payload["data"]["stock"], 4);
+    assert_eq!(scheduled.payload["data"]["salePrice"], 49_900);
+
+    // Analytics without RabbitMQ still comes from the `analytics` consumer group.
+    let trending = eventually(WAIT, || async {
+        let body: Value = app
+            .get("/api/v1/analytics/trending")
+            .await
+            .json()
+            .await
+            .ok()?;
+        (body["products"][0]["views"] == 1 && body["products"][0]["ordersPlaced"] == 2)
+            .then_some(body)
+    })
+    .await;
+    assert_eq!(trending["products"][0]["productId"], 1);
+    app.stop().await;
+}
