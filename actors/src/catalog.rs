@@ -4,7 +4,7 @@
 //! (CQRS: the write side is the actor, this is the query side). Listing never touches an
 //! actor, so browsing cannot slow Buy Now down.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use engine::{Money, Product, ProductId};
@@ -16,13 +16,19 @@ pub enum ListSort {
     Popularity,
     /// Cheapest first, then by id.
     Price,
+    /// Best rated first, then the most popular, then by id.
+    Rating,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ListQuery {
     pub category: Option<String>,
     pub price_min: Option<Money>,
     pub price_max: Option<Money>,
+    /// Average rating at least this.
+    pub rating_min: Option<f32>,
+    /// Exact brand, case-insensitive.
+    pub brand: Option<String>,
     pub sort: ListSort,
     /// 1-based.
     pub page: u32,
@@ -47,6 +53,10 @@ pub struct Catalog {
     // A std RwLock, not tokio's: it is never held across an await, and reads only clone
     // `Arc`s out, so hold times stay in microseconds.
     index: RwLock<Index>,
+    /// Products changed since the search index last looked: a set, so a product edited
+    /// many times is indexed once, and it never grows past the catalog.
+    changed: std::sync::Mutex<HashSet<ProductId>>,
+    changes: tokio::sync::Notify,
 }
 
 impl Catalog {
@@ -59,6 +69,11 @@ impl Catalog {
     }
 
     pub fn put(&self, product: Product) {
+        self.changed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(product.id);
+        self.changes.notify_one();
         let mut index = self
             .index
             .write()
@@ -75,6 +90,22 @@ impl Catalog {
             .entry(product.category.clone())
             .or_default()
             .insert(product.id);
+    }
+
+    /// Waits until a product changed, then returns the changed ones (each once).
+    pub async fn next_changes(&self) -> Vec<ProductId> {
+        loop {
+            let changed: Vec<ProductId> = self
+                .changed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .drain()
+                .collect();
+            if !changed.is_empty() {
+                return changed;
+            }
+            self.changes.notified().await;
+        }
     }
 
     pub fn get(&self, id: ProductId) -> Option<Arc<Product>> {
@@ -118,6 +149,11 @@ impl Catalog {
         let in_range = |product: &Product| {
             query.price_min.is_none_or(|min| product.price >= min)
                 && query.price_max.is_none_or(|max| product.price <= max)
+                && query.rating_min.is_none_or(|min| product.rating >= min)
+                && query
+                    .brand
+                    .as_ref()
+                    .is_none_or(|brand| product.brand.eq_ignore_ascii_case(brand))
         };
         let mut matches: Vec<Arc<Product>> = {
             let index = self
@@ -148,6 +184,12 @@ impl Catalog {
             ListSort::Price => {
                 matches.sort_unstable_by(|a, b| a.price.cmp(&b.price).then(a.id.cmp(&b.id)))
             }
+            ListSort::Rating => matches.sort_unstable_by(|a, b| {
+                b.rating
+                    .total_cmp(&a.rating)
+                    .then(b.popularity.cmp(&a.popularity))
+                    .then(a.id.cmp(&b.id))
+            }),
         }
         let total = matches.len() as u64;
         let skip = (query.page as usize - 1).saturating_mul(query.page_size as usize);
@@ -182,6 +224,8 @@ mod tests {
             category: category.map(str::to_owned),
             price_min: None,
             price_max: None,
+            rating_min: None,
+            brand: None,
             sort,
             page: 1,
             page_size: 10,
@@ -219,6 +263,31 @@ mod tests {
         let page = catalog.list(&second);
         assert_eq!(page.total, 3);
         assert_eq!(ids(page), [3]);
+    }
+
+    #[test]
+    fn filters_by_rating_and_brand_and_sorts_by_rating() {
+        let mut rated = product(1, "mobiles", 500, 10);
+        rated.rating = 4.8;
+        rated.brand = "Samsung".into();
+        let mut poor = product(2, "mobiles", 300, 30);
+        poor.rating = 2.5;
+        poor.brand = "Samsung".into();
+        let mut good = product(3, "mobiles", 900, 20);
+        good.rating = 4.1;
+        let catalog = Catalog::from_products([rated, poor, good]);
+        let ids = |page: Page| page.items.iter().map(|p| p.id.0).collect::<Vec<_>>();
+        assert_eq!(ids(catalog.list(&query(None, ListSort::Rating))), [1, 3, 2]);
+        let four_up = ListQuery {
+            rating_min: Some(4.0),
+            ..query(None, ListSort::Price)
+        };
+        assert_eq!(ids(catalog.list(&four_up)), [1, 3]);
+        let samsung = ListQuery {
+            brand: Some("samsung".into()),
+            ..query(None, ListSort::Price)
+        };
+        assert_eq!(ids(catalog.list(&samsung)), [2, 1]);
     }
 
     #[test]

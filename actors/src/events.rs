@@ -99,3 +99,39 @@ pub fn delivery_location_updated(view: &crate::TrackingView, at_ms: u64) -> Even
         json!({ "orderId": view.order_id, "trackingId": view.tracking_id, "location": view.location }),
     )
 }
+
+pub fn cart_item_added(
+    user: engine::UserId,
+    product_id: ProductId,
+    quantity: u32,
+    cart_quantity: u32,
+    at_ms: u64,
+) -> Event {
+    Event::new(
+        Topic::UserEvents,
+        "cart_item_added",
+        user,
+        at_ms,
+        json!({
+            "userId": user, "productId": product_id, "quantity": quantity,
+            "cartQuantity": cart_quantity,
+        }),
+    )
+}
+
+/// `user` when the searcher is signed in; anonymous searches are keyed by their text.
+pub fn search_performed(
+    user: Option<engine::UserId>,
+    query: &str,
+    results: u64,
+    at_ms: u64,
+) -> Event {
+    let key = user.map_or_else(|| format!("anonymous:{query}"), |user| user.to_string());
+    Event::new(
+        Topic::UserEvents,
+        "search_performed",
+        key,
+        at_ms,
+        json!({ "userId": user, "query": query, "results": results }),
+    )
+}

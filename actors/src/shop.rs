@@ -688,6 +688,11 @@ impl Shop {
         loaded
     }
 
+    /// Waits for catalog changes (the search index follows them); each changed product once.
+    pub async fn next_catalog_changes(&self) -> Vec<ProductId> {
+        self.ctx.catalog.next_changes().await
+    }
+
     /// Every product id of the catalog.
     pub fn product_ids(&self) -> Vec<ProductId> {
         self.ctx.catalog.ids()

@@ -34,6 +34,8 @@ pub struct ApiContext {
     pub analytics: Arc<workflow::analytics::Analytics>,
     /// For reads beside the actors (a customer's notifications).
     pub store: Arc<dyn Store>,
+    /// The catalog's search index, following catalog changes.
+    pub search: Arc<search::SearchIndex>,
 }
 
 /// Request-shape bounds the gateway enforces itself.
@@ -45,6 +47,8 @@ pub struct Limits {
     pub websocket_write_timeout: Duration,
     /// Demo mode: the page may hand out shopper tokens.
     pub demo: bool,
+    /// Cart lines untouched this long are dropped.
+    pub cart_retention_days: u64,
 }
 
 /// PostgreSQL when a database URL is configured, else the embedded SQLite store.
@@ -71,6 +75,41 @@ async fn open_store(settings: &Settings, timeout: Duration) -> anyhow::Result<Ar
     }
 }
 
+/// The search index in the data directory; an in-memory one when the directory's index is
+/// held by another engine (the catalog is the truth, so either is rebuilt from it).
+fn open_search_index(dir: &std::path::Path) -> anyhow::Result<Arc<search::SearchIndex>> {
+    match search::SearchIndex::open(dir) {
+        Ok(index) => Ok(Arc::new(index)),
+        Err(error) => {
+            tracing::warn!(%error, dir = %dir.display(), "search index in memory instead");
+            Ok(Arc::new(
+                search::SearchIndex::in_memory().context("creating the search index")?,
+            ))
+        }
+    }
+}
+
+/// Keeps the search index in step with the catalog: at start every product is "changed",
+/// so the index is rebuilt from the catalog; later, each batch of changes is one commit.
+async fn follow_catalog(shop: Shop, index: Arc<search::SearchIndex>) {
+    loop {
+        let changed = shop.next_catalog_changes().await;
+        let products: Vec<Arc<engine::Product>> =
+            changed.iter().filter_map(|id| shop.product(*id)).collect();
+        let index = Arc::clone(&index);
+        let indexed = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&engine::Product> = products.iter().map(Arc::as_ref).collect();
+            index.update(&refs, &[])
+        })
+        .await;
+        match indexed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "search index update failed"),
+            Err(error) => tracing::warn!(%error, "search indexer stopped"),
+        }
+    }
+}
+
 pub struct App {
     listener: TcpListener,
     router: Router,
@@ -78,6 +117,7 @@ pub struct App {
     keys: Arc<JwtKeys>,
     websocket_slots: Arc<tokio::sync::Semaphore>,
     workflow: Workflow,
+    indexer: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -112,6 +152,8 @@ impl App {
                 .await
                 .context("seeding the demo catalog")?;
         }
+        let search = open_search_index(&data_dir.join("search-index"))?;
+        let indexer = tokio::spawn(follow_catalog(shop.clone(), Arc::clone(&search)));
         let secret = load_or_create_secret(
             settings.auth.jwt_secret.as_ref(),
             data_dir,
@@ -138,11 +180,13 @@ impl App {
                     settings.server.websocket_write_timeout_ms,
                 ),
                 demo: settings.demo,
+                cart_retention_days: settings.server.cart_retention_days,
             }),
             websocket_slots: Arc::clone(&websocket_slots),
             webhook_secret,
             analytics: workflow.analytics(),
             store,
+            search,
         };
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))
@@ -157,6 +201,7 @@ impl App {
             keys,
             websocket_slots,
             workflow,
+            indexer,
         })
     }
 
@@ -197,6 +242,7 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
+        self.indexer.abort();
         self.shop.shutdown().await;
         // Events left in the outbox go out on the next start.
         self.workflow.stop().await;

@@ -46,6 +46,8 @@ pub struct ServerSettings {
     pub websocket_write_timeout_ms: u64,
     /// Open WebSockets at most; each costs a task and its buffers.
     pub websocket_connections_max: usize,
+    /// Cart lines untouched this many days are dropped (a month of "saved for later").
+    pub cart_retention_days: u64,
 }
 
 impl Default for ServerSettings {
@@ -57,6 +59,7 @@ impl Default for ServerSettings {
             page_size_max: 100,
             websocket_write_timeout_ms: 5_000,
             websocket_connections_max: 50_000,
+            cart_retention_days: 30,
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Records of the order workflow that live beside the orders: messages sent to customers
-//! and the delivery partner logistics picked.
+//! Records that live beside the orders: messages sent to customers, the delivery partner
+//! logistics picked, shopping carts.
 
-use engine::{OrderId, UserId};
+use engine::{OrderId, ProductId, UserId};
 
 /// A message to a customer. The default sender records it instead of sending it, so tests
 /// and operators can see what would have gone out.
@@ -18,4 +18,13 @@ pub struct Notification {
     /// JSON text: what the message says.
     pub body: String,
     pub sent_at_ms: u64,
+}
+
+/// A line of a shopping cart. Carts hold no stock: checkout reserves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CartItem {
+    pub product_id: ProductId,
+    pub quantity: u32,
+    pub added_at_ms: u64,
+    pub updated_at_ms: u64,
 }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
 use crate::event::OutboxRow;
-use crate::notification::Notification;
+use crate::notification::{CartItem, Notification};
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
@@ -996,6 +996,63 @@ impl Store for PostgresStore {
         )
     }
 
+    async fn cart(&self, user: UserId, since_ms: u64) -> Result<Vec<CartItem>, StoreError> {
+        sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND updated_at_ms < $2")
+            .bind(int(user.0)?)
+            .bind(int(since_ms)?)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "SELECT product_id, quantity::BIGINT AS quantity, added_at_ms, updated_at_ms
+             FROM cart_items WHERE user_id = $1 ORDER BY added_at_ms, product_id",
+        )
+        .bind(int(user.0)?)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_cart_item)
+        .collect()
+    }
+
+    async fn put_cart_item(&self, user: UserId, item: CartItem) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cart_items (user_id, product_id, quantity, added_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (user_id, product_id)
+             DO UPDATE SET quantity = EXCLUDED.quantity, updated_at_ms = EXCLUDED.updated_at_ms",
+        )
+        .bind(int(user.0)?)
+        .bind(int(item.product_id.0)?)
+        .bind(
+            i32::try_from(item.quantity)
+                .map_err(|_| StoreError::Conflict("cart quantity too large".into()))?,
+        )
+        .bind(int(item.added_at_ms)?)
+        .bind(int(item.updated_at_ms)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_cart_items(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+    ) -> Result<u64, StoreError> {
+        let ids = products
+            .iter()
+            .map(|product| int(product.0))
+            .collect::<Result<Vec<i64>, _>>()?;
+        Ok(
+            sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = ANY($2)")
+                .bind(int(user.0)?)
+                .bind(ids)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -1077,6 +1134,17 @@ fn decode_order(row: &PgRow, items: Vec<OrderItem>) -> Result<Order, StoreError>
         idempotency_key: convert::idempotency_key(row.try_get("idempotency_key")?)?,
         created_at_ms: uint(row.try_get("created_at_ms")?)?,
         expires_at_ms: uint(row.try_get("expires_at_ms")?)?,
+        updated_at_ms: uint(row.try_get("updated_at_ms")?)?,
+    })
+}
+
+fn decode_cart_item(row: &PgRow) -> Result<CartItem, StoreError> {
+    let quantity: i64 = row.try_get("quantity")?;
+    Ok(CartItem {
+        product_id: ProductId(uint(row.try_get("product_id")?)?),
+        quantity: u32::try_from(quantity)
+            .map_err(|_| StoreError::Decode(format!("cart quantity {quantity}")))?,
+        added_at_ms: uint(row.try_get("added_at_ms")?)?,
         updated_at_ms: uint(row.try_get("updated_at_ms")?)?,
     })
 }

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
 use crate::event::{Event, OutboxRow};
-use crate::notification::Notification;
+use crate::notification::{CartItem, Notification};
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
@@ -537,6 +537,58 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn cart(&self, user: UserId, since_ms: u64) -> Result<Vec<CartItem>, StoreError> {
+        sqlx::query("DELETE FROM cart_items WHERE user_id = ? AND updated_at_ms < ?")
+            .bind(int(user.0)?)
+            .bind(int(since_ms)?)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "SELECT product_id, quantity, added_at_ms, updated_at_ms FROM cart_items
+             WHERE user_id = ? ORDER BY added_at_ms, product_id",
+        )
+        .bind(int(user.0)?)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_cart_item)
+        .collect()
+    }
+
+    async fn put_cart_item(&self, user: UserId, item: CartItem) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cart_items (user_id, product_id, quantity, added_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (user_id, product_id)
+             DO UPDATE SET quantity = excluded.quantity, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(int(user.0)?)
+        .bind(int(item.product_id.0)?)
+        .bind(i64::from(item.quantity))
+        .bind(int(item.added_at_ms)?)
+        .bind(int(item.updated_at_ms)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_cart_items(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for product in products {
+            removed += sqlx::query("DELETE FROM cart_items WHERE user_id = ? AND product_id = ?")
+                .bind(int(user.0)?)
+                .bind(int(product.0)?)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -920,6 +972,17 @@ fn decode_order(row: &SqliteRow, items: Vec<OrderItem>) -> Result<Order, StoreEr
         idempotency_key: convert::idempotency_key(row.try_get("idempotency_key")?)?,
         created_at_ms: uint(row.try_get("created_at_ms")?)?,
         expires_at_ms: uint(row.try_get("expires_at_ms")?)?,
+        updated_at_ms: uint(row.try_get("updated_at_ms")?)?,
+    })
+}
+
+fn decode_cart_item(row: &SqliteRow) -> Result<CartItem, StoreError> {
+    let quantity: i64 = row.try_get("quantity")?;
+    Ok(CartItem {
+        product_id: ProductId(uint(row.try_get("product_id")?)?),
+        quantity: u32::try_from(quantity)
+            .map_err(|_| StoreError::Decode(format!("cart quantity {quantity}")))?,
+        added_at_ms: uint(row.try_get("added_at_ms")?)?,
         updated_at_ms: uint(row.try_get("updated_at_ms")?)?,
     })
 }

@@ -5,7 +5,7 @@ use engine::{FlashSale, OrderId, Product, ProductId, UserId};
 
 use crate::error::StoreError;
 use crate::event::OutboxRow;
-use crate::notification::Notification;
+use crate::notification::{CartItem, Notification};
 use crate::write::{Shipment, WriteOp};
 
 /// A product as a restart needs it: the catalog record and the facts its stock is rebuilt
@@ -97,6 +97,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<String, StoreError>;
 
     async fn delivery_partner(&self, order: OrderId) -> Result<Option<String>, StoreError>;
+
+    /// A user's cart lines touched at or after `since_ms`, oldest first; older lines are
+    /// purged on the way.
+    async fn cart(&self, user: UserId, since_ms: u64) -> Result<Vec<CartItem>, StoreError>;
+
+    /// Sets a cart line (inserting it, or replacing its quantity).
+    async fn put_cart_item(&self, user: UserId, item: CartItem) -> Result<(), StoreError>;
+
+    /// Removes lines; returns how many existed.
+    async fn remove_cart_items(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+    ) -> Result<u64, StoreError>;
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -2,6 +2,7 @@
 
 mod analytics;
 pub mod buy_now;
+mod cart;
 mod flash_sales;
 mod health;
 mod inventory;
@@ -9,7 +10,8 @@ mod notifications;
 mod orders;
 mod page;
 pub mod payments;
-mod products;
+pub mod products;
+mod search;
 mod stock_feed;
 mod tracking;
 
@@ -29,7 +31,9 @@ pub fn router() -> Router<ApiContext> {
         .merge(tracking::router())
         .merge(inventory::router())
         .merge(analytics::router())
-        .merge(notifications::router());
+        .merge(notifications::router())
+        .merge(cart::router())
+        .merge(search::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(stock_feed::router())

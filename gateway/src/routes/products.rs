@@ -151,6 +151,8 @@ struct ListParams {
     category: Option<String>,
     price_min: Option<u64>,
     price_max: Option<u64>,
+    rating_min: Option<f32>,
+    brand: Option<String>,
     sort: Option<String>,
     page: Option<u32>,
     page_size: Option<u32>,
@@ -175,8 +177,19 @@ async fn list(
     let sort = match params.sort.as_deref() {
         None | Some("popularity") => actors::ListSort::Popularity,
         Some("price") => actors::ListSort::Price,
-        Some(_) => return Err(ApiError::invalid("sort", "must be popularity or price")),
+        Some("rating") => actors::ListSort::Rating,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "sort",
+                "must be popularity, price or rating",
+            ));
+        }
     };
+    if let Some(rating) = params.rating_min
+        && !(0.0..=5.0).contains(&rating)
+    {
+        return Err(ApiError::invalid("ratingMin", "must be between 0 and 5"));
+    }
     let page = params.page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::invalid("page", "must be at least 1"));
@@ -198,6 +211,8 @@ async fn list(
         category: params.category,
         price_min: params.price_min.map(Money),
         price_max: params.price_max.map(Money),
+        rating_min: params.rating_min,
+        brand: params.brand,
         sort,
         page,
         page_size,

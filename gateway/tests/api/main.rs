@@ -5,11 +5,13 @@ mod helpers;
 
 mod bad_input;
 mod buy_now;
+mod cart;
 mod lifecycle;
 mod outages;
 mod payments;
 mod products;
 mod restart;
+mod search;
 mod stock_feed;
 mod tracking;
 mod workflow;

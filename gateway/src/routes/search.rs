@@ -1,0 +1,172 @@
+//! Product search: `GET /search?q=samsung+galaxy+s24&priceMin=&priceMax=&ratingMin=&brand=&page=`
+//! over the tantivy index (`search/`), typo-tolerant, with brand and price facets.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use engine::Money;
+use serde::{Deserialize, Serialize};
+
+use crate::app::ApiContext;
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::routes::products::ProductBody;
+
+/// Longest query text; shoppers type a few words.
+const QUERY_CHARS_MAX: usize = 200;
+const PAGE_SIZE_DEFAULT: u32 = 20;
+/// Default price histogram bucket: 1,000.00 in minor units.
+const PRICE_INTERVAL_DEFAULT: u64 = 100_000;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().route("/search", get(search))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SearchParams {
+    q: Option<String>,
+    price_min: Option<u64>,
+    price_max: Option<u64>,
+    rating_min: Option<f32>,
+    brand: Option<String>,
+    page: Option<u32>,
+    page_size: Option<u32>,
+    price_interval: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HitBody {
+    #[serde(flatten)]
+    product: ProductBody,
+    score: f32,
+}
+
+#[derive(Serialize)]
+struct BrandCount {
+    brand: String,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct PriceBucket {
+    from: u64,
+    to: u64,
+    count: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Facets {
+    brands: Vec<BrandCount>,
+    price_histogram: Vec<PriceBucket>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchBody {
+    items: Vec<HitBody>,
+    total: u64,
+    page: u32,
+    page_size: u32,
+    facets: Facets,
+}
+
+async fn search(
+    State(ctx): State<ApiContext>,
+    Query(params): Query<SearchParams>,
+) -> Result<axum::Json<SearchBody>, ApiError> {
+    let text = params.q.unwrap_or_default();
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::invalid("q", "say what to search for"));
+    }
+    if text.chars().count() > QUERY_CHARS_MAX {
+        return Err(ApiError::invalid(
+            "q",
+            format!("at most {QUERY_CHARS_MAX} characters"),
+        ));
+    }
+    let page = params.page.unwrap_or(1);
+    if page == 0 || page > 1_000 {
+        return Err(ApiError::invalid("page", "must be between 1 and 1000"));
+    }
+    let page_size = params.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
+    let page_size_max = ctx.limits.page_size_max;
+    if page_size == 0 || page_size > page_size_max {
+        return Err(ApiError::invalid(
+            "pageSize",
+            format!("must be between 1 and {page_size_max}"),
+        ));
+    }
+    if let (Some(min), Some(max)) = (params.price_min, params.price_max)
+        && min > max
+    {
+        return Err(ApiError::invalid("priceMin", "must not be above priceMax"));
+    }
+    if let Some(rating) = params.rating_min
+        && !(0.0..=5.0).contains(&rating)
+    {
+        return Err(ApiError::invalid("ratingMin", "must be between 0 and 5"));
+    }
+    let price_interval = params.price_interval.unwrap_or(PRICE_INTERVAL_DEFAULT);
+    if price_interval == 0 {
+        return Err(ApiError::invalid("priceInterval", "must be at least 1"));
+    }
+    let query = search::SearchQuery {
+        text: text.to_owned(),
+        price_min: params.price_min.map(Money),
+        price_max: params.price_max.map(Money),
+        rating_min: params.rating_min,
+        brand: params.brand,
+        page,
+        page_size,
+        price_interval,
+    };
+    let index = std::sync::Arc::clone(&ctx.search);
+    // Scoring is CPU work: off the async workers.
+    let results = tokio::task::spawn_blocking(move || index.search(&query))
+        .await
+        .map_err(|error| ApiError::Unavailable(error.to_string()))?
+        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    ctx.shop.emit_later(actors::events::search_performed(
+        None,
+        text,
+        results.total,
+        actors::clock::now_ms(),
+    ));
+    let items = results
+        .hits
+        .iter()
+        .filter_map(|hit| {
+            let product = ctx.shop.product(hit.product_id)?;
+            Some(HitBody {
+                product: ProductBody::from(product.as_ref()),
+                score: hit.score,
+            })
+        })
+        .collect();
+    Ok(axum::Json(SearchBody {
+        items,
+        total: results.total,
+        page,
+        page_size,
+        facets: Facets {
+            brands: results
+                .brands
+                .into_iter()
+                .map(|(brand, count)| BrandCount { brand, count })
+                .collect(),
+            price_histogram: results
+                .price_histogram
+                .into_iter()
+                .map(|(from, count)| PriceBucket {
+                    from,
+                    to: from.saturating_add(price_interval),
+                    count,
+                })
+                .collect(),
+        },
+    }))
+}

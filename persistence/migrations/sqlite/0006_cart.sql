@@ -1,0 +1,10 @@
+-- Shopping carts: one row per user and product. Rows untouched for the retention period
+-- (30 days by default) are ignored and purged.
+CREATE TABLE cart_items (
+    user_id       INTEGER NOT NULL,
+    product_id    INTEGER NOT NULL,
+    quantity      INTEGER NOT NULL CHECK (quantity > 0),
+    added_at_ms   INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, product_id)
+);
