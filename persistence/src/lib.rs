@@ -24,7 +24,7 @@ mod write;
 pub use error::StoreError;
 pub use event::{Event, OutboxRow, Topic};
 pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
-pub use notification::{CartItem, Notification};
+pub use notification::{CartItem, Notification, Review, ReviewSummary};
 pub use postgres::{Batch as PostgresBatch, PostgresSettings, PostgresStore};
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
 pub use sqlite::SqliteStore;

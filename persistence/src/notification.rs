@@ -28,3 +28,22 @@ pub struct CartItem {
     pub added_at_ms: u64,
     pub updated_at_ms: u64,
 }
+
+/// A customer's review of a product they received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Review {
+    pub product_id: ProductId,
+    pub user_id: UserId,
+    /// 1 to 5.
+    pub rating: u8,
+    pub title: String,
+    pub body: String,
+    pub created_at_ms: u64,
+}
+
+/// A product's reviews in numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReviewSummary {
+    pub average: f32,
+    pub count: u64,
+}

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::convert::{self, int, uint};
 use crate::error::StoreError;
 use crate::event::{Event, OutboxRow};
-use crate::notification::{CartItem, Notification};
+use crate::notification::{CartItem, Notification, Review, ReviewSummary};
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
 use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
@@ -589,6 +589,71 @@ impl Store for SqliteStore {
         Ok(removed)
     }
 
+    async fn received(&self, user: UserId, product: ProductId) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id
+             WHERE o.user_id = ? AND i.product_id = ? AND o.status = 'DELIVERED' LIMIT 1",
+        )
+        .bind(int(user.0)?)
+        .bind(int(product.0)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn add_review(&self, review: &Review) -> Result<Option<ReviewSummary>, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO reviews (product_id, user_id, rating, title, body, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (product_id, user_id) DO NOTHING",
+        )
+        .bind(int(review.product_id.0)?)
+        .bind(int(review.user_id.0)?)
+        .bind(i16::from(review.rating))
+        .bind(&review.title)
+        .bind(&review.body)
+        .bind(int(review.created_at_ms)?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.review_summary(review.product_id).await?))
+    }
+
+    async fn reviews(
+        &self,
+        product: ProductId,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<Review>, ReviewSummary), StoreError> {
+        let reviews = sqlx::query(
+            "SELECT product_id, user_id, rating, title, body, created_at_ms FROM reviews
+             WHERE product_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(int(product.0)?)
+        .bind(i64::from(limit))
+        .bind(int(offset)?)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let rating: i64 = row.try_get("rating")?;
+            Ok(Review {
+                product_id: ProductId(uint(row.try_get("product_id")?)?),
+                user_id: UserId(uint(row.try_get("user_id")?)?),
+                rating: u8::try_from(rating)
+                    .map_err(|_| StoreError::Decode(format!("review rating {rating}")))?,
+                title: row.try_get("title")?,
+                body: row.try_get("body")?,
+                created_at_ms: uint(row.try_get("created_at_ms")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((reviews, self.review_summary(product).await?))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -985,4 +1050,20 @@ fn decode_cart_item(row: &SqliteRow) -> Result<CartItem, StoreError> {
         added_at_ms: uint(row.try_get("added_at_ms")?)?,
         updated_at_ms: uint(row.try_get("updated_at_ms")?)?,
     })
+}
+
+impl SqliteStore {
+    async fn review_summary(&self, product: ProductId) -> Result<ReviewSummary, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS count, AVG(rating) AS average FROM reviews WHERE product_id = ?",
+        )
+        .bind(int(product.0)?)
+        .fetch_one(&self.pool)
+        .await?;
+        let average: Option<f64> = row.try_get("average")?;
+        Ok(ReviewSummary {
+            average: average.unwrap_or(0.0) as f32,
+            count: uint(row.try_get("count")?)?,
+        })
+    }
 }

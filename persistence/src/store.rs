@@ -5,7 +5,7 @@ use engine::{FlashSale, OrderId, Product, ProductId, UserId};
 
 use crate::error::StoreError;
 use crate::event::OutboxRow;
-use crate::notification::{CartItem, Notification};
+use crate::notification::{CartItem, Notification, Review, ReviewSummary};
 use crate::write::{Shipment, WriteOp};
 
 /// A product as a restart needs it: the catalog record and the facts its stock is rebuilt
@@ -111,6 +111,21 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         products: &[ProductId],
     ) -> Result<u64, StoreError>;
+
+    /// Whether `user` has a delivered order holding `product`.
+    async fn received(&self, user: UserId, product: ProductId) -> Result<bool, StoreError>;
+
+    /// Adds a review and returns the product's new summary; `None` when this user already
+    /// reviewed this product (nothing changes).
+    async fn add_review(&self, review: &Review) -> Result<Option<ReviewSummary>, StoreError>;
+
+    /// A page of a product's reviews, newest first, and how many there are in all.
+    async fn reviews(
+        &self,
+        product: ProductId,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<Review>, ReviewSummary), StoreError>;
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

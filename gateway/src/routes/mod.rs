@@ -11,6 +11,7 @@ mod orders;
 mod page;
 pub mod payments;
 pub mod products;
+mod reviews;
 mod search;
 mod stock_feed;
 mod tracking;
@@ -33,7 +34,8 @@ pub fn router() -> Router<ApiContext> {
         .merge(analytics::router())
         .merge(notifications::router())
         .merge(cart::router())
-        .merge(search::router());
+        .merge(search::router())
+        .merge(reviews::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(stock_feed::router())

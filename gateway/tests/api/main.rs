@@ -11,6 +11,7 @@ mod outages;
 mod payments;
 mod products;
 mod restart;
+mod reviews;
 mod search;
 mod stock_feed;
 mod tracking;

@@ -416,3 +416,43 @@ async fn product_events_tell_of_sales_stock_outs_and_views() {
     assert_eq!(trending["products"][0]["productId"], 1);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_events_tell_of_carts_and_searches() {
+    let prefix = unique_prefix();
+    let brokers = kafka_brokers();
+    let app = spawn_app_with(|settings| use_brokers(settings, &brokers, &prefix, false)).await;
+    app.create_product(1, 1_000, 10).await;
+    let added = app
+        .post(
+            "/api/v1/cart/items",
+            &app.token(7, Role::Customer),
+            json!({"productId": 1, "quantity": 2}),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let searched = app.get("/api/v1/search?q=product").await;
+    assert_eq!(searched.status(), StatusCode::OK);
+
+    let topic = format!("{prefix}user-events");
+    let events = read_topic(&brokers, &topic, WAIT, |events| {
+        has_types(events, "7", &["cart_item_added"])
+            && events
+                .iter()
+                .any(|event| event.event_type == "search_performed")
+    })
+    .await;
+    let added = events
+        .iter()
+        .find(|event| event.event_type == "cart_item_added")
+        .expect("cart_item_added");
+    assert_eq!(added.key, "7");
+    assert_eq!(added.payload["data"]["productId"], 1);
+    assert_eq!(added.payload["data"]["quantity"], 2);
+    let search = events
+        .iter()
+        .find(|event| event.event_type == "search_performed")
+        .expect("search_performed");
+    assert_eq!(search.payload["data"]["query"], "product");
+    app.stop().await;
+}
