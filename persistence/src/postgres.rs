@@ -920,22 +920,46 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn record_notification(&self, notification: &Notification) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
+    async fn record_notifications(
+        &self,
+        notifications: &[Notification],
+    ) -> Result<u64, StoreError> {
+        let mut columns = (
+            Vec::with_capacity(notifications.len()),
+            Vec::with_capacity(notifications.len()),
+            Vec::with_capacity(notifications.len()),
+            Vec::with_capacity(notifications.len()),
+            Vec::with_capacity(notifications.len()),
+            Vec::with_capacity(notifications.len()),
+            Vec::with_capacity(notifications.len()),
+        );
+        for notification in notifications {
+            columns.0.push(notification.dedup_key.as_str());
+            columns.1.push(int(notification.user_id.0)?);
+            columns.2.push(notification.order_id.map(|id| id.0));
+            columns.3.push(notification.kind.as_str());
+            columns.4.push(notification.channel.as_str());
+            columns.5.push(notification.body.as_str());
+            columns.6.push(int(notification.sent_at_ms)?);
+        }
+        // One statement for the whole batch, like the orders.
+        Ok(sqlx::query(
             "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (dedup_key) DO NOTHING",
+             SELECT d, u, o, k, c, b::jsonb, s
+             FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+                  AS n(d, u, o, k, c, b, s)
+             ON CONFLICT (dedup_key) DO NOTHING",
         )
-        .bind(&notification.dedup_key)
-        .bind(int(notification.user_id.0)?)
-        .bind(notification.order_id.map(|id| id.0))
-        .bind(&notification.kind)
-        .bind(&notification.channel)
-        .bind(&notification.body)
-        .bind(int(notification.sent_at_ms)?)
+        .bind(columns.0)
+        .bind(columns.1)
+        .bind(columns.2)
+        .bind(columns.3)
+        .bind(columns.4)
+        .bind(columns.5)
+        .bind(columns.6)
         .execute(&self.pool)
         .await?
-        .rows_affected();
-        Ok(inserted == 1)
+        .rows_affected())
     }
 
     async fn notifications_for_user(

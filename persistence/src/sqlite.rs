@@ -461,22 +461,41 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_notification(&self, notification: &Notification) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
-        )
-        .bind(&notification.dedup_key)
-        .bind(int(notification.user_id.0)?)
-        .bind(notification.order_id.map(|id| id.0.to_string()))
-        .bind(&notification.kind)
-        .bind(&notification.channel)
-        .bind(&notification.body)
-        .bind(int(notification.sent_at_ms)?)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+    async fn record_notifications(
+        &self,
+        notifications: &[Notification],
+    ) -> Result<u64, StoreError> {
+        // Seven parameters a row.
+        const ROWS_MAX: usize = SQLITE_PARAMETERS_MAX / 7;
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in notifications.chunks(ROWS_MAX) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
+            );
+            let mut failed = None;
+            query.push_values(chunk, |mut row, notification| {
+                let user = int(notification.user_id.0);
+                let sent = int(notification.sent_at_ms);
+                if let (Err(error), _) | (_, Err(error)) = (&user, &sent) {
+                    failed = Some(error.to_string());
+                }
+                row.push_bind(notification.dedup_key.clone())
+                    .push_bind(user.unwrap_or_default())
+                    .push_bind(notification.order_id.map(|id| id.0.to_string()))
+                    .push_bind(notification.kind.clone())
+                    .push_bind(notification.channel.clone())
+                    .push_bind(notification.body.clone())
+                    .push_bind(sent.unwrap_or_default());
+            });
+            if let Some(error) = failed {
+                return Err(StoreError::Decode(error));
+            }
+            query.push(" ON CONFLICT (dedup_key) DO NOTHING");
+            inserted += query.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     async fn notifications_for_user(

@@ -77,8 +77,10 @@ pub trait Store: Send + Sync + 'static {
     /// Removes relayed events.
     async fn outbox_delete(&self, seqs: &[i64]) -> Result<(), StoreError>;
 
-    /// Records a sent message; `false` when its `dedup_key` was recorded before.
-    async fn record_notification(&self, notification: &Notification) -> Result<bool, StoreError>;
+    /// Records sent messages in one transaction; a `dedup_key` recorded before is skipped.
+    /// Returns how many were new.
+    async fn record_notifications(&self, notifications: &[Notification])
+    -> Result<u64, StoreError>;
 
     /// A customer's messages, newest first.
     async fn notifications_for_user(

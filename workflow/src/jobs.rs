@@ -54,13 +54,44 @@ pub trait Sender: Send + Sync + 'static {
 
 /// The default sender: records each message in the store's `notifications` table instead
 /// of sending it, so users and tests can see what would have gone out.
+///
+/// Records are group-committed: concurrent sends are gathered and written with one
+/// statement (at a flash sale's peak every order asks for a payment request; one INSERT
+/// each would compete with the orders themselves for the database).
+#[derive(Clone)]
 pub struct RecordingSender {
-    store: Arc<dyn Store>,
+    queue: tokio::sync::mpsc::Sender<PendingRecord>,
 }
 
+type PendingRecord = (
+    Notification,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// Records waiting for the writer at most; senders wait for room beyond it.
+const RECORD_QUEUE: usize = 4_096;
+/// Records written by one statement at most.
+const RECORD_BATCH_MAX: usize = 1_024;
+
 impl RecordingSender {
+    /// Starts the writer task (it ends when the last sender is dropped).
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        let (queue, mut pending) = tokio::sync::mpsc::channel::<PendingRecord>(RECORD_QUEUE);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(RECORD_BATCH_MAX);
+            while pending.recv_many(&mut batch, RECORD_BATCH_MAX).await > 0 {
+                let (records, waiters): (Vec<Notification>, Vec<_>) = batch.drain(..).unzip();
+                let outcome = store
+                    .record_notifications(&records)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| error.to_string());
+                for waiter in waiters {
+                    let _ = waiter.send(outcome.clone());
+                }
+            }
+        });
+        Self { queue }
     }
 }
 
@@ -76,9 +107,16 @@ impl Sender for RecordingSender {
             body: job.data.to_string(),
             sent_at_ms: now_ms(),
         };
-        // `false` means an earlier delivery of this job recorded it: done either way.
-        self.store.record_notification(&notification).await?;
-        Ok(())
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((notification, done))
+            .await
+            .map_err(|_| WorkflowError::Failed("the notification writer stopped".into()))?;
+        // A record of this job from an earlier delivery is skipped: done either way.
+        written
+            .await
+            .map_err(|_| WorkflowError::Failed("the notification writer stopped".into()))?
+            .map_err(WorkflowError::Failed)
     }
 }
 
