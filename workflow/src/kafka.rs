@@ -105,10 +105,16 @@ impl KafkaSink {
     fn renew(&self) {
         match self::producer(&self.settings) {
             Ok(fresh) => {
-                *self
-                    .producer
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
+                let old = std::mem::replace(
+                    &mut *self
+                        .producer
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                    Arc::new(fresh),
+                );
+                // Destroying a librdkafka client blocks until its broker threads end: not
+                // on an async worker.
+                tokio::task::spawn_blocking(move || drop(old));
             }
             Err(error) => tracing::warn!(%error, "could not start a new Kafka producer"),
         }

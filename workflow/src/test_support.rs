@@ -41,34 +41,45 @@ pub async fn read_topic(
     timeout: Duration,
     done: impl Fn(&[ReadEvent]) -> bool,
 ) -> Vec<ReadEvent> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set(
-            "group.id",
-            format!("reader-{}", uuid::Uuid::now_v7().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("kafka consumer");
-    // Assigned, not subscribed: no group to join, reading starts at once.
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("topic metadata");
-    let mut partitions = TopicPartitionList::new();
-    for partition in metadata
-        .topics()
-        .iter()
-        .flat_map(|found| found.partitions())
-    {
-        partitions
-            .add_partition_offset(topic, partition.id(), Offset::Beginning)
-            .expect("partition");
-    }
-    assert!(partitions.count() > 0, "topic {topic} has no partitions");
-    consumer.assign(&partitions).expect("assign");
+    // librdkafka calls that block (metadata, close) run off the async workers.
+    let (brokers, topic_owned) = (brokers.to_owned(), topic.to_owned());
+    let consumer = tokio::task::spawn_blocking(move || {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set(
+                "group.id",
+                format!("reader-{}", uuid::Uuid::now_v7().simple()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("kafka consumer");
+        // Assigned, not subscribed: no group to join, reading starts at once.
+        let metadata = consumer
+            .fetch_metadata(Some(&topic_owned), Duration::from_secs(10))
+            .expect("topic metadata");
+        let mut partitions = TopicPartitionList::new();
+        for partition in metadata
+            .topics()
+            .iter()
+            .flat_map(|found| found.partitions())
+        {
+            partitions
+                .add_partition_offset(&topic_owned, partition.id(), Offset::Beginning)
+                .expect("partition");
+        }
+        assert!(
+            partitions.count() > 0,
+            "topic {topic_owned} has no partitions"
+        );
+        consumer.assign(&partitions).expect("assign");
+        consumer
+    })
+    .await
+    .expect("consumer setup");
     let mut events = Vec::new();
     let deadline = Instant::now() + timeout;
+    let consumer = std::sync::Arc::new(consumer);
     let mut stream = consumer.stream();
     while !done(&events) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -93,6 +104,8 @@ pub async fn read_topic(
             Ok(None) | Err(_) => break,
         }
     }
+    drop(stream);
+    tokio::task::spawn_blocking(move || drop(consumer));
     events
 }
 

@@ -274,6 +274,13 @@ async fn an_order_flows_through_kafka_and_rabbitmq_from_buy_now_to_review_reques
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_event_is_lost_while_kafka_is_down() {
+    // A hang here is a failure with a name, not a stuck CI.
+    tokio::time::timeout(Duration::from_secs(180), events_wait_out_an_outage())
+        .await
+        .expect("the outage test finished within 3 minutes");
+}
+
+async fn events_wait_out_an_outage() {
     let kafka = PrivateKafka::start().await;
     let prefix = unique_prefix();
     let brokers = kafka.brokers();
