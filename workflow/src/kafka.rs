@@ -113,8 +113,11 @@ impl KafkaSink {
                     Arc::new(fresh),
                 );
                 // Destroying a librdkafka client blocks until its broker threads end: not
-                // on an async worker.
-                tokio::task::spawn_blocking(move || drop(old));
+                // on an async worker, and not in the runtime's blocking pool (its shutdown
+                // would wait for it).
+                let _ = std::thread::Builder::new()
+                    .name("kafka-close".into())
+                    .spawn(move || drop(old));
             }
             Err(error) => tracing::warn!(%error, "could not start a new Kafka producer"),
         }
@@ -216,6 +219,12 @@ pub fn start_analytics_consumer(
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(tokio::spawn(async move {
+        // Declared first, dropped last: when the task is aborted, the stream goes, then
+        // the consumer is closed on a thread of its own (see `CloseElsewhere`).
+        let owner = CloseElsewhere(Some(consumer));
+        let Some(consumer) = owner.0.as_ref() else {
+            return;
+        };
         let mut stream = consumer.stream();
         while let Some(message) = stream.next().await {
             match message {
@@ -231,6 +240,21 @@ pub fn start_analytics_consumer(
             }
         }
     }))
+}
+
+/// Closing a group consumer waits for the group coordinator, without bound when the broker
+/// is gone; it must never hold an async worker (or a runtime's shutdown). The close runs on
+/// a detached thread instead.
+struct CloseElsewhere(Option<StreamConsumer>);
+
+impl Drop for CloseElsewhere {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("kafka-close".into())
+                .spawn(move || drop(consumer));
+        }
+    }
 }
 
 /// The value of a header, for consumers that route by type without reading the body.

@@ -105,7 +105,8 @@ pub async fn read_topic(
         }
     }
     drop(stream);
-    tokio::task::spawn_blocking(move || drop(consumer));
+    // Closing may wait on a broker that is gone: never in the runtime.
+    let _ = std::thread::Builder::new().spawn(move || drop(consumer));
     events
 }
 
