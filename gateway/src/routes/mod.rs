@@ -46,6 +46,48 @@ pub fn router() -> Router<ApiContext> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// `page` (1-based, default 1) and `pageSize` (default `size_default`, at most the
+/// configured maximum) of a listing, or the 422 naming the bad one.
+pub(crate) fn paging(
+    limits: &crate::app::Limits,
+    page: Option<u32>,
+    page_size: Option<u32>,
+    size_default: u32,
+) -> Result<(u32, u32), ApiError> {
+    let page = page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::invalid("page", "must be at least 1"));
+    }
+    let page_size = page_size.unwrap_or(size_default);
+    let page_size_max = limits.page_size_max;
+    if page_size == 0 || page_size > page_size_max {
+        return Err(ApiError::invalid(
+            "pageSize",
+            format!("must be between 1 and {page_size_max}"),
+        ));
+    }
+    Ok((page, page_size))
+}
+
+/// The filters browse and search share: a price range and a lowest rating.
+pub(crate) fn check_filters(
+    price_min: Option<u64>,
+    price_max: Option<u64>,
+    rating_min: Option<f32>,
+) -> Result<(), ApiError> {
+    if let (Some(min), Some(max)) = (price_min, price_max)
+        && min > max
+    {
+        return Err(ApiError::invalid("priceMin", "must not be above priceMax"));
+    }
+    if let Some(rating) = rating_min
+        && !(0.0..=5.0).contains(&rating)
+    {
+        return Err(ApiError::invalid("ratingMin", "must be between 0 and 5"));
+    }
+    Ok(())
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }

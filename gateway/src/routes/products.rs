@@ -185,28 +185,13 @@ async fn list(
             ));
         }
     };
-    if let Some(rating) = params.rating_min
-        && !(0.0..=5.0).contains(&rating)
-    {
-        return Err(ApiError::invalid("ratingMin", "must be between 0 and 5"));
-    }
-    let page = params.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::invalid("page", "must be at least 1"));
-    }
-    let page_size = params.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
-    let page_size_max = ctx.limits.page_size_max;
-    if page_size == 0 || page_size > page_size_max {
-        return Err(ApiError::invalid(
-            "pageSize",
-            format!("must be between 1 and {page_size_max}"),
-        ));
-    }
-    if let (Some(min), Some(max)) = (params.price_min, params.price_max)
-        && min > max
-    {
-        return Err(ApiError::invalid("priceMin", "must not be above priceMax"));
-    }
+    let (page, page_size) = super::paging(
+        &ctx.limits,
+        params.page,
+        params.page_size,
+        PAGE_SIZE_DEFAULT,
+    )?;
+    super::check_filters(params.price_min, params.price_max, params.rating_min)?;
     let query = actors::ListQuery {
         category: params.category,
         price_min: params.price_min.map(Money),

@@ -169,18 +169,12 @@ async fn list(
     if ctx.shop.product(product_id).is_none() {
         return Err(ApiError::NotFound(format!("no product {id}")));
     }
-    let page = params.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::invalid("page", "must be at least 1"));
-    }
-    let page_size = params.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
-    let page_size_max = ctx.limits.page_size_max;
-    if page_size == 0 || page_size > page_size_max {
-        return Err(ApiError::invalid(
-            "pageSize",
-            format!("must be between 1 and {page_size_max}"),
-        ));
-    }
+    let (page, page_size) = super::paging(
+        &ctx.limits,
+        params.page,
+        params.page_size,
+        PAGE_SIZE_DEFAULT,
+    )?;
     let offset = u64::from(page - 1) * u64::from(page_size);
     let (reviews, ReviewSummary { average, count }) = ctx
         .store

@@ -15,6 +15,7 @@ use crate::routes::products::ProductBody;
 /// Longest query text; shoppers type a few words.
 const QUERY_CHARS_MAX: usize = 200;
 const PAGE_SIZE_DEFAULT: u32 = 20;
+const PAGE_MAX: u32 = 1_000;
 /// Default price histogram bucket: 1,000.00 in minor units.
 const PRICE_INTERVAL_DEFAULT: u64 = 100_000;
 
@@ -88,28 +89,20 @@ async fn search(
             format!("at most {QUERY_CHARS_MAX} characters"),
         ));
     }
-    let page = params.page.unwrap_or(1);
-    if page == 0 || page > 1_000 {
-        return Err(ApiError::invalid("page", "must be between 1 and 1000"));
-    }
-    let page_size = params.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
-    let page_size_max = ctx.limits.page_size_max;
-    if page_size == 0 || page_size > page_size_max {
+    let (page, page_size) = super::paging(
+        &ctx.limits,
+        params.page,
+        params.page_size,
+        PAGE_SIZE_DEFAULT,
+    )?;
+    // Ranking collects every hit up to the page: deep pages cost, and nobody reads them.
+    if page > PAGE_MAX {
         return Err(ApiError::invalid(
-            "pageSize",
-            format!("must be between 1 and {page_size_max}"),
+            "page",
+            format!("must be at most {PAGE_MAX}"),
         ));
     }
-    if let (Some(min), Some(max)) = (params.price_min, params.price_max)
-        && min > max
-    {
-        return Err(ApiError::invalid("priceMin", "must not be above priceMax"));
-    }
-    if let Some(rating) = params.rating_min
-        && !(0.0..=5.0).contains(&rating)
-    {
-        return Err(ApiError::invalid("ratingMin", "must be between 0 and 5"));
-    }
+    super::check_filters(params.price_min, params.price_max, params.rating_min)?;
     let price_interval = params.price_interval.unwrap_or(PRICE_INTERVAL_DEFAULT);
     if price_interval == 0 {
         return Err(ApiError::invalid("priceInterval", "must be at least 1"));
