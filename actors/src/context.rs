@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use engine::order::Order;
-use engine::{OrderId, ProductId};
+use engine::{OrderId, ProductId, UserId};
 use persistence::{GroupCommitter, MirrorEntry, RedisMirror, Store};
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
@@ -48,6 +48,8 @@ pub struct Context {
     pub orders: DashMap<OrderId, ActorRef<OrderMsg>>,
     /// Unpaid orders, the way order actors are spawned for them.
     pub pending_orders: DashMap<OrderId, Order>,
+    /// Users with a checkout running (one at a time each, see `checkout.rs`).
+    pub checkouts: DashMap<UserId, ()>,
     pub clock: OnceLock<ActorRef<ClockMsg>>,
     pub shards: OnceLock<Vec<ActorRef<ShardMsg>>>,
     pub order_supervisor: OnceLock<ActorRef<OrderSupervisorMsg>>,

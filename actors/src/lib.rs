@@ -10,15 +10,19 @@
 //!   passivates idle ones.
 //! - [`admission`]: ractor mailboxes are unbounded, so each product has an in-flight bound;
 //!   past it a caller is told `Overloaded` at once.
+//! - [`hold`]: an order spanning several products (a cart checkout) holds a line in each
+//!   product actor and commits them in one transaction, all or none ([`checkout`]).
 //! - [`Shop`]: the one entry point the gateway uses.
 
 pub mod admission;
 pub mod catalog;
+mod checkout;
 pub mod clock;
 mod context;
 pub mod error;
 pub mod events;
 mod expiry;
+mod hold;
 pub mod order;
 mod order_supervisor;
 pub mod product;
@@ -30,8 +34,12 @@ pub mod stock_feed;
 pub mod tracking;
 
 pub use catalog::{Catalog, ListQuery, ListSort, Page};
+pub use checkout::{
+    CHECKOUT_LINES_MAX, CHECKOUT_SCOPE, CheckoutError, CheckoutLine, CheckoutReply,
+    CheckoutRequest, LineRefusal,
+};
 pub use error::{AdminError, BuyNowError, OrderError};
-pub use product::{BuyNowReply, Placement, Refusal, Unavailable};
+pub use product::{BuyNowReply, Placement, PrepareRefused, Refusal, Unavailable};
 pub use settings::ShopSettings;
 pub use shop::{BuyNowRequest, Shop};
 pub use stock_feed::{StockStatus, StockView};

@@ -6,22 +6,23 @@
 //! orders wait in `Context::pending_orders`, their deadlines on the reservation clock
 //! (`expiry.rs` says why not a timer per actor).
 //!
-//! Stock moves (paid: confirm; cancelled, expired: release) are made durable by the product
-//! actor that holds the units, in the same transaction as the status change; the order
-//! actor waits for that answer before it takes the new status.
+//! Stock moves (paid: confirm; cancelled, expired: release) are made durable in the same
+//! transaction as the status change: by the product actor that holds the units for a Buy
+//! Now order, or, for an order spanning products, by holding a line in each (`hold.rs`).
+//! The order actor waits for that answer before it takes the new status.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::order::{Order, OrderEvent, OrderStatus, StockEffect};
 use engine::stock::LineError;
-use persistence::{CommitOutcome, PaymentRecord, StatusChange, WriteOp};
+use persistence::{CommitOutcome, LedgerKind, PaymentRecord, StatusChange, StockMove, WriteOp};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::clock::now_ms;
 use crate::context::Context;
 use crate::error::OrderError;
-use crate::product::{ProductMsg, Transition};
+use crate::product::{PrepareStep, ProductMsg, Transition};
 
 pub enum OrderMsg {
     Get(RpcReplyPort<Order>),
@@ -182,8 +183,7 @@ impl OrderActorState {
             from,
             to,
             at_ms,
-            ledger: None,
-            sale_holder: None,
+            ledger: Vec::new(),
             payment: None,
         };
         let mut ops = vec![WriteOp::SetOrderStatus(change)];
@@ -209,11 +209,10 @@ impl OrderActorState {
         events: Vec<persistence::Event>,
     ) -> Result<(), OrderError> {
         // Buy Now orders have one line; the product actor writes the status with the stock
-        // move, in one transaction.
+        // move, in one transaction (and in its own batches). Checkout orders hold a line in
+        // each of their products first.
         let [item] = self.order.items.as_slice() else {
-            return Err(OrderError::Unavailable(
-                "multi-line orders move stock line by line".into(),
-            ));
+            return self.move_lines(from, to, at_ms, payment, events).await;
         };
         let handle = self
             .ctx
@@ -244,6 +243,67 @@ impl OrderActorState {
                 Err(OrderError::Unavailable(error.to_string()))
             }
             Ok(_) | Err(_) => Err(OrderError::Unavailable("the product did not answer".into())),
+        }
+    }
+
+    /// Moves the stock of an order spanning several products: every product holds its
+    /// line (`hold.rs`), then the status change records every move in one transaction.
+    async fn move_lines(
+        &self,
+        from: OrderStatus,
+        to: OrderStatus,
+        at_ms: u64,
+        payment: Option<PaymentRecord>,
+        events: Vec<persistence::Event>,
+    ) -> Result<(), OrderError> {
+        let effect = from.stock_effect(to);
+        let kind = match effect {
+            StockEffect::Confirm => LedgerKind::Confirm,
+            StockEffect::Release => LedgerKind::Release,
+            StockEffect::None => {
+                return Err(OrderError::Unavailable(
+                    "this transition moves no stock".into(),
+                ));
+            }
+        };
+        let steps = self
+            .order
+            .items
+            .iter()
+            .map(|item| (item.product_id, PrepareStep::Move(effect)))
+            .collect();
+        let held = crate::hold::prepare(&self.ctx, self.order.id, steps)
+            .await
+            .map_err(|failures| {
+                let reasons: Vec<String> = failures
+                    .iter()
+                    .map(|(product_id, reason)| format!("product {product_id}: {reason}"))
+                    .collect();
+                OrderError::Unavailable(reasons.join("; "))
+            })?;
+        let ledger = held
+            .lines
+            .iter()
+            .map(|(product_id, line)| StockMove {
+                product_id: *product_id,
+                kind,
+                units: line.quantity,
+                sale_holder: line.sale_id.map(|sale_id| (sale_id, line.user_id)),
+            })
+            .collect();
+        let change = StatusChange {
+            order_id: self.order.id,
+            from,
+            to,
+            at_ms,
+            ledger,
+            payment,
+        };
+        let mut ops = vec![WriteOp::SetOrderStatus(change)];
+        ops.extend(events.into_iter().map(WriteOp::Emit));
+        match held.commit(&self.ctx, ops).await {
+            CommitOutcome::Committed => Ok(()),
+            other => Err(OrderError::Unavailable(format!("{other:?}"))),
         }
     }
 }

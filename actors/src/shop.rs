@@ -56,7 +56,7 @@ pub struct BuyNowRequest {
 
 #[derive(Clone)]
 pub struct Shop {
-    ctx: Arc<Context>,
+    pub(crate) ctx: Arc<Context>,
     committer_task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -88,6 +88,7 @@ impl Shop {
             products: DashMap::new(),
             orders: DashMap::new(),
             pending_orders: DashMap::new(),
+            checkouts: DashMap::new(),
             clock: OnceLock::new(),
             shards: OnceLock::new(),
             order_supervisor: OnceLock::new(),

@@ -61,10 +61,28 @@ impl IdempotencyKey {
         Ok(Self(text.into()))
     }
 
+    /// The key a cart checkout's order carries for a client's key. The space, which no
+    /// client key may hold, keeps checkout keys apart from Buy Now keys: a product's stock
+    /// remembers both kinds in one map, and a client reusing one key for a Buy Now and a
+    /// checkout must get two orders, not one answer for both.
+    pub fn for_checkout(client_key: &IdempotencyKey) -> Self {
+        Self(format!("{CHECKOUT_PREFIX}{}", client_key.0).into())
+    }
+
+    /// Reads a key back from the store: a client's key or a checkout key.
+    pub fn parse_stored(text: &str) -> Result<Self, InvalidIdempotencyKey> {
+        match text.strip_prefix(CHECKOUT_PREFIX) {
+            Some(client) => Ok(Self::for_checkout(&Self::parse(client)?)),
+            None => Self::parse(text),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
+
+const CHECKOUT_PREFIX: &str = "checkout ";
 
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,6 +116,20 @@ pub enum InvalidIdempotencyKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkout_keys_never_equal_a_client_key_and_survive_storage() {
+        let client = IdempotencyKey::parse("k-1").unwrap();
+        let checkout = IdempotencyKey::for_checkout(&client);
+        assert_ne!(checkout, client);
+        assert!(IdempotencyKey::parse(checkout.as_str()).is_err());
+        assert_eq!(
+            IdempotencyKey::parse_stored(checkout.as_str()),
+            Ok(checkout)
+        );
+        assert_eq!(IdempotencyKey::parse_stored("k-1"), Ok(client));
+        assert!(IdempotencyKey::parse_stored("checkout ").is_err());
+    }
 
     #[test]
     fn idempotency_keys_are_bounded_and_printable() {

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use persistence::{
-    PostgresSettings, PostgresStore, RedisMirror, RedisSettings, SqliteStore, Store,
+    Carts, PostgresSettings, PostgresStore, RedisMirror, RedisSettings, SqliteStore, Store,
 };
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -36,6 +36,8 @@ pub struct ApiContext {
     pub store: Arc<dyn Store>,
     /// The catalog's search index, following catalog changes.
     pub search: Arc<search::SearchIndex>,
+    /// Shopping carts: in Redis when configured, else in the store.
+    pub carts: Carts,
 }
 
 /// Request-shape bounds the gateway enforces itself.
@@ -47,8 +49,6 @@ pub struct Limits {
     pub websocket_write_timeout: Duration,
     /// Demo mode: the page may hand out shopper tokens.
     pub demo: bool,
-    /// Cart lines untouched this long are dropped.
-    pub cart_retention_days: u64,
 }
 
 /// PostgreSQL when a database URL is configured, else the embedded SQLite store.
@@ -127,17 +127,20 @@ impl App {
         let data_dir = &settings.store.data_dir;
         let shop_settings = settings.shop.to_shop_settings();
         let store = open_store(settings, shop_settings.group_commit.commit_timeout).await?;
-        let mirror = match &settings.redis.url {
-            None => None,
-            Some(url) => {
-                let redis = RedisSettings {
-                    url: url.expose_secret().to_owned(),
-                    key_prefix: settings.redis.key_prefix.clone(),
-                    timeout: Duration::from_millis(settings.redis.timeout_ms),
-                };
+        let redis = settings.redis.url.as_ref().map(|url| RedisSettings {
+            url: url.expose_secret().to_owned(),
+            key_prefix: settings.redis.key_prefix.clone(),
+            timeout: Duration::from_millis(settings.redis.timeout_ms),
+        });
+        let cart_retention = Duration::from_secs(settings.server.cart_retention_days * 86_400);
+        let (mirror, carts) = match redis {
+            None => (None, Carts::in_store(Arc::clone(&store), cart_retention)),
+            Some(redis) => {
+                let carts =
+                    Carts::in_redis(&redis, cart_retention).context("configuring Redis carts")?;
                 let (mirror, _writer) = RedisMirror::start(redis, Arc::clone(&store))
                     .context("configuring the Redis mirror")?;
-                Some(mirror)
+                (Some(mirror), carts)
             }
         };
         let sender = Arc::new(RecordingSender::new(Arc::clone(&store)));
@@ -180,13 +183,13 @@ impl App {
                     settings.server.websocket_write_timeout_ms,
                 ),
                 demo: settings.demo,
-                cart_retention_days: settings.server.cart_retention_days,
             }),
             websocket_slots: Arc::clone(&websocket_slots),
             webhook_secret,
             analytics: workflow.analytics(),
             store,
             search,
+            carts,
         };
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))

@@ -37,6 +37,13 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Some lines of a checkout could not be reserved; nothing was. Each entry of `lines`
+    /// names a product and why (`{productId, quantity, code, message}`).
+    #[error("{message}")]
+    LinesRefused {
+        message: String,
+        lines: Vec<serde_json::Value>,
+    },
     #[error("too many requests for this product right now")]
     Overloaded,
     /// The engine could not make a decision durable. The cause goes to the log.
@@ -50,6 +57,11 @@ impl ApiError {
             field: field.into(),
             problem: problem.into(),
         }
+    }
+
+    /// The machine-readable code of this error, as in its JSON body.
+    pub(crate) fn code(&self) -> &'static str {
+        self.status_and_code().1
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -69,6 +81,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
             }
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::LinesRefused { .. } => (StatusCode::CONFLICT, "lines_refused"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
@@ -95,8 +108,10 @@ impl IntoResponse for ApiError {
             tracing::warn!(%cause, "answering 503");
         }
         let mut error = json!({ "code": code, "message": self.client_message() });
-        if let ApiError::Invalid { field, .. } = &self {
-            error["field"] = json!(field);
+        match &self {
+            ApiError::Invalid { field, .. } => error["field"] = json!(field),
+            ApiError::LinesRefused { lines, .. } => error["lines"] = json!(lines),
+            _ => {}
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -27,7 +27,7 @@ pub fn status(text: &str) -> Result<OrderStatus, StoreError> {
 }
 
 pub fn idempotency_key(text: &str) -> Result<IdempotencyKey, StoreError> {
-    IdempotencyKey::parse(text).map_err(|error| StoreError::Decode(error.to_string()))
+    IdempotencyKey::parse_stored(text).map_err(|error| StoreError::Decode(error.to_string()))
 }
 
 /// Where an order's units are, as the stock state machine sees it.

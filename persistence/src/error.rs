@@ -19,4 +19,7 @@ pub enum StoreError {
     Corrupt(#[from] CorruptSnapshot),
     #[error("stored data is unreadable: {0}")]
     Decode(String),
+    /// A store beside the database (Redis) could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
 }

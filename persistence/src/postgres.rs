@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use engine::order::{Order, OrderItem};
 use engine::stock::{Line, SaleSnapshot, StockSnapshot};
-use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
+use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductId, SaleId, UserId};
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -28,7 +28,7 @@ use crate::error::StoreError;
 use crate::event::OutboxRow;
 use crate::notification::{CartItem, Notification, Review, ReviewSummary};
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
-use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
+use crate::write::{CheckoutDetails, Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
 /// How to reach PostgreSQL and how long to wait for it.
 #[derive(Clone, Debug)]
@@ -89,7 +89,10 @@ impl PostgresStore {
             .filter(|op| {
                 matches!(
                     op,
-                    WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } | WriteOp::PutShipment(_)
+                    WriteOp::PutProduct { .. }
+                        | WriteOp::PutSale { .. }
+                        | WriteOp::PutShipment(_)
+                        | WriteOp::PutCheckout(_)
                 )
             })
             .collect();
@@ -107,10 +110,19 @@ impl PostgresStore {
                 } => put_product(&mut tx, product, *stock_initial, *shelf_change, *at_ms).await?,
                 WriteOp::PutSale { sale, at_ms } => put_sale(&mut tx, sale, *at_ms).await?,
                 WriteOp::PutShipment(shipment) => put_shipment(&mut tx, shipment).await?,
-                WriteOp::PlaceOrder { .. } | WriteOp::SetOrderStatus(_) | WriteOp::Emit(_) => {}
+                WriteOp::PlaceOrder { .. }
+                | WriteOp::SetOrderStatus(_)
+                | WriteOp::Emit(_)
+                | WriteOp::PutCheckout(_) => {}
             }
         }
         batch.write(&mut *tx).await?;
+        // After the batch: a checkout's details refer to the order the batch creates.
+        for op in ops {
+            if let WriteOp::PutCheckout(details) = op {
+                put_checkout(&mut tx, details).await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -235,7 +247,10 @@ impl Batch {
                     batch.event_keys.push(event.key.clone());
                     batch.event_payloads.push(event.payload.to_string());
                 }
-                WriteOp::PutProduct { .. } | WriteOp::PutSale { .. } | WriteOp::PutShipment(_) => {}
+                WriteOp::PutProduct { .. }
+                | WriteOp::PutSale { .. }
+                | WriteOp::PutShipment(_)
+                | WriteOp::PutCheckout(_) => {}
             }
         }
         Ok(batch)
@@ -285,11 +300,11 @@ impl Batch {
     }
 
     fn change(&mut self, change: &StatusChange) -> Result<(), StoreError> {
-        if let Some((product_id, kind, units)) = change.ledger {
-            let product = int(product_id.0)?;
-            let units = quantity(units)?;
+        for stock_move in &change.ledger {
+            let product = int(stock_move.product_id.0)?;
+            let units = quantity(stock_move.units)?;
             let delta = self.inventory.entry(product).or_default();
-            match kind {
+            match stock_move.kind {
                 LedgerKind::Confirm => {
                     delta.0 -= i64::from(units);
                     delta.1 += i64::from(units);
@@ -297,7 +312,7 @@ impl Batch {
                 LedgerKind::Release => {
                     delta.0 -= i64::from(units);
                     delta.2 += i64::from(units);
-                    if let Some((sale_id, user_id)) = change.sale_holder {
+                    if let Some((sale_id, user_id)) = stock_move.sale_holder {
                         *self
                             .sale_purchases
                             .entry((int(sale_id.0)?, int(user_id.0)?))
@@ -311,7 +326,7 @@ impl Batch {
                     )));
                 }
             }
-            self.ledger(product, kind, i64::from(units), change.at_ms)?;
+            self.ledger(product, stock_move.kind, i64::from(units), change.at_ms)?;
         }
         if let Some(payment) = &change.payment {
             self.payment_orders.push(change.order_id.0);
@@ -510,6 +525,21 @@ async fn put_shipment(
     .bind(delivered.map(|delivery| int(delivery.at_ms)).transpose()?)
     .bind(delivered.map(|delivery| delivery.signature.as_str()))
     .bind(delivered.map(|delivery| delivery.photo_url.as_str()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn put_checkout(
+    tx: &mut Transaction<'_, Postgres>,
+    details: &CheckoutDetails,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO order_checkouts (order_id, address_id, payment_method) VALUES ($1, $2, $3)",
+    )
+    .bind(details.order_id.0)
+    .bind(&details.address_id)
+    .bind(&details.payment_method)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -782,6 +812,23 @@ impl Store for PostgresStore {
         .map(decode_item)
         .collect::<Result<Vec<_>, _>>()?;
         decode_order(&row, items).map(Some)
+    }
+
+    async fn order_for_key(
+        &self,
+        user: UserId,
+        scope: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<OrderId>, StoreError> {
+        let order: Option<Uuid> = sqlx::query_scalar(
+            "SELECT order_id FROM idempotency_keys WHERE user_id = $1 AND scope = $2 AND key = $3",
+        )
+        .bind(int(user.0)?)
+        .bind(scope)
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(order.map(OrderId))
     }
 
     async fn load_shipment(&self, id: OrderId) -> Result<Option<Shipment>, StoreError> {

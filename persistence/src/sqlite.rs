@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use engine::order::{Order, OrderItem};
 use engine::stock::{Line, SaleSnapshot, StockSnapshot};
-use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
+use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductId, SaleId, UserId};
 use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -29,7 +29,7 @@ use crate::error::StoreError;
 use crate::event::{Event, OutboxRow};
 use crate::notification::{CartItem, Notification, Review, ReviewSummary};
 use crate::store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
-use crate::write::{Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
+use crate::write::{CheckoutDetails, Delivery, LedgerKind, Shipment, StatusChange, WriteOp};
 
 // Column lists as macros so that queries stay `&'static str` (sqlx refuses formatted SQL).
 macro_rules! product_columns {
@@ -90,6 +90,7 @@ impl SqliteStore {
         let mut changes = Vec::new();
         let mut shipments = Vec::new();
         let mut events = Vec::new();
+        let mut checkouts = Vec::new();
         for op in ops {
             match op {
                 WriteOp::PutProduct {
@@ -106,9 +107,13 @@ impl SqliteStore {
                 WriteOp::SetOrderStatus(change) => changes.push(change),
                 WriteOp::PutShipment(shipment) => shipments.push(shipment),
                 WriteOp::Emit(event) => events.push(event),
+                WriteOp::PutCheckout(details) => checkouts.push(details),
             }
         }
         insert_orders(tx, &orders).await?;
+        for details in checkouts {
+            put_checkout(tx, details).await?;
+        }
         for change in &changes {
             set_status(tx, change).await?;
         }
@@ -127,13 +132,12 @@ impl SqliteStore {
                     at_ms: order.created_at_ms,
                 })
             })
-            .chain(changes.iter().filter_map(|change| {
-                let (product_id, kind, quantity) = change.ledger?;
-                Some(LedgerRow {
-                    product_id,
+            .chain(changes.iter().flat_map(|change| {
+                change.ledger.iter().map(|stock_move| LedgerRow {
+                    product_id: stock_move.product_id,
                     order_id: Some(change.order_id),
-                    kind,
-                    quantity: i64::from(quantity),
+                    kind: stock_move.kind,
+                    quantity: i64::from(stock_move.units),
                     at_ms: change.at_ms,
                 })
             }))
@@ -289,6 +293,23 @@ impl Store for SqliteStore {
         .map(decode_item)
         .collect::<Result<Vec<_>, _>>()?;
         decode_order(&row, items).map(Some)
+    }
+
+    async fn order_for_key(
+        &self,
+        user: UserId,
+        scope: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<OrderId>, StoreError> {
+        let order: Option<String> = sqlx::query_scalar(
+            "SELECT order_id FROM idempotency_keys WHERE user_id = ? AND scope = ? AND key = ?",
+        )
+        .bind(int(user.0)?)
+        .bind(scope)
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        order.map(|text| uuid(&text).map(OrderId)).transpose()
     }
 
     async fn load_shipment(&self, id: OrderId) -> Result<Option<Shipment>, StoreError> {
@@ -895,6 +916,21 @@ async fn put_shipment(
     .bind(delivered.map(|delivery| int(delivery.at_ms)).transpose()?)
     .bind(delivered.map(|delivery| delivery.signature.as_str()))
     .bind(delivered.map(|delivery| delivery.photo_url.as_str()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn put_checkout(
+    tx: &mut Transaction<'_, Sqlite>,
+    details: &CheckoutDetails,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO order_checkouts (order_id, address_id, payment_method) VALUES (?, ?, ?)",
+    )
+    .bind(details.order_id.0.to_string())
+    .bind(&details.address_id)
+    .bind(&details.payment_method)
     .execute(&mut **tx)
     .await?;
     Ok(())

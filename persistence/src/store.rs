@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use engine::order::Order;
 use engine::stock::StockSnapshot;
-use engine::{FlashSale, OrderId, Product, ProductId, UserId};
+use engine::{FlashSale, IdempotencyKey, OrderId, Product, ProductId, UserId};
 
 use crate::error::StoreError;
 use crate::event::OutboxRow;
@@ -60,6 +60,14 @@ pub trait Store: Send + Sync + 'static {
     async fn load_catalog(&self) -> Result<Vec<Product>, StoreError>;
 
     async fn load_order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// The order a user's idempotency key made in `scope`, if any.
+    async fn order_for_key(
+        &self,
+        user: UserId,
+        scope: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<OrderId>, StoreError>;
 
     async fn load_shipment(&self, id: OrderId) -> Result<Option<Shipment>, StoreError>;
 

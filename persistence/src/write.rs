@@ -27,6 +27,16 @@ pub enum WriteOp {
     PutShipment(Shipment),
     /// An event for the outbox, committed with whatever else is in the batch.
     Emit(crate::event::Event),
+    /// Where a checked-out order goes and how it is paid, stored with the order.
+    PutCheckout(CheckoutDetails),
+}
+
+/// What a cart checkout adds to its order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutDetails {
+    pub order_id: OrderId,
+    pub address_id: String,
+    pub payment_method: String,
 }
 
 /// An order on its way.
@@ -52,13 +62,22 @@ pub struct StatusChange {
     pub from: OrderStatus,
     pub to: OrderStatus,
     pub at_ms: u64,
-    /// The stock movement this change records in the ledger, if any.
-    pub ledger: Option<(ProductId, LedgerKind, u32)>,
+    /// The stock this change moves, one entry per product of the order (none for changes
+    /// that move no stock, like SHIPPED).
+    pub ledger: Vec<StockMove>,
+    /// The payment behind this change (paid or payment failed), recorded with it.
+    pub payment: Option<PaymentRecord>,
+}
+
+/// Units of one product an order's status change confirms or releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockMove {
+    pub product_id: ProductId,
+    pub kind: LedgerKind,
+    pub units: u32,
     /// For units bought in a flash sale: the sale and the buyer whose per-user allowance
     /// they count against (a release gives the allowance back).
     pub sale_holder: Option<(SaleId, UserId)>,
-    /// The payment behind this change (paid or payment failed), recorded with it.
-    pub payment: Option<PaymentRecord>,
 }
 
 /// A payment provider's verdict on an order, as its webhook reported it.

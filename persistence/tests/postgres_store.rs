@@ -109,8 +109,12 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         from: engine::order::OrderStatus::PendingPayment,
         to: engine::order::OrderStatus::Expired,
         at_ms: 10,
-        ledger: Some((ProductId(1), persistence::LedgerKind::Release, 2)),
-        sale_holder: Some((SaleId(1), engine::UserId(7))),
+        ledger: vec![persistence::StockMove {
+            product_id: ProductId(1),
+            kind: persistence::LedgerKind::Release,
+            units: 2,
+            sale_holder: Some((SaleId(1), engine::UserId(7))),
+        }],
         payment: None,
     };
     store
@@ -127,8 +131,12 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         from: engine::order::OrderStatus::PendingPayment,
         to: engine::order::OrderStatus::Paid,
         at_ms: 11,
-        ledger: Some((ProductId(1), persistence::LedgerKind::Confirm, 2)),
-        sale_holder: None,
+        ledger: vec![persistence::StockMove {
+            product_id: ProductId(1),
+            kind: persistence::LedgerKind::Confirm,
+            units: 2,
+            sale_holder: None,
+        }],
         payment: None,
     };
     let result = store.commit(&[WriteOp::SetOrderStatus(stale)]).await;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use engine::order::OrderStatus;
-use engine::stock::Inventory;
+use engine::order::{OrderStatus, StockEffect};
+use engine::stock::{Inventory, Line, LineError};
 use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductDraft, SaleId, UserId};
 use persistence::{CommitOutcome, ProductState, StoreError};
 use ractor::RpcReplyPort;
@@ -29,6 +29,11 @@ pub enum ProductMsg {
     },
     /// An order actor moves an order out of PENDING_PAYMENT (paid, cancelled, expired).
     Transition(Box<Transition>),
+    /// One line of an order that spans several products: move the stock now, in memory,
+    /// and hold it until the order's one transaction has an outcome (`hold.rs`).
+    Prepare(Box<Prepare>),
+    /// The outcome of the transaction a prepared line waited for.
+    Settle(Box<(OrderId, CommitOutcome)>),
     Inventory(RpcReplyPort<Inventory>),
     /// A live screen subscribes to this product's stock.
     Watch(RpcReplyPort<tokio::sync::watch::Receiver<crate::stock_feed::StockView>>),
@@ -139,6 +144,40 @@ pub struct Transition {
     /// The events of the change, written to the outbox in the same transaction.
     pub events: Vec<persistence::Event>,
     pub reply: RpcReplyPort<Result<(), TransitionError>>,
+}
+
+pub struct Prepare {
+    pub order_id: OrderId,
+    pub step: PrepareStep,
+    pub reply: oneshot::Sender<Result<Line, PrepareRefused>>,
+}
+
+/// What a prepared line does to the product's stock.
+#[derive(Clone, Debug)]
+pub enum PrepareStep {
+    /// Reserve units for a new order (the engine's Buy Now rules, sale and limits included).
+    Reserve {
+        user_id: UserId,
+        quantity: u32,
+        idempotency_key: IdempotencyKey,
+        now_ms: u64,
+        expires_at_ms: u64,
+    },
+    /// Start confirming or releasing the order's reserved units.
+    Move(StockEffect),
+}
+
+/// Why a line could not be prepared. Nothing of it is held.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareRefused {
+    #[error("no such product")]
+    UnknownProduct,
+    #[error("{0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Stock(#[from] LineError),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// An admin's replacement of a product's record, and optionally of its units on the shelf.

@@ -24,13 +24,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use engine::order::{Order, OrderItem, OrderStatus, StockEffect};
 use engine::stock::{Line, LineState, ProductStock, ReserveOutcome, ReserveRequest};
 use engine::{FlashSale, OrderId, Product, ProductId};
-use persistence::{CommitOutcome, LedgerKind, ProductState, StatusChange, WriteOp};
+use persistence::{CommitOutcome, LedgerKind, ProductState, StatusChange, StockMove, WriteOp};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use uuid::Uuid;
 
 pub use messages::{
-    BuyNow, BuyNowReply, Placement, ProductMsg, ProductUpdate, Refusal, Transition, Unavailable,
-    Waiter,
+    BuyNow, BuyNowReply, Placement, Prepare, PrepareRefused, PrepareStep, ProductMsg,
+    ProductUpdate, Refusal, Transition, Unavailable, Waiter,
 };
 
 use crate::admission::InFlight;
@@ -95,6 +95,18 @@ pub struct ProductActorState {
     /// The sale whose stock-out was announced, so it is announced once. A release that
     /// refills the pool and a second emptying are not announced again.
     stock_out_announced: Option<engine::SaleId>,
+    /// Lines of multi-product orders prepared here and waiting for their transaction.
+    held: HashMap<OrderId, PrepareKind>,
+    /// A rebuild waits for every held line to settle: a line whose transaction commits
+    /// after the reload had read the store would be missing from the rebuilt stock.
+    reload_deferred: bool,
+}
+
+/// What a held line did, so its settlement can finish or undo it.
+#[derive(Clone, Copy, Debug)]
+enum PrepareKind {
+    Reserve,
+    Move(StockEffect),
 }
 
 #[derive(Default)]
@@ -158,6 +170,8 @@ impl Actor for ProductActor {
             drain_waiters: Vec::new(),
             last_forget_ms: now_ms(),
             stock_out_announced: None,
+            held: HashMap::new(),
+            reload_deferred: false,
         })
     }
 
@@ -174,6 +188,11 @@ impl Actor for ProductActor {
                 state.batch_done(&myself, batch_id, outcome)
             }
             ProductMsg::Transition(transition) => state.transition(&myself, *transition),
+            ProductMsg::Prepare(prepare) => state.prepare(*prepare),
+            ProductMsg::Settle(settle) => {
+                let (order_id, outcome) = *settle;
+                state.settle(&myself, order_id, outcome);
+            }
             ProductMsg::Inventory(reply) => {
                 let _ = reply.send(state.stock.inventory(now_ms()));
             }
@@ -276,13 +295,7 @@ impl ProductActorState {
                 self.answer_duplicate(buy.waiter, &line);
                 return;
             }
-            ReserveOutcome::KeyReused => Refusal::KeyReused,
-            ReserveOutcome::OutOfStock { left } => Refusal::OutOfStock { left },
-            ReserveOutcome::SaleNotStarted { starts_at_ms } => {
-                Refusal::SaleNotStarted { starts_at_ms }
-            }
-            ReserveOutcome::SaleEnded { ended_at_ms } => Refusal::SaleEnded { ended_at_ms },
-            ReserveOutcome::LimitExceeded { limit, held } => Refusal::LimitExceeded { limit, held },
+            refused => refusal_of(refused),
         };
         buy.waiter.answer(BuyNowReply::Refused(refusal));
     }
@@ -399,9 +412,13 @@ impl ProductActorState {
     }
 
     fn finish_transition(&mut self, transition: &PendingTransition) {
-        match transition.effect {
-            StockEffect::Confirm => self.stock.finish_confirm(transition.order_id),
-            StockEffect::Release => self.stock.finish_release(transition.order_id, now_ms()),
+        self.finish_transition_of(transition.order_id, transition.effect);
+    }
+
+    fn finish_transition_of(&mut self, order_id: OrderId, effect: StockEffect) {
+        match effect {
+            StockEffect::Confirm => self.stock.finish_confirm(order_id),
+            StockEffect::Release => self.stock.finish_release(order_id, now_ms()),
             StockEffect::None => unreachable!("only stock moves come here"),
         }
     }
@@ -416,7 +433,10 @@ impl ProductActorState {
             events,
             reply,
         } = transition;
-        if self.recovering || self.uncommitted.contains_key(&order_id) {
+        if self.recovering
+            || self.uncommitted.contains_key(&order_id)
+            || self.held.contains_key(&order_id)
+        {
             let _ = reply.send(Err(TransitionError::Unavailable(
                 "the order is not settled yet".into(),
             )));
@@ -446,8 +466,12 @@ impl ProductActorState {
             from,
             to,
             at_ms,
-            ledger: Some((self.product.id, kind, quantity)),
-            sale_holder,
+            ledger: vec![StockMove {
+                product_id: self.product.id,
+                kind,
+                units: quantity,
+                sale_holder,
+            }],
             payment,
         }));
         self.open.ops.extend(events.into_iter().map(WriteOp::Emit));
@@ -555,6 +579,132 @@ impl ProductActorState {
     }
 
     /// The sale pool just ran dry: say so once, with the reservation that emptied it.
+    /// A line of a multi-product order: decided now like a Buy Now (or a confirm/release),
+    /// held until [`Self::settle`] brings the outcome of the order's one transaction.
+    fn prepare(&mut self, prepare: Prepare) {
+        let Prepare {
+            order_id,
+            step,
+            reply,
+        } = prepare;
+        if self.recovering {
+            let _ = reply.send(Err(PrepareRefused::Unavailable(
+                "the product is recovering".into(),
+            )));
+            return;
+        }
+        if self.held.contains_key(&order_id) || self.uncommitted.contains_key(&order_id) {
+            let _ = reply.send(Err(PrepareRefused::Unavailable(
+                "the order is not settled yet".into(),
+            )));
+            return;
+        }
+        let result = match step {
+            PrepareStep::Reserve {
+                user_id,
+                quantity,
+                idempotency_key,
+                now_ms,
+                expires_at_ms,
+            } => {
+                let outcome = self.stock.reserve(ReserveRequest {
+                    order_id,
+                    user_id,
+                    quantity,
+                    idempotency_key,
+                    now_ms,
+                    expires_at_ms,
+                });
+                match outcome {
+                    ReserveOutcome::Reserved(line) => {
+                        self.held.insert(order_id, PrepareKind::Reserve);
+                        Ok(line)
+                    }
+                    // The shop lets one checkout per user run at a time and looks its key
+                    // up first, so this is an earlier attempt still settling.
+                    ReserveOutcome::Duplicate(_) => Err(PrepareRefused::Unavailable(
+                        "an earlier attempt with this key is still settling".into(),
+                    )),
+                    other => Err(PrepareRefused::Refused(refusal_of(other))),
+                }
+            }
+            PrepareStep::Move(effect) => {
+                let locked = match effect {
+                    StockEffect::Confirm => self.stock.begin_confirm(order_id),
+                    StockEffect::Release => self.stock.begin_release(order_id),
+                    StockEffect::None => {
+                        let _ = reply.send(Err(PrepareRefused::Unavailable(
+                            "this transition moves no stock".into(),
+                        )));
+                        return;
+                    }
+                };
+                match locked {
+                    Ok(line) => {
+                        let line = line.clone();
+                        self.held.insert(order_id, PrepareKind::Move(effect));
+                        Ok(line)
+                    }
+                    Err(error) => Err(PrepareRefused::Stock(error)),
+                }
+            }
+        };
+        if reply.send(result).is_err() && self.held.contains_key(&order_id) {
+            // The coordinator is gone; it settles what it contacted (as not written) on
+            // its way out, and that settlement is already queued behind this message.
+            tracing::debug!(%order_id, "prepared a line nobody waits for");
+        }
+    }
+
+    /// The outcome of a held line's transaction: finish it, undo it, or rebuild.
+    fn settle(&mut self, myself: &ActorRef<ProductMsg>, order_id: OrderId, outcome: CommitOutcome) {
+        let Some(kind) = self.held.remove(&order_id) else {
+            // Settlements of lines that were refused, or never reached us, change nothing.
+            return;
+        };
+        if self.recovering {
+            // The rebuild reads whatever the transaction did; start it once nothing is held.
+            if self.reload_deferred && self.held.is_empty() {
+                self.reload_deferred = false;
+                self.spawn_reload(myself);
+            }
+            return;
+        }
+        match (&outcome, kind) {
+            (CommitOutcome::Committed, PrepareKind::Reserve) => {
+                let now = now_ms();
+                let from_sale = self
+                    .stock
+                    .line(order_id)
+                    .is_some_and(|line| line.sale_id.is_some());
+                if from_sale {
+                    self.note_stock_out(now);
+                    if !self.open.ops.is_empty() {
+                        self.schedule_flush(myself);
+                    }
+                }
+                self.mirror();
+            }
+            (CommitOutcome::Committed, PrepareKind::Move(effect)) => {
+                self.finish_transition_of(order_id, effect);
+                self.mirror();
+            }
+            (CommitOutcome::NotWritten(_), PrepareKind::Reserve) => {
+                self.stock.abort_reserve(order_id);
+            }
+            (CommitOutcome::NotWritten(_), PrepareKind::Move(effect)) => match effect {
+                StockEffect::Confirm => self.stock.abort_confirm(order_id),
+                StockEffect::Release => self.stock.abort_release(order_id),
+                StockEffect::None => unreachable!("only stock moves are held"),
+            },
+            (CommitOutcome::Unknown(reason), _) => {
+                tracing::warn!(product_id = %self.product.id, %order_id, %reason, "held line's commit outcome unknown; rebuilding from the store");
+                self.start_recovery(myself);
+            }
+        }
+        self.answer_drain_waiters();
+    }
+
     fn note_stock_out(&mut self, now: u64) {
         let inventory = self.stock.inventory(now);
         let Some(sale) = inventory.sale else {
@@ -590,11 +740,12 @@ impl ProductActorState {
         !self.recovering
             && self.open.ops.is_empty()
             && self.committing.is_empty()
+            && self.held.is_empty()
             && self.drain_waiters.is_empty()
     }
 
     fn answer_drain_waiters(&mut self) {
-        if self.open.ops.is_empty() && self.committing.is_empty() {
+        if self.open.ops.is_empty() && self.committing.is_empty() && self.held.is_empty() {
             for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(());
             }
@@ -635,6 +786,15 @@ impl ProductActorState {
                 )));
             }
         }
+        if !self.held.is_empty() {
+            self.reload_deferred = true;
+            return;
+        }
+        self.spawn_reload(myself);
+    }
+
+    /// Reads the product back once every write submitted so far has finished.
+    fn spawn_reload(&self, myself: &ActorRef<ProductMsg>) {
         let ctx = Arc::clone(&self.ctx);
         let product_id = self.product.id;
         let myself = myself.clone();
@@ -668,6 +828,7 @@ impl ProductActorState {
                 // Every batch submitted before the barrier reported before the reload.
                 assert!(self.committing.is_empty());
                 assert!(self.uncommitted.is_empty());
+                assert!(self.held.is_empty());
                 self.product = product;
                 self.stock = stock;
                 self.recovering = false;
@@ -687,6 +848,20 @@ impl ProductActorState {
                 tracing::warn!(product_id = %self.product.id, %error, "reload failed; retrying");
                 myself.send_after(self.ctx.settings.recovery_retry, || ProductMsg::Recover);
             }
+        }
+    }
+}
+
+/// The buyer's view of a refusing outcome.
+fn refusal_of(outcome: ReserveOutcome) -> Refusal {
+    match outcome {
+        ReserveOutcome::KeyReused => Refusal::KeyReused,
+        ReserveOutcome::OutOfStock { left } => Refusal::OutOfStock { left },
+        ReserveOutcome::SaleNotStarted { starts_at_ms } => Refusal::SaleNotStarted { starts_at_ms },
+        ReserveOutcome::SaleEnded { ended_at_ms } => Refusal::SaleEnded { ended_at_ms },
+        ReserveOutcome::LimitExceeded { limit, held } => Refusal::LimitExceeded { limit, held },
+        ReserveOutcome::Reserved(_) | ReserveOutcome::Duplicate(_) => {
+            unreachable!("only refusals are turned into refusals")
         }
     }
 }

@@ -79,7 +79,7 @@ async fn buy_now(
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     let value = headers.get("idempotency-key").ok_or_else(|| {
         ApiError::invalid(
             "Idempotency-Key",
@@ -114,7 +114,7 @@ fn placed(product_id: ProductId, placement: Placement) -> Response {
     response
 }
 
-fn refused(refusal: Refusal) -> ApiError {
+pub(crate) fn refused(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::OutOfStock { left } => ApiError::SoldOut { left },
         Refusal::LimitExceeded { limit, held } => ApiError::LimitReached { limit, held },

@@ -1,4 +1,4 @@
-//! The shopping cart: lines per user, kept 30 days. Adding checks that the stock is there
+//! The shopping cart: lines per user, kept 30 days (in Redis when configured). Adding checks that the stock is there
 //! now without reserving it (checkout reserves); prices are shown as of now (the sale price
 //! while a sale is live).
 
@@ -18,7 +18,6 @@ use crate::extract::{Json, Path};
 
 /// Distinct products in one cart.
 const LINES_MAX: usize = 100;
-const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -109,13 +108,9 @@ fn enough(offer: &Offer, wanted: u32) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn since_ms(ctx: &ApiContext) -> u64 {
-    actors::clock::now_ms().saturating_sub(ctx.limits.cart_retention_days * DAY_MS)
-}
-
-async fn lines(ctx: &ApiContext, caller: &Caller) -> Result<Vec<CartItem>, ApiError> {
-    ctx.store
-        .cart(caller.user_id, since_ms(ctx))
+pub(crate) async fn lines(ctx: &ApiContext, caller: &Caller) -> Result<Vec<CartItem>, ApiError> {
+    ctx.carts
+        .lines(caller.user_id, actors::clock::now_ms())
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))
 }
@@ -190,8 +185,8 @@ async fn add(
         added_at_ms: existing.map_or(now, |item| item.added_at_ms),
         updated_at_ms: now,
     };
-    ctx.store
-        .put_cart_item(caller.user_id, item)
+    ctx.carts
+        .put(caller.user_id, item)
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
     ctx.shop.emit_later(actors::events::cart_item_added(
@@ -228,8 +223,8 @@ async fn change(
         updated_at_ms: actors::clock::now_ms(),
         ..existing
     };
-    ctx.store
-        .put_cart_item(caller.user_id, item)
+    ctx.carts
+        .put(caller.user_id, item)
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
     Ok(axum::Json(cart_body(&ctx, &caller).await?))
@@ -242,8 +237,8 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;
     let removed = ctx
-        .store
-        .remove_cart_items(caller.user_id, &[ProductId(product_id)])
+        .carts
+        .remove(caller.user_id, &[ProductId(product_id)])
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
     if removed == 0 {

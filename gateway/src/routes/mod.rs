@@ -2,12 +2,13 @@
 
 mod analytics;
 pub mod buy_now;
-mod cart;
+pub(crate) mod cart;
+mod checkout;
 mod flash_sales;
 mod health;
 mod inventory;
 mod notifications;
-mod orders;
+pub(crate) mod orders;
 mod page;
 pub mod payments;
 pub mod products;
@@ -28,6 +29,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(flash_sales::router())
         .merge(buy_now::router())
         .merge(orders::router())
+        .merge(checkout::router())
         .merge(payments::router())
         .merge(tracking::router())
         .merge(inventory::router())

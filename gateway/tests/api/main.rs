@@ -6,6 +6,7 @@ mod helpers;
 mod bad_input;
 mod buy_now;
 mod cart;
+mod checkout;
 mod lifecycle;
 mod outages;
 mod payments;

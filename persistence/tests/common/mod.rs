@@ -9,7 +9,8 @@ use engine::order::{Order, OrderItem, OrderStatus};
 use engine::stock::{LineState, ProductStock};
 use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductId, SaleId, UserId};
 use persistence::{
-    CommitOutcome, GroupCommitSettings, GroupCommitter, LedgerKind, StatusChange, Store, WriteOp,
+    CommitOutcome, GroupCommitSettings, GroupCommitter, LedgerKind, StatusChange, StockMove, Store,
+    WriteOp,
 };
 use uuid::Uuid;
 
@@ -96,8 +97,12 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<dyn Store>) {
         from: OrderStatus::PendingPayment,
         to: OrderStatus::Paid,
         at_ms: 200,
-        ledger: Some((ProductId(7), LedgerKind::Confirm, 2)),
-        sale_holder: None,
+        ledger: vec![StockMove {
+            product_id: ProductId(7),
+            kind: LedgerKind::Confirm,
+            units: 2,
+            sale_holder: None,
+        }],
         payment: None,
     };
     let expired = StatusChange {
@@ -105,8 +110,12 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<dyn Store>) {
         from: OrderStatus::PendingPayment,
         to: OrderStatus::Expired,
         at_ms: 200,
-        ledger: Some((ProductId(7), LedgerKind::Release, 1)),
-        sale_holder: Some((SaleId(1), UserId(2))),
+        ledger: vec![StockMove {
+            product_id: ProductId(7),
+            kind: LedgerKind::Release,
+            units: 1,
+            sale_holder: Some((SaleId(1), UserId(2))),
+        }],
         payment: None,
     };
     store
@@ -174,8 +183,7 @@ pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<dyn Store>) {
         from: OrderStatus::PendingPayment,
         to: OrderStatus::Paid,
         at_ms: 5,
-        ledger: None,
-        sale_holder: None,
+        ledger: Vec::new(),
         payment: None,
     };
     let result = store

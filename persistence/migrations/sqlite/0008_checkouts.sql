@@ -1,0 +1,7 @@
+-- What a cart checkout adds to its order: where it goes and how it is paid. Buy Now orders
+-- have no row here.
+CREATE TABLE order_checkouts (
+    order_id       TEXT PRIMARY KEY REFERENCES orders (id),
+    address_id     TEXT NOT NULL,
+    payment_method TEXT NOT NULL
+);

@@ -1,0 +1,204 @@
+//! Where shopping carts live: in Redis when it is configured (a cart is hot, small,
+//! per-user data that other front ends read too), in the store otherwise.
+//!
+//! Either way a cart is a set of lines (product, quantity, when added, when last changed)
+//! that is forgotten after `retention` without a change:
+//! - in the store, each line untouched for that long is ignored and purged;
+//! - in Redis, `{prefix}cart:{userId}` is a hash `productId -> "quantity:addedMs:updatedMs"`
+//!   whose expiry is pushed back by every change, and stale lines are dropped on read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{ProductId, UserId};
+use redis::aio::ConnectionManager;
+
+use crate::error::StoreError;
+use crate::notification::CartItem;
+use crate::redis_mirror::RedisSettings;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct Carts {
+    backend: Backend,
+    retention: Duration,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Store(Arc<dyn Store>),
+    Redis {
+        connection: ConnectionManager,
+        key_prefix: Arc<str>,
+    },
+}
+
+impl Carts {
+    pub fn in_store(store: Arc<dyn Store>, retention: Duration) -> Self {
+        Self {
+            backend: Backend::Store(store),
+            retention,
+        }
+    }
+
+    /// Carts in Redis. Connecting is lazy: a Redis that is down fails cart requests (503),
+    /// never the engine's start.
+    pub fn in_redis(settings: &RedisSettings, retention: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(settings.url.as_str()).map_err(redis_error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1);
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(redis_error)?;
+        Ok(Self {
+            backend: Backend::Redis {
+                connection,
+                key_prefix: settings.key_prefix.as_str().into(),
+            },
+            retention,
+        })
+    }
+
+    pub fn is_in_redis(&self) -> bool {
+        matches!(self.backend, Backend::Redis { .. })
+    }
+
+    fn since_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.retention.as_millis() as u64)
+    }
+
+    /// A user's live lines, oldest first.
+    pub async fn lines(&self, user: UserId, now_ms: u64) -> Result<Vec<CartItem>, StoreError> {
+        let since_ms = self.since_ms(now_ms);
+        match &self.backend {
+            Backend::Store(store) => store.cart(user, since_ms).await,
+            Backend::Redis {
+                connection,
+                key_prefix,
+            } => {
+                let key = cart_key(key_prefix, user);
+                let mut connection = connection.clone();
+                let fields: Vec<(u64, String)> = redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(redis_error)?;
+                let mut items = Vec::with_capacity(fields.len());
+                let mut stale = Vec::new();
+                for (product, value) in fields {
+                    let item = decode(ProductId(product), &value)?;
+                    if item.updated_at_ms >= since_ms {
+                        items.push(item);
+                    } else {
+                        stale.push(product);
+                    }
+                }
+                if !stale.is_empty() {
+                    let _: i64 = redis::cmd("HDEL")
+                        .arg(&key)
+                        .arg(&stale)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(redis_error)?;
+                }
+                items.sort_by_key(|item| (item.added_at_ms, item.product_id));
+                Ok(items)
+            }
+        }
+    }
+
+    /// Sets a line (inserting it, or replacing its quantity).
+    pub async fn put(&self, user: UserId, item: CartItem) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Store(store) => store.put_cart_item(user, item).await,
+            Backend::Redis {
+                connection,
+                key_prefix,
+            } => {
+                let key = cart_key(key_prefix, user);
+                let value = format!(
+                    "{}:{}:{}",
+                    item.quantity, item.added_at_ms, item.updated_at_ms
+                );
+                let mut connection = connection.clone();
+                redis::pipe()
+                    .atomic()
+                    .hset(&key, item.product_id.0, value)
+                    .ignore()
+                    .pexpire(&key, self.retention.as_millis() as i64)
+                    .ignore()
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(redis_error)
+            }
+        }
+    }
+
+    /// Removes lines; returns how many existed.
+    pub async fn remove(&self, user: UserId, products: &[ProductId]) -> Result<u64, StoreError> {
+        if products.is_empty() {
+            return Ok(0);
+        }
+        match &self.backend {
+            Backend::Store(store) => store.remove_cart_items(user, products).await,
+            Backend::Redis {
+                connection,
+                key_prefix,
+            } => {
+                let fields: Vec<u64> = products.iter().map(|product| product.0).collect();
+                let mut connection = connection.clone();
+                redis::cmd("HDEL")
+                    .arg(cart_key(key_prefix, user))
+                    .arg(fields)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(redis_error)
+            }
+        }
+    }
+}
+
+fn cart_key(prefix: &str, user: UserId) -> String {
+    format!("{prefix}cart:{}", user.0)
+}
+
+fn decode(product_id: ProductId, value: &str) -> Result<CartItem, StoreError> {
+    let bad = || StoreError::Decode(format!("cart line of product {product_id}: {value:?}"));
+    let mut parts = value.split(':');
+    let mut next = || parts.next().ok_or_else(bad);
+    let quantity = next()?.parse().map_err(|_| bad())?;
+    let added_at_ms = next()?.parse().map_err(|_| bad())?;
+    let updated_at_ms = next()?.parse().map_err(|_| bad())?;
+    Ok(CartItem {
+        product_id,
+        quantity,
+        added_at_ms,
+        updated_at_ms,
+    })
+}
+
+fn redis_error(error: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cart_lines_round_trip_through_their_redis_text() {
+        let item = decode(ProductId(7), "3:100:250").expect("well formed");
+        assert_eq!(
+            item,
+            CartItem {
+                product_id: ProductId(7),
+                quantity: 3,
+                added_at_ms: 100,
+                updated_at_ms: 250,
+            }
+        );
+        assert!(decode(ProductId(7), "3:100").is_err());
+        assert!(decode(ProductId(7), "x:1:2").is_err());
+    }
+}
