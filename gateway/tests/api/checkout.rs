@@ -375,3 +375,49 @@ async fn racing_checkouts_never_oversell_and_never_half_reserve() {
     app.stop().await;
     database.drop_database().await;
 }
+
+/// A checkout order and a Buy Now order that share a client key are two orders, and both
+/// survive a restart: inventory, keys and the multi-line payment all come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_orders_survive_a_restart_beside_buy_now_orders_with_the_same_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::helpers::spawn_app_in(dir.path(), |_| {}).await;
+    app.create_product(1, 1_000, 10).await;
+    app.create_product(2, 300, 10).await;
+    add_to_cart(&app, 7, 1, 2).await;
+    add_to_cart(&app, 7, 2, 1).await;
+    let checkout: Value = check_out(&app, 7, Some("shared-key"), shipping())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bought = app.buy(7, 1, 1, "shared-key").await;
+    assert_eq!(bought.status(), StatusCode::CREATED);
+    assert!(bought.headers().get("idempotent-replayed").is_none());
+    let bought: Value = bought.json().await.unwrap();
+    assert_ne!(bought["orderId"], checkout["orderId"]);
+    assert_eq!(counts(&app, 1).await, (0, 3, 7));
+    let before = (app.inventory(1).await, app.inventory(2).await);
+    app.stop().await;
+
+    let app = crate::helpers::spawn_app_in(dir.path(), |_| {}).await;
+    assert_eq!((app.inventory(1).await, app.inventory(2).await), before);
+    let replay = check_out(&app, 7, Some("shared-key"), shipping()).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replay.json::<Value>().await.unwrap()["orderId"],
+        checkout["orderId"]
+    );
+    let replay = app.buy(7, 1, 1, "shared-key").await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replay.json::<Value>().await.unwrap()["orderId"],
+        bought["orderId"]
+    );
+    let verdict = json!({"orderId": checkout["orderId"], "status": "SUCCESS", "transactionId": "restart-txn"});
+    let paid = app.payment_webhook(&verdict, Some(WEBHOOK_SECRET)).await;
+    assert_eq!(paid.status(), StatusCode::OK);
+    assert_eq!(counts(&app, 1).await, (2, 1, 7));
+    assert_eq!(counts(&app, 2).await, (1, 0, 9));
+    app.stop().await;
+}
