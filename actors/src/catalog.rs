@@ -46,6 +46,11 @@ pub struct Page {
 struct Index {
     products: HashMap<ProductId, Arc<Product>>,
     by_category: HashMap<String, BTreeSet<ProductId>>,
+    /// Bumped with every change of a product in the category (moved in or out included):
+    /// a cached page of the category is current exactly while its number is.
+    category_generations: HashMap<String, u64>,
+    /// Bumped with every change: the number of listings across categories.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -81,10 +86,20 @@ impl Catalog {
         let product = Arc::new(product);
         if let Some(old) = index.products.insert(product.id, Arc::clone(&product))
             && old.category != product.category
-            && let Some(ids) = index.by_category.get_mut(&old.category)
         {
-            ids.remove(&old.id);
+            if let Some(ids) = index.by_category.get_mut(&old.category) {
+                ids.remove(&old.id);
+            }
+            *index
+                .category_generations
+                .entry(old.category.clone())
+                .or_default() += 1;
         }
+        *index
+            .category_generations
+            .entry(product.category.clone())
+            .or_default() += 1;
+        index.generation += 1;
         index
             .by_category
             .entry(product.category.clone())
@@ -105,6 +120,24 @@ impl Catalog {
                 return changed;
             }
             self.changes.notified().await;
+        }
+    }
+
+    /// The number a cached listing of `category` (or of every category) is valid for.
+    /// Read it before listing: a change bumps it and updates the products under one lock,
+    /// so a listing made after reading a number is at least as new as that number.
+    pub fn generation(&self, category: Option<&str>) -> u64 {
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match category {
+            Some(category) => index
+                .category_generations
+                .get(category)
+                .copied()
+                .unwrap_or(0),
+            None => index.generation,
         }
     }
 
@@ -288,6 +321,30 @@ mod tests {
             ..query(None, ListSort::Price)
         };
         assert_eq!(ids(catalog.list(&samsung)), [2, 1]);
+    }
+
+    #[test]
+    fn a_change_bumps_the_generation_of_every_listing_it_can_alter() {
+        let catalog = Catalog::from_products([
+            product(1, "mobiles", 500, 10),
+            product(2, "laptops", 900, 10),
+        ]);
+        let before = |category| catalog.generation(category);
+        let (mobiles, laptops, tablets, all) = (
+            before(Some("mobiles")),
+            before(Some("laptops")),
+            before(Some("tablets")),
+            before(None),
+        );
+        catalog.put(product(1, "mobiles", 450, 10));
+        assert!(catalog.generation(Some("mobiles")) > mobiles);
+        assert_eq!(catalog.generation(Some("laptops")), laptops);
+        assert!(catalog.generation(None) > all);
+        // Moving to another category changes both listings.
+        let mobiles = catalog.generation(Some("mobiles"));
+        catalog.put(product(1, "tablets", 450, 10));
+        assert!(catalog.generation(Some("mobiles")) > mobiles);
+        assert!(catalog.generation(Some("tablets")) > tablets);
     }
 
     #[test]

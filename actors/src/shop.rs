@@ -280,6 +280,12 @@ impl Shop {
         self.ctx.catalog.list(query)
     }
 
+    /// The catalog generation a cached listing of `category` is valid for (see
+    /// [`Catalog::generation`]).
+    pub fn catalog_generation(&self, category: Option<&str>) -> u64 {
+        self.ctx.catalog.generation(category)
+    }
+
     pub async fn schedule_sale(&self, draft: FlashSaleDraft) -> Result<FlashSale, AdminError> {
         let product_id = draft.product_id;
         if !self.ctx.catalog.contains(product_id) {

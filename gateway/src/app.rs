@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use persistence::{
-    Carts, PostgresSettings, PostgresStore, RedisMirror, RedisSettings, SqliteStore, Store,
+    Carts, PageCache, PostgresSettings, PostgresStore, RedisMirror, RedisSettings, SqliteStore,
+    Store,
 };
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -38,7 +39,13 @@ pub struct ApiContext {
     pub search: Arc<search::SearchIndex>,
     /// Shopping carts: in Redis when configured, else in the store.
     pub carts: Carts,
+    /// Rendered product listings (cache-aside): in Redis when configured, else in memory.
+    pub pages: PageCache,
 }
+
+/// How long Redis keeps a rendered listing. Changes never wait for it (pages are keyed by
+/// catalog generation); it only bounds the memory of pages nobody asks for any more.
+const PAGE_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Request-shape bounds the gateway enforces itself.
 #[derive(Debug)]
@@ -133,14 +140,20 @@ impl App {
             timeout: Duration::from_millis(settings.redis.timeout_ms),
         });
         let cart_retention = Duration::from_secs(settings.server.cart_retention_days * 86_400);
-        let (mirror, carts) = match redis {
-            None => (None, Carts::in_store(Arc::clone(&store), cart_retention)),
+        let (mirror, carts, pages) = match redis {
+            None => (
+                None,
+                Carts::in_store(Arc::clone(&store), cart_retention),
+                PageCache::in_memory(),
+            ),
             Some(redis) => {
                 let carts =
                     Carts::in_redis(&redis, cart_retention).context("configuring Redis carts")?;
+                let pages = PageCache::in_redis(&redis, PAGE_CACHE_TTL)
+                    .context("configuring the Redis page cache")?;
                 let (mirror, _writer) = RedisMirror::start(redis, Arc::clone(&store))
                     .context("configuring the Redis mirror")?;
-                (Some(mirror), carts)
+                (Some(mirror), carts, pages)
             }
         };
         let sender = Arc::new(RecordingSender::new(Arc::clone(&store)));
@@ -190,6 +203,7 @@ impl App {
             store,
             search,
             carts,
+            pages,
         };
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))

@@ -5,6 +5,7 @@
 //! - [`PostgresStore`]: the source of truth when a database URL is configured.
 //! - [`RedisMirror`]: live counts for the rest of the platform, written after commits.
 //! - [`Carts`]: shopping carts, in Redis when configured, in the store otherwise.
+//! - [`PageCache`]: cache-aside for rendered listings, in Redis when configured.
 //! - [`GroupCommitter`]: many actors' writes, one transaction per batch. Buy Now is
 //!   answered only after its batch commits.
 //! - [`WriteOp`]: the writes themselves, as plain data.
@@ -15,6 +16,7 @@ mod error;
 pub mod event;
 mod group_commit;
 mod notification;
+mod page_cache;
 mod postgres;
 mod redis_mirror;
 mod sqlite;
@@ -28,6 +30,7 @@ pub use error::StoreError;
 pub use event::{Event, OutboxRow, Topic};
 pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
 pub use notification::{CartItem, Notification, Review, ReviewSummary};
+pub use page_cache::PageCache;
 pub use postgres::{Batch as PostgresBatch, PostgresSettings, PostgresStore};
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
 pub use sqlite::SqliteStore;

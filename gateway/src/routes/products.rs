@@ -1,8 +1,12 @@
 //! The catalog: create, replace, show, list.
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::{Money, Product, ProductDraft, ProductId};
 use serde::{Deserialize, Serialize};
@@ -170,10 +174,12 @@ struct ListBody {
 /// Default page size: a phone screen of results.
 const PAGE_SIZE_DEFAULT: u32 = 20;
 
+/// A listing, cache-aside: served from the page cache when the catalog has not changed
+/// since it was rendered (`x-cache: hit`), else rendered from memory and stored (`miss`).
 async fn list(
     State(ctx): State<ApiContext>,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<ListBody>, ApiError> {
+) -> Result<Response, ApiError> {
     let sort = match params.sort.as_deref() {
         None | Some("popularity") => actors::ListSort::Popularity,
         Some("price") => actors::ListSort::Price,
@@ -202,8 +208,15 @@ async fn list(
         page,
         page_size,
     };
+    // The generation is read before rendering, so a page stored under it is at least as
+    // new as the catalog it names.
+    let generation = ctx.shop.catalog_generation(query.category.as_deref());
+    let key = format!("products:{generation}:{query:?}");
+    if let Some(page) = ctx.pages.get(&key).await {
+        return Ok(json_page(page, "hit"));
+    }
     let result = ctx.shop.list_products(&query);
-    Ok(axum::Json(ListBody {
+    let body = ListBody {
         items: result
             .items
             .iter()
@@ -212,5 +225,39 @@ async fn list(
         page,
         page_size,
         total: result.total,
-    }))
+    };
+    let page: Arc<[u8]> = serde_json::to_vec(&body)
+        .map_err(|error| ApiError::Unavailable(format!("encoding a listing: {error}")))?
+        .into();
+    let pages = ctx.pages.clone();
+    let stored = Arc::clone(&page);
+    // Storing is off the reply path: the buyer does not wait for Redis.
+    tokio::spawn(async move { pages.put(&key, stored).await });
+    Ok(json_page(page, "miss"))
+}
+
+fn json_page(page: Arc<[u8]>, cache: &'static str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                HeaderName::from_static("x-cache"),
+                HeaderValue::from_static(cache),
+            ),
+        ],
+        Body::from(Bytes::from_owner(ArcBytes(page))),
+    )
+        .into_response()
+}
+
+/// A cached page handed to the response body without copying it.
+struct ArcBytes(Arc<[u8]>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
