@@ -110,6 +110,8 @@ async fn checkout_flow(app: &TestApp) {
     assert_eq!(paid.json::<Value>().await.unwrap()["status"], "PAID");
     assert_eq!(counts(app, 1).await, (2, 0, 3));
     assert_eq!(counts(app, 2).await, (4, 0, 96));
+    assert_stored_counts(app, 1, (2, 0, 3)).await;
+    assert_stored_counts(app, 2, (4, 0, 96)).await;
 
     // All or nothing: product 3 sells out between adding it and checking out.
     add_to_cart(app, 8, 1, 1).await;
@@ -154,6 +156,26 @@ async fn checkout_flow(app: &TestApp) {
     );
     assert_eq!(counts(app, 1).await, (2, 0, 3));
     assert_eq!(counts(app, 2).await, (4, 0, 96));
+    assert_stored_counts(app, 1, (2, 0, 3)).await;
+    assert_stored_counts(app, 2, (4, 0, 96)).await;
+}
+
+/// On PostgreSQL, the inventory table agrees with the actors: every line's move was
+/// written with its order's status change.
+async fn assert_stored_counts(app: &TestApp, product_id: u64, expected: (u64, u64, u64)) {
+    let Some(url) = &app.database_url else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let (sold, reserved, left): (i64, i64, i64) =
+        sqlx::query_as(r#"SELECT sold, reserved, "left" FROM inventory WHERE product_id = $1"#)
+            .bind(i64::try_from(product_id).expect("small"))
+            .fetch_one(&pool)
+            .await
+            .expect("inventory row");
+    pool.close().await;
+    let stored = (sold as u64, reserved as u64, left as u64);
+    assert_eq!(stored, expected, "stored inventory of product {product_id}");
 }
 
 #[tokio::test]
@@ -347,6 +369,7 @@ async fn racing_checkouts_never_oversell_and_never_half_reserve() {
     for (product, stock) in SCARCE {
         let (sold, reserved, left) = counts(&app, product).await;
         assert_eq!(sold + reserved + left, stock);
+        assert_stored_counts(&app, product, (sold, reserved, left)).await;
         let stored = app.stored_orders(product).await;
         let units: u64 = stored.iter().map(|order| u64::from(order.2)).sum();
         assert_eq!(
