@@ -141,6 +141,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<bool> {
         sale_stock: cli.sale_stock,
         per_user_limit: cli.per_user_limit,
         shoppers: cli.shoppers,
+        users: cli.goose.users.unwrap_or(1),
         quantity: cli.quantity,
     })
     .await?;
@@ -205,6 +206,13 @@ async fn run(mut cli: Cli) -> anyhow::Result<bool> {
     println!(
         "buy-now latency of placed orders, ms: p50 {p50:.2} | p90 {p90:.2} | p99 {p99:.2} | p99.9 {p999:.2}"
     );
+    let checkouts = stats.checkouts_placed.load(Ordering::Relaxed);
+    if checkouts > 0 {
+        println!(
+            "checkout: {checkouts} cart orders placed ({} units)",
+            stats.checkout_units.load(Ordering::Relaxed)
+        );
+    }
     let watch_messages = stats.watch_messages.load(Ordering::Relaxed);
     if watch_messages > 0 {
         println!(

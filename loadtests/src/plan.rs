@@ -20,6 +20,9 @@ pub struct Plan {
     pub sale_stock: u64,
     pub categories: Vec<String>,
     tokens: Vec<String>,
+    /// Tokens for cart shoppers, one per goose user: a cart belongs to one user, and a
+    /// user checks out one cart at a time.
+    cart_tokens: Vec<String>,
     next_shopper: AtomicU64,
     next_key: AtomicU64,
     run_id: String,
@@ -48,6 +51,8 @@ pub struct PlanOptions {
     pub sale_stock: u64,
     pub per_user_limit: u32,
     pub shoppers: usize,
+    /// Goose users: each gets a cart shopper of its own.
+    pub users: usize,
     pub quantity: u32,
 }
 
@@ -65,6 +70,12 @@ impl Plan {
 
     pub fn token(&self, shopper: usize) -> &str {
         &self.tokens[shopper]
+    }
+
+    /// The cart shopper of goose user `user` (users past the minted ones share, which only
+    /// makes some of their checkouts answer 409 `checkout_in_progress`).
+    pub fn cart_token(&self, user: usize) -> &str {
+        &self.cart_tokens[user % self.cart_tokens.len()]
     }
 
     pub fn next_idempotency_key(&self) -> String {
@@ -146,6 +157,10 @@ impl Plan {
         let tokens = (0..options.shoppers as u64)
             .map(|n| token(&options.keys, first_shopper + n, Role::Customer))
             .collect();
+        let first_cart_shopper = first_shopper + options.shoppers as u64;
+        let cart_tokens = (0..options.users.max(1) as u64)
+            .map(|n| token(&options.keys, first_cart_shopper + n, Role::Customer))
+            .collect();
         Ok(Plan {
             hot_product,
             spread_products,
@@ -154,6 +169,7 @@ impl Plan {
             sale_stock: options.sale_stock,
             categories,
             tokens,
+            cart_tokens,
             next_shopper: AtomicU64::new(0),
             next_key: AtomicU64::new(0),
             run_id: format!("load-{now_ms}"),

@@ -137,6 +137,76 @@ async fn order_status(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
+/// Adds a product to this goose user's cart, then checks the cart out as one order.
+async fn cart_checkout(user: &mut GooseUser) -> TransactionResult {
+    let plan = plan();
+    let product = plan.pick_product(random(user));
+    let token = plan.cart_token(user.weighted_users_index).to_owned();
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, "/api/v1/cart/items")?
+        .bearer_auth(&token)
+        .json(&json!({ "productId": product, "quantity": plan.quantity }));
+    let request = GooseRequest::builder()
+        .name("cart-add")
+        .set_request_builder(builder)
+        .expect_status_code(201)
+        .build();
+    user.request(request).await?;
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, "/api/v1/orders")?
+        .bearer_auth(&token)
+        .header("Idempotency-Key", plan.next_idempotency_key())
+        .json(&json!({ "addressId": "load-home", "paymentMethod": "UPI" }));
+    let request = GooseRequest::builder()
+        .name("checkout")
+        .set_request_builder(builder)
+        .expect_status_code(201)
+        .build();
+    let goose = user.request(request).await?;
+    let Ok(response) = goose.response else {
+        return Ok(());
+    };
+    let status = response.status().as_u16();
+    let Ok(body) = response.json::<Value>().await else {
+        return Ok(());
+    };
+    if status == 409 {
+        // As a shopper would: take out the lines that cannot be had, keep the rest.
+        let refused: Vec<u64> = body["error"]["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|line| line["productId"].as_u64())
+            .collect();
+        for product in refused {
+            let path = format!("/api/v1/cart/items/{product}");
+            let builder = user
+                .get_request_builder(&GooseMethod::Delete, &path)?
+                .bearer_auth(&token);
+            let request = GooseRequest::builder()
+                .name("cart-remove")
+                .set_request_builder(builder)
+                .build();
+            user.request(request).await?;
+        }
+    }
+    if status == 201 {
+        let units: u64 = body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["quantity"].as_u64())
+            .sum();
+        plan.stats
+            .checkouts_placed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        plan.stats
+            .checkout_units
+            .fetch_add(units, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 pub fn flash_sale() -> Result<Scenario, GooseError> {
     Ok(scenario!("flash-sale")
         .register_transaction(transaction!(start).set_on_start())
@@ -158,7 +228,8 @@ pub fn browse() -> Result<Scenario, GooseError> {
         ))
 }
 
-/// Shoppers as a shop sees them: mostly browsing, some buying, a few checking an order.
+/// Shoppers as a shop sees them: mostly browsing, some buying now, some through the cart,
+/// a few checking an order.
 pub fn mixed() -> Result<Scenario, GooseError> {
     Ok(scenario!("mixed")
         .register_transaction(transaction!(start).set_on_start())
@@ -173,6 +244,11 @@ pub fn mixed() -> Result<Scenario, GooseError> {
                 .set_weight(4)?,
         )
         .register_transaction(transaction!(buy_now).set_name("buy-now").set_weight(3)?)
+        .register_transaction(
+            transaction!(cart_checkout)
+                .set_name("cart-checkout")
+                .set_weight(1)?,
+        )
         .register_transaction(
             transaction!(order_status)
                 .set_name("order-status")

@@ -18,6 +18,9 @@ pub struct Stats {
     pub other: AtomicU64,
     /// Stock messages received by watcher screens.
     pub watch_messages: AtomicU64,
+    /// Cart checkouts that placed an order (mixed scenario), and their units.
+    pub checkouts_placed: AtomicU64,
+    pub checkout_units: AtomicU64,
 }
 
 impl Stats {

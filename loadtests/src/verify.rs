@@ -72,7 +72,11 @@ pub async fn verify(
         client_units: plan
             .stats
             .placed_units
-            .load(std::sync::atomic::Ordering::Relaxed),
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + plan
+                .stats
+                .checkout_units
+                .load(std::sync::atomic::Ordering::Relaxed),
         inventory_units,
         store_units,
         sale_promised,

@@ -82,6 +82,11 @@ async fn every_scenario_runs_and_verifies() {
         .expect("a buy-now summary line");
     assert!(placed > 0, "the flash sale placed orders: {flash_sale}");
     assert!(outputs[2].contains("VERIFY OK"), "{}", outputs[2]);
+    assert!(
+        outputs[2].contains("checkout: "),
+        "the mixed scenario checked carts out: {}",
+        outputs[2]
+    );
     assert!(outputs[3].contains("VERIFY OK"), "{}", outputs[3]);
     assert!(
         outputs[3].contains("watchers: "),
