@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Overload, measured: the engine on PostgreSQL + Redis under its nominal load and then
+# under a multiple of it, in one go on this machine. Prints, for each, orders placed per
+# second, the share shed (503/429), and the latency of the requests that were admitted
+# (placed orders), so "sheds quickly and keeps admitted latency" is a ratio, not a claim.
+#
+#   loadtests/overload.sh [seconds per run, default 30] [nominal users, default 256] [factor, default 3]
+#
+# Extra engine settings pass through the environment (FLASHCART_SHOP__..., e.g.
+# FLASHCART_SHOP__IN_FLIGHT_PER_PRODUCT_MAX=64). Needs PostgreSQL and Redis on loopback
+# (deploy/services.sh). Bounded in time; the server and its database are removed after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_RUN="${1:-30}"
+USERS="${2:-256}"
+FACTOR="${3:-3}"
+WORK="$(mktemp -d)"
+SECRET="overload-secret"
+ADMIN_DB="${FLASHCART_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+BASE_DB="${ADMIN_DB%/*}"
+REDIS_URL="${FLASHCART_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+DB_NAME=flashcart_overload
+SERVER=""
+cleanup() {
+    if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+./deploy/services.sh >/dev/null
+echo "building release binaries..."
+cargo build --release --locked -q -p flashcart-gateway -p flashcart-loadtests
+BIN=target/release
+
+run() { # name users
+    local name="$1" users="$2"
+    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
+    psql "$ADMIN_DB" -qc "CREATE DATABASE $DB_NAME" >/dev/null
+    local url="$BASE_DB/$DB_NAME"
+    FLASHCART_AUTH__JWT_SECRET="$SECRET" FLASHCART_STORE__DATABASE_URL="$url" \
+        FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="overload:$(date +%s%N):" \
+        "$BIN/flashcart" serve --listen 127.0.0.1:18090 --data-dir "$WORK/$name" \
+        >"$WORK/$name.log" 2>&1 &
+    SERVER=$!
+    for _ in $(seq 100); do
+        curl -sf http://127.0.0.1:18090/readyz >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    echo "== $name: ${SECONDS_PER_RUN}s, $users users"
+    "$BIN/flashcart-load" --host http://127.0.0.1:18090 --jwt-secret "$SECRET" --scenario flash-sale \
+        --users "$users" --increase-rate "$users" --run-time "${SECONDS_PER_RUN}s" --quiet \
+        --report-file "$WORK/$name.html" --summary-json "$WORK/$name.json" --verify-database-url "$url" \
+        | grep -E '^(buy-now|all requests|VERIFY)' | sed 's/^/   /'
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=""
+}
+
+run nominal "$USERS"
+run overload "$((USERS * FACTOR))"
+
+python3 - "$WORK" "$FACTOR" <<'PY'
+import json, sys, os
+work, factor = sys.argv[1], sys.argv[2]
+nominal = json.load(open(os.path.join(work, "nominal.json")))
+over = json.load(open(os.path.join(work, "overload.json")))
+print()
+print(f"{'run':<12}{'orders/s':>10}{'shed %':>8}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}  verified")
+for name, r in [("nominal", nominal), (f"{factor}x", over)]:
+    asked = r["buy_now_requests"] or 1
+    print(f"{name:<12}{r['orders_per_sec']:>10.0f}{100 * r['shed'] / asked:>7.0f}%"
+          f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['p999_ms']:>10.2f}  {r['verified']}")
+print(f"overload/nominal: orders/s {over['orders_per_sec'] / (nominal['orders_per_sec'] or 1):.2f}x, "
+      f"p99 of admitted {over['p99_ms'] / (nominal['p99_ms'] or 1):.2f}x")
+PY
