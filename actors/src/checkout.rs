@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use engine::order::{Order, OrderItem, OrderStatus};
+use engine::order::{Order, OrderItem, OrderStatus, QUANTITY_MAX};
 use engine::{IdempotencyKey, Money, OrderId, ProductId, UserId};
 use persistence::{CheckoutDetails, CommitOutcome, WriteOp};
 use uuid::Uuid;
@@ -68,6 +68,8 @@ pub enum CheckoutError {
     RepeatedProduct(ProductId),
     #[error("line of product {0} has no units")]
     ZeroQuantity(ProductId),
+    #[error("line of product {0} asks for more than {QUANTITY_MAX} units")]
+    QuantityTooLarge(ProductId),
     #[error("the order total does not fit")]
     TotalTooLarge,
 }
@@ -100,6 +102,9 @@ fn check(lines: &[CheckoutLine]) -> Result<(), CheckoutError> {
     for line in lines {
         if line.quantity == 0 {
             return Err(CheckoutError::ZeroQuantity(line.product_id));
+        }
+        if line.quantity > QUANTITY_MAX {
+            return Err(CheckoutError::QuantityTooLarge(line.product_id));
         }
         if !seen.insert(line.product_id) {
             return Err(CheckoutError::RepeatedProduct(line.product_id));
@@ -290,6 +295,10 @@ mod tests {
         assert_eq!(
             check(&[line(1, 0)]),
             Err(CheckoutError::ZeroQuantity(ProductId(1)))
+        );
+        assert_eq!(
+            check(&[line(1, QUANTITY_MAX + 1)]),
+            Err(CheckoutError::QuantityTooLarge(ProductId(1)))
         );
         let many: Vec<_> = (0..=CHECKOUT_LINES_MAX as u64)
             .map(|p| line(p, 1))
