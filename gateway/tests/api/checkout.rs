@@ -35,6 +35,21 @@ async fn check_out(app: &TestApp, user: u64, key: Option<&str>, body: Value) -> 
     request.send().await.expect("request sent")
 }
 
+/// (productId, quantity) of each line of an order body, in order.
+fn items_of(order: &Value) -> Vec<(u64, u64)> {
+    order["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            (
+                item["productId"].as_u64().expect("productId"),
+                item["quantity"].as_u64().expect("quantity"),
+            )
+        })
+        .collect()
+}
+
 fn shipping() -> Value {
     json!({"addressId": "home-1", "paymentMethod": "UPI"})
 }
@@ -72,17 +87,7 @@ async fn checkout_flow(app: &TestApp) {
     assert_eq!(order["total"], 2 * 1_000 + 4 * 250);
     assert_eq!(order["addressId"], "home-1");
     assert_eq!(order["paymentMethod"], "UPI");
-    let items: Vec<(u64, u64)> = order["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| {
-            (
-                item["productId"].as_u64().unwrap(),
-                item["quantity"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let items = items_of(&order);
     assert_eq!(items, [(1, 2), (2, 4)]);
     let order_id = order["orderId"].as_str().unwrap().to_owned();
     assert_eq!(counts(app, 1).await, (0, 2, 3));
@@ -337,17 +342,7 @@ async fn racing_checkouts_never_oversell_and_never_half_reserve() {
         match *status {
             StatusCode::CREATED => {
                 // Fully reserved: the order holds exactly the cart's lines.
-                let mut items: Vec<(u64, u64)> = body["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|item| {
-                        (
-                            item["productId"].as_u64().unwrap(),
-                            item["quantity"].as_u64().unwrap(),
-                        )
-                    })
-                    .collect();
+                let mut items = items_of(body);
                 items.sort_unstable();
                 let mut cart = carts[user].clone();
                 cart.sort_unstable();
