@@ -77,6 +77,10 @@ struct Cli {
     /// With --scenario watchers: the share of users that are screens (0 to 1).
     #[arg(long, default_value_t = 0.5)]
     watcher_share: f64,
+    /// Shed shoppers press again at once instead of waiting out the answer's Retry-After
+    /// (the worst case: clients that ignore the engine's back-off).
+    #[arg(long)]
+    ignore_retry_after: bool,
     /// Skip the end-of-run verification (for the echo ceiling, which keeps nothing).
     #[arg(long)]
     no_verify: bool,
@@ -143,6 +147,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<bool> {
         shoppers: cli.shoppers,
         users: cli.goose.users.unwrap_or(1),
         quantity: cli.quantity,
+        honor_retry_after: !cli.ignore_retry_after,
     })
     .await?;
     plan::install(plan);

@@ -19,6 +19,9 @@ pub struct Plan {
     pub quantity: u32,
     pub sale_stock: u64,
     pub categories: Vec<String>,
+    /// Whether a shed shopper waits out the answer's Retry-After before pressing again,
+    /// as the shop's app does, or retries at once (an impatient or hostile client).
+    pub honor_retry_after: bool,
     tokens: Vec<String>,
     /// Tokens for cart shoppers, one per goose user: a cart belongs to one user, and a
     /// user checks out one cart at a time.
@@ -54,6 +57,7 @@ pub struct PlanOptions {
     /// Goose users: each gets a cart shopper of its own.
     pub users: usize,
     pub quantity: u32,
+    pub honor_retry_after: bool,
 }
 
 impl Plan {
@@ -168,6 +172,7 @@ impl Plan {
             quantity: options.quantity,
             sale_stock: options.sale_stock,
             categories,
+            honor_retry_after: options.honor_retry_after,
             tokens,
             cart_tokens,
             next_shopper: AtomicU64::new(0),

@@ -62,6 +62,11 @@ async fn buy_now(user: &mut GooseUser) -> TransactionResult {
         .as_ref()
         .map_or(0, |response| response.status().as_u16());
     plan.stats.record(started.elapsed(), status, plan.quantity);
+    let retry_after = goose.response.as_ref().ok().and_then(retry_after);
+    if let Some(wait) = retry_after {
+        back_off(user, wait).await;
+        return Ok(());
+    }
     if status == 201
         && let Ok(response) = goose.response
         && let Ok(body) = response.json::<Value>().await
@@ -74,6 +79,33 @@ async fn buy_now(user: &mut GooseUser) -> TransactionResult {
         }
     }
     Ok(())
+}
+
+/// The wait a shed answer (429/503) asks for, in seconds, if it asks for one.
+fn retry_after(response: &reqwest::Response) -> Option<u64> {
+    if !matches!(response.status().as_u16(), 429 | 503) {
+        return None;
+    }
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What the shop's app does with a shed answer: wait out Retry-After, spread between half
+/// and one and a half times it so that the shed shoppers do not all come back in the same
+/// instant. With `--ignore-retry-after` the shopper presses again at once instead.
+async fn back_off(user: &mut GooseUser, seconds: u64) {
+    if !plan().honor_retry_after {
+        return;
+    }
+    let base_ms = seconds.min(30) * 1_000;
+    let spread_ms = base_ms / 2 + random(user) % (base_ms + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(spread_ms)).await;
 }
 
 async fn browse_category(user: &mut GooseUser) -> TransactionResult {
@@ -167,6 +199,10 @@ async fn cart_checkout(user: &mut GooseUser) -> TransactionResult {
         return Ok(());
     };
     let status = response.status().as_u16();
+    if let Some(wait) = retry_after(&response) {
+        back_off(user, wait).await;
+        return Ok(());
+    }
     let Ok(body) = response.json::<Value>().await else {
         return Ok(());
     };
