@@ -3,7 +3,6 @@
 //! once: a row leaves the outbox only after the broker acknowledged it).
 
 use serde::Serialize;
-use serde_json::Value;
 
 /// The Kafka topics, one per kind of entity an event is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -39,8 +38,21 @@ pub struct Event {
     pub event_type: &'static str,
     /// The entity the event is about: its Kafka key, so one entity's events stay in order.
     pub key: String,
-    /// The body: `{schemaVersion, type, occurredAtMs, data}`.
-    pub payload: Value,
+    /// The body as JSON text: `{schemaVersion, type, occurredAtMs, data}`. Serialized once,
+    /// where the event is made (on the actor that made the change), and stored and relayed
+    /// as is: every Buy Now emits one, so no `Value` tree is built and walked again.
+    pub payload: String,
+}
+
+/// The body every event carries, written straight from the event's own data type.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a, T: Serialize> {
+    schema_version: u32,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    occurred_at_ms: u64,
+    data: &'a T,
 }
 
 impl Event {
@@ -49,14 +61,18 @@ impl Event {
         event_type: &'static str,
         key: impl ToString,
         occurred_at_ms: u64,
-        data: Value,
+        data: &impl Serialize,
     ) -> Self {
-        let payload = serde_json::json!({
-            "schemaVersion": SCHEMA_VERSION,
-            "type": event_type,
-            "occurredAtMs": occurred_at_ms,
-            "data": data,
-        });
+        let envelope = Envelope {
+            schema_version: SCHEMA_VERSION,
+            event_type,
+            occurred_at_ms,
+            data,
+        };
+        // Event data are structs and `json!` values with string keys: serde_json cannot
+        // fail on those (it fails only on non-string map keys or a failing Serialize impl).
+        let payload = serde_json::to_string(&envelope)
+            .expect("event data serialize to JSON (string keys only)");
         Self {
             topic,
             event_type,

@@ -245,7 +245,7 @@ impl Batch {
                     batch.event_topics.push(event.topic.name());
                     batch.event_types.push(event.event_type);
                     batch.event_keys.push(event.key.clone());
-                    batch.event_payloads.push(event.payload.to_string());
+                    batch.event_payloads.push(event.payload.clone());
                 }
                 WriteOp::PutProduct { .. }
                 | WriteOp::PutSale { .. }

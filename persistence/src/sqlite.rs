@@ -888,7 +888,7 @@ async fn insert_events(
                 .push_bind(event.topic.name())
                 .push_bind(event.event_type)
                 .push_bind(event.key.clone())
-                .push_bind(event.payload.to_string());
+                .push_bind(event.payload.as_str());
         });
         query.build().execute(&mut **tx).await?;
     }

@@ -12,6 +12,13 @@ use serde::Serialize;
 
 use crate::event::EventBody;
 
+/// What analytics reads of a `product_viewed` event.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Viewed {
+    product_id: ProductId,
+}
+
 /// Width of one trending bucket.
 const BUCKET_MS: u64 = 60_000;
 /// A placed order says more about interest than a page view.
@@ -100,13 +107,13 @@ impl Analytics {
                 }
             }
             "product_viewed" => {
-                let Some(product_id) = body.data.get("productId").and_then(|id| id.as_u64()) else {
+                let Ok(Viewed { product_id }) = body.data::<Viewed>() else {
                     return;
                 };
                 *self
                     .bucket(&mut figures, body.occurred_at_ms)
                     .views
-                    .entry(ProductId(product_id))
+                    .entry(product_id)
                     .or_default() += 1;
             }
             _ => {}

@@ -23,6 +23,10 @@ pub trait EventSink: Send + Sync + 'static {
 const BATCH_MAX: u32 = 1_000;
 /// Pause when the outbox is empty.
 const IDLE: Duration = Duration::from_millis(20);
+/// Pause after a partial batch: under a steady stream of orders, reading again at once
+/// would make rounds of a handful of events, each paying a read and a delete. A few
+/// milliseconds let the next batch fill (events are late by at most this much).
+const GATHER: Duration = Duration::from_millis(5);
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
 
 pub fn start_relay(store: Arc<dyn Store>, sinks: Vec<Arc<dyn EventSink>>) -> JoinHandle<()> {
@@ -51,6 +55,9 @@ async fn relay(store: Arc<dyn Store>, sinks: Vec<Arc<dyn EventSink>>) {
                 if let Err(error) = store.outbox_delete(&seqs).await {
                     // They go out again: a duplicate, never a gap.
                     tracing::warn!(%error, "cannot delete relayed events");
+                }
+                if rows.len() < BATCH_MAX as usize {
+                    tokio::time::sleep(GATHER).await;
                 }
             }
             Err((sink, error)) => {
