@@ -1,7 +1,7 @@
 //! Which events each change of the shop emits, and what they say. Written to the outbox in
 //! the change's own transaction (see `persistence::event`).
 
-use engine::order::{Order, OrderEvent, OrderStatus, OrderItem};
+use engine::order::{Order, OrderEvent, OrderItem, OrderStatus};
 use engine::{FlashSale, Money, OrderId, ProductId, SaleId, UserId};
 use persistence::{Event, Topic};
 use serde::Serialize;

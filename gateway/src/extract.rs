@@ -3,8 +3,9 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use engine::IdempotencyKey;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -83,5 +84,35 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_query",
         message: rejection.body_text(),
+    }
+}
+
+/// The `Idempotency-Key` header as sent, checked by the handler with [`Self::key`] once the
+/// caller's role is (so the answers' order does not change). Taken alone because an axum
+/// `HeaderMap` extractor copies every header of every Buy Now.
+pub struct IdempotencyKeyHeader(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get("idempotency-key").cloned()))
+    }
+}
+
+impl IdempotencyKeyHeader {
+    /// The key, required and well-formed.
+    pub fn key(&self) -> Result<IdempotencyKey, ApiError> {
+        let value = self.0.as_ref().ok_or_else(|| {
+            ApiError::invalid(
+                "Idempotency-Key",
+                "this header is required: a unique id per purchase attempt, reused on retries",
+            )
+        })?;
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))?;
+        IdempotencyKey::parse(text)
+            .map_err(|error| ApiError::invalid("Idempotency-Key", error.to_string()))
     }
 }

@@ -3,16 +3,16 @@
 use actors::{BuyNowError, BuyNowReply, BuyNowRequest, Placement, Refusal};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use engine::{IdempotencyKey, ProductId};
+use engine::ProductId;
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::Json;
+use crate::extract::{IdempotencyKeyHeader, Json};
 use crate::time_format::format_rfc3339_ms;
 
 pub fn router() -> Router<ApiContext> {
@@ -45,11 +45,11 @@ pub struct PlacedBody {
 async fn buy_now(
     State(ctx): State<ApiContext>,
     caller: Caller,
-    headers: HeaderMap,
+    key_header: IdempotencyKeyHeader,
     Json(body): Json<BuyNowBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = key_header.key()?;
     let quantity_max = ctx.limits.quantity_per_order_max;
     if body.quantity == 0 || body.quantity > quantity_max {
         return Err(ApiError::invalid(
@@ -77,20 +77,6 @@ async fn buy_now(
         BuyNowReply::Refused(refusal) => Err(refused(refusal)),
         BuyNowReply::Unavailable(why) => Err(ApiError::Unavailable(format!("{why:?}"))),
     }
-}
-
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
-    let value = headers.get("idempotency-key").ok_or_else(|| {
-        ApiError::invalid(
-            "Idempotency-Key",
-            "this header is required: a unique id per purchase attempt, reused on retries",
-        )
-    })?;
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))?;
-    IdempotencyKey::parse(text)
-        .map_err(|error| ApiError::invalid("Idempotency-Key", error.to_string()))
 }
 
 fn placed(product_id: ProductId, placement: Placement) -> Response {

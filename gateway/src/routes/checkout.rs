@@ -6,7 +6,7 @@
 use actors::{CheckoutError, CheckoutLine, CheckoutReply, CheckoutRequest, PrepareRefused};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,8 @@ use serde_json::json;
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::Json;
-use crate::routes::buy_now::{idempotency_key, refused};
+use crate::extract::{IdempotencyKeyHeader, Json};
+use crate::routes::buy_now::refused;
 use crate::routes::orders::OrderBody;
 
 /// How an order may be paid; each goes through the payment provider's webhook.
@@ -46,11 +46,11 @@ struct PlacedOrderBody {
 async fn checkout(
     State(ctx): State<ApiContext>,
     caller: Caller,
-    headers: HeaderMap,
+    key_header: IdempotencyKeyHeader,
     Json(body): Json<CheckoutBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = key_header.key()?;
     let address_id = body.address_id.trim();
     if address_id.is_empty()
         || address_id.len() > ADDRESS_ID_LENGTH_MAX
