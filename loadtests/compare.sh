@@ -17,37 +17,17 @@ SECONDS_PER_TARGET="${1:-30}"
 USERS="${2:-64}"
 WORK="$(mktemp -d)"
 SECRET="compare-secret"
-ADMIN_DB="${FLASHCART_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-BASE_DB="${ADMIN_DB%/*}"
-REDIS_URL="${FLASHCART_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+source loadtests/common.sh
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    psql "$ADMIN_DB" -qc 'DROP DATABASE IF EXISTS flashcart_compare_engine WITH (FORCE)' >/dev/null 2>&1 || true
-    psql "$ADMIN_DB" -qc 'DROP DATABASE IF EXISTS flashcart_compare_classic WITH (FORCE)' >/dev/null 2>&1 || true
+    drop_database flashcart_compare_engine
+    drop_database flashcart_compare_classic
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-./deploy/services.sh >/dev/null
-echo "building release binaries..."
-cargo build --release --locked -q -p flashcart-gateway -p flashcart-loadtests
-BIN=target/release
-
-fresh_database() {
-    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
-    psql "$ADMIN_DB" -qc "CREATE DATABASE $1" >/dev/null
-    echo "$BASE_DB/$1"
-}
-
-wait_ready() {
-    for _ in $(seq 100); do
-        if curl -sf "http://$1/readyz" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    echo "server on $1 did not become ready" >&2
-    return 1
-}
+services_and_build
 
 run_load() { # name address extra-args...
     local name="$1" address="$2"

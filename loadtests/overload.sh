@@ -19,38 +19,29 @@ USERS="${2:-256}"
 FACTOR="${3:-3}"
 WORK="$(mktemp -d)"
 SECRET="overload-secret"
-ADMIN_DB="${FLASHCART_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-BASE_DB="${ADMIN_DB%/*}"
-REDIS_URL="${FLASHCART_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+source loadtests/common.sh
 DB_NAME=flashcart_overload
 SERVER=""
 cleanup() {
     if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
-    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+    drop_database "$DB_NAME"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-./deploy/services.sh >/dev/null
-echo "building release binaries..."
-cargo build --release --locked -q -p flashcart-gateway -p flashcart-loadtests
-BIN=target/release
+services_and_build
 
 run() { # name users [extra harness args...]
     local name="$1" users="$2"
     shift 2
-    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
-    psql "$ADMIN_DB" -qc "CREATE DATABASE $DB_NAME" >/dev/null
-    local url="$BASE_DB/$DB_NAME"
+    local url
+    url="$(fresh_database "$DB_NAME")"
     FLASHCART_AUTH__JWT_SECRET="$SECRET" FLASHCART_STORE__DATABASE_URL="$url" \
         FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="overload:$(date +%s%N):" \
         "$BIN/flashcart" serve --listen 127.0.0.1:18090 --data-dir "$WORK/$name" \
         >"$WORK/$name.log" 2>&1 &
     SERVER=$!
-    for _ in $(seq 100); do
-        curl -sf http://127.0.0.1:18090/readyz >/dev/null 2>&1 && break
-        sleep 0.2
-    done
+    wait_ready 127.0.0.1:18090
     echo "== $name: ${SECONDS_PER_RUN}s, $users users"
     "$BIN/flashcart-load" --host http://127.0.0.1:18090 --jwt-secret "$SECRET" --scenario flash-sale \
         --users "$users" --increase-rate "$users" --run-time "${SECONDS_PER_RUN}s" --quiet \

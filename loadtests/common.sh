@@ -1,0 +1,35 @@
+# Shared by compare.sh and overload.sh (sourced, from the repository root): where the
+# services are, the release build, a fresh database, and waiting for a server to be ready.
+
+ADMIN_DB="${FLASHCART_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+BASE_DB="${ADMIN_DB%/*}"
+REDIS_URL="${FLASHCART_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+BIN=target/release
+
+# PostgreSQL and Redis up (deploy/services.sh is idempotent), then one release build.
+services_and_build() {
+    ./deploy/services.sh >/dev/null
+    echo "building release binaries..."
+    cargo build --release --locked -q -p flashcart-gateway -p flashcart-loadtests
+}
+
+# Drops and recreates database $1; prints its URL.
+fresh_database() {
+    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
+    psql "$ADMIN_DB" -qc "CREATE DATABASE $1" >/dev/null
+    echo "$BASE_DB/$1"
+}
+
+drop_database() {
+    psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1 || true
+}
+
+# Waits (up to 20 s) for the server on host:port $1 to answer /readyz.
+wait_ready() {
+    for _ in $(seq 100); do
+        if curl -sf "http://$1/readyz" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    echo "server on $1 did not become ready" >&2
+    return 1
+}
