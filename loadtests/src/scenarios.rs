@@ -62,8 +62,7 @@ async fn buy_now(user: &mut GooseUser) -> TransactionResult {
         .as_ref()
         .map_or(0, |response| response.status().as_u16());
     plan.stats.record(started.elapsed(), status, plan.quantity);
-    let retry_after = goose.response.as_ref().ok().and_then(retry_after);
-    if let Some(wait) = retry_after {
+    if let Some(wait) = goose.response.as_ref().ok().and_then(retry_after) {
         back_off(user, wait).await;
         return Ok(());
     }
@@ -360,4 +359,30 @@ pub fn watchers() -> Result<Scenario, GooseError> {
     Ok(scenario!("watchers")
         .register_transaction(transaction!(start).set_on_start())
         .register_transaction(transaction!(watch_stock).set_name("watch")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after;
+
+    fn answer(status: u16, retry_after: Option<&str>) -> reqwest::Response {
+        let mut builder = axum::http::Response::builder().status(status);
+        if let Some(value) = retry_after {
+            builder = builder.header("retry-after", value);
+        }
+        reqwest::Response::from(builder.body("").expect("a valid response"))
+    }
+
+    #[test]
+    fn only_shed_answers_ask_for_a_wait() {
+        assert_eq!(retry_after(&answer(503, Some("1"))), Some(1));
+        assert_eq!(retry_after(&answer(429, Some(" 2 "))), Some(2));
+        assert_eq!(retry_after(&answer(503, None)), None);
+        // An HTTP date or garbage is not a number of seconds: no wait rather than a guess.
+        assert_eq!(
+            retry_after(&answer(503, Some("Wed, 21 Oct 2026 07:28:00 GMT"))),
+            None
+        );
+        assert_eq!(retry_after(&answer(201, Some("1"))), None);
+    }
 }

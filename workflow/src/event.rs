@@ -96,3 +96,46 @@ pub fn order_verb(event_type: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLACED: &str = r#"{"schemaVersion":1,"type":"order_placed","occurredAtMs":7,
+        "data":{"orderId":"0190b5a4-7c3e-7000-8000-000000000001","userId":42,"status":"PENDING_PAYMENT",
+        "total":1998,"items":[{"productId":3,"saleId":null,"quantity":2,"unitPrice":999}]}}"#;
+
+    #[test]
+    fn the_envelope_is_read_and_data_as_the_consumer_asks() {
+        let body = EventBody::parse(PLACED.as_bytes()).expect("a valid body");
+        assert_eq!(
+            (
+                body.schema_version,
+                body.event_type.as_str(),
+                body.occurred_at_ms
+            ),
+            (1, "order_placed", 7)
+        );
+        let order = body.order().expect("order data");
+        assert_eq!((order.user_id, order.total), (UserId(42), Money(1998)));
+        assert_eq!(order.items.len(), 1);
+        assert_eq!(
+            (order.items[0].product_id, order.items[0].quantity),
+            (ProductId(3), 2)
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_named() {
+        let no_data = br#"{"schemaVersion":1,"type":"order_placed","occurredAtMs":7}"#;
+        assert!(matches!(
+            EventBody::parse(no_data),
+            Err(WorkflowError::Malformed(message)) if message.contains("data")
+        ));
+        let viewed = br#"{"schemaVersion":1,"type":"product_viewed","occurredAtMs":7,"data":{"productId":3}}"#;
+        let body = EventBody::parse(viewed).expect("a valid body");
+        assert!(
+            matches!(body.order(), Err(WorkflowError::Malformed(message)) if message.starts_with("product_viewed body"))
+        );
+    }
+}
