@@ -1,19 +1,18 @@
 //! Checkout: a cart becomes one order. Every line is reserved across its product actors or
 //! none is (`hold.rs`); the order and all its items are written in one transaction; the
 //! order then waits for payment like a Buy Now order (same expiry, same webhook, same
-//! events).
+//! events). The cart is read here and emptied of the ordered lines once the order is
+//! durable.
 
 use std::sync::Arc;
 
 use engine::order::{Order, OrderItem, OrderStatus, QUANTITY_MAX};
 use engine::{IdempotencyKey, Money, OrderId, ProductId, UserId};
 use persistence::{CheckoutDetails, CommitOutcome, WriteOp};
-use uuid::Uuid;
 
-use crate::clock::now_ms;
 use crate::context::Context;
 use crate::hold;
-use crate::product::{PrepareRefused, PrepareStep, Unavailable};
+use crate::protocol::{PrepareRefused, PrepareStep, Unavailable};
 use crate::shop::Shop;
 
 /// Distinct products in one checkout (a cart holds at most this many).
@@ -22,14 +21,27 @@ pub const CHECKOUT_LINES_MAX: usize = 100;
 /// The idempotency scope of checkout keys (Buy Now keys are scoped per product).
 pub const CHECKOUT_SCOPE: &str = "checkout";
 
+/// How an order may be paid; each goes through the payment provider's webhook.
+pub const PAYMENT_METHODS: [&str; 4] = ["UPI", "CARD", "NETBANKING", "WALLET"];
+pub const ADDRESS_ID_LENGTH_MAX: usize = 64;
+
+/// A customer's "place my cart as an order".
 #[derive(Clone, Debug)]
-pub struct CheckoutRequest {
+pub struct CartCheckout {
     pub user_id: UserId,
-    pub lines: Vec<CheckoutLine>,
     /// The client's key; the order carries [`IdempotencyKey::for_checkout`] of it.
     pub idempotency_key: IdempotencyKey,
     pub address_id: String,
     pub payment_method: String,
+}
+
+#[derive(Clone, Debug)]
+struct CheckoutRequest {
+    user_id: UserId,
+    lines: Vec<CheckoutLine>,
+    idempotency_key: IdempotencyKey,
+    address_id: String,
+    payment_method: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +72,11 @@ pub struct LineRefusal {
 /// A checkout that cannot be attempted as asked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CheckoutError {
-    #[error("the cart is empty")]
+    #[error("must be 1 to {ADDRESS_ID_LENGTH_MAX} printable characters")]
+    InvalidAddress,
+    #[error("must be one of UPI, CARD, NETBANKING, WALLET")]
+    InvalidPaymentMethod,
+    #[error("the cart is empty: add items with POST /api/v1/cart/items first")]
     Empty,
     #[error("a checkout holds at most {CHECKOUT_LINES_MAX} lines")]
     TooManyLines,
@@ -75,13 +91,67 @@ pub enum CheckoutError {
 }
 
 impl Shop {
-    /// Turns `request.lines` into one order, all lines reserved or none. A key used before
-    /// answers with its order, whatever the lines are now (the cart was emptied by then).
-    pub async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutReply, CheckoutError> {
+    /// Turns the customer's cart into one order, all lines reserved or none, and empties
+    /// the cart of them. A key used before answers with its order, whatever the cart holds
+    /// now (it was emptied by then).
+    pub async fn checkout_cart(
+        &self,
+        checkout: CartCheckout,
+    ) -> Result<CheckoutReply, CheckoutError> {
+        let address_id = checkout.address_id.trim();
+        if address_id.is_empty()
+            || address_id.len() > ADDRESS_ID_LENGTH_MAX
+            || address_id.chars().any(char::is_control)
+        {
+            return Err(CheckoutError::InvalidAddress);
+        }
+        if !PAYMENT_METHODS.contains(&checkout.payment_method.as_str()) {
+            return Err(CheckoutError::InvalidPaymentMethod);
+        }
+        let now = self.ctx.now_ms();
+        let cart = match self.ctx.stores().carts.lines(checkout.user_id, now).await {
+            Ok(cart) => cart,
+            Err(error) => {
+                return Ok(CheckoutReply::Unavailable(Unavailable::NotWritten(
+                    error.to_string().into(),
+                )));
+            }
+        };
+        let request = CheckoutRequest {
+            user_id: checkout.user_id,
+            lines: cart
+                .iter()
+                .map(|item| CheckoutLine {
+                    product_id: item.product_id,
+                    quantity: item.quantity,
+                })
+                .collect(),
+            idempotency_key: checkout.idempotency_key,
+            address_id: address_id.to_owned(),
+            payment_method: checkout.payment_method,
+        };
         let ctx = Arc::clone(&self.ctx);
         // On a task of its own: a client that hangs up must not stop a checkout between
-        // holding its lines and settling them.
-        let running = tokio::spawn(async move { checkout(&ctx, request).await });
+        // holding its lines and settling them, nor between placing the order and emptying
+        // the cart.
+        let running = tokio::spawn(async move {
+            let user_id = request.user_id;
+            let reply = place(&ctx, request).await?;
+            if let CheckoutReply::Placed {
+                order,
+                duplicate: false,
+            } = &reply
+            {
+                let ordered: Vec<ProductId> =
+                    order.items.iter().map(|item| item.product_id).collect();
+                // The order stands either way; a cart that could not be emptied only shows
+                // lines already ordered, and the key answers a retry with this order.
+                if let Err(error) = ctx.stores().carts.remove(user_id, &ordered).await {
+                    tracing::warn!(order_id = %order.id, %error, "cart not emptied after checkout");
+                }
+            }
+            Ok(reply)
+        });
         running.await.unwrap_or_else(|error| {
             tracing::error!(%error, "checkout task failed");
             Ok(CheckoutReply::Unavailable(Unavailable::NotWritten(
@@ -113,7 +183,7 @@ fn check(lines: &[CheckoutLine]) -> Result<(), CheckoutError> {
     Ok(())
 }
 
-async fn checkout(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutReply, CheckoutError> {
+async fn place(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutReply, CheckoutError> {
     // One checkout per user at a time: with it, looking the key up and then placing the
     // order cannot race with a second press of the same button.
     let Some(_running) = RunningCheckout::enter(ctx, request.user_id) else {
@@ -121,7 +191,8 @@ async fn checkout(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutRep
     };
     let key = IdempotencyKey::for_checkout(&request.idempotency_key);
     match ctx
-        .store
+        .stores()
+        .orders
         .order_for_key(request.user_id, CHECKOUT_SCOPE, &key)
         .await
     {
@@ -135,9 +206,9 @@ async fn checkout(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutRep
     }
     check(&request.lines)?;
 
-    let now = now_ms();
-    let expires_at_ms = now + ctx.settings.reservation_ttl.as_millis() as u64;
-    let order_id = OrderId(Uuid::now_v7());
+    let now = ctx.now_ms();
+    let expires_at_ms = now + ctx.settings().reservation_ttl.as_millis() as u64;
+    let order_id = ctx.new_order_id(now);
     let steps = request
         .lines
         .iter()
@@ -219,10 +290,9 @@ async fn checkout(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutRep
 
 /// The answer to a retry: the order the key made, as it is now.
 async fn earlier_order(ctx: &Context, order_id: OrderId) -> CheckoutReply {
-    let live = ctx.pending_orders.get(&order_id).map(|order| order.clone());
-    let order = match live {
+    let order = match ctx.pending_order(order_id) {
         Some(order) => Ok(Some(order)),
-        None => ctx.store.load_order(order_id).await,
+        None => ctx.stores().orders.order(order_id).await,
     };
     match order {
         Ok(Some(order)) => CheckoutReply::Placed {
@@ -258,19 +328,13 @@ struct RunningCheckout<'a> {
 
 impl<'a> RunningCheckout<'a> {
     fn enter(ctx: &'a Context, user_id: UserId) -> Option<Self> {
-        match ctx.checkouts.entry(user_id) {
-            dashmap::Entry::Occupied(_) => None,
-            dashmap::Entry::Vacant(slot) => {
-                slot.insert(());
-                Some(Self { ctx, user_id })
-            }
-        }
+        ctx.begin_checkout(user_id).then_some(Self { ctx, user_id })
     }
 }
 
 impl Drop for RunningCheckout<'_> {
     fn drop(&mut self) {
-        self.ctx.checkouts.remove(&self.user_id);
+        self.ctx.end_checkout(self.user_id);
     }
 }
 

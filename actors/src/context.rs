@@ -1,67 +1,167 @@
-//! What every actor of a shop shares: settings, the store, the committer, the catalog and
-//! the directories of live actors.
+//! What every actor of a shop shares: settings, the stores, the committer, the read
+//! models, and the directories of live actors. The directories are private: each is
+//! changed through methods that say what happens (a product actor is registered or
+//! forgotten by its shard supervisor, an order becomes pending or settles), so a reader
+//! finds every writer of a map by its method.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use engine::order::Order;
-use engine::{OrderId, ProductId, UserId};
-use persistence::{GroupCommitter, MirrorEntry, RedisMirror, Store};
-use ractor::ActorRef;
+use engine::stock::{Inventory, ProductStock};
+use engine::{FlashSale, OrderId, ProductId, SaleId, UserId};
+use persistence::{GroupCommitter, MirrorEntry, OrderLedger, RedisMirror, TrackingEntry};
 use ractor::rpc::CallResult;
+use ractor::{ActorId, ActorRef};
 
 use crate::catalog::Catalog;
-use crate::expiry::ClockMsg;
-use crate::order::OrderMsg;
-use crate::order_supervisor::OrderSupervisorMsg;
-use crate::product::ProductHandle;
+use crate::clock::{Clock, OrderIds};
+use crate::protocol::{
+    ClockMsg, HandleError, OrderMsg, OrderSupervisorMsg, ProductHandle, ShardMsg,
+};
 use crate::settings::ShopSettings;
 use crate::shard::shard_of;
-use crate::shard_supervisor::ShardMsg;
 use crate::stock_feed::StockFeed;
+use crate::stores::ShopStores;
+use crate::tracking::TrackingBoard;
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum HandleError {
-    #[error("no product {0}")]
-    UnknownProduct(ProductId),
-    #[error("{0}")]
-    Unavailable(String),
+pub(crate) struct Context {
+    settings: ShopSettings,
+    stores: ShopStores,
+    committer: GroupCommitter,
+    catalog: Catalog,
+    /// Where committed stock is mirrored for the rest of the platform, if configured.
+    mirror: Option<RedisMirror>,
+    /// Latest stock of watched products, for live screens.
+    stock_feed: StockFeed,
+    /// Latest status and position of orders on their way.
+    tracking: TrackingBoard,
+    clock: Clock,
+    order_ids: OrderIds,
+    /// The current (latest) sale of each product that has one, for sale listings.
+    sales: DashMap<ProductId, FlashSale>,
+    /// Live product actors, read on every Buy Now. Written by shard supervisors only.
+    products: DashMap<ProductId, ProductHandle>,
+    /// Live order actors. Written by the order supervisor only.
+    orders: DashMap<OrderId, ActorRef<OrderMsg>>,
+    /// Unpaid orders, the way order actors are spawned for them.
+    pending: DashMap<OrderId, Order>,
+    /// Users with a checkout running (one at a time each, see `checkout.rs`).
+    checkouts: DashMap<UserId, ()>,
+    actors: OnceLock<Actors>,
+    next_product_id: AtomicU64,
+    next_sale_id: AtomicU64,
 }
 
-pub struct Context {
+/// The long-lived actors, set once at start.
+pub(crate) struct Actors {
+    pub shards: Vec<ActorRef<ShardMsg>>,
+    pub order_supervisor: ActorRef<OrderSupervisorMsg>,
+    pub reservation_clock: ActorRef<ClockMsg>,
+}
+
+/// What a context is built from.
+pub(crate) struct ContextParts {
     pub settings: ShopSettings,
-    pub store: Arc<dyn Store>,
+    pub stores: ShopStores,
     pub committer: GroupCommitter,
-    pub catalog: Arc<Catalog>,
-    /// Where committed stock is mirrored for the rest of the platform, if configured.
+    pub catalog: Catalog,
     pub mirror: Option<RedisMirror>,
-    /// Latest stock of watched products, for live screens.
-    pub stock_feed: StockFeed,
-    /// Latest status and position of orders on their way.
-    pub tracking: crate::tracking::TrackingBoard,
-    /// The current (latest) sale of each product that has one, for sale listings.
-    pub sales: DashMap<ProductId, engine::FlashSale>,
-    /// Live product actors. Read on every Buy Now; written only by shard supervisors.
-    pub products: DashMap<ProductId, ProductHandle>,
-    /// Live order actors. Written only by the order supervisor.
-    pub orders: DashMap<OrderId, ActorRef<OrderMsg>>,
-    /// Unpaid orders, the way order actors are spawned for them.
-    pub pending_orders: DashMap<OrderId, Order>,
-    /// Users with a checkout running (one at a time each, see `checkout.rs`).
-    pub checkouts: DashMap<UserId, ()>,
-    pub clock: OnceLock<ActorRef<ClockMsg>>,
-    pub shards: OnceLock<Vec<ActorRef<ShardMsg>>>,
-    pub order_supervisor: OnceLock<ActorRef<OrderSupervisorMsg>>,
-    pub next_product_id: AtomicU64,
-    pub next_sale_id: AtomicU64,
+    pub clock: Clock,
+    pub order_ids: OrderIds,
+    pub high_water: persistence::IdHighWater,
 }
 
 impl Context {
-    pub fn shard(&self, product_id: ProductId) -> &ActorRef<ShardMsg> {
-        let shards = self.shards.get().expect("shards start before any request");
-        &shards[shard_of(product_id, self.settings.shard_count).0 as usize]
+    pub fn new(parts: ContextParts) -> Self {
+        let stock_feed = StockFeed::new(parts.settings.stock_feed_rate_per_second);
+        Self {
+            settings: parts.settings,
+            stores: parts.stores,
+            committer: parts.committer,
+            catalog: parts.catalog,
+            mirror: parts.mirror,
+            stock_feed,
+            tracking: TrackingBoard::default(),
+            clock: parts.clock,
+            order_ids: parts.order_ids,
+            sales: DashMap::new(),
+            products: DashMap::new(),
+            orders: DashMap::new(),
+            pending: DashMap::new(),
+            checkouts: DashMap::new(),
+            actors: OnceLock::new(),
+            next_product_id: AtomicU64::new(parts.high_water.product_id),
+            next_sale_id: AtomicU64::new(parts.high_water.sale_id),
+        }
     }
+
+    pub fn settings(&self) -> &ShopSettings {
+        &self.settings
+    }
+
+    pub fn stores(&self) -> &ShopStores {
+        &self.stores
+    }
+
+    pub fn ledger(&self) -> &Arc<dyn OrderLedger> {
+        &self.stores.ledger
+    }
+
+    pub fn committer(&self) -> &GroupCommitter {
+        &self.committer
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn stock_feed(&self) -> &StockFeed {
+        &self.stock_feed
+    }
+
+    pub fn tracking(&self) -> &TrackingBoard {
+        &self.tracking
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn new_order_id(&self, now_ms: u64) -> OrderId {
+        self.order_ids.next(now_ms)
+    }
+
+    /// How far back settled orders keep answering their idempotency keys.
+    pub fn idempotency_horizon_ms(&self) -> u64 {
+        let retention_ms = self.settings.idempotency_retention.as_millis() as u64;
+        self.now_ms().saturating_sub(retention_ms)
+    }
+
+    // The long-lived actors.
+
+    pub fn set_actors(&self, actors: Actors) {
+        assert!(
+            self.actors.set(actors).is_ok(),
+            "a shop's actors start once"
+        );
+    }
+
+    pub fn actors(&self) -> Option<&Actors> {
+        self.actors.get()
+    }
+
+    pub fn shard(&self, product_id: ProductId) -> Option<&ActorRef<ShardMsg>> {
+        let shard = shard_of(product_id, self.settings.shard_count);
+        self.actors()?.shards.get(shard.0 as usize)
+    }
+
+    pub fn order_supervisor(&self) -> Option<&ActorRef<OrderSupervisorMsg>> {
+        self.actors().map(|actors| &actors.order_supervisor)
+    }
+
+    // Live product actors.
 
     /// The live actor of a product, spawned (and loaded from the store) if needed.
     pub async fn product_handle(
@@ -71,8 +171,10 @@ impl Context {
         if let Some(handle) = self.products.get(&product_id) {
             return Ok(handle.clone());
         }
-        let answer = self
-            .shard(product_id)
+        let Some(shard) = self.shard(product_id) else {
+            return Err(HandleError::Unavailable("the shop is not started".into()));
+        };
+        let answer = shard
             .call(
                 |reply| ShardMsg::Spawn { product_id, reply },
                 Some(self.settings.request_timeout),
@@ -84,25 +186,70 @@ impl Context {
         }
     }
 
-    /// Drops a handle whose actor is gone, unless it was replaced meanwhile.
-    pub fn forget_handle(&self, product_id: ProductId, stale: &ProductHandle) {
-        self.products.remove_if(&product_id, |_, live| {
-            live.actor.get_id() == stale.actor.get_id()
-        });
+    pub fn live_product(&self, product_id: ProductId) -> Option<ProductHandle> {
+        self.products.get(&product_id).map(|handle| handle.clone())
     }
 
-    /// Remembers a product's current sale for listings.
-    pub fn note_sale(&self, stock: &engine::stock::ProductStock) {
-        if let Some(sale) = stock.current_sale() {
-            self.sales.insert(stock.product_id(), sale.clone());
-        }
+    /// A shard supervisor started this product's actor.
+    pub fn register_product(&self, product_id: ProductId, handle: ProductHandle) {
+        self.products.insert(product_id, handle);
     }
 
-    /// Hands a product's newest committed stock to the mirror (never blocks).
-    pub fn mirror_inventory(&self, inventory: &engine::stock::Inventory) {
-        if let Some(mirror) = &self.mirror {
-            mirror.publish(inventory.product_id, MirrorEntry::from_inventory(inventory));
-        }
+    /// The actor `actor` of this product is gone (stopped, passivated, failed): forget it,
+    /// unless a newer actor replaced it meanwhile.
+    pub fn forget_product(&self, product_id: ProductId, actor: ActorId) {
+        self.products
+            .remove_if(&product_id, |_, live| live.actor.get_id() == actor);
+    }
+
+    /// Every live product actor, by product id.
+    pub fn live_products(&self) -> Vec<(ProductId, ProductHandle)> {
+        let mut live: Vec<_> = self
+            .products
+            .iter()
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        live.sort_by_key(|(product_id, _)| *product_id);
+        live
+    }
+
+    pub fn live_product_count(&self) -> usize {
+        self.products.len()
+    }
+
+    // Live order actors.
+
+    pub fn live_order(&self, order_id: OrderId) -> Option<ActorRef<OrderMsg>> {
+        self.orders.get(&order_id).map(|actor| actor.clone())
+    }
+
+    /// The order supervisor started this order's actor.
+    pub fn register_order(&self, order_id: OrderId, actor: ActorRef<OrderMsg>) {
+        self.orders.insert(order_id, actor);
+    }
+
+    /// The actor `actor` of this order stopped.
+    pub fn forget_order(&self, order_id: OrderId, actor: ActorId) {
+        self.orders
+            .remove_if(&order_id, |_, live| live.get_id() == actor);
+    }
+
+    pub fn live_order_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    // Unpaid orders and their reservation clock.
+
+    pub fn pending_order(&self, order_id: OrderId) -> Option<Order> {
+        self.pending.get(&order_id).map(|order| order.clone())
+    }
+
+    pub fn is_pending(&self, order_id: OrderId) -> bool {
+        self.pending.contains_key(&order_id)
+    }
+
+    pub fn pending_order_count(&self) -> usize {
+        self.pending.len()
     }
 
     /// Newly committed unpaid orders: remembered, and put on the reservation clock.
@@ -115,41 +262,90 @@ impl Context {
             .map(|order| (order.id, order.expires_at_ms))
             .collect();
         for order in orders {
-            self.pending_orders.insert(order.id, order);
+            self.pending.insert(order.id, order);
         }
-        if let Some(clock) = self.clock.get() {
-            let _ = clock.cast(ClockMsg::Track(deadlines));
-        }
+        self.tell_clock(ClockMsg::Track(deadlines));
     }
 
+    /// Look at this order's reservation again at `at_ms`.
     pub fn track_expiry(&self, order_id: OrderId, at_ms: u64) {
-        if let Some(clock) = self.clock.get() {
-            let _ = clock.cast(ClockMsg::Track(vec![(order_id, at_ms)]));
-        }
+        self.tell_clock(ClockMsg::Track(vec![(order_id, at_ms)]));
     }
 
     /// The order left PENDING_PAYMENT: nothing to expire any more.
     pub fn settle_pending(&self, order_id: OrderId, expires_at_ms: u64) {
-        self.pending_orders.remove(&order_id);
-        if let Some(clock) = self.clock.get() {
-            let _ = clock.cast(ClockMsg::Forget(order_id, expires_at_ms));
+        self.pending.remove(&order_id);
+        self.tell_clock(ClockMsg::Forget(order_id, expires_at_ms));
+    }
+
+    fn tell_clock(&self, message: ClockMsg) {
+        if let Some(actors) = self.actors() {
+            let _ = actors.reservation_clock.cast(message);
         }
     }
 
     /// Reservations found in the store that may be missing here (after a commit whose
-    /// outcome was unknown): load and track them.
+    /// outcome was unknown): load and track them, in id order.
     pub fn ensure_order_actors(&self, order_ids: Vec<OrderId>) {
-        let missing: Vec<OrderId> = order_ids
+        let mut missing: Vec<OrderId> = order_ids
             .into_iter()
-            .filter(|order_id| !self.pending_orders.contains_key(order_id))
+            .filter(|order_id| !self.pending.contains_key(order_id))
             .collect();
         if missing.is_empty() {
             return;
         }
-        if let Some(supervisor) = self.order_supervisor.get() {
+        missing.sort();
+        if let Some(supervisor) = self.order_supervisor() {
             let _ = supervisor.cast(OrderSupervisorMsg::Ensure(missing));
         }
     }
+
+    // Checkouts running.
+
+    /// Marks a checkout of `user` as running; false if one already is.
+    pub fn begin_checkout(&self, user: UserId) -> bool {
+        match self.checkouts.entry(user) {
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(());
+                true
+            }
+        }
+    }
+
+    pub fn end_checkout(&self, user: UserId) {
+        self.checkouts.remove(&user);
+    }
+
+    // Read models and mirrors.
+
+    /// Remembers a product's current sale for listings.
+    pub fn note_sale(&self, stock: &ProductStock) {
+        if let Some(sale) = stock.current_sale() {
+            self.sales.insert(stock.product_id(), sale.clone());
+        }
+    }
+
+    /// Every product's current sale.
+    pub fn sales(&self) -> Vec<FlashSale> {
+        self.sales.iter().map(|sale| sale.clone()).collect()
+    }
+
+    /// Hands a product's newest committed stock to the mirror (never blocks).
+    pub fn mirror_inventory(&self, inventory: &Inventory) {
+        if let Some(mirror) = &self.mirror {
+            mirror.publish(inventory.product_id, MirrorEntry::from_inventory(inventory));
+        }
+    }
+
+    /// Hands an order's newest position to the mirror (never blocks).
+    pub fn mirror_tracking(&self, order_id: OrderId, entry: TrackingEntry) {
+        if let Some(mirror) = &self.mirror {
+            mirror.publish_tracking(order_id, entry);
+        }
+    }
+
+    // Ids handed out from memory.
 
     pub fn allocate_product_id(&self) -> ProductId {
         ProductId(self.next_product_id.fetch_add(1, Ordering::Relaxed) + 1)
@@ -161,7 +357,7 @@ impl Context {
             .fetch_max(product_id.0, Ordering::Relaxed);
     }
 
-    pub fn allocate_sale_id(&self) -> engine::SaleId {
-        engine::SaleId(self.next_sale_id.fetch_add(1, Ordering::Relaxed) + 1)
+    pub fn allocate_sale_id(&self) -> SaleId {
+        SaleId(self.next_sale_id.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }

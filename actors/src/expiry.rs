@@ -13,9 +13,8 @@ use std::time::Duration;
 use engine::OrderId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::clock::now_ms;
 use crate::context::Context;
-use crate::order_supervisor::OrderSupervisorMsg;
+use crate::protocol::{ClockMsg, OrderSupervisorMsg};
 
 /// How often due reservations are looked for. Reservations last minutes; a quarter second
 /// late is invisible to a buyer and keeps the wheel from waking for every order.
@@ -24,17 +23,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// reservations all ending together) is spread into bounded chunks.
 const EXPIRE_CHUNK: usize = 1_024;
 
-pub enum ClockMsg {
-    /// Expire these orders at these times (ms since the epoch).
-    Track(Vec<(OrderId, u64)>),
-    /// The order settled (paid, cancelled): forget its deadline.
-    Forget(OrderId, u64),
-    Tick,
-}
+pub(crate) struct ReservationClock;
 
-pub struct ReservationClock;
-
-pub struct ClockState {
+pub(crate) struct ClockState {
     ctx: Arc<Context>,
     deadlines: BTreeSet<(u64, OrderId)>,
 }
@@ -73,7 +64,10 @@ impl Actor for ReservationClock {
             ClockMsg::Forget(order_id, at_ms) => {
                 state.deadlines.remove(&(at_ms, order_id));
             }
-            ClockMsg::Tick => state.expire_due(now_ms()),
+            ClockMsg::Tick => {
+                let now = state.ctx.now_ms();
+                state.expire_due(now)
+            }
         }
         Ok(())
     }
@@ -89,7 +83,7 @@ impl ClockState {
         if due.is_empty() {
             return;
         }
-        let Some(supervisor) = self.ctx.order_supervisor.get() else {
+        let Some(supervisor) = self.ctx.order_supervisor() else {
             return;
         };
         let due: Vec<OrderId> = due.into_iter().map(|(_, order_id)| order_id).collect();

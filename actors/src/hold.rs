@@ -23,9 +23,8 @@ use persistence::{CommitOutcome, WriteOp};
 use ractor::ActorRef;
 use tokio::sync::oneshot;
 
-use crate::clock::now_ms;
-use crate::context::{Context, HandleError};
-use crate::product::{Prepare, PrepareRefused, PrepareStep, ProductMsg};
+use crate::context::Context;
+use crate::protocol::{HandleError, Prepare, PrepareRefused, PrepareStep, ProductMsg};
 
 /// Lines prepared for one order, in the order they were asked for.
 pub(crate) struct HeldLines {
@@ -64,7 +63,7 @@ pub(crate) async fn prepare(
                 continue;
             }
         };
-        handle.touch(now_ms());
+        handle.touch(ctx.now_ms());
         let (reply, answer) = oneshot::channel();
         let message = ProductMsg::Prepare(Box::new(Prepare {
             order_id,
@@ -72,7 +71,7 @@ pub(crate) async fn prepare(
             reply,
         }));
         if handle.actor.cast(message).is_err() {
-            ctx.forget_handle(product_id, &handle);
+            ctx.forget_product(product_id, handle.actor.get_id());
             failures.push((
                 product_id,
                 PrepareRefused::Unavailable("the product was restarting".into()),
@@ -82,7 +81,7 @@ pub(crate) async fn prepare(
         held.contacted.push(handle.actor.clone());
         waiting.push((product_id, answer));
     }
-    let deadline = tokio::time::Instant::now() + ctx.settings.request_timeout;
+    let deadline = tokio::time::Instant::now() + ctx.settings().request_timeout;
     for (product_id, answer) in waiting {
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(Ok(line))) => held.lines.push((product_id, line)),
@@ -113,7 +112,7 @@ impl HeldLines {
         let contacted = std::mem::take(&mut self.contacted);
         let order_id = self.order_id;
         let (done, outcome) = oneshot::channel();
-        ctx.committer.submit(ops, move |outcome| {
+        ctx.committer().submit(ops, move |outcome| {
             settle(&contacted, order_id, &outcome);
             let _ = done.send(outcome);
         });

@@ -1,20 +1,24 @@
-//! Who owns what, in memory.
+//! Who owns what, in memory, and the shop's rules that are not stock.
 //!
 //! - One [`product`] actor per product: the single writer of its stock. It decides every
 //!   Buy Now with the `engine` state machine, hands the writes to the group committer, and
 //!   answers after they are durable.
 //! - An [`order`] actor per order being changed (paid, cancelled, expired); unpaid orders
 //!   wait on one reservation clock (`expiry.rs`), not as actors with timers.
-//! - [`shard`]: product id -> virtual shard, with a stable hash; a [`shard_supervisor`] per
-//!   shard spawns product actors on demand, restarts failed ones from the store and
-//!   passivates idle ones.
+//! - [`shard`]: product id -> virtual shard, with a stable hash; a supervisor per shard
+//!   (`shard_supervisor.rs`) spawns product actors on demand, restarts failed ones from
+//!   the store and passivates idle ones.
 //! - [`admission`]: ractor mailboxes are unbounded, so each product has an in-flight bound;
 //!   past it a caller is told `Overloaded` at once.
-//! - [`hold`]: an order spanning several products (a cart checkout) holds a line in each
-//!   product actor and commits them in one transaction, all or none ([`checkout`]).
-//! - [`Shop`]: the one entry point the gateway uses.
+//! - `hold.rs`: an order spanning several products (a cart checkout) holds a line in each
+//!   product actor and commits them in one transaction, all or none (`checkout.rs`).
+//! - `protocol/`: every message between actors; `context.rs`: what they share, private
+//!   behind methods. Modules import in one direction (see `protocol/mod.rs`).
+//! - [`Shop`]: the one entry point the gateway uses, split by what callers do
+//!   (`shop/`), with the side features beside it: [`cart`], [`reviews`], checkout.
 
 pub mod admission;
+pub mod cart;
 pub mod catalog;
 mod checkout;
 pub mod clock;
@@ -23,24 +27,35 @@ pub mod error;
 pub mod events;
 mod expiry;
 mod hold;
-pub mod order;
+mod order;
 mod order_supervisor;
-pub mod product;
+mod product;
+mod protocol;
+pub mod reviews;
 pub mod settings;
 pub mod shard;
 mod shard_supervisor;
 mod shop;
 pub mod stock_feed;
+mod stores;
 pub mod tracking;
 
+pub use cart::{CART_LINES_MAX, CartError, CartLineView, CartView};
 pub use catalog::{Catalog, ListQuery, ListSort, Page};
 pub use checkout::{
-    CHECKOUT_LINES_MAX, CHECKOUT_SCOPE, CheckoutError, CheckoutLine, CheckoutReply,
-    CheckoutRequest, LineRefusal,
+    ADDRESS_ID_LENGTH_MAX, CHECKOUT_LINES_MAX, CHECKOUT_SCOPE, CartCheckout, CheckoutError,
+    CheckoutLine, CheckoutReply, LineRefusal, PAYMENT_METHODS,
 };
+pub use clock::{Clock, OrderIds};
+pub use engine::Refusal;
 pub use error::{AdminError, BuyNowError, OrderError};
-pub use product::{BuyNowReply, Placement, PrepareRefused, Refusal, Unavailable};
+pub use product::idempotency_scope;
+pub use protocol::{
+    BuyNowReply, Placement, PrepareRefused, ProductInspection, ProductMsg, Unavailable,
+};
+pub use reviews::{ReviewAdded, ReviewError};
 pub use settings::ShopSettings;
-pub use shop::{BuyNowRequest, Shop};
+pub use shop::{BuyNowRequest, Shop, ShopParts};
 pub use stock_feed::{StockStatus, StockView};
+pub use stores::ShopStores;
 pub use tracking::{DeliveryStatus, Location, TrackingView};

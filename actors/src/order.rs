@@ -15,55 +15,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::order::{Order, OrderEvent, OrderStatus, StockEffect};
-use engine::stock::LineError;
 use persistence::{CommitOutcome, LedgerKind, PaymentRecord, StatusChange, StockMove, WriteOp};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::clock::now_ms;
 use crate::context::Context;
 use crate::error::OrderError;
-use crate::product::{PrepareStep, ProductMsg, Transition};
-
-pub enum OrderMsg {
-    Get(RpcReplyPort<Order>),
-    Apply {
-        event: OrderEvent,
-        /// For payment events: the provider's record, stored with the change.
-        payment: Option<PaymentRecord>,
-        /// Written in the same transaction as a status change that moves no stock (the
-        /// shipment with SHIPPED and DELIVERED).
-        attach: Option<Box<WriteOp>>,
-        reply: RpcReplyPort<Result<Order, OrderError>>,
-    },
-    /// The reservation clock says the time is up.
-    Expire,
-    /// Sent to itself after each message: handled once everything queued before it is,
-    /// then the actor stops.
-    Stop,
-}
-
-/// Why a product actor could not move an order's stock.
-#[derive(Debug, thiserror::Error)]
-pub enum TransitionError {
-    #[error(transparent)]
-    Stock(#[from] LineError),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("this transition moves no stock")]
-    NoStockEffect,
-}
+use crate::protocol::{OrderMsg, PrepareStep, ProductMsg, Transition};
 
 /// Pause before an expiry that could not be made durable is tried again.
 const EXPIRY_RETRY: Duration = Duration::from_secs(1);
 
-pub struct OrderActor;
+pub(crate) struct OrderActor;
 
-pub struct OrderArgs {
+pub(crate) struct OrderArgs {
     pub ctx: Arc<Context>,
     pub order: Order,
 }
 
-pub struct OrderActorState {
+pub(crate) struct OrderActorState {
     ctx: Arc<Context>,
     order: Order,
     stop_scheduled: bool,
@@ -128,7 +97,7 @@ impl OrderActorState {
     ) -> Result<Order, OrderError> {
         let from = self.order.status;
         let to = from.apply(event)?;
-        let at_ms = now_ms();
+        let at_ms = self.ctx.now_ms();
         let moved = Order {
             status: to,
             updated_at_ms: at_ms,
@@ -154,7 +123,7 @@ impl OrderActorState {
         if !self.order.status.holds_reservation() {
             return;
         }
-        let now = now_ms();
+        let now = self.ctx.now_ms();
         if now < self.order.expires_at_ms {
             // Clocks can step; wait for the real deadline.
             self.ctx
@@ -189,7 +158,7 @@ impl OrderActorState {
         let mut ops = vec![WriteOp::SetOrderStatus(change)];
         ops.extend(attach);
         ops.extend(events.into_iter().map(WriteOp::Emit));
-        self.ctx.committer.submit(ops, move |outcome| {
+        self.ctx.committer().submit(ops, move |outcome| {
             let _ = done.send(outcome);
         });
         match outcome.await {
@@ -234,7 +203,7 @@ impl OrderActorState {
                         reply,
                     }))
                 },
-                Some(self.ctx.settings.request_timeout),
+                Some(self.ctx.settings().request_timeout),
             )
             .await;
         match answer {

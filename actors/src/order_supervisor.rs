@@ -1,5 +1,5 @@
 //! Spawns and supervises order actors, on demand: when an order is paid, cancelled or
-//! expires. Unpaid orders wait in memory (`Context::pending_orders`) and on the reservation
+//! expires. Unpaid orders wait in memory (`Context::pending_order`) and on the reservation
 //! clock, not as actors.
 
 use std::collections::HashMap;
@@ -7,28 +7,15 @@ use std::sync::Arc;
 
 use engine::OrderId;
 use engine::order::Order;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::context::Context;
-use crate::order::{OrderActor, OrderArgs, OrderMsg};
+use crate::order::{OrderActor, OrderArgs};
+use crate::protocol::{OrderMsg, OrderSupervisorMsg};
 
-pub enum OrderSupervisorMsg {
-    /// Their reservation time is up.
-    Expire(Vec<OrderId>),
-    /// Orders that may exist without being tracked (after an uncertain commit): load them
-    /// and track the unpaid ones.
-    Ensure(Vec<OrderId>),
-    /// An actor for the order, to change it; `None` if the order does not exist or can no
-    /// longer change.
-    Get {
-        order_id: OrderId,
-        reply: RpcReplyPort<Option<ActorRef<OrderMsg>>>,
-    },
-}
+pub(crate) struct OrderSupervisor;
 
-pub struct OrderSupervisor;
-
-pub struct OrderSupervisorState {
+pub(crate) struct OrderSupervisorState {
     ctx: Arc<Context>,
     orders_by_actor: HashMap<ActorId, OrderId>,
 }
@@ -59,13 +46,8 @@ impl Actor for OrderSupervisor {
             OrderSupervisorMsg::Expire(order_ids) => {
                 for order_id in order_ids {
                     // Only unpaid orders are pending; a settled one has nothing to expire.
-                    let pending = state
-                        .ctx
-                        .pending_orders
-                        .get(&order_id)
-                        .map(|order| order.clone());
-                    let actor = match (state.ctx.orders.get(&order_id).map(|a| a.clone()), pending)
-                    {
+                    let pending = state.ctx.pending_order(order_id);
+                    let actor = match (state.ctx.live_order(order_id), pending) {
                         (Some(actor), _) => Some(actor),
                         (None, Some(order)) => state.spawn(&myself, order),
                         (None, None) => None,
@@ -78,10 +60,10 @@ impl Actor for OrderSupervisor {
             OrderSupervisorMsg::Ensure(order_ids) => {
                 let mut found = Vec::new();
                 for order_id in order_ids {
-                    if state.ctx.pending_orders.contains_key(&order_id) {
+                    if state.ctx.is_pending(order_id) {
                         continue;
                     }
-                    match state.ctx.store.load_order(order_id).await {
+                    match state.ctx.stores().orders.order(order_id).await {
                         Ok(Some(order)) if order.status.holds_reservation() => found.push(order),
                         Ok(_) => {}
                         Err(error) => tracing::warn!(%order_id, %error, "could not load an order"),
@@ -113,10 +95,7 @@ impl Actor for OrderSupervisor {
             _ => return Ok(()),
         };
         if let Some(order_id) = state.orders_by_actor.remove(&cell.get_id()) {
-            state
-                .ctx
-                .orders
-                .remove_if(&order_id, |_, actor| actor.get_id() == cell.get_id());
+            state.ctx.forget_order(order_id, cell.get_id());
         }
         Ok(())
     }
@@ -128,8 +107,8 @@ impl OrderSupervisorState {
         myself: &ActorRef<OrderSupervisorMsg>,
         order: Order,
     ) -> Option<ActorRef<OrderMsg>> {
-        if let Some(actor) = self.ctx.orders.get(&order.id) {
-            return Some(actor.clone());
+        if let Some(actor) = self.ctx.live_order(order.id) {
+            return Some(actor);
         }
         let order_id = order.id;
         let args = OrderArgs {
@@ -141,7 +120,7 @@ impl OrderSupervisorState {
         {
             Ok((actor, _)) => {
                 self.orders_by_actor.insert(actor.get_id(), order_id);
-                self.ctx.orders.insert(order_id, actor.clone());
+                self.ctx.register_order(order_id, actor.clone());
                 Some(actor)
             }
             Err(error) => {
@@ -156,18 +135,13 @@ impl OrderSupervisorState {
         myself: &ActorRef<OrderSupervisorMsg>,
         order_id: OrderId,
     ) -> Option<ActorRef<OrderMsg>> {
-        if let Some(actor) = self.ctx.orders.get(&order_id) {
-            return Some(actor.clone());
+        if let Some(actor) = self.ctx.live_order(order_id) {
+            return Some(actor);
         }
-        let pending = self
-            .ctx
-            .pending_orders
-            .get(&order_id)
-            .map(|order| order.clone());
-        if let Some(order) = pending {
+        if let Some(order) = self.ctx.pending_order(order_id) {
             return self.spawn(myself, order);
         }
-        match self.ctx.store.load_order(order_id).await {
+        match self.ctx.stores().orders.order(order_id).await {
             Ok(Some(order)) if !order.status.is_terminal() => self.spawn(myself, order),
             Ok(_) => None,
             Err(error) => {

@@ -36,6 +36,8 @@ pub struct ShopSettings {
     pub idempotency_retention: Duration,
     /// Pause before a product actor that could not reload from the store tries again.
     pub recovery_retry: Duration,
+    /// Units of one product in one order (a Buy Now, a cart line) at most.
+    pub quantity_per_order_max: u32,
     pub group_commit: GroupCommitSettings,
 }
 
@@ -52,6 +54,8 @@ impl Default for ShopSettings {
             passivation_sweep_every: Duration::from_secs(60),
             idempotency_retention: Duration::from_secs(24 * 3600),
             recovery_retry: Duration::from_millis(500),
+            // A flash sale limits buyers to a few units; ten covers every real basket.
+            quantity_per_order_max: 10,
             group_commit: GroupCommitSettings::default(),
         }
     }

@@ -2,50 +2,33 @@
 //! failed one from the store, passivates idle ones, and serializes product creation (two
 //! admins creating the same id cannot both win).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use engine::{Product, ProductId};
 use persistence::{CommitOutcome, WriteOp};
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::admission::InFlight;
-use crate::clock::now_ms;
-use crate::context::{Context, HandleError};
+use crate::context::Context;
 use crate::error::AdminError;
-use crate::product::{Dormant, ProductActor, ProductArgs, ProductHandle, ProductMsg};
+use crate::product::{ProductActor, ProductArgs};
+use crate::protocol::{Dormant, HandleError, ProductHandle, ProductMsg, ShardMsg};
 use crate::shard::ShardId;
 
-pub enum ShardMsg {
-    Spawn {
-        product_id: ProductId,
-        reply: RpcReplyPort<Result<ProductHandle, HandleError>>,
-    },
-    Create {
-        product: Product,
-        stock: u64,
-        reply: RpcReplyPort<Result<Product, AdminError>>,
-    },
-    /// Load these products' state into memory without starting actors; answers how many
-    /// were loaded.
-    Preload(Vec<ProductId>, RpcReplyPort<usize>),
-    /// Look for idle product actors and stop them.
-    Sweep,
-}
+pub(crate) struct ShardSupervisor;
 
-pub struct ShardSupervisor;
-
-pub struct ShardArgs {
+pub(crate) struct ShardArgs {
     pub ctx: Arc<Context>,
     pub shard_id: ShardId,
 }
 
-pub struct ShardState {
+pub(crate) struct ShardState {
     ctx: Arc<Context>,
     shard_id: ShardId,
-    members: HashMap<ProductId, ProductHandle>,
+    /// Live product actors of this shard, by product id (ordered, so sweeps visit them in
+    /// a repeatable order).
+    members: BTreeMap<ProductId, ProductHandle>,
     products_by_actor: HashMap<ActorId, ProductId>,
     /// Products resident in memory without an actor (passivated or preloaded).
     dormant: HashMap<ProductId, Box<Dormant>>,
@@ -61,13 +44,13 @@ impl Actor for ShardSupervisor {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(args.ctx.settings.passivation_sweep_every, || {
+        myself.send_interval(args.ctx.settings().passivation_sweep_every, || {
             ShardMsg::Sweep
         });
         Ok(ShardState {
             ctx: args.ctx,
             shard_id: args.shard_id,
-            members: HashMap::new(),
+            members: BTreeMap::new(),
             products_by_actor: HashMap::new(),
             dormant: HashMap::new(),
         })
@@ -127,9 +110,7 @@ impl Actor for ShardSupervisor {
         // Stopped without being asked (failure or kill): restart it from the store. Its
         // pre_start waits for the old actor's writes still in flight before reading.
         state.members.remove(&product_id);
-        state.ctx.products.remove_if(&product_id, |_, handle| {
-            handle.actor.get_id() == cell.get_id()
-        });
+        state.ctx.forget_product(product_id, cell.get_id());
         tracing::warn!(shard = state.shard_id.0, %product_id, "restarting product actor from the store");
         if let Err(error) = state.spawn(&myself, product_id).await {
             tracing::warn!(%product_id, %error, "restart failed; the next request will retry");
@@ -147,7 +128,7 @@ impl ShardState {
         if let Some(handle) = self.members.get(&product_id) {
             return Ok(handle.clone());
         }
-        if !self.ctx.catalog.contains(product_id) {
+        if !self.ctx.catalog().contains(product_id) {
             return Err(HandleError::UnknownProduct(product_id));
         }
         let args = ProductArgs {
@@ -160,27 +141,22 @@ impl ShardState {
             .map_err(|error| {
                 HandleError::Unavailable(format!("could not start product {product_id}: {error}"))
             })?;
-        let handle = ProductHandle {
-            actor,
-            in_flight: Arc::new(InFlight::default()),
-            last_active_ms: Arc::new(AtomicU64::new(now_ms())),
-        };
+        let handle = ProductHandle::new(actor, self.ctx.now_ms());
         self.products_by_actor
             .insert(handle.actor.get_id(), product_id);
         self.members.insert(product_id, handle.clone());
-        self.ctx.products.insert(product_id, handle.clone());
+        self.ctx.register_product(product_id, handle.clone());
         Ok(handle)
     }
 
     async fn preload(&mut self, product_ids: Vec<ProductId>) -> usize {
-        let since_ms =
-            now_ms().saturating_sub(self.ctx.settings.idempotency_retention.as_millis() as u64);
+        let since_ms = self.ctx.idempotency_horizon_ms();
         let mut loaded = 0;
         for product_id in product_ids {
             if self.members.contains_key(&product_id) || self.dormant.contains_key(&product_id) {
                 continue;
             }
-            let state = match self.ctx.store.load_product(product_id, since_ms).await {
+            let state = match self.ctx.ledger().load_product(product_id, since_ms).await {
                 Ok(Some(state)) => state,
                 Ok(None) => continue,
                 Err(error) => {
@@ -193,7 +169,7 @@ impl ShardState {
                 product.id,
                 product.price,
                 state.stock,
-                now_ms(),
+                self.ctx.now_ms(),
             ) {
                 Ok(stock) => {
                     self.ctx.note_sale(&stock);
@@ -210,7 +186,7 @@ impl ShardState {
     }
 
     async fn create(&mut self, product: Product, stock: u64) -> Result<Product, AdminError> {
-        if self.ctx.catalog.contains(product.id) {
+        if self.ctx.catalog().contains(product.id) {
             return Err(AdminError::ProductExists(product.id));
         }
         let (done, outcome) = tokio::sync::oneshot::channel();
@@ -219,14 +195,14 @@ impl ShardState {
             stock_initial: stock,
             shelf_change: i64::try_from(stock)
                 .map_err(|_| AdminError::Unavailable("stock overflows".into()))?,
-            at_ms: now_ms(),
+            at_ms: self.ctx.now_ms(),
         };
-        self.ctx.committer.submit(vec![op], move |outcome| {
+        self.ctx.committer().submit(vec![op], move |outcome| {
             let _ = done.send(outcome);
         });
         match outcome.await {
             Ok(CommitOutcome::Committed) => {
-                self.ctx.catalog.put(product.clone());
+                self.ctx.catalog().put(product.clone());
                 // A new product's state is known without reading it back: resident at once,
                 // so its first Buy Now needs no store read.
                 let stock = engine::stock::ProductStock::new(product.id, product.price, stock);
@@ -245,14 +221,15 @@ impl ShardState {
     }
 
     async fn sweep(&mut self) {
-        let idle_before_ms =
-            now_ms().saturating_sub(self.ctx.settings.passivate_after.as_millis() as u64);
+        let idle_before_ms = self
+            .ctx
+            .now_ms()
+            .saturating_sub(self.ctx.settings().passivate_after.as_millis() as u64);
         let idle: Vec<ProductId> = self
             .members
             .iter()
             .filter(|(_, handle)| {
-                handle.in_flight.current() == 0
-                    && handle.last_active_ms.load(Ordering::Relaxed) < idle_before_ms
+                handle.in_flight.current() == 0 && handle.last_active_ms() < idle_before_ms
             })
             .map(|(product_id, _)| *product_id)
             .collect();
@@ -264,14 +241,12 @@ impl ShardState {
                 .actor
                 .call(
                     ProductMsg::Passivate,
-                    Some(self.ctx.settings.request_timeout),
+                    Some(self.ctx.settings().request_timeout),
                 )
                 .await;
             if let Ok(CallResult::Success(Some(dormant))) = answer {
                 self.members.remove(&product_id);
-                self.ctx.products.remove_if(&product_id, |_, live| {
-                    live.actor.get_id() == handle.actor.get_id()
-                });
+                self.ctx.forget_product(product_id, handle.actor.get_id());
                 self.dormant.insert(product_id, dormant);
             }
         }

@@ -13,7 +13,7 @@ use engine::order::{Order, OrderItem, OrderStatus};
 use engine::{IdempotencyKey, Money, OrderId, Product, ProductId, UserId};
 use persistence::test_support::TestDatabase;
 use persistence::{
-    CommitOutcome, GroupCommitSettings, GroupCommitter, PostgresSettings, PostgresStore, Store,
+    CommitOutcome, Database, GroupCommitSettings, GroupCommitter, OrderLedger, PostgresSettings,
     WriteOp,
 };
 use uuid::Uuid;
@@ -35,7 +35,8 @@ async fn run() {
         max_connections: 4,
         timeout: Duration::from_secs(30),
     };
-    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&settings).await.expect("connect"));
+    let store: Arc<dyn OrderLedger> =
+        Arc::new(Database::connect(&settings).await.expect("connect"));
     let product = Product {
         id: ProductId(1),
         title: "Bench".into(),
@@ -77,7 +78,7 @@ async fn run() {
 }
 
 async fn measure(
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn OrderLedger>,
     batch_size: usize,
     orders: usize,
     next_user: &mut u64,

@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::{BuyNowReply, BuyNowRequest, Shop, ShopSettings};
+use actors::{BuyNowReply, BuyNowRequest, Shop, ShopParts, ShopSettings, ShopStores};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::stock::{ProductStock, ReserveOutcome, ReserveRequest};
 use engine::{IdempotencyKey, Money, OrderId, ProductDraft, ProductId, UserId};
-use persistence::{SqliteStore, Store};
+use persistence::Database;
 use uuid::Uuid;
 
 fn engine_reserve(c: &mut Criterion) {
@@ -55,12 +55,14 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn shop_with_product(dir: &std::path::Path, stock: u64) -> Shop {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).await.expect("store"));
+    let database = Arc::new(Database::open(dir).await.expect("store"));
     let settings = ShopSettings {
         in_flight_per_product_max: 100_000,
         ..ShopSettings::default()
     };
-    let shop = Shop::start(settings, store, None).await.expect("shop");
+    let shop = Shop::start(ShopParts::new(settings, ShopStores::in_database(&database)))
+        .await
+        .expect("shop");
     let draft = ProductDraft {
         title: "Bench phone".into(),
         brand: "Bench".into(),
@@ -172,8 +174,7 @@ fn group_commit_encode(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ops.len() as u64));
     group.bench_function("encode_512_orders", |b| {
         b.iter(|| {
-            let batch =
-                persistence::PostgresBatch::encode(std::hint::black_box(&ops)).expect("encodes");
+            let batch = persistence::Batch::encode(std::hint::black_box(&ops)).expect("encodes");
             assert_eq!(batch.order_count(), 512);
             batch
         });

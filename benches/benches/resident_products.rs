@@ -13,9 +13,9 @@ const LIVE_SAMPLE: u64 = 20_000;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::{Shop, ShopSettings};
+use actors::{Shop, ShopParts, ShopSettings, ShopStores};
 use engine::{Money, Product, ProductId};
-use persistence::{SqliteStore, Store, WriteOp};
+use persistence::{Database, OrderLedger, WriteOp};
 
 fn main() {
     let count: u64 = std::env::args()
@@ -51,7 +51,7 @@ fn mib(bytes: u64) -> f64 {
 
 async fn run(count: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.expect("store"));
+    let store = Arc::new(Database::open(dir.path()).await.expect("store"));
     let started = Instant::now();
     let mut next = 1;
     while next <= count {
@@ -87,7 +87,7 @@ async fn run(count: u64) {
         preload_on_start: false,
         ..ShopSettings::default()
     };
-    let shop = Shop::start(settings, Arc::clone(&store), None)
+    let shop = Shop::start(ShopParts::new(settings, ShopStores::in_database(&store)))
         .await
         .expect("shop");
     let with_catalog = rss_bytes();

@@ -8,6 +8,8 @@
 //!
 //! - [`stock`]: one product's stock and flash-sale pool: reserve, confirm, release.
 //! - [`order`]: an order's lifecycle, `PENDING_PAYMENT -> PAID -> SHIPPED -> DELIVERED`.
+//! - [`refusal`]: every reason a purchase is refused, named once.
+//! - [`review`]: what a product review must look like.
 //! - [`product`], [`flash_sale`]: catalog records and their validation.
 //! - [`ids`], [`money`]: the small value types everything else is built from.
 
@@ -16,6 +18,8 @@ pub mod ids;
 pub mod money;
 pub mod order;
 pub mod product;
+pub mod refusal;
+pub mod review;
 pub mod stock;
 
 pub use flash_sale::{FlashSale, FlashSaleDraft, SalePhase};
@@ -23,4 +27,5 @@ pub use ids::{IdempotencyKey, OrderId, ProductId, SaleId, UserId};
 pub use money::Money;
 pub use order::{OrderEvent, OrderStatus};
 pub use product::{Product, ProductDraft};
+pub use refusal::Refusal;
 pub use stock::{ProductStock, ReserveOutcome, ReserveRequest, StockCounters};

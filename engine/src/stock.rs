@@ -33,6 +33,7 @@ use crate::flash_sale::{FlashSale, SalePhase};
 use crate::ids::{IdempotencyKey, OrderId, ProductId, SaleId, UserId};
 use crate::money::Money;
 use crate::product::{Invalid, STOCK_MAX};
+use crate::refusal::Refusal;
 
 /// Units of one product. `sold + reserved + left == initial`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -139,21 +140,7 @@ pub enum ReserveOutcome {
     Reserved(Line),
     /// The key was used before; this is the first order, in its current state.
     Duplicate(Line),
-    /// The same key came with a different quantity: a client bug, never a purchase.
-    KeyReused,
-    OutOfStock {
-        left: u64,
-    },
-    SaleNotStarted {
-        starts_at_ms: u64,
-    },
-    SaleEnded {
-        ended_at_ms: u64,
-    },
-    LimitExceeded {
-        limit: u32,
-        held: u32,
-    },
+    Refused(Refusal),
 }
 
 /// Why a confirm or release cannot start.
@@ -331,14 +318,14 @@ impl ProductStock {
         if let Some(order_id) = self.keys.get(&key) {
             let line = &self.lines[order_id];
             if line.quantity != request.quantity {
-                return ReserveOutcome::KeyReused;
+                return ReserveOutcome::Refused(Refusal::KeyReused);
             }
             return ReserveOutcome::Duplicate(line.clone());
         }
 
         let (unit_price, sale_id) = match self.decide_source(&request) {
             Ok(source) => source,
-            Err(refusal) => return refusal,
+            Err(refusal) => return ReserveOutcome::Refused(refusal),
         };
         let quantity = u64::from(request.quantity);
         if let Some(sale_id) = sale_id {
@@ -372,10 +359,7 @@ impl ProductStock {
     }
 
     /// Where the units of a request come from, and at what price; or the refusal.
-    fn decide_source(
-        &self,
-        request: &ReserveRequest,
-    ) -> Result<(Money, Option<SaleId>), ReserveOutcome> {
+    fn decide_source(&self, request: &ReserveRequest) -> Result<(Money, Option<SaleId>), Refusal> {
         let quantity = u64::from(request.quantity);
         if let Some(pool) = &self.sale
             && pool.sale.phase(request.now_ms) == SalePhase::Live
@@ -386,13 +370,13 @@ impl ProductStock {
                 .copied()
                 .unwrap_or(0);
             if u64::from(held) + quantity > u64::from(pool.sale.per_user_limit) {
-                return Err(ReserveOutcome::LimitExceeded {
+                return Err(Refusal::LimitExceeded {
                     limit: pool.sale.per_user_limit,
                     held,
                 });
             }
             if pool.counters.left < quantity {
-                return Err(ReserveOutcome::OutOfStock {
+                return Err(Refusal::OutOfStock {
                     left: pool.counters.left,
                 });
             }
@@ -407,18 +391,18 @@ impl ProductStock {
         {
             match pool.sale.phase(request.now_ms) {
                 SalePhase::Scheduled => {
-                    return Err(ReserveOutcome::SaleNotStarted {
+                    return Err(Refusal::SaleNotStarted {
                         starts_at_ms: pool.sale.start_ms,
                     });
                 }
                 SalePhase::Ended => {
                     let ended_at_ms = pool.sale.end_ms.expect("an ended sale has an end");
-                    return Err(ReserveOutcome::SaleEnded { ended_at_ms });
+                    return Err(Refusal::SaleEnded { ended_at_ms });
                 }
                 SalePhase::Live => unreachable!("a live sale was handled above"),
             }
         }
-        Err(ReserveOutcome::OutOfStock { left: available })
+        Err(Refusal::OutOfStock { left: available })
     }
 
     /// Undoes a reservation that could not be made durable: the units go back and the key

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use engine::Refusal;
 use engine::flash_sale::{FlashSale, SalePhase};
 use engine::stock::{LineState, ProductStock, ReserveOutcome, ReserveRequest, StockCounters};
 use engine::{IdempotencyKey, Money, OrderId, ProductId, SaleId, UserId};
@@ -131,52 +132,47 @@ impl Model {
         self.left() - self.pool_left()
     }
 
-    fn expected_reserve(&self, user: u64, quantity: u32, key: u8) -> ReserveOutcome {
+    fn expected_reserve(&self, user: u64, quantity: u32, key: u8) -> Expected {
         let earlier = self
             .orders
             .iter()
             .find(|o| o.user == user && o.key == key && !o.forgotten);
         if let Some(earlier) = earlier {
             if earlier.quantity != quantity {
-                return ReserveOutcome::KeyReused;
+                return Expected::Refused(Refusal::KeyReused);
             }
-            // The Line itself is compared by the caller; a marker is enough here.
-            return ReserveOutcome::OutOfStock { left: u64::MAX };
+            return Expected::Duplicate;
         }
         let q = u64::from(quantity);
         if self.sale_phase() == Some(SalePhase::Live) {
             let sale = self.sale.as_ref().expect("live");
             let held = self.held_in_sale(Some(user));
             if held + q > u64::from(sale.per_user_limit) {
-                return ReserveOutcome::LimitExceeded {
+                return Expected::Refused(Refusal::LimitExceeded {
                     limit: sale.per_user_limit,
                     held: held as u32,
-                };
+                });
             }
             if self.pool_left() < q {
-                return ReserveOutcome::OutOfStock {
+                return Expected::Refused(Refusal::OutOfStock {
                     left: self.pool_left(),
-                };
+                });
             }
-            return ReserveOutcome::SaleNotStarted {
-                starts_at_ms: u64::MAX,
-            }; // "reserve from sale"
+            return Expected::FromSale;
         }
         let available = self.regular_available();
         if available >= q {
-            return ReserveOutcome::SaleEnded {
-                ended_at_ms: u64::MAX,
-            }; // "reserve regular"
+            return Expected::Regular;
         }
-        match (available, &self.sale, self.sale_phase()) {
-            (0, Some(sale), Some(SalePhase::Scheduled)) => ReserveOutcome::SaleNotStarted {
+        Expected::Refused(match (available, &self.sale, self.sale_phase()) {
+            (0, Some(sale), Some(SalePhase::Scheduled)) => Refusal::SaleNotStarted {
                 starts_at_ms: sale.start_ms,
             },
-            (0, Some(sale), Some(SalePhase::Ended)) => ReserveOutcome::SaleEnded {
+            (0, Some(sale), Some(SalePhase::Ended)) => Refusal::SaleEnded {
                 ended_at_ms: sale.end_ms.expect("ended"),
             },
-            _ => ReserveOutcome::OutOfStock { left: available },
-        }
+            _ => Refusal::OutOfStock { left: available },
+        })
     }
 
     fn pick(&self, index: usize, state: LineState) -> Option<usize> {
@@ -195,6 +191,18 @@ impl Model {
             left: self.left(),
         }
     }
+}
+
+/// What the model expects of a reservation.
+#[derive(Debug)]
+enum Expected {
+    /// The key's earlier order answers.
+    Duplicate,
+    /// Reserved from the live sale's pool, at the sale price.
+    FromSale,
+    /// Reserved from the regular stock, at the regular price.
+    Regular,
+    Refused(Refusal),
 }
 
 fn key(k: u8) -> IdempotencyKey {
@@ -229,10 +237,7 @@ fn run(initial: u64, ops: Vec<Op>) {
                     expires_at_ms: model.now_ms + 600_000,
                 });
                 match (expected, outcome) {
-                    (
-                        ReserveOutcome::OutOfStock { left: u64::MAX },
-                        ReserveOutcome::Duplicate(line),
-                    ) => {
+                    (Expected::Duplicate, ReserveOutcome::Duplicate(line)) => {
                         let earlier = model
                             .orders
                             .iter()
@@ -241,12 +246,7 @@ fn run(initial: u64, ops: Vec<Op>) {
                         assert_eq!(line.order_id, earlier.id);
                         assert_eq!(line.state, earlier.state);
                     }
-                    (
-                        ReserveOutcome::SaleNotStarted {
-                            starts_at_ms: u64::MAX,
-                        },
-                        ReserveOutcome::Reserved(line),
-                    ) => {
+                    (Expected::FromSale, ReserveOutcome::Reserved(line)) => {
                         let sale = model.sale.as_ref().expect("live sale");
                         assert_eq!(line.sale_id, Some(sale.id));
                         assert_eq!(line.unit_price, SALE_PRICE);
@@ -254,19 +254,17 @@ fn run(initial: u64, ops: Vec<Op>) {
                             .orders
                             .push(order(id, user, k, quantity, line.sale_id, model.now_ms));
                     }
-                    (
-                        ReserveOutcome::SaleEnded {
-                            ended_at_ms: u64::MAX,
-                        },
-                        ReserveOutcome::Reserved(line),
-                    ) => {
+                    (Expected::Regular, ReserveOutcome::Reserved(line)) => {
                         assert_eq!(line.sale_id, None);
                         assert_eq!(line.unit_price, PRICE);
                         model
                             .orders
                             .push(order(id, user, k, quantity, None, model.now_ms));
                     }
-                    (expected, outcome) => assert_eq!(outcome, expected),
+                    (Expected::Refused(refusal), outcome) => {
+                        assert_eq!(outcome, ReserveOutcome::Refused(refusal))
+                    }
+                    (expected, outcome) => panic!("expected {expected:?}, got {outcome:?}"),
                 }
             }
             Op::BeginConfirm(index) => {

@@ -5,25 +5,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::Shop;
+use actors::{Shop, ShopParts, ShopStores};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use persistence::{
-    Carts, PageCache, PostgresSettings, PostgresStore, RedisMirror, RedisSettings, SqliteStore,
-    Store,
-};
+use persistence::{Carts, Database, PageCache, PostgresSettings, RedisMirror, RedisSettings};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use workflow::Workflow;
 use workflow::jobs::RecordingSender;
+use workflow::{Workflow, WorkflowStores};
 
 use crate::auth::{JwtKeys, load_or_create_secret};
 use crate::settings::Settings;
 
-/// Handler state: cheap to clone, one per request.
+/// Handler state: what the routes call, cheap to clone, one per request.
 #[derive(Clone)]
 pub struct ApiContext {
+    /// Every rule of the shop: buying, orders, catalog, cart, reviews.
     pub shop: Shop,
     pub keys: Arc<JwtKeys>,
     pub limits: Arc<Limits>,
@@ -33,12 +31,8 @@ pub struct ApiContext {
     pub websocket_slots: Arc<tokio::sync::Semaphore>,
     /// Sales per product and trending products, kept from the event stream.
     pub analytics: Arc<workflow::analytics::Analytics>,
-    /// For reads beside the actors (a customer's notifications).
-    pub store: Arc<dyn Store>,
     /// The catalog's search index, following catalog changes.
     pub search: Arc<search::SearchIndex>,
-    /// Shopping carts: in Redis when configured, else in the store.
-    pub carts: Carts,
     /// Rendered product listings (cache-aside): in Redis when configured, else in memory.
     pub pages: PageCache,
 }
@@ -50,7 +44,6 @@ const PAGE_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Request-shape bounds the gateway enforces itself.
 #[derive(Debug)]
 pub struct Limits {
-    pub quantity_per_order_max: u32,
     pub page_size_max: u32,
     pub stock_feed_rate_per_second: u32,
     pub websocket_write_timeout: Duration,
@@ -58,28 +51,27 @@ pub struct Limits {
     pub demo: bool,
 }
 
-/// PostgreSQL when a database URL is configured, else the embedded SQLite store.
-async fn open_store(settings: &Settings, timeout: Duration) -> anyhow::Result<Arc<dyn Store>> {
-    match &settings.store.database_url {
+/// PostgreSQL when a database URL is configured, else the embedded SQLite database.
+async fn open_database(settings: &Settings, timeout: Duration) -> anyhow::Result<Arc<Database>> {
+    let database = match &settings.store.database_url {
         Some(url) => {
             let postgres = PostgresSettings {
                 url: url.expose_secret().to_owned(),
                 max_connections: settings.store.database_max_connections,
                 timeout,
             };
-            let store = PostgresStore::connect(&postgres)
+            Database::connect(&postgres)
                 .await
-                .context("connecting to PostgreSQL (store.database_url)")?;
-            Ok(Arc::new(store))
+                .context("connecting to PostgreSQL (store.database_url)")?
         }
         None => {
             let data_dir = &settings.store.data_dir;
-            let store = SqliteStore::open(data_dir)
+            Database::open(data_dir)
                 .await
-                .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?;
-            Ok(Arc::new(store))
+                .with_context(|| format!("opening the embedded store in {}", data_dir.display()))?
         }
-    }
+    };
+    Ok(Arc::new(database))
 }
 
 /// The search index in the data directory; an in-memory one when the directory's index is
@@ -132,8 +124,8 @@ impl App {
     /// asked, and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let data_dir = &settings.store.data_dir;
-        let shop_settings = settings.shop.to_shop_settings();
-        let store = open_store(settings, shop_settings.group_commit.commit_timeout).await?;
+        let shop_settings = settings.shop_settings();
+        let database = open_database(settings, shop_settings.group_commit.commit_timeout).await?;
         let redis = settings.redis.url.as_ref().map(|url| RedisSettings {
             url: url.expose_secret().to_owned(),
             key_prefix: settings.redis.key_prefix.clone(),
@@ -143,7 +135,7 @@ impl App {
         let (mirror, carts, pages) = match redis {
             None => (
                 None,
-                Carts::in_store(Arc::clone(&store), cart_retention),
+                Carts::in_database(database.clone(), cart_retention),
                 PageCache::in_memory(),
             ),
             Some(redis) => {
@@ -151,16 +143,22 @@ impl App {
                     Carts::in_redis(&redis, cart_retention).context("configuring Redis carts")?;
                 let pages = PageCache::in_redis(&redis, PAGE_CACHE_TTL)
                     .context("configuring the Redis page cache")?;
-                let (mirror, _writer) = RedisMirror::start(redis, Arc::clone(&store))
+                let (mirror, _writer) = RedisMirror::start(redis, database.clone())
                     .context("configuring the Redis mirror")?;
                 (Some(mirror), carts, pages)
             }
         };
-        let sender = Arc::new(RecordingSender::new(Arc::clone(&store)));
-        let workflow = Workflow::start(settings.workflow_settings(), Arc::clone(&store), sender)
+        let sender = Arc::new(RecordingSender::new(database.clone()));
+        let workflow_stores = WorkflowStores {
+            outbox: database.clone(),
+            deliveries: database.clone(),
+        };
+        let workflow = Workflow::start(settings.workflow_settings(), workflow_stores, sender)
             .await
             .context("starting the event relay and the order workflow (kafka, rabbitmq)")?;
-        let shop = Shop::start(shop_settings, Arc::clone(&store), mirror)
+        let parts =
+            ShopParts::new(shop_settings, ShopStores::of(&database, carts)).with_mirror(mirror);
+        let shop = Shop::start(parts)
             .await
             .context("starting the shop from the store")?;
         if settings.demo {
@@ -189,7 +187,6 @@ impl App {
             shop: shop.clone(),
             keys: Arc::clone(&keys),
             limits: Arc::new(Limits {
-                quantity_per_order_max: settings.server.quantity_per_order_max,
                 page_size_max: settings.server.page_size_max,
                 stock_feed_rate_per_second: settings.shop.stock_feed_rate_per_second,
                 websocket_write_timeout: Duration::from_millis(
@@ -200,9 +197,7 @@ impl App {
             websocket_slots: Arc::clone(&websocket_slots),
             webhook_secret,
             analytics: workflow.analytics(),
-            store,
             search,
-            carts,
             pages,
         };
         let router = crate::routes::router()

@@ -7,6 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::time_format::format_rfc3339_ms;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A request the framework could not even read (bad JSON, wrong content type, huge
@@ -127,6 +129,105 @@ impl IntoResponse for ApiError {
 impl From<engine::product::Invalid> for ApiError {
     fn from(invalid: engine::product::Invalid) -> Self {
         ApiError::invalid(invalid.field, invalid.problem)
+    }
+}
+
+/// Every reason a purchase is refused, as the engine names it: the one place it becomes
+/// a status and a code (Buy Now and each line of a checkout).
+impl From<actors::Refusal> for ApiError {
+    fn from(refusal: actors::Refusal) -> Self {
+        use actors::Refusal as R;
+        match refusal {
+            R::OutOfStock { left } => ApiError::SoldOut { left },
+            R::LimitExceeded { limit, held } => ApiError::LimitReached { limit, held },
+            R::SaleNotStarted { starts_at_ms } => ApiError::SaleNotStarted {
+                starts_at: format_rfc3339_ms(starts_at_ms),
+            },
+            R::SaleEnded { ended_at_ms } => ApiError::SaleEnded {
+                ended_at: format_rfc3339_ms(ended_at_ms),
+            },
+            R::KeyReused => ApiError::IdempotencyKeyReused,
+        }
+    }
+}
+
+impl From<actors::BuyNowError> for ApiError {
+    fn from(error: actors::BuyNowError) -> Self {
+        match error {
+            actors::BuyNowError::UnknownProduct(id) => {
+                ApiError::NotFound(format!("no product {id}"))
+            }
+            actors::BuyNowError::Overloaded(_) => ApiError::Overloaded,
+        }
+    }
+}
+
+/// Why one line of a checkout was refused: its code and message.
+pub(crate) fn line_problem(reason: &actors::PrepareRefused) -> (&'static str, String) {
+    use actors::PrepareRefused as P;
+    match reason {
+        P::UnknownProduct => ("not_found", "the product no longer exists".into()),
+        P::Refused(refusal) => {
+            let error = ApiError::from(refusal.clone());
+            (error.code(), error.to_string())
+        }
+        P::Stock(error) => ("unavailable", error.to_string()),
+        P::Unavailable(cause) => ("unavailable", cause.clone()),
+    }
+}
+
+impl From<actors::CheckoutError> for ApiError {
+    fn from(error: actors::CheckoutError) -> Self {
+        use actors::CheckoutError as E;
+        let field = match error {
+            E::InvalidAddress => "addressId",
+            E::InvalidPaymentMethod => "paymentMethod",
+            E::Empty
+            | E::TooManyLines
+            | E::RepeatedProduct(_)
+            | E::ZeroQuantity(_)
+            | E::QuantityTooLarge(_)
+            | E::TotalTooLarge => "cart",
+        };
+        ApiError::invalid(field, error.to_string())
+    }
+}
+
+impl From<actors::CartError> for ApiError {
+    fn from(error: actors::CartError) -> Self {
+        use actors::CartError as E;
+        match error {
+            E::UnknownProduct(_) | E::NotInCart(_) => ApiError::NotFound(error.to_string()),
+            E::InvalidQuantity { .. } | E::OverLimit { .. } => {
+                ApiError::invalid("quantity", error.to_string())
+            }
+            E::TooManyProducts => ApiError::invalid("productId", error.to_string()),
+            E::InsufficientStock { .. } => ApiError::Conflict {
+                code: "insufficient_stock",
+                message: error.to_string(),
+            },
+            E::Unavailable(cause) => ApiError::Unavailable(cause),
+        }
+    }
+}
+
+impl From<actors::ReviewError> for ApiError {
+    fn from(error: actors::ReviewError) -> Self {
+        use actors::ReviewError as E;
+        match error {
+            E::UnknownProduct(_) => ApiError::NotFound(error.to_string()),
+            E::Invalid(invalid) => invalid.into(),
+            E::NotReceived(_) => ApiError::Rejected {
+                status: StatusCode::FORBIDDEN,
+                code: "not_received",
+                message: error.to_string(),
+            },
+            E::AlreadyReviewed(_) => ApiError::Conflict {
+                code: "already_reviewed",
+                message: error.to_string(),
+            },
+            E::Unavailable(cause) => ApiError::Unavailable(cause),
+        }
     }
 }
 

@@ -285,8 +285,17 @@ impl Default for ShopConfig {
     }
 }
 
+impl Settings {
+    /// The actor layer's settings: the `[shop]` section, and the quantity bound of
+    /// `[server]`.
+    pub fn shop_settings(&self) -> ShopSettings {
+        self.shop
+            .to_shop_settings(self.server.quantity_per_order_max)
+    }
+}
+
 impl ShopConfig {
-    pub fn to_shop_settings(&self) -> ShopSettings {
+    fn to_shop_settings(&self, quantity_per_order_max: u32) -> ShopSettings {
         ShopSettings {
             shard_count: self.shard_count,
             in_flight_per_product_max: self.in_flight_per_product_max,
@@ -298,6 +307,7 @@ impl ShopConfig {
             passivation_sweep_every: Duration::from_secs(self.passivation_sweep_secs.max(1)),
             idempotency_retention: Duration::from_secs(self.idempotency_retention_secs),
             recovery_retry: ShopSettings::default().recovery_retry,
+            quantity_per_order_max,
             group_commit: GroupCommitSettings {
                 batch_size_max: self.commit_batch_size_max,
                 batch_delay: Duration::from_micros(self.commit_batch_delay_us),

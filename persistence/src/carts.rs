@@ -1,5 +1,5 @@
 //! Where shopping carts live: in Redis when it is configured (a cart is hot, small,
-//! per-user data that other front ends read too), in the store otherwise.
+//! per-user data that other front ends read too), in the database otherwise.
 //!
 //! Either way a cart is a set of lines (product, quantity, when added, when last changed)
 //! that is forgotten after `retention` without a change:
@@ -10,13 +10,42 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use engine::{ProductId, UserId};
 use redis::aio::ConnectionManager;
+use sqlx::QueryBuilder;
 
+use crate::database::{Database, Sql, dialects};
 use crate::error::StoreError;
-use crate::notification::CartItem;
 use crate::redis_mirror::RedisSettings;
-use crate::store::Store;
+use crate::row::{StoredRow, int};
+
+/// A line of a shopping cart. Carts hold no stock: checkout reserves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CartItem {
+    pub product_id: ProductId,
+    pub quantity: u32,
+    pub added_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// Carts in the database (when Redis is not configured).
+#[async_trait]
+pub trait CartStore: Send + Sync + 'static {
+    /// A user's cart lines touched at or after `since_ms`, oldest first; older lines are
+    /// purged on the way.
+    async fn cart(&self, user: UserId, since_ms: u64) -> Result<Vec<CartItem>, StoreError>;
+
+    /// Sets a cart line (inserting it, or replacing its quantity).
+    async fn put_cart_item(&self, user: UserId, item: CartItem) -> Result<(), StoreError>;
+
+    /// Removes lines; returns how many existed.
+    async fn remove_cart_items(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+    ) -> Result<u64, StoreError>;
+}
 
 #[derive(Clone)]
 pub struct Carts {
@@ -26,7 +55,7 @@ pub struct Carts {
 
 #[derive(Clone)]
 enum Backend {
-    Store(Arc<dyn Store>),
+    Database(Arc<dyn CartStore>),
     Redis {
         connection: ConnectionManager,
         key_prefix: Arc<str>,
@@ -34,9 +63,9 @@ enum Backend {
 }
 
 impl Carts {
-    pub fn in_store(store: Arc<dyn Store>, retention: Duration) -> Self {
+    pub fn in_database(store: Arc<dyn CartStore>, retention: Duration) -> Self {
         Self {
-            backend: Backend::Store(store),
+            backend: Backend::Database(store),
             retention,
         }
     }
@@ -72,7 +101,7 @@ impl Carts {
     pub async fn lines(&self, user: UserId, now_ms: u64) -> Result<Vec<CartItem>, StoreError> {
         let since_ms = self.since_ms(now_ms);
         match &self.backend {
-            Backend::Store(store) => store.cart(user, since_ms).await,
+            Backend::Database(store) => store.cart(user, since_ms).await,
             Backend::Redis {
                 connection,
                 key_prefix,
@@ -111,7 +140,7 @@ impl Carts {
     /// Sets a line (inserting it, or replacing its quantity).
     pub async fn put(&self, user: UserId, item: CartItem) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Store(store) => store.put_cart_item(user, item).await,
+            Backend::Database(store) => store.put_cart_item(user, item).await,
             Backend::Redis {
                 connection,
                 key_prefix,
@@ -141,7 +170,7 @@ impl Carts {
             return Ok(0);
         }
         match &self.backend {
-            Backend::Store(store) => store.remove_cart_items(user, products).await,
+            Backend::Database(store) => store.remove_cart_items(user, products).await,
             Backend::Redis {
                 connection,
                 key_prefix,
@@ -156,6 +185,88 @@ impl Carts {
                     .map_err(redis_error)
             }
         }
+    }
+}
+
+const PURGE: Sql = Sql::both("DELETE FROM cart_items WHERE user_id = $1 AND updated_at_ms < $2");
+
+const LINES: Sql = Sql::both(
+    "SELECT product_id, quantity, added_at_ms, updated_at_ms FROM cart_items \
+     WHERE user_id = $1 ORDER BY added_at_ms, product_id",
+);
+
+const PUT: Sql = Sql::both(
+    "INSERT INTO cart_items (user_id, product_id, quantity, added_at_ms, updated_at_ms) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, product_id) \
+     DO UPDATE SET quantity = excluded.quantity, updated_at_ms = excluded.updated_at_ms",
+);
+
+#[async_trait]
+impl CartStore for Database {
+    async fn cart(&self, user: UserId, since_ms: u64) -> Result<Vec<CartItem>, StoreError> {
+        dialects!(self.pool(), |pool, D| {
+            sqlx::query(D::sql(&PURGE))
+                .bind(int(user.0)?)
+                .bind(int(since_ms)?)
+                .execute(pool)
+                .await?;
+            sqlx::query(D::sql(&LINES))
+                .bind(int(user.0)?)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(CartItem {
+                        product_id: row.product_id("product_id")?,
+                        quantity: row.units("quantity")?,
+                        added_at_ms: row.uint("added_at_ms")?,
+                        updated_at_ms: row.uint("updated_at_ms")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn put_cart_item(&self, user: UserId, item: CartItem) -> Result<(), StoreError> {
+        dialects!(self.pool(), |pool, D| {
+            sqlx::query(D::sql(&PUT))
+                .bind(int(user.0)?)
+                .bind(int(item.product_id.0)?)
+                .bind(
+                    i32::try_from(item.quantity)
+                        .map_err(|_| StoreError::Conflict("cart quantity too large".into()))?,
+                )
+                .bind(int(item.added_at_ms)?)
+                .bind(int(item.updated_at_ms)?)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn remove_cart_items(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+    ) -> Result<u64, StoreError> {
+        if products.is_empty() {
+            return Ok(0);
+        }
+        let user = int(user.0)?;
+        let ids = products
+            .iter()
+            .map(|product| int(product.0))
+            .collect::<Result<Vec<i64>, _>>()?;
+        dialects!(self.pool(), |pool, D| {
+            let mut query = QueryBuilder::new("DELETE FROM cart_items WHERE user_id = ");
+            query.push_bind(user).push(" AND product_id IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            query.push(")");
+            Ok(query.build().execute(pool).await?.rows_affected())
+        })
     }
 }
 

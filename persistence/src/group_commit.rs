@@ -1,6 +1,6 @@
 //! Group commit: writes from many actors, one transaction per batch.
 //!
-//! One committer task owns the store's write path. Submissions queue in a bounded channel;
+//! One committer task owns the ledger's write path. Submissions queue in a bounded channel;
 //! the task takes whatever is waiting (up to `batch_size_max` writes, waiting at most
 //! `batch_delay` for more), commits it in one transaction, and tells every submitter.
 //! While a batch commits, the next one gathers, so under load batches grow by themselves
@@ -22,7 +22,7 @@ use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::store::Store;
+use crate::ledger::OrderLedger;
 use crate::write::WriteOp;
 
 #[derive(Clone, Debug)]
@@ -95,12 +95,15 @@ pub struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    pub fn start(store: Arc<dyn Store>, settings: GroupCommitSettings) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        ledger: Arc<dyn OrderLedger>,
+        settings: GroupCommitSettings,
+    ) -> (Self, JoinHandle<()>) {
         assert!(settings.batch_size_max > 0);
         assert!(settings.queue_capacity > 0);
         let (queue, submissions) = mpsc::channel(settings.queue_capacity);
         let settings = Arc::new(settings);
-        let task = tokio::spawn(run(store, submissions, Arc::clone(&settings)));
+        let task = tokio::spawn(run(ledger, submissions, Arc::clone(&settings)));
         (Self { queue, settings }, task)
     }
 
@@ -146,7 +149,7 @@ impl GroupCommitter {
 }
 
 async fn run(
-    store: Arc<dyn Store>,
+    ledger: Arc<dyn OrderLedger>,
     mut submissions: mpsc::Receiver<Submission>,
     settings: Arc<GroupCommitSettings>,
 ) {
@@ -154,7 +157,7 @@ async fn run(
     while let Some(first) = submissions.recv().await {
         batch.push(first);
         gather(&mut submissions, &mut batch, &settings).await;
-        commit(&store, &mut batch, &settings).await;
+        commit(&ledger, &mut batch, &settings).await;
         assert!(batch.is_empty());
     }
     tracing::debug!("group committer stopped: every handle dropped, queue drained");
@@ -188,7 +191,7 @@ async fn gather(
 }
 
 async fn commit(
-    store: &Arc<dyn Store>,
+    ledger: &Arc<dyn OrderLedger>,
     batch: &mut Vec<Submission>,
     settings: &GroupCommitSettings,
 ) {
@@ -214,9 +217,9 @@ async fn commit(
     }
 
     let started = Instant::now();
-    let store = Arc::clone(store);
+    let ledger = Arc::clone(ledger);
     let write_count = ops.len();
-    let mut transaction = tokio::spawn(async move { store.commit(&ops).await });
+    let mut transaction = tokio::spawn(async move { ledger.commit(&ops).await });
     let outcome = match tokio::time::timeout(settings.commit_timeout, &mut transaction).await {
         Ok(Ok(Ok(()))) => CommitOutcome::Committed,
         Ok(Ok(Err(error))) => {

@@ -1,40 +1,61 @@
-//! Durable truth behind the actors.
+//! Durable truth behind the actors, split by concern.
 //!
-//! - [`Store`]: what the engine persists and reads back, one trait for every backend.
-//! - [`SqliteStore`]: the embedded default, a WAL-mode SQLite file in the data directory.
-//! - [`PostgresStore`]: the source of truth when a database URL is configured.
-//! - [`RedisMirror`]: live counts for the rest of the platform, written after commits.
-//! - [`Carts`]: shopping carts, in Redis when configured, in the store otherwise.
-//! - [`PageCache`]: cache-aside for rendered listings, in Redis when configured.
+//! One narrow trait per concern, each in one module that holds its SQLite and PostgreSQL
+//! statements side by side and decodes rows once for both (`database.rs`, `row.rs` say
+//! how):
+//! - [`OrderLedger`] (`ledger/`): the group-committed writes, a product's stock rebuilt
+//!   from its orders, pending orders, id high-water marks. The hot path needs only this.
+//! - [`CatalogStore`] (`catalog.rs`): products and their sales.
+//! - [`OrderLookup`] (`orders.rs`): an order by id or by idempotency key, who received what.
+//! - [`Deliveries`] (`deliveries.rs`): shipments and delivery partners.
+//! - [`Outbox`] (`outbox.rs`): events waiting for the relay.
+//! - [`CartStore`] and [`Carts`] (`carts.rs`): carts in the database, or in Redis.
+//! - [`ReviewStore`] (`reviews.rs`), [`NotificationStore`] (`notifications.rs`).
+//!
+//! [`Database`] implements every one of them; the rest of the engine holds only the
+//! traits it needs. Beside the database:
 //! - [`GroupCommitter`]: many actors' writes, one transaction per batch. Buy Now is
 //!   answered only after its batch commits.
-//! - [`WriteOp`]: the writes themselves, as plain data.
+//! - [`RedisMirror`]: live counts for the rest of the platform, written after commits.
+//! - [`PageCache`]: cache-aside for rendered listings, in Redis when configured.
+//!
+//! Where does a new concern's SQL go? A new module here with its trait, its statements
+//! (`Sql::both` or `Sql::each`) and its row decoding; a migration of the same number and
+//! name in `migrations/sqlite` and `migrations/postgres`.
 
 mod carts;
-mod convert;
+mod catalog;
+mod database;
+mod deliveries;
 mod error;
 pub mod event;
 mod group_commit;
-mod notification;
+mod ledger;
+mod notifications;
+mod orders;
+mod outbox;
 mod page_cache;
-mod postgres;
 mod redis_mirror;
-mod sqlite;
-mod store;
+mod reviews;
+mod row;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod write;
 
-pub use carts::Carts;
+pub use carts::{CartItem, CartStore, Carts};
+pub use catalog::CatalogStore;
+pub use database::{Database, PostgresSettings};
+pub use deliveries::Deliveries;
 pub use error::StoreError;
 pub use event::{Event, OutboxRow, Topic};
 pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
-pub use notification::{CartItem, Notification, Review, ReviewSummary};
+pub use ledger::{Batch, IdHighWater, InventoryLevel, OrderLedger, ProductState, SaleLevel};
+pub use notifications::{Notification, NotificationStore};
+pub use orders::OrderLookup;
+pub use outbox::Outbox;
 pub use page_cache::PageCache;
-pub use postgres::{Batch as PostgresBatch, PostgresSettings, PostgresStore};
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
-pub use sqlite::SqliteStore;
-pub use store::{IdHighWater, InventoryLevel, ProductState, SaleLevel, Store};
+pub use reviews::{Review, ReviewStore, ReviewSummary};
 pub use write::{
     CheckoutDetails, Delivery, LedgerKind, PaymentRecord, Shipment, StatusChange, StockMove,
     WriteOp,

@@ -25,7 +25,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::store::{InventoryLevel, Store};
+use crate::ledger::{InventoryLevel, OrderLedger};
 
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
@@ -107,7 +107,7 @@ impl RedisMirror {
     /// the mirror, never the engine.
     pub fn start(
         settings: RedisSettings,
-        store: Arc<dyn Store>,
+        ledger: Arc<dyn OrderLedger>,
     ) -> Result<(Self, JoinHandle<()>), redis::RedisError> {
         let client = redis::Client::open(settings.url.as_str())?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -127,7 +127,7 @@ impl RedisMirror {
         let writer = Writer {
             mirror: mirror.clone(),
             connection,
-            store,
+            ledger,
             prefix: settings.key_prefix,
         };
         let task = tokio::spawn(writer.run());
@@ -162,7 +162,7 @@ impl RedisMirror {
 struct Writer {
     mirror: RedisMirror,
     connection: ConnectionManager,
-    store: Arc<dyn Store>,
+    ledger: Arc<dyn OrderLedger>,
     prefix: String,
 }
 
@@ -221,7 +221,7 @@ impl Writer {
         published: &mut HashMap<ProductId, MirrorEntry>,
     ) -> Result<(), String> {
         let levels = self
-            .store
+            .ledger
             .inventory_levels()
             .await
             .map_err(|error| error.to_string())?;

@@ -11,49 +11,46 @@ use common::{order, place, put_product};
 use engine::{FlashSale, Money, ProductId, SaleId};
 use persistence::test_support::{TestDatabase, redis_prefix, redis_url};
 use persistence::{
-    MirrorEntry, PostgresSettings, PostgresStore, RedisMirror, RedisSettings, Store, WriteOp,
+    Database, MirrorEntry, OrderLedger, PostgresSettings, RedisMirror, RedisSettings, WriteOp,
 };
 
-async fn open() -> (TestDatabase, Arc<dyn Store>) {
+async fn open() -> (TestDatabase, Arc<Database>) {
     let database = TestDatabase::create().await;
     let settings = PostgresSettings {
         url: database.url.clone(),
         max_connections: 4,
         timeout: Duration::from_secs(5),
     };
-    let store = PostgresStore::connect(&settings)
+    let store = Database::connect(&settings)
         .await
         .expect("connect and migrate");
     (database, Arc::new(store))
 }
 
-#[tokio::test]
-async fn committed_orders_rebuild_the_same_stock() {
-    let (database, store) = open().await;
-    common::committed_orders_rebuild_the_same_stock(store).await;
-    database.drop_database().await;
+/// Each contract of `common`, on a fresh database.
+macro_rules! on_postgres {
+    ($($contract:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $contract() {
+            let (database, store) = open().await;
+            common::$contract(store).await;
+            database.drop_database().await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn a_failing_write_rolls_back_the_whole_batch() {
-    let (database, store) = open().await;
-    common::a_failing_write_rolls_back_the_whole_batch(store).await;
-    database.drop_database().await;
-}
-
-#[tokio::test]
-async fn the_committer_batches_submissions_and_barriers_wait_for_them() {
-    let (database, store) = open().await;
-    common::the_committer_batches_submissions_and_barriers_wait_for_them(store).await;
-    database.drop_database().await;
-}
-
-#[tokio::test]
-async fn inventory_levels_follow_the_orders() {
-    let (database, store) = open().await;
-    common::inventory_levels_follow_the_orders(store).await;
-    database.drop_database().await;
-}
+on_postgres!(
+    committed_orders_rebuild_the_same_stock,
+    a_failing_write_rolls_back_the_whole_batch,
+    the_committer_batches_submissions_and_barriers_wait_for_them,
+    inventory_levels_follow_the_orders,
+    carts_keep_lines_until_they_go_stale,
+    reviews_count_once_per_user,
+    notifications_are_recorded_once,
+    deliveries_keep_the_first_partner_and_the_shipment,
+    the_outbox_hands_out_events_in_order,
+    orders_are_found_by_key_and_delivery,
+);
 
 #[tokio::test]
 async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
@@ -190,7 +187,7 @@ async fn the_mirror_resyncs_from_the_store_and_then_follows_published_state() {
         key_prefix: prefix.clone(),
         timeout: Duration::from_secs(2),
     };
-    let (mirror, _writer) = RedisMirror::start(settings, Arc::clone(&store)).expect("mirror");
+    let (mirror, _writer) = RedisMirror::start(settings, store.clone()).expect("mirror");
     let mut redis = redis_connection().await;
     let reader = redis.clone();
     let read = |key: String| {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use engine::{OrderId, UserId};
-use persistence::{Notification, Store};
+use persistence::{Notification, NotificationStore};
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
@@ -75,7 +75,7 @@ const RECORD_BATCH_MAX: usize = 1_024;
 
 impl RecordingSender {
     /// Starts the writer task (it ends when the last sender is dropped).
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn NotificationStore>) -> Self {
         let (queue, mut pending) = tokio::sync::mpsc::channel::<PendingRecord>(RECORD_QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(RECORD_BATCH_MAX);

@@ -26,4 +26,4 @@ pub mod saga;
 pub mod test_support;
 
 pub use error::WorkflowError;
-pub use runtime::{Workflow, WorkflowSettings};
+pub use runtime::{Workflow, WorkflowSettings, WorkflowStores};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use persistence::{OutboxRow, Store};
+use persistence::{Outbox, OutboxRow};
 use tokio::task::JoinHandle;
 
 use crate::WorkflowError;
@@ -29,14 +29,14 @@ const IDLE: Duration = Duration::from_millis(20);
 const GATHER: Duration = Duration::from_millis(5);
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
 
-pub fn start_relay(store: Arc<dyn Store>, sinks: Vec<Arc<dyn EventSink>>) -> JoinHandle<()> {
-    tokio::spawn(relay(store, sinks))
+pub fn start_relay(outbox: Arc<dyn Outbox>, sinks: Vec<Arc<dyn EventSink>>) -> JoinHandle<()> {
+    tokio::spawn(relay(outbox, sinks))
 }
 
-async fn relay(store: Arc<dyn Store>, sinks: Vec<Arc<dyn EventSink>>) {
+async fn relay(outbox: Arc<dyn Outbox>, sinks: Vec<Arc<dyn EventSink>>) {
     let mut retry_delay = IDLE;
     loop {
-        let rows = match store.outbox_batch(BATCH_MAX).await {
+        let rows = match outbox.oldest_events(BATCH_MAX).await {
             Ok(rows) => rows,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the outbox");
@@ -52,7 +52,7 @@ async fn relay(store: Arc<dyn Store>, sinks: Vec<Arc<dyn EventSink>>) {
             Ok(()) => {
                 retry_delay = IDLE;
                 let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
-                if let Err(error) = store.outbox_delete(&seqs).await {
+                if let Err(error) = outbox.delete_events(&seqs).await {
                     // They go out again: a duplicate, never a gap.
                     tracing::warn!(%error, "cannot delete relayed events");
                 }

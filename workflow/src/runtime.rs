@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use persistence::Store;
+use persistence::{Deliveries, Outbox};
 use tokio::task::JoinHandle;
 
 use crate::WorkflowError;
@@ -30,6 +30,14 @@ pub struct WorkflowSettings {
     pub trending_window: Duration,
 }
 
+/// What the workflow reads and writes: the outbox it relays, and the delivery partners
+/// the saga assigns.
+#[derive(Clone)]
+pub struct WorkflowStores {
+    pub outbox: Arc<dyn Outbox>,
+    pub deliveries: Arc<dyn Deliveries>,
+}
+
 pub struct Workflow {
     analytics: Arc<Analytics>,
     rabbit: Option<Rabbit>,
@@ -40,7 +48,7 @@ impl Workflow {
     /// Starts everything; `sender` sends notifications (the default records them).
     pub async fn start(
         settings: WorkflowSettings,
-        store: Arc<dyn Store>,
+        stores: WorkflowStores,
         sender: Arc<dyn Sender>,
     ) -> Result<Self, WorkflowError> {
         let analytics = Arc::new(Analytics::new(settings.trending_window.as_millis() as u64));
@@ -64,7 +72,7 @@ impl Workflow {
                 let rabbit = Rabbit::connect(rabbit_settings.clone()).await?;
                 let jobs: Arc<dyn JobQueue> = Arc::new(RabbitJobQueue::new(rabbit.clone()));
                 let saga = Arc::new(OrderSaga::new(
-                    Arc::clone(&store),
+                    Arc::clone(&stores.deliveries),
                     jobs,
                     settings.saga.clone(),
                 ));
@@ -93,7 +101,7 @@ impl Workflow {
                     settings.local_backoff,
                 ));
                 let saga = Arc::new(OrderSaga::new(
-                    Arc::clone(&store),
+                    Arc::clone(&stores.deliveries),
                     jobs,
                     settings.saga.clone(),
                 ));
@@ -101,7 +109,7 @@ impl Workflow {
                 None
             }
         };
-        tasks.push(start_relay(store, sinks));
+        tasks.push(start_relay(stores.outbox, sinks));
         Ok(Self {
             analytics,
             rabbit,

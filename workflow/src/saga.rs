@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use persistence::Store;
+use persistence::Deliveries;
 use serde_json::json;
 
 use crate::WorkflowError;
@@ -36,15 +36,19 @@ pub struct SagaSettings {
 }
 
 pub struct OrderSaga {
-    store: Arc<dyn Store>,
+    deliveries: Arc<dyn Deliveries>,
     jobs: Arc<dyn JobQueue>,
     settings: SagaSettings,
 }
 
 impl OrderSaga {
-    pub fn new(store: Arc<dyn Store>, jobs: Arc<dyn JobQueue>, settings: SagaSettings) -> Self {
+    pub fn new(
+        deliveries: Arc<dyn Deliveries>,
+        jobs: Arc<dyn JobQueue>,
+        settings: SagaSettings,
+    ) -> Self {
         Self {
-            store,
+            deliveries,
             jobs,
             settings,
         }
@@ -131,8 +135,8 @@ impl OrderSaga {
         }
         let pick = (order.order_id.0.as_u128() % partners.len() as u128) as usize;
         Ok(self
-            .store
-            .assign_delivery_partner(order.order_id, &partners[pick], now_ms())
+            .deliveries
+            .assign_partner(order.order_id, &partners[pick], now_ms())
             .await?)
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use engine::{OrderId, UserId};
 use persistence::test_support::TestDatabase;
-use persistence::{PostgresSettings, PostgresStore, Store};
+use persistence::{Database, NotificationStore, PostgresSettings};
 use tokio::sync::Notify;
 use workflow::WorkflowError;
 use workflow::jobs::{ChannelWorker, Job, JobQueue, RecordingSender, Sender};
@@ -28,13 +28,13 @@ fn settings(prefix: &str) -> RabbitSettings {
     }
 }
 
-async fn store(database: &TestDatabase) -> Arc<dyn Store> {
+async fn store(database: &TestDatabase) -> Arc<Database> {
     let settings = PostgresSettings {
         url: database.url.clone(),
         max_connections: 4,
         timeout: Duration::from_secs(5),
     };
-    Arc::new(PostgresStore::connect(&settings).await.expect("postgres"))
+    Arc::new(Database::connect(&settings).await.expect("postgres"))
 }
 
 fn job(user: u64, kind: &str) -> Job {
@@ -59,7 +59,7 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
-async fn recorded(store: &Arc<dyn Store>, user: u64) -> Vec<String> {
+async fn recorded(store: &Arc<Database>, user: u64) -> Vec<String> {
     store
         .notifications_for_user(UserId(user), 100)
         .await
@@ -110,7 +110,7 @@ async fn a_worker_crashing_mid_message_gets_it_redelivered_and_it_is_done_once()
     let hanging = ChannelWorker {
         channel: "email".into(),
         sender: Arc::new(HangingSender {
-            inner: RecordingSender::new(Arc::clone(&store)),
+            inner: RecordingSender::new(store.clone()),
             reached: Arc::clone(&reached),
         }),
     };
@@ -134,7 +134,7 @@ async fn a_worker_crashing_mid_message_gets_it_redelivered_and_it_is_done_once()
     let watching = Watching {
         inner: ChannelWorker {
             channel: "email".into(),
-            sender: Arc::new(RecordingSender::new(Arc::clone(&store))),
+            sender: Arc::new(RecordingSender::new(store.clone())),
         },
         redelivered: Arc::clone(&redelivered),
     };
@@ -189,7 +189,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_queue_keeps_flow
     let worker = Counting {
         inner: ChannelWorker {
             channel: "email".into(),
-            sender: Arc::new(RecordingSender::new(Arc::clone(&store))),
+            sender: Arc::new(RecordingSender::new(store.clone())),
         },
         attempts: Arc::clone(&attempts),
     };
@@ -256,7 +256,7 @@ async fn a_failing_send_is_retried_with_backoff_and_a_delayed_job_waits() {
     let flaky = Arc::new(Flaky {
         failures: 2,
         calls: AtomicU32::new(0),
-        inner: RecordingSender::new(Arc::clone(&store)),
+        inner: RecordingSender::new(store.clone()),
     });
     let worker = ChannelWorker {
         channel: "email".into(),

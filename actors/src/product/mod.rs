@@ -14,54 +14,35 @@
 //!    undone. If the outcome is unknown, the actor rebuilds itself from the store
 //!    (after a barrier, so no write in flight is missed) before deciding anything else.
 
-mod messages;
+mod admin;
+mod held_lines;
+mod recovery;
 
 use std::collections::HashMap;
 use std::mem;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use engine::order::{Order, OrderItem, OrderStatus, StockEffect};
 use engine::stock::{Line, LineState, ProductStock, ReserveOutcome, ReserveRequest};
-use engine::{FlashSale, OrderId, Product, ProductId};
+use engine::{OrderId, Product, ProductId};
 use persistence::{CommitOutcome, LedgerKind, ProductState, StatusChange, StockMove, WriteOp};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use uuid::Uuid;
 
-pub use messages::{
-    BuyNow, BuyNowReply, Placement, Prepare, PrepareRefused, PrepareStep, ProductMsg,
-    ProductUpdate, Refusal, Transition, Unavailable, Waiter,
-};
-
-use crate::admission::InFlight;
-use crate::clock::now_ms;
 use crate::context::Context;
-use crate::error::AdminError;
-use crate::order::TransitionError;
+use crate::protocol::{
+    BuyNow, BuyNowReply, Dormant, Placement, ProductInspection, ProductMsg, Transition,
+    TransitionError, Unavailable, Waiter,
+};
 use crate::stock_feed::StockView;
-
-/// How callers reach a product actor. Cloned out of the shard map on every request.
-#[derive(Clone)]
-pub struct ProductHandle {
-    pub actor: ActorRef<ProductMsg>,
-    pub in_flight: Arc<InFlight>,
-    pub last_active_ms: Arc<AtomicU64>,
-}
-
-impl ProductHandle {
-    pub fn touch(&self, now_ms: u64) {
-        self.last_active_ms.store(now_ms, Ordering::Relaxed);
-    }
-}
 
 /// The scope of Buy Now idempotency keys: per user and per product.
 pub fn idempotency_scope(product_id: ProductId) -> String {
     format!("product:{product_id}")
 }
 
-pub struct ProductActor;
+pub(crate) struct ProductActor;
 
-pub struct ProductArgs {
+pub(crate) struct ProductArgs {
     pub ctx: Arc<Context>,
     pub product_id: ProductId,
     /// The state a passivated incarnation left behind; without it, the actor loads from
@@ -69,14 +50,7 @@ pub struct ProductArgs {
     pub dormant: Option<Box<Dormant>>,
 }
 
-/// A product's state while no actor runs for it: what keeps a product resident in memory
-/// for a few hundred bytes instead of a live actor's ~8 KB (ractor's channels and task).
-pub struct Dormant {
-    pub product: Product,
-    pub stock: ProductStock,
-}
-
-pub struct ProductActorState {
+pub(crate) struct ProductActorState {
     ctx: Arc<Context>,
     product: Product,
     stock: ProductStock,
@@ -157,6 +131,7 @@ impl Actor for ProductActor {
             None => load(&ctx, product_id).await?,
         };
         ctx.note_sale(&stock);
+        let now = ctx.now_ms();
         Ok(ProductActorState {
             ctx,
             product,
@@ -168,7 +143,7 @@ impl Actor for ProductActor {
             uncommitted: HashMap::new(),
             next_batch_id: 1,
             drain_waiters: Vec::new(),
-            last_forget_ms: now_ms(),
+            last_forget_ms: now,
             stock_out_announced: None,
             held: HashMap::new(),
             reload_deferred: false,
@@ -194,10 +169,13 @@ impl Actor for ProductActor {
                 state.settle(&myself, order_id, outcome);
             }
             ProductMsg::Inventory(reply) => {
-                let _ = reply.send(state.stock.inventory(now_ms()));
+                let _ = reply.send(state.stock.inventory(state.ctx.now_ms()));
             }
             ProductMsg::Watch(reply) => {
-                let _ = reply.send(state.ctx.stock_feed.subscribe(state.view()));
+                let _ = reply.send(state.ctx.stock_feed().subscribe(state.view()));
+            }
+            ProductMsg::Inspect(reply) => {
+                let _ = reply.send(state.inspect());
             }
             ProductMsg::Update(update, reply) => {
                 let result = state.update(&myself, *update).await;
@@ -239,19 +217,21 @@ async fn load(
     ctx: &Context,
     product_id: ProductId,
 ) -> Result<(Product, ProductStock), ActorProcessingErr> {
-    ctx.committer.barrier().await?;
-    let since_ms = now_ms().saturating_sub(ctx.settings.idempotency_retention.as_millis() as u64);
+    ctx.committer().barrier().await?;
     let state = ctx
-        .store
-        .load_product(product_id, since_ms)
+        .ledger()
+        .load_product(product_id, ctx.idempotency_horizon_ms())
         .await?
         .ok_or_else(|| format!("product {product_id} is not in the store"))?;
-    restore(state)
+    restore(state, ctx.now_ms())
 }
 
-fn restore(state: ProductState) -> Result<(Product, ProductStock), ActorProcessingErr> {
+fn restore(
+    state: ProductState,
+    now_ms: u64,
+) -> Result<(Product, ProductStock), ActorProcessingErr> {
     let ProductState { product, stock } = state;
-    let stock = ProductStock::restore(product.id, product.price, stock, now_ms())?;
+    let stock = ProductStock::restore(product.id, product.price, stock, now_ms)?;
     Ok((product, stock))
 }
 
@@ -262,17 +242,17 @@ impl ProductActorState {
                 .answer(BuyNowReply::Unavailable(Unavailable::Recovering));
             return;
         }
-        let now = now_ms();
-        let ttl_ms = self.ctx.settings.reservation_ttl.as_millis() as u64;
+        let now = self.ctx.now_ms();
+        let ttl_ms = self.ctx.settings().reservation_ttl.as_millis() as u64;
         let outcome = self.stock.reserve(ReserveRequest {
-            order_id: OrderId(Uuid::now_v7()),
+            order_id: self.ctx.new_order_id(now),
             user_id: buy.user_id,
             quantity: buy.quantity,
             idempotency_key: buy.idempotency_key,
             now_ms: now,
             expires_at_ms: now + ttl_ms,
         });
-        let refusal = match outcome {
+        match outcome {
             ReserveOutcome::Reserved(line) => {
                 let order = order_of(self.product.id, &line);
                 self.open
@@ -289,15 +269,10 @@ impl ProductActorState {
                 self.open.followers.reserved.push(order);
                 self.uncommitted.insert(line.order_id, self.open.id);
                 self.schedule_flush(myself);
-                return;
             }
-            ReserveOutcome::Duplicate(line) => {
-                self.answer_duplicate(buy.waiter, &line);
-                return;
-            }
-            refused => refusal_of(refused),
-        };
-        buy.waiter.answer(BuyNowReply::Refused(refusal));
+            ReserveOutcome::Duplicate(line) => self.answer_duplicate(buy.waiter, &line),
+            ReserveOutcome::Refused(refusal) => buy.waiter.answer(BuyNowReply::Refused(refusal)),
+        }
     }
 
     /// A retry of an earlier order: answered now if that order is durable, else with it.
@@ -343,7 +318,7 @@ impl ProductActorState {
 
         let placed = batch.placed;
         let actor = myself.clone();
-        self.ctx.committer.submit(batch.ops, move |outcome| {
+        self.ctx.committer().submit(batch.ops, move |outcome| {
             // Buyers are answered here, on the committer's task, without a hop through
             // the actor: the answer only depends on the outcome.
             for (waiter, placement) in placed {
@@ -418,7 +393,7 @@ impl ProductActorState {
     fn finish_transition_of(&mut self, order_id: OrderId, effect: StockEffect) {
         match effect {
             StockEffect::Confirm => self.stock.finish_confirm(order_id),
-            StockEffect::Release => self.stock.finish_release(order_id, now_ms()),
+            StockEffect::Release => self.stock.finish_release(order_id, self.ctx.now_ms()),
             StockEffect::None => unreachable!("only stock moves come here"),
         }
     }
@@ -483,228 +458,7 @@ impl ProductActorState {
         self.schedule_flush(myself);
     }
 
-    /// Commits `ops` through the committer and waits, blocking this actor meanwhile: admin
-    /// changes are rare, and nothing else may change the stock between the check that
-    /// allowed them and their application.
-    async fn commit_now(
-        &mut self,
-        myself: &ActorRef<ProductMsg>,
-        ops: Vec<WriteOp>,
-    ) -> Result<(), AdminError> {
-        let (done, outcome) = tokio::sync::oneshot::channel();
-        self.ctx.committer.submit(ops, move |outcome| {
-            let _ = done.send(outcome);
-        });
-        let outcome = outcome
-            .await
-            .unwrap_or_else(|_| CommitOutcome::Unknown("the committer stopped".into()));
-        match outcome {
-            CommitOutcome::Committed => Ok(()),
-            CommitOutcome::NotWritten(reason) => Err(AdminError::Unavailable(reason.to_string())),
-            CommitOutcome::Unknown(reason) => {
-                self.start_recovery(myself);
-                Err(AdminError::Unavailable(reason.to_string()))
-            }
-        }
-    }
-
-    async fn update(
-        &mut self,
-        myself: &ActorRef<ProductMsg>,
-        update: ProductUpdate,
-    ) -> Result<Product, AdminError> {
-        if self.recovering {
-            return Err(AdminError::Unavailable("the product is recovering".into()));
-        }
-        let now = now_ms();
-        let product = update.draft.validate(self.product.id)?;
-        let plan = match update.stock {
-            Some(left) => {
-                engine::product::check_stock("stock", left)?;
-                Some((left, self.stock.plan_set_left(left, now)?))
-            }
-            None => None,
-        };
-        let counters = self.stock.counters();
-        self.commit_now(
-            myself,
-            vec![WriteOp::PutProduct {
-                product: product.clone(),
-                stock_initial: plan.map_or(counters.initial, |(_, plan)| plan.initial),
-                shelf_change: plan.map_or(0, |(_, plan)| plan.shelf_change),
-                at_ms: now,
-            }],
-        )
-        .await?;
-        if let Some((left, _)) = plan {
-            self.stock
-                .set_left(left, now_ms())
-                .expect("planned while this actor was blocked");
-        }
-        self.stock.set_price(product.price);
-        self.product = product.clone();
-        self.ctx.catalog.put(product.clone());
-        self.mirror();
-        Ok(product)
-    }
-
-    async fn schedule_sale(
-        &mut self,
-        myself: &ActorRef<ProductMsg>,
-        sale: FlashSale,
-    ) -> Result<FlashSale, AdminError> {
-        if self.recovering {
-            return Err(AdminError::Unavailable("the product is recovering".into()));
-        }
-        let now = now_ms();
-        self.stock.check_schedule_sale(&sale, now)?;
-        self.commit_now(
-            myself,
-            vec![
-                WriteOp::PutSale {
-                    sale: sale.clone(),
-                    at_ms: now,
-                },
-                WriteOp::Emit(crate::events::flash_sale_scheduled(&sale, now)),
-            ],
-        )
-        .await?;
-        self.stock_out_announced = None;
-        self.stock
-            .schedule_sale(sale.clone(), now_ms())
-            .expect("checked while this actor was blocked");
-        self.ctx.note_sale(&self.stock);
-        self.mirror();
-        Ok(sale)
-    }
-
     /// The sale pool just ran dry: say so once, with the reservation that emptied it.
-    /// A line of a multi-product order: decided now like a Buy Now (or a confirm/release),
-    /// held until [`Self::settle`] brings the outcome of the order's one transaction.
-    fn prepare(&mut self, prepare: Prepare) {
-        let Prepare {
-            order_id,
-            step,
-            reply,
-        } = prepare;
-        if self.recovering {
-            let _ = reply.send(Err(PrepareRefused::Unavailable(
-                "the product is recovering".into(),
-            )));
-            return;
-        }
-        if self.held.contains_key(&order_id) || self.uncommitted.contains_key(&order_id) {
-            let _ = reply.send(Err(PrepareRefused::Unavailable(
-                "the order is not settled yet".into(),
-            )));
-            return;
-        }
-        let result = match step {
-            PrepareStep::Reserve {
-                user_id,
-                quantity,
-                idempotency_key,
-                now_ms,
-                expires_at_ms,
-            } => {
-                let outcome = self.stock.reserve(ReserveRequest {
-                    order_id,
-                    user_id,
-                    quantity,
-                    idempotency_key,
-                    now_ms,
-                    expires_at_ms,
-                });
-                match outcome {
-                    ReserveOutcome::Reserved(line) => {
-                        self.held.insert(order_id, PrepareKind::Reserve);
-                        Ok(line)
-                    }
-                    // The shop lets one checkout per user run at a time and looks its key
-                    // up first, so this is an earlier attempt still settling.
-                    ReserveOutcome::Duplicate(_) => Err(PrepareRefused::Unavailable(
-                        "an earlier attempt with this key is still settling".into(),
-                    )),
-                    other => Err(PrepareRefused::Refused(refusal_of(other))),
-                }
-            }
-            PrepareStep::Move(effect) => {
-                let locked = match effect {
-                    StockEffect::Confirm => self.stock.begin_confirm(order_id),
-                    StockEffect::Release => self.stock.begin_release(order_id),
-                    StockEffect::None => {
-                        let _ = reply.send(Err(PrepareRefused::Unavailable(
-                            "this transition moves no stock".into(),
-                        )));
-                        return;
-                    }
-                };
-                match locked {
-                    Ok(line) => {
-                        let line = line.clone();
-                        self.held.insert(order_id, PrepareKind::Move(effect));
-                        Ok(line)
-                    }
-                    Err(error) => Err(PrepareRefused::Stock(error)),
-                }
-            }
-        };
-        if reply.send(result).is_err() && self.held.contains_key(&order_id) {
-            // The coordinator is gone; it settles what it contacted (as not written) on
-            // its way out, and that settlement is already queued behind this message.
-            tracing::debug!(%order_id, "prepared a line nobody waits for");
-        }
-    }
-
-    /// The outcome of a held line's transaction: finish it, undo it, or rebuild.
-    fn settle(&mut self, myself: &ActorRef<ProductMsg>, order_id: OrderId, outcome: CommitOutcome) {
-        let Some(kind) = self.held.remove(&order_id) else {
-            // Settlements of lines that were refused, or never reached us, change nothing.
-            return;
-        };
-        if self.recovering {
-            // The rebuild reads whatever the transaction did; start it once nothing is held.
-            if self.reload_deferred && self.held.is_empty() {
-                self.reload_deferred = false;
-                self.spawn_reload(myself);
-            }
-            return;
-        }
-        match (&outcome, kind) {
-            (CommitOutcome::Committed, PrepareKind::Reserve) => {
-                let now = now_ms();
-                let from_sale = self
-                    .stock
-                    .line(order_id)
-                    .is_some_and(|line| line.sale_id.is_some());
-                if from_sale {
-                    self.note_stock_out(now);
-                    if !self.open.ops.is_empty() {
-                        self.schedule_flush(myself);
-                    }
-                }
-                self.mirror();
-            }
-            (CommitOutcome::Committed, PrepareKind::Move(effect)) => {
-                self.finish_transition_of(order_id, effect);
-                self.mirror();
-            }
-            (CommitOutcome::NotWritten(_), PrepareKind::Reserve) => {
-                self.stock.abort_reserve(order_id);
-            }
-            (CommitOutcome::NotWritten(_), PrepareKind::Move(effect)) => match effect {
-                StockEffect::Confirm => self.stock.abort_confirm(order_id),
-                StockEffect::Release => self.stock.abort_release(order_id),
-                StockEffect::None => unreachable!("only stock moves are held"),
-            },
-            (CommitOutcome::Unknown(reason), _) => {
-                tracing::warn!(product_id = %self.product.id, %order_id, %reason, "held line's commit outcome unknown; rebuilding from the store");
-                self.start_recovery(myself);
-            }
-        }
-        self.answer_drain_waiters();
-    }
-
     fn note_stock_out(&mut self, now: u64) {
         let inventory = self.stock.inventory(now);
         let Some(sale) = inventory.sale else {
@@ -722,16 +476,16 @@ impl ProductActorState {
 
     /// Committed stock, as it stands now, to the Redis mirror and to watching screens.
     fn mirror(&self) {
-        let now = now_ms();
+        let now = self.ctx.now_ms();
         let inventory = self.stock.inventory(now);
         self.ctx
-            .stock_feed
+            .stock_feed()
             .publish(StockView::of(&inventory, self.product.price, now));
         self.ctx.mirror_inventory(&inventory);
     }
 
     fn view(&self) -> StockView {
-        let now = now_ms();
+        let now = self.ctx.now_ms();
         StockView::of(&self.stock.inventory(now), self.product.price, now)
     }
 
@@ -754,114 +508,25 @@ impl ProductActorState {
 
     fn forget_old_lines(&mut self) {
         const FORGET_EVERY_MS: u64 = 60_000;
-        let now = now_ms();
+        let now = self.ctx.now_ms();
         if now.saturating_sub(self.last_forget_ms) < FORGET_EVERY_MS {
             return;
         }
         self.last_forget_ms = now;
-        let retention_ms = self.ctx.settings.idempotency_retention.as_millis() as u64;
         self.stock
-            .forget_settled_before(now.saturating_sub(retention_ms));
+            .forget_settled_before(self.ctx.idempotency_horizon_ms());
     }
 
-    /// Stops deciding and rebuilds from the store. Everything not yet submitted is failed
-    /// (nothing of it was written); what is with the committer finishes first (barrier).
-    fn start_recovery(&mut self, myself: &ActorRef<ProductMsg>) {
-        if !self.recovering {
-            self.recovering = true;
-            let open = mem::take(&mut self.open);
-            self.open.id = open.id;
-            for (waiter, _) in open.placed {
-                waiter.answer(BuyNowReply::Unavailable(Unavailable::Recovering));
-            }
-            for (waiter, _) in open.followers.duplicates {
-                waiter.answer(BuyNowReply::Unavailable(Unavailable::Recovering));
-            }
-            for order in &open.followers.reserved {
-                self.uncommitted.remove(&order.id);
-            }
-            for transition in open.followers.transitions {
-                let _ = transition.reply.send(Err(TransitionError::Unavailable(
-                    "the product is recovering".into(),
-                )));
-            }
-        }
-        if !self.held.is_empty() {
-            self.reload_deferred = true;
-            return;
-        }
-        self.spawn_reload(myself);
-    }
-
-    /// Reads the product back once every write submitted so far has finished.
-    fn spawn_reload(&self, myself: &ActorRef<ProductMsg>) {
-        let ctx = Arc::clone(&self.ctx);
-        let product_id = self.product.id;
-        let myself = myself.clone();
-        tokio::spawn(async move {
-            let reloaded = async {
-                ctx.committer.barrier().await.map_err(|_| {
-                    persistence::StoreError::Conflict("the committer stopped".into())
-                })?;
-                let since_ms =
-                    now_ms().saturating_sub(ctx.settings.idempotency_retention.as_millis() as u64);
-                ctx.store.load_product(product_id, since_ms).await
-            }
-            .await;
-            let _ = myself.cast(ProductMsg::Reloaded(Box::new(reloaded)));
-        });
-    }
-
-    fn reloaded(
-        &mut self,
-        myself: &ActorRef<ProductMsg>,
-        result: Result<Option<ProductState>, persistence::StoreError>,
-    ) {
-        assert!(self.recovering);
-        let restored = match result {
-            Ok(Some(state)) => restore(state),
-            Ok(None) => Err("the product disappeared from the store".into()),
-            Err(error) => Err(error.into()),
-        };
-        match restored {
-            Ok((product, stock)) => {
-                // Every batch submitted before the barrier reported before the reload.
-                assert!(self.committing.is_empty());
-                assert!(self.uncommitted.is_empty());
-                assert!(self.held.is_empty());
-                self.product = product;
-                self.stock = stock;
-                self.recovering = false;
-                self.ctx.note_sale(&self.stock);
-                tracing::info!(product_id = %self.product.id, "rebuilt from the store");
-                self.mirror();
-                // Orders whose commit outcome was unknown may exist after all: make sure
-                // each reservation has its order actor and expiry timer.
-                let reserved: Vec<OrderId> = self
-                    .stock
-                    .reserved_lines()
-                    .map(|line| line.order_id)
-                    .collect();
-                self.ctx.ensure_order_actors(reserved);
-            }
-            Err(error) => {
-                tracing::warn!(product_id = %self.product.id, %error, "reload failed; retrying");
-                myself.send_after(self.ctx.settings.recovery_retry, || ProductMsg::Recover);
-            }
-        }
-    }
-}
-
-/// The buyer's view of a refusing outcome.
-fn refusal_of(outcome: ReserveOutcome) -> Refusal {
-    match outcome {
-        ReserveOutcome::KeyReused => Refusal::KeyReused,
-        ReserveOutcome::OutOfStock { left } => Refusal::OutOfStock { left },
-        ReserveOutcome::SaleNotStarted { starts_at_ms } => Refusal::SaleNotStarted { starts_at_ms },
-        ReserveOutcome::SaleEnded { ended_at_ms } => Refusal::SaleEnded { ended_at_ms },
-        ReserveOutcome::LimitExceeded { limit, held } => Refusal::LimitExceeded { limit, held },
-        ReserveOutcome::Reserved(_) | ReserveOutcome::Duplicate(_) => {
-            unreachable!("only refusals are turned into refusals")
+    /// What an operator sees of this actor.
+    fn inspect(&self) -> ProductInspection {
+        let inventory = self.stock.inventory(self.ctx.now_ms());
+        ProductInspection {
+            counters: inventory.counters,
+            sale: inventory.sale.map(|sale| (sale.sale, sale.counters)),
+            recovering: self.recovering,
+            open_writes: self.open.ops.len(),
+            committing_batches: self.committing.len(),
+            held_lines: self.held.len(),
         }
     }
 }

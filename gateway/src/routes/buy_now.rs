@@ -1,6 +1,6 @@
 //! Buy Now: the hot path. Authenticate, validate, hand to the shop, map the outcome.
 
-use actors::{BuyNowError, BuyNowReply, BuyNowRequest, Placement, Refusal};
+use actors::{BuyNowReply, BuyNowRequest, Placement};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
@@ -50,7 +50,7 @@ async fn buy_now(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;
     let idempotency_key = key_header.key()?;
-    let quantity_max = ctx.limits.quantity_per_order_max;
+    let quantity_max = ctx.shop.settings().quantity_per_order_max;
     if body.quantity == 0 || body.quantity > quantity_max {
         return Err(ApiError::invalid(
             "quantity",
@@ -64,17 +64,9 @@ async fn buy_now(
         quantity: body.quantity,
         idempotency_key,
     };
-    let reply = ctx
-        .shop
-        .buy_now(request)
-        .await
-        .map_err(|error| match error {
-            BuyNowError::UnknownProduct(id) => ApiError::NotFound(format!("no product {id}")),
-            BuyNowError::Overloaded(_) => ApiError::Overloaded,
-        })?;
-    match reply {
+    match ctx.shop.buy_now(request).await? {
         BuyNowReply::Placed(placement) => Ok(placed(product_id, placement)),
-        BuyNowReply::Refused(refusal) => Err(refused(refusal)),
+        BuyNowReply::Refused(refusal) => Err(refusal.into()),
         BuyNowReply::Unavailable(why) => Err(ApiError::Unavailable(format!("{why:?}"))),
     }
 }
@@ -98,18 +90,4 @@ fn placed(product_id: ProductId, placement: Placement) -> Response {
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
-}
-
-pub(crate) fn refused(refusal: Refusal) -> ApiError {
-    match refusal {
-        Refusal::OutOfStock { left } => ApiError::SoldOut { left },
-        Refusal::LimitExceeded { limit, held } => ApiError::LimitReached { limit, held },
-        Refusal::SaleNotStarted { starts_at_ms } => ApiError::SaleNotStarted {
-            starts_at: format_rfc3339_ms(starts_at_ms),
-        },
-        Refusal::SaleEnded { ended_at_ms } => ApiError::SaleEnded {
-            ended_at: format_rfc3339_ms(ended_at_ms),
-        },
-        Refusal::KeyReused => ApiError::IdempotencyKeyReused,
-    }
 }

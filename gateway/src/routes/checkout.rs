@@ -1,9 +1,8 @@
-//! Checkout: `POST /api/v1/orders` turns the caller's cart into one order. Every line is
-//! reserved or none is (the shop holds a line in each product actor and commits them in
-//! one transaction); the order then waits for payment like a Buy Now order. The cart is
-//! emptied of the ordered lines once the order is durable.
+//! Checkout: `POST /api/v1/orders` turns the caller's cart into one order (every line
+//! reserved or none; the cart emptied of them once the order is durable). The rules are
+//! the shop's (`actors/src/checkout.rs`); this route parses and maps.
 
-use actors::{CheckoutError, CheckoutLine, CheckoutReply, CheckoutRequest, PrepareRefused};
+use actors::{CartCheckout, CheckoutReply, PrepareRefused};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
@@ -14,14 +13,9 @@ use serde_json::json;
 
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, line_problem};
 use crate::extract::{IdempotencyKeyHeader, Json};
-use crate::routes::buy_now::refused;
 use crate::routes::orders::OrderBody;
-
-/// How an order may be paid; each goes through the payment provider's webhook.
-const PAYMENT_METHODS: [&str; 4] = ["UPI", "CARD", "NETBANKING", "WALLET"];
-const ADDRESS_ID_LENGTH_MAX: usize = 64;
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/orders", post(checkout))
@@ -50,62 +44,17 @@ async fn checkout(
     Json(body): Json<CheckoutBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;
-    let idempotency_key = key_header.key()?;
-    let address_id = body.address_id.trim();
-    if address_id.is_empty()
-        || address_id.len() > ADDRESS_ID_LENGTH_MAX
-        || address_id.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(
-            "addressId",
-            format!("must be 1 to {ADDRESS_ID_LENGTH_MAX} printable characters"),
-        ));
-    }
-    if !PAYMENT_METHODS.contains(&body.payment_method.as_str()) {
-        return Err(ApiError::invalid(
-            "paymentMethod",
-            format!("must be one of {}", PAYMENT_METHODS.join(", ")),
-        ));
-    }
-    let cart = crate::routes::cart::lines(&ctx, &caller).await?;
-    let lines: Vec<CheckoutLine> = cart
-        .iter()
-        .map(|item| CheckoutLine {
-            product_id: item.product_id,
-            quantity: item.quantity,
-        })
-        .collect();
-    let request = CheckoutRequest {
+    let request = CartCheckout {
         user_id: caller.user_id,
-        lines,
-        idempotency_key,
-        address_id: address_id.to_owned(),
+        idempotency_key: key_header.key()?,
+        address_id: body.address_id.clone(),
         payment_method: body.payment_method.clone(),
     };
-    let reply = ctx
-        .shop
-        .checkout(request)
-        .await
-        .map_err(|error| match error {
-            CheckoutError::Empty => ApiError::invalid(
-                "cart",
-                "the cart is empty: add items with POST /api/v1/cart/items first",
-            ),
-            other => ApiError::invalid("cart", other.to_string()),
-        })?;
-    match reply {
+    match ctx.shop.checkout_cart(request).await? {
         CheckoutReply::Placed { order, duplicate } => {
-            if !duplicate {
-                let ordered: Vec<_> = order.items.iter().map(|item| item.product_id).collect();
-                // The order stands either way; a cart that could not be emptied only shows
-                // lines already ordered, and the key answers a retry with this order.
-                if let Err(error) = ctx.carts.remove(caller.user_id, &ordered).await {
-                    tracing::warn!(order_id = %order.id, %error, "cart not emptied after checkout");
-                }
-            }
             let body = PlacedOrderBody {
                 order: OrderBody::from(&order),
-                address_id: address_id.to_owned(),
+                address_id: body.address_id.trim().to_owned(),
                 payment_method: body.payment_method,
             };
             let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
@@ -159,18 +108,5 @@ async fn checkout(
                     .into(),
         }),
         CheckoutReply::Unavailable(why) => Err(ApiError::Unavailable(format!("{why:?}"))),
-    }
-}
-
-/// The code and message of one refused line.
-fn line_problem(reason: &PrepareRefused) -> (&'static str, String) {
-    match reason {
-        PrepareRefused::UnknownProduct => ("not_found", "the product no longer exists".into()),
-        PrepareRefused::Refused(refusal) => {
-            let error = refused(refusal.clone());
-            (error.code(), error.to_string())
-        }
-        PrepareRefused::Stock(error) => ("unavailable", error.to_string()),
-        PrepareRefused::Unavailable(cause) => ("unavailable", cause.clone()),
     }
 }

@@ -52,10 +52,9 @@ async fn list(
         ));
     }
     let notifications = ctx
-        .store
-        .notifications_for_user(caller.user_id, limit)
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?
+        .shop
+        .notifications(caller.user_id, limit)
+        .await?
         .into_iter()
         .map(|notification| NotificationBody {
             kind: notification.kind,

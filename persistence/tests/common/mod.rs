@@ -9,10 +9,13 @@ use engine::order::{Order, OrderItem, OrderStatus};
 use engine::stock::{LineState, ProductStock};
 use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductId, SaleId, UserId};
 use persistence::{
-    CommitOutcome, GroupCommitSettings, GroupCommitter, LedgerKind, StatusChange, StockMove, Store,
-    WriteOp,
+    CommitOutcome, Database, GroupCommitSettings, GroupCommitter, LedgerKind, OrderLedger,
+    OrderLookup, StatusChange, StockMove, WriteOp,
 };
 use uuid::Uuid;
+
+mod concerns;
+pub use concerns::*;
 
 pub fn product(id: u64) -> Product {
     Product {
@@ -63,7 +66,7 @@ pub fn place(order: Order) -> WriteOp {
     }
 }
 
-pub async fn committed_orders_rebuild_the_same_stock(store: Arc<dyn Store>) {
+pub async fn committed_orders_rebuild_the_same_stock(store: Arc<Database>) {
     let sale = FlashSale {
         id: SaleId(1),
         product_id: ProductId(7),
@@ -163,7 +166,7 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<dyn Store>) {
     assert_eq!(line.state, LineState::Released);
 
     let loaded = store
-        .load_order(OrderId(Uuid::from_u128(1)))
+        .order(OrderId(Uuid::from_u128(1)))
         .await
         .expect("load")
         .expect("exists");
@@ -176,7 +179,7 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<dyn Store>) {
     assert_eq!((high.product_id, high.sale_id), (7, 1));
 }
 
-pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<dyn Store>) {
+pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<Database>) {
     store.commit(&[put_product(1, 5)]).await.expect("product");
     let stale = StatusChange {
         order_id: OrderId(Uuid::from_u128(99)),
@@ -195,7 +198,7 @@ pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<dyn Store>) {
     assert!(result.is_err(), "the guard refuses an unknown order");
     assert!(
         store
-            .load_order(OrderId(Uuid::from_u128(1)))
+            .order(OrderId(Uuid::from_u128(1)))
             .await
             .expect("load")
             .is_none()
@@ -211,7 +214,7 @@ pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<dyn Store>) {
     assert!(store.pending_orders().await.expect("pending").is_empty());
 }
 
-pub async fn the_committer_batches_submissions_and_barriers_wait_for_them(store: Arc<dyn Store>) {
+pub async fn the_committer_batches_submissions_and_barriers_wait_for_them(store: Arc<Database>) {
     store
         .commit(&[put_product(1, 1_000)])
         .await
@@ -223,7 +226,7 @@ pub async fn the_committer_batches_submissions_and_barriers_wait_for_them(store:
         commit_timeout: Duration::from_secs(5),
         abandon_after: Duration::from_secs(10),
     };
-    let (committer, task) = GroupCommitter::start(Arc::clone(&store), settings);
+    let (committer, task) = GroupCommitter::start(store.clone(), settings);
     let (outcomes, mut received) = tokio::sync::mpsc::unbounded_channel();
     for n in 0..200u128 {
         let outcomes = outcomes.clone();
@@ -262,7 +265,7 @@ pub async fn the_committer_batches_submissions_and_barriers_wait_for_them(store:
 }
 
 /// Committed stock reads back as the same inventory levels a mirror would show.
-pub async fn inventory_levels_follow_the_orders(store: Arc<dyn Store>) {
+pub async fn inventory_levels_follow_the_orders(store: Arc<Database>) {
     let sale = FlashSale {
         id: SaleId(3),
         product_id: ProductId(9),

@@ -3,15 +3,17 @@
 use std::sync::Arc;
 
 use engine::order::{OrderStatus, StockEffect};
-use engine::stock::{Inventory, Line, LineError};
-use engine::{FlashSale, IdempotencyKey, Money, OrderId, Product, ProductDraft, SaleId, UserId};
+use engine::stock::{Inventory, Line, LineError, ProductStock, SaleCounters, StockCounters};
+use engine::{
+    FlashSale, IdempotencyKey, Money, OrderId, Product, ProductDraft, Refusal, SaleId, UserId,
+};
 use persistence::{CommitOutcome, ProductState, StoreError};
 use ractor::RpcReplyPort;
 use tokio::sync::oneshot;
 
+use super::order::TransitionError;
 use crate::admission::Permit;
 use crate::error::AdminError;
-use crate::order::TransitionError;
 
 /// Kept small (large payloads boxed): ractor's mailbox is a tokio channel that allocates
 /// slots in blocks of 32 messages, so every live product actor pays 32 x this size.
@@ -43,8 +45,10 @@ pub enum ProductMsg {
     ),
     /// Schedule an already validated sale.
     ScheduleSale(Box<FlashSale>, RpcReplyPort<Result<FlashSale, AdminError>>),
+    /// What the actor holds right now, for operators and tests.
+    Inspect(RpcReplyPort<ProductInspection>),
     /// The shard asks an idle actor to stop; it answers with its state if it did.
-    Passivate(RpcReplyPort<Option<Box<super::Dormant>>>),
+    Passivate(RpcReplyPort<Option<Box<Dormant>>>),
     /// Answered once nothing of this actor is waiting for the committer.
     Drain(RpcReplyPort<()>),
     /// Try to rebuild from the store again.
@@ -101,25 +105,6 @@ pub struct Placement {
     pub status: OrderStatus,
     /// This is the answer to an earlier request with the same key.
     pub duplicate: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    OutOfStock {
-        left: u64,
-    },
-    SaleNotStarted {
-        starts_at_ms: u64,
-    },
-    SaleEnded {
-        ended_at_ms: u64,
-    },
-    LimitExceeded {
-        limit: u32,
-        held: u32,
-    },
-    /// The key was used before with another quantity.
-    KeyReused,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,4 +169,25 @@ pub enum PrepareRefused {
 pub struct ProductUpdate {
     pub draft: ProductDraft,
     pub stock: Option<u64>,
+}
+
+/// A product's state while no actor runs for it: what keeps a product resident in memory
+/// for a few hundred bytes instead of a live actor's ~8 KB (ractor's channels and task).
+pub struct Dormant {
+    pub product: Product,
+    pub stock: ProductStock,
+}
+
+/// A live product actor's state, as an operator (or a test) sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductInspection {
+    pub counters: StockCounters,
+    pub sale: Option<(FlashSale, SaleCounters)>,
+    /// Rebuilding itself from the store after a commit whose outcome is unknown.
+    pub recovering: bool,
+    /// Decisions waiting for the committer: not yet submitted, and submitted.
+    pub open_writes: usize,
+    pub committing_batches: usize,
+    /// Lines of multi-product orders held for their transaction.
+    pub held_lines: usize,
 }

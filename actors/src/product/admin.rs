@@ -1,0 +1,107 @@
+//! Admin changes of a product (its record, its stock, a sale): rare, so each waits for
+//! its own commit while the actor waits too.
+
+use engine::{FlashSale, Product};
+use persistence::{CommitOutcome, WriteOp};
+use ractor::ActorRef;
+
+use super::ProductActorState;
+use crate::error::AdminError;
+use crate::protocol::{ProductMsg, ProductUpdate};
+
+impl ProductActorState {
+    /// Commits `ops` through the committer and waits, blocking this actor meanwhile: admin
+    /// changes are rare, and nothing else may change the stock between the check that
+    /// allowed them and their application.
+    pub(super) async fn commit_now(
+        &mut self,
+        myself: &ActorRef<ProductMsg>,
+        ops: Vec<WriteOp>,
+    ) -> Result<(), AdminError> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.ctx.committer().submit(ops, move |outcome| {
+            let _ = done.send(outcome);
+        });
+        let outcome = outcome
+            .await
+            .unwrap_or_else(|_| CommitOutcome::Unknown("the committer stopped".into()));
+        match outcome {
+            CommitOutcome::Committed => Ok(()),
+            CommitOutcome::NotWritten(reason) => Err(AdminError::Unavailable(reason.to_string())),
+            CommitOutcome::Unknown(reason) => {
+                self.start_recovery(myself);
+                Err(AdminError::Unavailable(reason.to_string()))
+            }
+        }
+    }
+
+    pub(super) async fn update(
+        &mut self,
+        myself: &ActorRef<ProductMsg>,
+        update: ProductUpdate,
+    ) -> Result<Product, AdminError> {
+        if self.recovering {
+            return Err(AdminError::Unavailable("the product is recovering".into()));
+        }
+        let now = self.ctx.now_ms();
+        let product = update.draft.validate(self.product.id)?;
+        let plan = match update.stock {
+            Some(left) => {
+                engine::product::check_stock("stock", left)?;
+                Some((left, self.stock.plan_set_left(left, now)?))
+            }
+            None => None,
+        };
+        let counters = self.stock.counters();
+        self.commit_now(
+            myself,
+            vec![WriteOp::PutProduct {
+                product: product.clone(),
+                stock_initial: plan.map_or(counters.initial, |(_, plan)| plan.initial),
+                shelf_change: plan.map_or(0, |(_, plan)| plan.shelf_change),
+                at_ms: now,
+            }],
+        )
+        .await?;
+        if let Some((left, _)) = plan {
+            self.stock
+                .set_left(left, self.ctx.now_ms())
+                .expect("planned while this actor was blocked");
+        }
+        self.stock.set_price(product.price);
+        self.product = product.clone();
+        self.ctx.catalog().put(product.clone());
+        self.mirror();
+        Ok(product)
+    }
+
+    pub(super) async fn schedule_sale(
+        &mut self,
+        myself: &ActorRef<ProductMsg>,
+        sale: FlashSale,
+    ) -> Result<FlashSale, AdminError> {
+        if self.recovering {
+            return Err(AdminError::Unavailable("the product is recovering".into()));
+        }
+        let now = self.ctx.now_ms();
+        self.stock.check_schedule_sale(&sale, now)?;
+        self.commit_now(
+            myself,
+            vec![
+                WriteOp::PutSale {
+                    sale: sale.clone(),
+                    at_ms: now,
+                },
+                WriteOp::Emit(crate::events::flash_sale_scheduled(&sale, now)),
+            ],
+        )
+        .await?;
+        self.stock_out_announced = None;
+        self.stock
+            .schedule_sale(sale.clone(), self.ctx.now_ms())
+            .expect("checked while this actor was blocked");
+        self.ctx.note_sale(&self.stock);
+        self.mirror();
+        Ok(sale)
+    }
+}

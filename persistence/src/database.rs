@@ -1,0 +1,269 @@
+//! The SQL database behind every concern: the embedded SQLite file (the default) or
+//! PostgreSQL (when a database URL is configured).
+//!
+//! Each concern (`ledger/`, `catalog.rs`, `orders.rs`, `outbox.rs`, ...) implements its
+//! narrow trait once, for [`Database`], with [`dialects!`]: the body is compiled once per
+//! driver, so binding parameters, running the statement and decoding rows (`row.rs`) are
+//! written once. What truly differs between the two is written twice, side by side, where
+//! the query is: the SQL text ([`Sql`]) and how an order id is bound
+//! ([`Dialect::order_id`]: a `uuid` in PostgreSQL, its text in SQLite). A statement that
+//! is the same in both is written once with `$1`-style parameters, which SQLite reads as
+//! numbered ones.
+//!
+//! Why not sqlx's `Any` driver: it erases types (no uuid, no arrays), and the PostgreSQL
+//! batch of the hot path lives on arrays (`UNNEST`).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use engine::OrderId;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// One of the two databases, holding whatever each needs (a pool, a transaction...).
+#[derive(Clone)]
+pub(crate) enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// A transaction on either database.
+pub(crate) type Transaction<'c> =
+    Backend<sqlx::Transaction<'c, sqlx::Sqlite>, sqlx::Transaction<'c, sqlx::Postgres>>;
+
+/// Runs `$body` against whichever database `$backend` holds: `$inner` is the arm's pool
+/// (or transaction), `$dialect` a type implementing [`Dialect`] for it.
+macro_rules! dialects {
+    ($backend:expr, |$inner:ident, $dialect:ident| $body:expr) => {
+        match $backend {
+            $crate::database::Backend::Sqlite($inner) => {
+                #[allow(unused_imports)]
+                use $crate::database::Dialect as _;
+                #[allow(dead_code)]
+                type $dialect = $crate::database::SqliteDialect;
+                $body
+            }
+            $crate::database::Backend::Postgres($inner) => {
+                #[allow(unused_imports)]
+                use $crate::database::Dialect as _;
+                #[allow(dead_code)]
+                type $dialect = $crate::database::PostgresDialect;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use dialects;
+
+/// What differs between the two databases beyond the SQL text.
+pub(crate) trait Dialect {
+    /// How an order id is bound.
+    type OrderId;
+    fn order_id(id: OrderId) -> Self::OrderId;
+    /// The text of `statement` for this database.
+    fn sql(statement: &Sql) -> &'static str;
+}
+
+pub(crate) struct SqliteDialect;
+pub(crate) struct PostgresDialect;
+
+impl Dialect for SqliteDialect {
+    /// SQLite keeps order ids as text (the schema predates sqlx's 16-byte BLOB encoding).
+    type OrderId = String;
+
+    fn order_id(id: OrderId) -> String {
+        id.0.to_string()
+    }
+
+    fn sql(statement: &Sql) -> &'static str {
+        statement.sqlite
+    }
+}
+
+impl Dialect for PostgresDialect {
+    type OrderId = Uuid;
+
+    fn order_id(id: OrderId) -> Uuid {
+        id.0
+    }
+
+    fn sql(statement: &Sql) -> &'static str {
+        statement.postgres
+    }
+}
+
+/// One statement in both dialects.
+pub(crate) struct Sql {
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+impl Sql {
+    /// The same text for both: portable SQL with `$1`-style parameters.
+    pub(crate) const fn both(text: &'static str) -> Self {
+        Self {
+            sqlite: text,
+            postgres: text,
+        }
+    }
+
+    /// A text for each, where the dialects differ (timestamps, casts, arrays).
+    pub(crate) const fn each(sqlite: &'static str, postgres: &'static str) -> Self {
+        Self { sqlite, postgres }
+    }
+}
+
+// Milliseconds since the epoch <-> timestamptz, done in SQL so the engine stays on integers
+// (SQLite stores the milliseconds themselves).
+macro_rules! ms_to_ts {
+    ($param:literal) => {
+        concat!("to_timestamp(", $param, "::float8 / 1000.0)")
+    };
+}
+macro_rules! ts_to_ms {
+    ($column:literal) => {
+        concat!("(extract(epoch from ", $column, ") * 1000)::int8")
+    };
+}
+pub(crate) use {ms_to_ts, ts_to_ms};
+
+/// How to reach PostgreSQL and how long to wait for it.
+#[derive(Clone, Debug)]
+pub struct PostgresSettings {
+    pub url: String,
+    /// Connections in the pool: the committer's, plus recovery reads and lookups.
+    pub max_connections: u32,
+    /// Longest wait for a connection, and the server-side statement timeout. Matches the
+    /// commit timeout: past it, Buy Now answers 503 rather than hang.
+    pub timeout: Duration,
+}
+
+/// The database: implements every concern's trait (`OrderLedger`, `CatalogStore`,
+/// `OrderLookup`, `Outbox`, `CartStore`, `ReviewStore`, `NotificationStore`, `Deliveries`).
+#[derive(Clone)]
+pub struct Database {
+    pool: Backend<SqlitePool, PgPool>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self.pool {
+            Backend::Sqlite(_) => "Database(SQLite)",
+            Backend::Postgres(_) => "Database(PostgreSQL)",
+        })
+    }
+}
+
+impl Database {
+    /// The embedded default: opens (creating if needed) `flashcart.db` in `data_dir`, in
+    /// WAL mode, and applies the migrations.
+    ///
+    /// - WAL lets readers (recovery, order lookups) run while the group committer writes.
+    /// - `synchronous = FULL` fsyncs every commit, so an answered order survives a power
+    ///   cut, not only a `kill -9`. Group commit pays that fsync once per batch.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::Decode(format!("cannot create {}: {error}", data_dir.display()))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("flashcart.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Only the committer writes, but recovery reads may briefly hold the WAL.
+            .busy_timeout(Duration::from_secs(5));
+        // Four connections: the committer's writer plus readers for recovery and lookups.
+        // SQLite has one writer at a time anyway; more connections would only queue.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Self::migrated(Backend::Sqlite(pool)).await
+    }
+
+    /// A SQLite database in memory, named so that other pools of this process can open
+    /// the same one ([`Database::open_in_memory`] again with the same name). For tests and
+    /// the simulation: the real schema and statements, without a disk.
+    pub async fn open_in_memory(name: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!(
+            "sqlite:file:{name}?mode=memory&cache=shared"
+        ))?
+        .foreign_keys(true);
+        // One connection, kept for the life of the pool: a shared in-memory database lives
+        // while a connection holds it, and shared-cache connections lock whole tables.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::migrated(Backend::Sqlite(pool)).await
+    }
+
+    /// Connects to PostgreSQL and applies the migrations.
+    ///
+    /// Every connection carries a `statement_timeout` and
+    /// `idle_in_transaction_session_timeout`, so a transaction abandoned by a client that
+    /// lost the network cannot linger on the server and commit long after the engine has
+    /// moved on.
+    pub async fn connect(settings: &PostgresSettings) -> Result<Self, StoreError> {
+        let timeout_ms = settings.timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(&settings.url)?
+            .application_name("flashcart")
+            .options([
+                ("statement_timeout", timeout_ms.as_str()),
+                ("idle_in_transaction_session_timeout", timeout_ms.as_str()),
+                // The batch statement's shape never changes, only its arrays; planning it
+                // again for each batch (a custom plan) cost more than running a small one.
+                ("plan_cache_mode", "force_generic_plan"),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.timeout)
+            .connect_with(options)
+            .await?;
+        Self::migrated(Backend::Postgres(pool)).await
+    }
+
+    async fn migrated(pool: Backend<SqlitePool, PgPool>) -> Result<Self, StoreError> {
+        match &pool {
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &Backend<SqlitePool, PgPool> {
+        &self.pool
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static>, StoreError> {
+        Ok(match &self.pool {
+            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin().await?),
+            Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Cheap round trip for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dialects!(&self.pool, |pool, D| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+}
+
+impl Transaction<'_> {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        dialects!(self, |tx, D| tx.commit().await?);
+        Ok(())
+    }
+}
