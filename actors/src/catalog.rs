@@ -162,7 +162,10 @@ impl Catalog {
             .index
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        index.products.keys().copied().collect()
+        let mut ids: Vec<ProductId> = index.products.keys().copied().collect();
+        // In id order: callers (the preload) then touch the store in a repeatable order.
+        ids.sort_unstable();
+        ids
     }
 
     pub fn len(&self) -> usize {

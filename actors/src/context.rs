@@ -50,6 +50,8 @@ pub(crate) struct Context {
     /// Users with a checkout running (one at a time each, see `checkout.rs`).
     checkouts: DashMap<UserId, ()>,
     actors: OnceLock<Actors>,
+    /// Actors that panicked (a bug: an assertion fired). Counted by their supervisors.
+    actor_failures: AtomicU64,
     next_product_id: AtomicU64,
     next_sale_id: AtomicU64,
 }
@@ -92,6 +94,7 @@ impl Context {
             pending: DashMap::new(),
             checkouts: DashMap::new(),
             actors: OnceLock::new(),
+            actor_failures: AtomicU64::new(0),
             next_product_id: AtomicU64::new(parts.high_water.product_id),
             next_sale_id: AtomicU64::new(parts.high_water.sale_id),
         }
@@ -159,6 +162,15 @@ impl Context {
 
     pub fn order_supervisor(&self) -> Option<&ActorRef<OrderSupervisorMsg>> {
         self.actors().map(|actors| &actors.order_supervisor)
+    }
+
+    /// A supervised actor panicked; its supervisor restarts it from the store.
+    pub fn note_actor_failure(&self) {
+        self.actor_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn actor_failures(&self) -> u64 {
+        self.actor_failures.load(Ordering::Relaxed)
     }
 
     // Live product actors.

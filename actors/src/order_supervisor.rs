@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use engine::OrderId;
 use engine::order::Order;
@@ -12,6 +13,9 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use crate::context::Context;
 use crate::order::{OrderActor, OrderArgs};
 use crate::protocol::{OrderMsg, OrderSupervisorMsg};
+
+/// Pause before orders that could not be read are read again.
+const ENSURE_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct OrderSupervisor;
 
@@ -59,6 +63,7 @@ impl Actor for OrderSupervisor {
             }
             OrderSupervisorMsg::Ensure(order_ids) => {
                 let mut found = Vec::new();
+                let mut unread = Vec::new();
                 for order_id in order_ids {
                     if state.ctx.is_pending(order_id) {
                         continue;
@@ -66,10 +71,18 @@ impl Actor for OrderSupervisor {
                     match state.ctx.stores().orders.order(order_id).await {
                         Ok(Some(order)) if order.status.holds_reservation() => found.push(order),
                         Ok(_) => {}
-                        Err(error) => tracing::warn!(%order_id, %error, "could not load an order"),
+                        Err(error) => {
+                            tracing::warn!(%order_id, %error, "could not load an order; will retry");
+                            unread.push(order_id);
+                        }
                     }
                 }
                 state.ctx.track_new_orders(found);
+                // An order that holds stock and is not tracked would never expire: its
+                // units would stay reserved until a restart. Ask again until it is read.
+                if !unread.is_empty() {
+                    myself.send_after(ENSURE_RETRY, move || OrderSupervisorMsg::Ensure(unread));
+                }
             }
             OrderSupervisorMsg::Get { order_id, reply } => {
                 let actor = state.get_or_spawn(&myself, order_id).await;
@@ -90,6 +103,7 @@ impl Actor for OrderSupervisor {
             SupervisionEvent::ActorFailed(cell, error) => {
                 // Its order is still pending (or in the store): the next event respawns it.
                 tracing::error!(%error, "order actor failed");
+                state.ctx.note_actor_failure();
                 cell
             }
             _ => return Ok(()),

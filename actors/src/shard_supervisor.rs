@@ -92,6 +92,7 @@ impl Actor for ShardSupervisor {
             SupervisionEvent::ActorTerminated(cell, _, _) => cell,
             SupervisionEvent::ActorFailed(cell, error) => {
                 tracing::error!(%error, "product actor failed");
+                state.ctx.note_actor_failure();
                 cell
             }
             _ => return Ok(()),

@@ -618,6 +618,36 @@ impl ProductStock {
         before - self.lines.len()
     }
 
+    /// What the store would give back for this stock: the input of [`Self::restore`].
+    /// Lines still moving (confirming, releasing) are reserved there, since their change
+    /// is not durable yet.
+    pub fn snapshot(&self) -> StockSnapshot {
+        let lines = self
+            .lines
+            .values()
+            .map(|line| {
+                let state = match line.state {
+                    LineState::Confirming | LineState::Releasing => LineState::Reserved,
+                    other => other,
+                };
+                Line {
+                    state,
+                    ..line.clone()
+                }
+            })
+            .collect();
+        StockSnapshot {
+            initial: self.counters.initial,
+            sold: self.counters.sold,
+            sale: self.sale.as_ref().map(|pool| SaleSnapshot {
+                sale: pool.sale.clone(),
+                sold: pool.counters.sold,
+                held_by_user: pool.held_by_user.clone(),
+            }),
+            lines,
+        }
+    }
+
     /// Rebuilds a product's stock from what the store holds. Counters are derived from the
     /// orders, never trusted from a cache.
     pub fn restore(
@@ -680,7 +710,11 @@ impl ProductStock {
                 )));
             }
             let left = sale.sale.stock - promised;
-            if left > stock.counters.left {
+            // An ended sale gave its leftover back to the shelf, where anyone may have
+            // bought it since: only an open pool must still fit on the shelf. (`settle`
+            // below closes an ended one.)
+            let ended = sale.sale.phase(now_ms) == SalePhase::Ended;
+            if !ended && left > stock.counters.left {
                 return Err(corrupt(format!(
                     "the sale pool holds {left} units but the shelf only {}",
                     stock.counters.left

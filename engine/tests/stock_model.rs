@@ -381,6 +381,14 @@ fn run(initial: u64, ops: Vec<Op>) {
             }
         }
         check(&stock, &model);
+        // What a restart would rebuild from the store is the same stock.
+        let restored = ProductStock::restore(PRODUCT, PRICE, stock.snapshot(), model.now_ms)
+            .unwrap_or_else(|corrupt| panic!("a consistent stock restores: {corrupt}"));
+        assert_eq!(restored.counters(), stock.counters());
+        assert_eq!(
+            restored.inventory(model.now_ms),
+            stock.inventory(model.now_ms)
+        );
     }
 }
 

@@ -74,6 +74,8 @@ pub(crate) struct ProductActorState {
     /// A rebuild waits for every held line to settle: a line whose transaction commits
     /// after the reload had read the store would be missing from the rebuilt stock.
     reload_deferred: bool,
+    /// A reload was started and has not answered yet.
+    reload_in_flight: bool,
 }
 
 /// What a held line did, so its settlement can finish or undo it.
@@ -147,6 +149,7 @@ impl Actor for ProductActor {
             stock_out_announced: None,
             held: HashMap::new(),
             reload_deferred: false,
+            reload_in_flight: false,
         })
     }
 

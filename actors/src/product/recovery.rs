@@ -40,8 +40,14 @@ impl ProductActorState {
         self.spawn_reload(myself);
     }
 
-    /// Reads the product back once every write submitted so far has finished.
-    pub(super) fn spawn_reload(&self, myself: &ActorRef<ProductMsg>) {
+    /// Reads the product back once every write submitted so far has finished. One reload
+    /// at a time: a second unknown outcome while one runs is covered by it (the actor
+    /// submits nothing while recovering, so the reload's barrier is behind every write).
+    pub(super) fn spawn_reload(&mut self, myself: &ActorRef<ProductMsg>) {
+        if self.reload_in_flight {
+            return;
+        }
+        self.reload_in_flight = true;
         let ctx = Arc::clone(&self.ctx);
         let product_id = self.product.id;
         let myself = myself.clone();
@@ -65,6 +71,8 @@ impl ProductActorState {
         result: Result<Option<ProductState>, persistence::StoreError>,
     ) {
         assert!(self.recovering);
+        assert!(self.reload_in_flight);
+        self.reload_in_flight = false;
         let restored = match result {
             Ok(Some(state)) => restore(state, self.ctx.now_ms()),
             Ok(None) => Err("the product disappeared from the store".into()),

@@ -30,6 +30,12 @@ impl Shop {
         self.ctx.pending_order_count()
     }
 
+    /// Actors that panicked since the start (each was restarted from the store). Anything
+    /// but zero is a bug worth a look: an assertion of the engine or an actor fired.
+    pub fn actor_failures(&self) -> u64 {
+        self.ctx.actor_failures()
+    }
+
     /// The actor of a product, if live (tests use it to kill one).
     pub fn product_actor(&self, id: ProductId) -> Option<ActorRef<ProductMsg>> {
         self.ctx.live_product(id).map(|handle| handle.actor)
