@@ -101,6 +101,15 @@ impl Board {
         self.lock().parked.len()
     }
 
+    /// What is parked, oldest first.
+    pub fn parked_labels(&self) -> Vec<String> {
+        self.lock()
+            .parked
+            .iter()
+            .map(|parked| parked.label.clone())
+            .collect()
+    }
+
     /// The oldest call that may be decided at `pump`, taken off the board.
     pub fn take_next(&self, pump: u64) -> Option<Parked> {
         let mut state = self.lock();

@@ -119,6 +119,11 @@ impl World {
         let mut rng = Rng::new(seed);
         let settings = simulation_settings(&mut rng);
         let faults = Faults::draw(&mut rng);
+        Self::start_with(seed, rng, settings, faults).await
+    }
+
+    /// A world with these settings and faults (the actor tests choose their own).
+    pub async fn start_with(seed: u64, rng: Rng, settings: ShopSettings, faults: Faults) -> Self {
         // Unique in this process: runs of one seed (the replay test) must not share one.
         static DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let run = DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -213,6 +218,42 @@ impl World {
             self.seed,
             self.board.parked_count()
         );
+    }
+
+    /// Lets the process run for `duration_ms` without deciding anything: calls pile up.
+    pub async fn hold(&mut self, duration_ms: u64) {
+        tokio::time::sleep(Duration::from_millis(duration_ms)).await;
+    }
+
+    /// Decides parked calls (running them) until the oldest one is what `stop` looks for,
+    /// which stays parked; returns its label.
+    pub async fn run_until_parked(&mut self, stop: impl Fn(&str) -> bool) -> String {
+        for _ in 0..SETTLE_PUMPS_MAX {
+            tokio::time::sleep(PUMP).await;
+            if let Some(label) = self.board.parked_labels().into_iter().next() {
+                if stop(&label) {
+                    return label;
+                }
+                self.decide_next(Fate::Run).await;
+            }
+        }
+        panic!("seed {}: nothing parked matched", self.seed);
+    }
+
+    /// The oldest parked call runs with `fate` (waiting for one if none is parked yet);
+    /// returns its label.
+    pub async fn decide_next(&mut self, fate: Fate) -> String {
+        for _ in 0..SETTLE_PUMPS_MAX {
+            self.pump += 1;
+            if let Some(parked) = self.board.take_next(u64::MAX) {
+                let label = parked.label.clone();
+                self.note(format!("{} {fate:?}: {label}", self.pump));
+                blocking(parked.execute(fate)).await;
+                return label;
+            }
+            tokio::time::sleep(PUMP).await;
+        }
+        panic!("seed {}: nothing was parked", self.seed);
     }
 
     /// The oldest call that may be decided gets its fate and runs (or stalls).
