@@ -1,9 +1,10 @@
 //! The HTTP face of the engine: thin by design. It authenticates, validates, translates
 //! JSON to shop calls and outcomes to status codes; every business rule lives below it.
 //!
-//! Where does Buy Now go? `routes/buy_now.rs` -> `actors::Shop::buy_now` -> the product
-//! actor (`actors/src/product/mod.rs`) -> `engine::stock::ProductStock::reserve` -> the
-//! group committer (`persistence/src/group_commit.rs`).
+//! Where does Buy Now go? `routes/buy_now.rs` -> `actors::Shop::buy_now`
+//! (`actors/src/shop/buying.rs`) -> the product actor (`actors/src/product/mod.rs`) ->
+//! `engine::stock::ProductStock::reserve` -> the group committer
+//! (`persistence/src/group_commit.rs`).
 
 pub mod app;
 pub mod auth;

@@ -23,15 +23,4 @@ macro_rules! on_sqlite {
     )*};
 }
 
-on_sqlite!(
-    committed_orders_rebuild_the_same_stock,
-    a_failing_write_rolls_back_the_whole_batch,
-    the_committer_batches_submissions_and_barriers_wait_for_them,
-    inventory_levels_follow_the_orders,
-    carts_keep_lines_until_they_go_stale,
-    reviews_count_once_per_user,
-    notifications_are_recorded_once,
-    deliveries_keep_the_first_partner_and_the_shipment,
-    the_outbox_hands_out_events_in_order,
-    orders_are_found_by_key_and_delivery,
-);
+contracts!(on_sqlite);

@@ -1,22 +1,13 @@
 //! The writes of one group commit that happen per order (new orders with their items and
-//! keys, status changes, payments, events, stock moves), laid out once as columns and
-//! written with a fixed number of statements, whatever the batch's size:
-//! - PostgreSQL: one statement for everything, data-modifying CTEs over `UNNEST($arrays)`,
-//!   so 1,000 orders cost one round trip. The last SELECT is a guard that fails the whole
-//!   statement if a status change met an order in another status or a product had no
-//!   inventory row. The schema re-checks what the engine promises (non-negative, balanced
-//!   inventory; per-user sale limits; unique keys): a bug above can fail a batch, never
-//!   oversell.
-//! - SQLite: one multi-row statement per table (sqlx hands each statement to SQLite's
-//!   worker thread, so a statement per row would cost a channel round trip per row).
+//! keys, status changes, payments, events, stock moves), laid out once as columns, the
+//! same for both databases; `batch_statements.rs` writes them.
 
 use std::collections::BTreeMap;
 
 use engine::order::Order;
-use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
-use crate::database::{Backend, Transaction, ms_to_ts};
+use crate::database::{Backend, Transaction};
 use crate::error::StoreError;
 use crate::row::int;
 use crate::write::{LedgerKind, StatusChange, WriteOp};
@@ -24,50 +15,50 @@ use crate::write::{LedgerKind, StatusChange, WriteOp};
 /// A batch's per-order writes, as columns. Public so the benches can measure encoding.
 #[derive(Default)]
 pub struct Batch {
-    order_ids: Vec<Uuid>,
-    order_users: Vec<i64>,
-    order_statuses: Vec<&'static str>,
-    order_totals: Vec<i64>,
-    order_keys: Vec<String>,
-    order_created: Vec<i64>,
-    order_expires: Vec<i64>,
-    key_scopes: Vec<String>,
-    item_orders: Vec<Uuid>,
-    item_lines: Vec<i32>,
-    item_products: Vec<i64>,
-    item_sales: Vec<Option<i64>>,
-    item_quantities: Vec<i32>,
-    item_prices: Vec<i64>,
-    change_ids: Vec<Uuid>,
-    change_from: Vec<&'static str>,
-    change_to: Vec<&'static str>,
-    change_at: Vec<i64>,
-    payment_orders: Vec<Uuid>,
-    payment_transactions: Vec<String>,
-    payment_statuses: Vec<&'static str>,
-    payment_amounts: Vec<i64>,
-    event_topics: Vec<&'static str>,
-    event_types: Vec<&'static str>,
-    event_keys: Vec<String>,
-    event_payloads: Vec<String>,
+    pub(super) order_ids: Vec<Uuid>,
+    pub(super) order_users: Vec<i64>,
+    pub(super) order_statuses: Vec<&'static str>,
+    pub(super) order_totals: Vec<i64>,
+    pub(super) order_keys: Vec<String>,
+    pub(super) order_created: Vec<i64>,
+    pub(super) order_expires: Vec<i64>,
+    pub(super) key_scopes: Vec<String>,
+    pub(super) item_orders: Vec<Uuid>,
+    pub(super) item_lines: Vec<i32>,
+    pub(super) item_products: Vec<i64>,
+    pub(super) item_sales: Vec<Option<i64>>,
+    pub(super) item_quantities: Vec<i32>,
+    pub(super) item_prices: Vec<i64>,
+    pub(super) change_ids: Vec<Uuid>,
+    pub(super) change_from: Vec<&'static str>,
+    pub(super) change_to: Vec<&'static str>,
+    pub(super) change_at: Vec<i64>,
+    pub(super) payment_orders: Vec<Uuid>,
+    pub(super) payment_transactions: Vec<String>,
+    pub(super) payment_statuses: Vec<&'static str>,
+    pub(super) payment_amounts: Vec<i64>,
+    pub(super) event_topics: Vec<&'static str>,
+    pub(super) event_types: Vec<&'static str>,
+    pub(super) event_keys: Vec<String>,
+    pub(super) event_payloads: Vec<String>,
     /// Every stock move, one per order line: SQLite's ledger rows.
-    moves: Vec<Move>,
+    pub(super) moves: Vec<Move>,
     /// (sale, user) -> net change of units held, so one statement touches each row once
     /// (PostgreSQL's `sale_purchases`).
-    sale_purchases: BTreeMap<(i64, i64), i32>,
+    pub(super) sale_purchases: BTreeMap<(i64, i64), i32>,
     /// product -> (reserved, sold, left) deltas (PostgreSQL's `inventory`).
-    inventory: BTreeMap<i64, (i64, i64, i64)>,
+    pub(super) inventory: BTreeMap<i64, (i64, i64, i64)>,
     /// (product, kind) -> (units, orders, latest time): PostgreSQL's ledger keeps one row
     /// per batch, product and kind.
-    ledger: BTreeMap<(i64, &'static str), (i64, i32, i64)>,
+    pub(super) ledger: BTreeMap<(i64, &'static str), (i64, i32, i64)>,
 }
 
-struct Move {
-    product: i64,
-    order: Uuid,
-    kind: LedgerKind,
-    units: i64,
-    at_ms: i64,
+pub(super) struct Move {
+    pub(super) product: i64,
+    pub(super) order: Uuid,
+    pub(super) kind: LedgerKind,
+    pub(super) units: i64,
+    pub(super) at_ms: i64,
 }
 
 impl Batch {
@@ -199,7 +190,7 @@ impl Batch {
         row.2 = row.2.max(at);
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.order_ids.is_empty()
             && self.change_ids.is_empty()
             && self.event_topics.is_empty()
@@ -227,338 +218,6 @@ impl Batch {
     }
 }
 
-/// The whole batch in one statement, so one round trip: data-modifying CTEs run in one
-/// implicit transaction. The last SELECT is the guard: a cast error naming the counts
-/// fails the statement, and with it every write above. A cast is used, not `1/0`, because
-/// PostgreSQL may fold a constant division at plan time.
-const POSTGRES_BATCH: &str = concat!(
-    "WITH new_orders AS (",
-    "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, created_at, expires_at, updated_at) ",
-    "SELECT o.id, o.user_id, o.status::order_status, o.total, o.key, ",
-    ms_to_ts!("o.created"),
-    ", ",
-    ms_to_ts!("o.expires"),
-    ", ",
-    ms_to_ts!("o.created"),
-    " FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) ",
-    "AS o(id, user_id, status, total, key, created, expires)), ",
-    "new_items AS (",
-    "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, unit_price_minor) ",
-    "SELECT * FROM UNNEST($8::uuid[], $9::int4[], $10::int8[], $11::int8[], $12::int4[], $13::int8[])), ",
-    "new_keys AS (",
-    "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at) ",
-    "SELECT k.user_id, k.scope, k.key, k.order_id, ",
-    ms_to_ts!("k.created"),
-    " FROM UNNEST($2::int8[], $14::text[], $5::text[], $1::uuid[], $6::int8[]) AS k(user_id, scope, key, order_id, created)), ",
-    "holdings AS (",
-    "INSERT INTO sale_purchases (sale_id, user_id, quantity, per_user_limit) ",
-    "SELECT p.sale_id, p.user_id, p.quantity, s.per_user_limit ",
-    "FROM UNNEST($15::int8[], $16::int8[], $17::int4[]) AS p(sale_id, user_id, quantity) ",
-    "JOIN flash_sales s ON s.id = p.sale_id ",
-    "ON CONFLICT (sale_id, user_id) DO UPDATE SET quantity = sale_purchases.quantity + excluded.quantity), ",
-    // Released allowance: an UPDATE, since INSERT checks the proposed row's constraints
-    // (a negative quantity) before it finds the conflict.
-    "released_holdings AS (",
-    "UPDATE sale_purchases SET quantity = sale_purchases.quantity + r.delta ",
-    "FROM UNNEST($33::int8[], $34::int8[], $35::int4[]) AS r(sale_id, user_id, delta) ",
-    "WHERE sale_purchases.sale_id = r.sale_id AND sale_purchases.user_id = r.user_id), ",
-    // A replayed webhook carries a transaction already recorded: nothing to add.
-    "new_payments AS (",
-    "INSERT INTO payments (order_id, transaction_id, status, amount_minor) ",
-    "SELECT * FROM UNNEST($36::uuid[], $37::text[], $38::text[], $39::int8[]) ",
-    "ON CONFLICT (transaction_id) DO NOTHING), ",
-    "new_events AS (",
-    "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
-    "SELECT e.topic, e.event_type, e.entity_key, e.payload::jsonb ",
-    "FROM UNNEST($40::text[], $41::text[], $42::text[], $43::text[]) AS e(topic, event_type, entity_key, payload)), ",
-    "changed AS (",
-    "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
-    ms_to_ts!("c.at"),
-    " FROM UNNEST($18::uuid[], $19::text[], $20::text[], $21::int8[]) AS c(id, from_status, to_status, at)",
-    " WHERE orders.id = c.id AND orders.status = c.from_status::order_status RETURNING 1), ",
-    "stock AS (",
-    r#"UPDATE inventory SET reserved = inventory.reserved + d.reserved, sold = inventory.sold + d.sold, "left" = inventory."left" + d.shelf "#,
-    "FROM UNNEST($22::int8[], $23::int8[], $24::int8[], $25::int8[]) AS d(product_id, reserved, sold, shelf) ",
-    "WHERE inventory.product_id = d.product_id RETURNING 1), ",
-    "ledger AS (",
-    "INSERT INTO stock_ledger (product_id, order_count, kind, quantity, at) ",
-    "SELECT l.product_id, l.order_count, l.kind, l.quantity, ",
-    ms_to_ts!("l.at"),
-    " FROM UNNEST($26::int8[], $27::int4[], $28::text[], $29::int8[], $30::int8[]) AS l(product_id, order_count, kind, quantity, at)) ",
-    "SELECT CASE WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 THEN 0 ",
-    "ELSE ('batch guard failed: ' || (SELECT count(*) FROM changed) || ' of ' || $31 || ' status changes, ' ",
-    "|| (SELECT count(*) FROM stock) || ' of ' || $32 || ' inventory rows')::int END"
-);
-
-impl Batch {
-    async fn write_postgres<'c, E>(self, executor: E) -> Result<(), StoreError>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
-    {
-        // Taken and given-back allowances go to different statements of the batch; a key's
-        // net change is one or the other, so no row is touched twice.
-        let (mut taken_sales, mut taken_users, mut taken) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut freed_sales, mut freed_users, mut freed) = (Vec::new(), Vec::new(), Vec::new());
-        for ((sale, user), delta) in self.sale_purchases {
-            if delta > 0 {
-                taken_sales.push(sale);
-                taken_users.push(user);
-                taken.push(delta);
-            } else if delta < 0 {
-                freed_sales.push(sale);
-                freed_users.push(user);
-                freed.push(delta);
-            }
-        }
-        let mut products = Vec::with_capacity(self.inventory.len());
-        let (mut reserved, mut sold, mut shelf) = (Vec::new(), Vec::new(), Vec::new());
-        for (product, delta) in &self.inventory {
-            products.push(*product);
-            reserved.push(delta.0);
-            sold.push(delta.1);
-            shelf.push(delta.2);
-        }
-        let (mut ledger_products, mut ledger_orders, mut ledger_kinds) =
-            (Vec::new(), Vec::new(), Vec::new());
-        let (mut ledger_quantities, mut ledger_at) = (Vec::new(), Vec::new());
-        for ((product, kind), (quantity, orders, at)) in &self.ledger {
-            ledger_products.push(*product);
-            ledger_kinds.push(*kind);
-            ledger_quantities.push(*quantity);
-            ledger_orders.push(*orders);
-            ledger_at.push(*at);
-        }
-        let expected_changes = self.change_ids.len() as i64;
-        let expected_products = products.len() as i64;
-        sqlx::query(POSTGRES_BATCH)
-            .bind(&self.order_ids)
-            .bind(&self.order_users)
-            .bind(&self.order_statuses)
-            .bind(&self.order_totals)
-            .bind(&self.order_keys)
-            .bind(&self.order_created)
-            .bind(&self.order_expires)
-            .bind(&self.item_orders)
-            .bind(&self.item_lines)
-            .bind(&self.item_products)
-            .bind(&self.item_sales)
-            .bind(&self.item_quantities)
-            .bind(&self.item_prices)
-            .bind(&self.key_scopes)
-            .bind(&taken_sales)
-            .bind(&taken_users)
-            .bind(&taken)
-            .bind(&self.change_ids)
-            .bind(&self.change_from)
-            .bind(&self.change_to)
-            .bind(&self.change_at)
-            .bind(&products)
-            .bind(&reserved)
-            .bind(&sold)
-            .bind(&shelf)
-            .bind(&ledger_products)
-            .bind(&ledger_orders)
-            .bind(&ledger_kinds)
-            .bind(&ledger_quantities)
-            .bind(&ledger_at)
-            .bind(expected_changes)
-            .bind(expected_products)
-            .bind(&freed_sales)
-            .bind(&freed_users)
-            .bind(&freed)
-            .bind(&self.payment_orders)
-            .bind(&self.payment_transactions)
-            .bind(&self.payment_statuses)
-            .bind(&self.payment_amounts)
-            .bind(&self.event_topics)
-            .bind(&self.event_types)
-            .bind(&self.event_keys)
-            .bind(&self.event_payloads)
-            .execute(executor)
-            .await
-            .map_err(guard_error)?;
-        Ok(())
-    }
-
-    async fn write_sqlite(self, tx: &mut sqlx::Transaction<'_, Sqlite>) -> Result<(), StoreError> {
-        let orders = self.order_ids.len();
-        insert_rows(
-            tx,
-            "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, \
-             created_at_ms, expires_at_ms, updated_at_ms) ",
-            orders,
-            8,
-            |mut row, i| {
-                row.push_bind(self.order_ids[i].to_string())
-                    .push_bind(self.order_users[i])
-                    .push_bind(self.order_statuses[i])
-                    .push_bind(self.order_totals[i])
-                    .push_bind(self.order_keys[i].as_str())
-                    .push_bind(self.order_created[i])
-                    .push_bind(self.order_expires[i])
-                    .push_bind(self.order_created[i]);
-            },
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, \
-             unit_price_minor) ",
-            self.item_orders.len(),
-            6,
-            |mut row, i| {
-                row.push_bind(self.item_orders[i].to_string())
-                    .push_bind(self.item_lines[i])
-                    .push_bind(self.item_products[i])
-                    .push_bind(self.item_sales[i])
-                    .push_bind(self.item_quantities[i])
-                    .push_bind(self.item_prices[i]);
-            },
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at_ms) ",
-            orders,
-            5,
-            |mut row, i| {
-                row.push_bind(self.order_users[i])
-                    .push_bind(self.key_scopes[i].as_str())
-                    .push_bind(self.order_keys[i].as_str())
-                    .push_bind(self.order_ids[i].to_string())
-                    .push_bind(self.order_created[i]);
-            },
-        )
-        .await?;
-        self.set_statuses_sqlite(tx).await?;
-        // A replayed webhook carries a transaction already recorded: nothing to add.
-        insert_rows_then(
-            tx,
-            "INSERT INTO payments (order_id, transaction_id, status, amount_minor) ",
-            self.payment_orders.len(),
-            4,
-            |mut row, i| {
-                row.push_bind(self.payment_orders[i].to_string())
-                    .push_bind(self.payment_transactions[i].as_str())
-                    .push_bind(self.payment_statuses[i])
-                    .push_bind(self.payment_amounts[i]);
-            },
-            " ON CONFLICT (transaction_id) DO NOTHING",
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
-            self.event_topics.len(),
-            4,
-            |mut row, i| {
-                row.push_bind(self.event_topics[i])
-                    .push_bind(self.event_types[i])
-                    .push_bind(self.event_keys[i].as_str())
-                    .push_bind(self.event_payloads[i].as_str());
-            },
-        )
-        .await?;
-        insert_rows(
-            tx,
-            "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at_ms) ",
-            self.moves.len(),
-            5,
-            |mut row, i| {
-                let stock_move = &self.moves[i];
-                row.push_bind(stock_move.product)
-                    .push_bind(stock_move.order.to_string())
-                    .push_bind(stock_move.kind.as_str())
-                    .push_bind(stock_move.units)
-                    .push_bind(stock_move.at_ms);
-            },
-        )
-        .await
-    }
-
-    /// Every status change in one statement; refused as a whole if any order was not in
-    /// the status the change came from (someone else moved it: a bug upstream).
-    async fn set_statuses_sqlite(
-        &self,
-        tx: &mut sqlx::Transaction<'_, Sqlite>,
-    ) -> Result<(), StoreError> {
-        let changes = self.change_ids.len();
-        if changes == 0 {
-            return Ok(());
-        }
-        let mut updated = 0;
-        for chunk in chunks(changes, 4) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "UPDATE orders SET status = c.column3, updated_at_ms = c.column4 FROM (",
-            );
-            query.push_values(chunk, |mut row, i| {
-                row.push_bind(self.change_ids[i].to_string())
-                    .push_bind(self.change_from[i])
-                    .push_bind(self.change_to[i])
-                    .push_bind(self.change_at[i]);
-            });
-            query.push(") AS c WHERE orders.id = c.column1 AND orders.status = c.column2");
-            updated += query.build().execute(&mut **tx).await?.rows_affected();
-        }
-        if updated != changes as u64 {
-            return Err(StoreError::Conflict(format!(
-                "batch guard failed: {updated} of {changes} status changes"
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// SQLite's default cap on bound parameters in one statement.
-const SQLITE_PARAMETERS_MAX: usize = 32_766;
-
-/// Row indices `0..rows` in chunks that keep a statement under SQLite's parameter cap.
-fn chunks(rows: usize, columns: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    let size = SQLITE_PARAMETERS_MAX / columns;
-    (0..rows)
-        .step_by(size)
-        .map(move |start| start..(start + size).min(rows))
-}
-
-async fn insert_rows(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    insert: &'static str,
-    rows: usize,
-    columns: usize,
-    push: impl FnMut(sqlx::query_builder::Separated<'_, Sqlite, &'static str>, usize),
-) -> Result<(), StoreError> {
-    insert_rows_then(tx, insert, rows, columns, push, "").await
-}
-
-/// `insert` followed by `rows` rows of `columns` values each, then `tail`: one statement
-/// per chunk.
-async fn insert_rows_then(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    insert: &'static str,
-    rows: usize,
-    columns: usize,
-    mut push: impl FnMut(sqlx::query_builder::Separated<'_, Sqlite, &'static str>, usize),
-    tail: &'static str,
-) -> Result<(), StoreError> {
-    for chunk in chunks(rows, columns) {
-        let mut query = QueryBuilder::<Sqlite>::new(insert);
-        query.push_values(chunk, &mut push);
-        query.push(tail);
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 fn quantity(units: u32) -> Result<i32, StoreError> {
     i32::try_from(units).map_err(|_| StoreError::Conflict("quantity does not fit".into()))
-}
-
-/// The guard's cast error is a conflict (a bug upstream), not a database failure.
-fn guard_error(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(database) if database.message().contains("batch guard failed") => {
-            StoreError::Conflict(database.message().to_owned())
-        }
-        _ => StoreError::Database(error),
-    }
 }
