@@ -2,7 +2,8 @@
 //! the reviews' average, written by its actor like any change of its record, so browse
 //! and search follow.
 
-use engine::product::{Invalid, ProductDraft};
+use engine::ProductEdit;
+use engine::product::Invalid;
 use engine::review::ReviewDraft;
 use engine::{ProductId, UserId};
 use persistence::{Review, ReviewSummary};
@@ -41,9 +42,9 @@ impl Shop {
         product_id: ProductId,
         draft: ReviewDraft,
     ) -> Result<ReviewAdded, ReviewError> {
-        let product = self
-            .product(product_id)
-            .ok_or(ReviewError::UnknownProduct(product_id))?;
+        if self.product(product_id).is_none() {
+            return Err(ReviewError::UnknownProduct(product_id));
+        }
         let valid = draft.validate()?;
         let stores = self.ctx.stores();
         let unavailable =
@@ -72,22 +73,17 @@ impl Shop {
             .ok_or(ReviewError::AlreadyReviewed(product_id))?;
         // The rating is part of the product's record: its actor writes it, and the catalog
         // (browse) and the search index follow.
-        let draft = ProductDraft {
-            title: product.title.clone(),
-            brand: product.brand.clone(),
-            category: product.category.clone(),
-            description: product.description.clone(),
-            price: product.price,
-            rating: (summary.average * 10.0).round() / 10.0,
-            popularity: product.popularity,
+        let edit = ProductEdit {
+            rating: Some((summary.average * 10.0).round() / 10.0),
+            ..ProductEdit::default()
         };
-        let updated = self
-            .update_product(product_id, draft, None)
-            .await
-            .map_err(|error| match error {
-                AdminError::UnknownProduct(id) => ReviewError::UnknownProduct(id),
-                other => ReviewError::Unavailable(other.to_string()),
-            })?;
+        let updated =
+            self.update_product(product_id, edit, None)
+                .await
+                .map_err(|error| match error {
+                    AdminError::UnknownProduct(id) => ReviewError::UnknownProduct(id),
+                    other => ReviewError::Unavailable(other.to_string()),
+                })?;
         Ok(ReviewAdded {
             review,
             product_rating: updated.rating,

@@ -26,6 +26,6 @@ pub use flash_sale::{FlashSale, FlashSaleDraft, SalePhase};
 pub use ids::{IdempotencyKey, OrderId, ProductId, SaleId, UserId};
 pub use money::Money;
 pub use order::{OrderEvent, OrderStatus};
-pub use product::{Product, ProductDraft};
+pub use product::{Product, ProductDraft, ProductEdit};
 pub use refusal::Refusal;
 pub use stock::{ProductStock, ReserveOutcome, ReserveRequest, StockCounters};

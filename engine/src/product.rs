@@ -34,6 +34,37 @@ pub struct ProductDraft {
     pub popularity: u64,
 }
 
+/// A change of a product's record: a field left out keeps its current value. Applied by
+/// the product's actor onto the record it holds, so two changes never undo each other (a
+/// review's new rating and an admin's new title both stand).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProductEdit {
+    pub title: Option<String>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<Money>,
+    pub rating: Option<f32>,
+    pub popularity: Option<u64>,
+}
+
+impl ProductEdit {
+    /// The draft of `current` with this edit applied (still to be validated).
+    pub fn applied_to(self, current: &Product) -> ProductDraft {
+        ProductDraft {
+            title: self.title.unwrap_or_else(|| current.title.clone()),
+            brand: self.brand.unwrap_or_else(|| current.brand.clone()),
+            category: self.category.unwrap_or_else(|| current.category.clone()),
+            description: self
+                .description
+                .unwrap_or_else(|| current.description.clone()),
+            price: self.price.unwrap_or(current.price),
+            rating: self.rating.unwrap_or(current.rating),
+            popularity: self.popularity.unwrap_or(current.popularity),
+        }
+    }
+}
+
 /// One field of a request that the rules refuse, and why, in words a client can act on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]

@@ -44,7 +44,10 @@ impl ProductActorState {
             return Err(AdminError::Unavailable("the product is recovering".into()));
         }
         let now = self.ctx.now_ms();
-        let product = update.draft.validate(self.product.id)?;
+        let product = update
+            .edit
+            .applied_to(&self.product)
+            .validate(self.product.id)?;
         let plan = match update.stock {
             Some(left) => {
                 engine::product::check_stock("stock", left)?;

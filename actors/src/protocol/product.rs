@@ -5,7 +5,7 @@ use std::sync::Arc;
 use engine::order::{OrderStatus, StockEffect};
 use engine::stock::{Inventory, Line, LineError, ProductStock, SaleCounters, StockCounters};
 use engine::{
-    FlashSale, IdempotencyKey, Money, OrderId, Product, ProductDraft, Refusal, SaleId, UserId,
+    FlashSale, IdempotencyKey, Money, OrderId, Product, ProductEdit, Refusal, SaleId, UserId,
 };
 use persistence::{CommitOutcome, ProductState, StoreError};
 use ractor::RpcReplyPort;
@@ -165,9 +165,9 @@ pub enum PrepareRefused {
     Unavailable(String),
 }
 
-/// An admin's replacement of a product's record, and optionally of its units on the shelf.
+/// A change of a product's record, and optionally of its units on the shelf.
 pub struct ProductUpdate {
-    pub draft: ProductDraft,
+    pub edit: ProductEdit,
     pub stock: Option<u64>,
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use engine::stock::Inventory;
-use engine::{FlashSale, FlashSaleDraft, Product, ProductDraft, ProductId};
+use engine::{FlashSale, FlashSaleDraft, Product, ProductDraft, ProductEdit, ProductId};
 use ractor::rpc::CallResult;
 use tokio::sync::watch;
 
@@ -54,14 +54,15 @@ impl Shop {
         }
     }
 
-    /// Replaces a product's record and, with `stock`, its units on the shelf.
+    /// Changes a product's record (the fields `edit` names) and, with `stock`, its units
+    /// on the shelf.
     pub async fn update_product(
         &self,
         id: ProductId,
-        draft: ProductDraft,
+        edit: ProductEdit,
         stock: Option<u64>,
     ) -> Result<Product, AdminError> {
-        let update = ProductUpdate { draft, stock };
+        let update = ProductUpdate { edit, stock };
         self.call_product(id, |reply| ProductMsg::Update(Box::new(update), reply))
             .await?
     }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use engine::{Money, Product, ProductDraft, ProductId};
+use engine::{Money, Product, ProductDraft, ProductEdit, ProductId};
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApiContext;
@@ -115,21 +115,19 @@ async fn replace(
     Json(body): Json<ProductReplacement>,
 ) -> Result<axum::Json<ProductBody>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let id = ProductId(id);
-    let current = ctx
-        .shop
-        .product(id)
-        .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
-    let draft = ProductDraft {
-        title: body.title,
-        brand: body.brand,
-        category: body.category,
-        description: body.description,
-        price: Money(body.price),
-        rating: body.rating.unwrap_or(current.rating),
-        popularity: body.popularity.unwrap_or(current.popularity),
+    let edit = ProductEdit {
+        title: Some(body.title),
+        brand: Some(body.brand),
+        category: Some(body.category),
+        description: Some(body.description),
+        price: Some(Money(body.price)),
+        rating: body.rating,
+        popularity: body.popularity,
     };
-    let product = ctx.shop.update_product(id, draft, body.stock).await?;
+    let product = ctx
+        .shop
+        .update_product(ProductId(id), edit, body.stock)
+        .await?;
     Ok(axum::Json(ProductBody::from(&product)))
 }
 
