@@ -8,6 +8,9 @@
 #
 #   loadtests/compare.sh [seconds per target, default 30] [virtual users, default 64]
 #
+# With FLASHCART_BEFORE=<dir> (a directory holding another build's `flashcart` binary),
+# the engine targets run with that build too, in the same run: a before/after table.
+#
 # Needs PostgreSQL and Redis on loopback (deploy/services.sh). Bounded: each target runs
 # for the given time; every server is stopped afterwards.
 set -euo pipefail
@@ -52,32 +55,43 @@ wait_ready 127.0.0.1:18082
 run_load classic 127.0.0.1:18082
 stop_last
 
-FLASHCART_AUTH__JWT_SECRET="$SECRET" "$BIN/flashcart" serve --listen 127.0.0.1:18083 \
-    --data-dir "$WORK/embedded" >"$WORK/embedded.log" 2>&1 & PIDS+=($!)
-wait_ready 127.0.0.1:18083
-run_load embedded 127.0.0.1:18083 --verify-database-url "sqlite://$WORK/embedded/flashcart.db"
-stop_last
+run_engine() { # suffix flashcart-binary: targets embedded<suffix> and postgres-redis<suffix>
+    local name="embedded$1" pg_name="postgres-redis$1" engine="$2"
+    FLASHCART_AUTH__JWT_SECRET="$SECRET" "$engine" serve --listen 127.0.0.1:18083 \
+        --data-dir "$WORK/$name" >"$WORK/$name.log" 2>&1 & PIDS+=($!)
+    wait_ready 127.0.0.1:18083
+    run_load "$name" 127.0.0.1:18083 --verify-database-url "sqlite://$WORK/$name/flashcart.db"
+    stop_last
 
-ENGINE_DB="$(fresh_database flashcart_compare_engine)"
-FLASHCART_AUTH__JWT_SECRET="$SECRET" FLASHCART_STORE__DATABASE_URL="$ENGINE_DB" \
-    FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="compare:$(date +%s):" \
-    "$BIN/flashcart" serve --listen 127.0.0.1:18084 --data-dir "$WORK/services" \
-    >"$WORK/services.log" 2>&1 & PIDS+=($!)
-wait_ready 127.0.0.1:18084
-run_load postgres-redis 127.0.0.1:18084 --verify-database-url "$ENGINE_DB"
-stop_last
+    ENGINE_DB="$(fresh_database flashcart_compare_engine)"
+    FLASHCART_AUTH__JWT_SECRET="$SECRET" FLASHCART_STORE__DATABASE_URL="$ENGINE_DB" \
+        FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="compare:$(date +%s%N):" \
+        "$engine" serve --listen 127.0.0.1:18084 --data-dir "$WORK/$pg_name" \
+        >"$WORK/$pg_name.log" 2>&1 & PIDS+=($!)
+    wait_ready 127.0.0.1:18084
+    run_load "$pg_name" 127.0.0.1:18084 --verify-database-url "$ENGINE_DB"
+    stop_last
+}
 
-python3 - "$WORK" <<'PY'
+TARGETS="echo classic"
+if [ -n "${FLASHCART_BEFORE:-}" ]; then
+    run_engine -before "$FLASHCART_BEFORE/flashcart"
+    TARGETS="$TARGETS embedded-before postgres-redis-before"
+fi
+run_engine "" "$BIN/flashcart"
+TARGETS="$TARGETS embedded postgres-redis"
+
+python3 - "$WORK" $TARGETS <<'PY'
 import json, sys, os
 work = sys.argv[1]
 rows = [(name, json.load(open(os.path.join(work, f"{name}.json"))))
-        for name in ["echo", "classic", "embedded", "postgres-redis"]]
+        for name in sys.argv[2:]]
 echo = rows[0][1]["orders_per_sec"] or 1
 classic = rows[1][1]["orders_per_sec"] or 1
 print()
-print(f"{'target':<16}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs echo':>9}{'vs classic':>12}{'gen CPU':>9}  verified")
+print(f"{'target':<24}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs echo':>9}{'vs classic':>12}{'gen CPU':>9}  verified")
 for name, r in rows:
-    print(f"{name:<16}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+    print(f"{name:<24}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
           f"{r['orders_per_sec']/echo:>8.2f}x{r['orders_per_sec']/classic:>11.2f}x"
           f"{r['generator_cpu_percent']:>8.0f}%  {r['verified']}")
 PY

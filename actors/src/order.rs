@@ -3,7 +3,7 @@
 //!
 //! It lives only while something happens to its order: the order supervisor spawns it for
 //! a payment, a cancellation or an expiry, and it stops once its mailbox is done. Unpaid
-//! orders wait in `Context::pending_orders`, their deadlines on the reservation clock
+//! orders wait among the context's pending orders, their deadlines on the reservation clock
 //! (`expiry.rs` says why not a timer per actor).
 //!
 //! Stock moves (paid: confirm; cancelled, expired: release) are made durable in the same

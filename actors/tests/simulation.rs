@@ -191,7 +191,7 @@ enum Outcome {
 
 async fn simulate(seed: u64) -> Report {
     let mut world = World::start(seed).await;
-    let auditor = Auditor::open(&world.database_name).await;
+    let auditor = Auditor::open(&world.database_name);
     let mut model = Model::default();
     set_up(&mut world, &mut model).await;
     check(&mut world, &auditor, &model).await;
@@ -208,7 +208,7 @@ async fn simulate(seed: u64) -> Report {
     let ttl_ms = world.settings.reservation_ttl.as_millis() as u64;
     world.run_for(ttl_ms + 1_000).await;
     check(&mut world, &auditor, &model).await;
-    let snapshot = auditor.snapshot().await;
+    let snapshot = auditor.snapshot();
     let now = world.now_ms();
     for (order_id, order) in &snapshot.orders {
         assert!(
@@ -484,11 +484,11 @@ async fn check(world: &mut World, auditor: &Auditor, model: &Model) {
     let seed = world.seed;
     for _ in 0..QUIET_MOMENT_ATTEMPTS {
         world.settle().await;
-        let before = auditor.snapshot().await;
+        let before = auditor.snapshot();
         check_stock_rules(seed, &before);
         check_acknowledgements(seed, &before, model);
         let seen = inspect_products(world, &before).await;
-        let after = auditor.snapshot().await;
+        let after = auditor.snapshot();
         let idle = seen.iter().all(|(_, seen)| {
             !seen.recovering
                 && seen.open_writes == 0

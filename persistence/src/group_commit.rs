@@ -13,7 +13,9 @@
 //! Failure stays bounded: a full queue refuses at once, a submission that waited past its
 //! deadline is refused without being written, and a commit that takes longer than
 //! `commit_timeout` is answered `Unknown` (the transaction keeps running; the next batch
-//! starts only when it ends, so nothing overtakes it, or after `abandon_after`).
+//! starts only when it ends, so nothing overtakes it, or after `abandon_after`). A barrier
+//! gathered into that same batch is answered only when the transaction ends too: a reader
+//! behind it must see what the transaction did.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,8 +199,17 @@ async fn commit(
 ) {
     let now = Instant::now();
     let mut ops = Vec::new();
-    let mut waiting = Vec::with_capacity(batch.len());
+    let mut writers = Vec::with_capacity(batch.len());
+    // Barriers gathered with writes are told only once the transaction is over: a writer
+    // may be told `Unknown` at the commit timeout while its transaction still runs, and a
+    // barrier that passed then would let a reader miss a write that lands later.
+    let mut barriers = Vec::new();
     for mut submission in batch.drain(..) {
+        if submission.deadline.is_none() {
+            assert!(submission.ops.is_empty(), "barriers carry no writes");
+            barriers.push(submission.on_done);
+            continue;
+        }
         if submission.deadline.is_some_and(|deadline| deadline <= now) {
             (submission.on_done)(CommitOutcome::NotWritten(
                 "the commit queue was too slow".into(),
@@ -206,11 +217,11 @@ async fn commit(
             continue;
         }
         ops.append(&mut submission.ops);
-        waiting.push(submission.on_done);
+        writers.push(submission.on_done);
     }
     if ops.is_empty() {
-        // Only barriers (or expired writes): everything before them has finished.
-        for on_done in waiting {
+        // Only barriers (or expired or empty writes): everything before them has finished.
+        for on_done in writers.into_iter().chain(barriers) {
             on_done(CommitOutcome::Committed);
         }
         return;
@@ -241,11 +252,11 @@ async fn commit(
     };
     tracing::trace!(
         write_count,
-        submitters = waiting.len(),
+        submitters = writers.len(),
         elapsed_us = started.elapsed().as_micros() as u64,
         "batch done"
     );
-    for on_done in waiting {
+    for on_done in writers {
         on_done(outcome.clone());
     }
     if !transaction.is_finished() {
@@ -259,5 +270,8 @@ async fn commit(
             transaction.abort();
             let _ = transaction.await;
         }
+    }
+    for on_done in barriers {
+        on_done(CommitOutcome::Committed);
     }
 }

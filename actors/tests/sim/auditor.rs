@@ -59,7 +59,7 @@ pub struct Auditor {
 
 impl Auditor {
     /// A connection of its own to the simulation's in-memory database.
-    pub async fn open(database_name: &str) -> Self {
+    pub fn open(database_name: &str) -> Self {
         let url = format!("sqlite:file:{database_name}?mode=memory&cache=shared");
         let pool = blocking(async move {
             let options = SqliteConnectOptions::from_str(&url).expect("a SQLite URL");
@@ -68,17 +68,14 @@ impl Auditor {
                 .connect_with(options)
                 .await
         })
-        .await
         .expect("the auditor connects");
         Self { pool }
     }
 
     /// Everything the checks need, read at once.
-    pub async fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> Snapshot {
         let pool = self.pool.clone();
-        blocking(async move { read(&pool).await })
-            .await
-            .expect("the auditor reads the database")
+        blocking(async move { read(&pool).await }).expect("the auditor reads the database")
     }
 }
 

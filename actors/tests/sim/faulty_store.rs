@@ -41,7 +41,11 @@ pub enum Kind {
     Read,
 }
 
-type Run = Box<dyn FnOnce(Fate) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+/// Answers the caller of a call that ran. Called on the simulated runtime (not where the
+/// database work ran), so the caller wakes up in an order the simulation decides.
+pub type Deliver = Box<dyn FnOnce() + Send>;
+
+type Run = Box<dyn FnOnce(Fate) -> Pin<Box<dyn Future<Output = Deliver> + Send>> + Send>;
 
 pub struct Parked {
     pub kind: Kind,
@@ -55,8 +59,9 @@ pub struct Parked {
 }
 
 impl Parked {
-    /// Runs the call to its end with `fate`, answering its caller (if it still waits).
-    pub fn execute(self, fate: Fate) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    /// Runs the call's database work with `fate`; the caller (if it still waits) is
+    /// answered by calling what this returns.
+    pub fn execute(self, fate: Fate) -> Pin<Box<dyn Future<Output = Deliver> + Send>> {
         (self.run)(fate)
     }
 }
@@ -173,9 +178,12 @@ impl FaultyStore {
                 // A caller that gave up (an abandoned transaction) is gone with its
                 // connection: the server timed the statement out, nothing was written.
                 if answer.is_closed() {
-                    return;
+                    return Box::new(|| {}) as Deliver;
                 }
-                let _ = answer.send(call(inner, fate).await);
+                let result = call(inner, fate).await;
+                Box::new(move || {
+                    let _ = answer.send(result);
+                }) as Deliver
             })
         });
         self.board.park(Parked {

@@ -4,7 +4,9 @@
 //! Why this replays exactly: the runtime has one thread and its clock only moves when
 //! every task is waiting. The simulator decides one parked call per millisecond of
 //! virtual time, at a moment when nothing else can run, and runs it on a blocking thread
-//! (which keeps the clock still until it is done). Ids come from the seed, time from the
+//! (`blocking`: the simulated runtime's only thread waits, so nothing else runs and the
+//! clock stays still until it is done), against a database that lives on another
+//! runtime (so none of its background work runs on the simulated one). Ids come from the seed, time from the
 //! paused clock; so the same seed makes the same calls in the same order with the same
 //! fates, and `SIM_SEED=<seed>` replays a failure step by step.
 
@@ -133,7 +135,6 @@ impl World {
                 let name = database_name.clone();
                 async move { Database::open_in_memory(&name).await }
             })
-            .await
             .expect("an in-memory SQLite database"),
         );
         let board = Board::default();
@@ -248,7 +249,8 @@ impl World {
             if let Some(parked) = self.board.take_next(u64::MAX) {
                 let label = parked.label.clone();
                 self.note(format!("{} {fate:?}: {label}", self.pump));
-                blocking(parked.execute(fate)).await;
+                let deliver = blocking(parked.execute(fate));
+                deliver();
                 return label;
             }
             tokio::time::sleep(PUMP).await;
@@ -287,7 +289,8 @@ impl World {
             Kind::Commit | Kind::Read => Fate::Run,
         };
         self.note(format!("{} {fate:?}: {}", self.pump, parked.label));
-        blocking(parked.execute(fate)).await;
+        let deliver = blocking(parked.execute(fate));
+        deliver();
     }
 
     /// The process dies at once (like `kill -9`) and starts again from the database. A
@@ -307,7 +310,8 @@ impl World {
                 parked.label
             ));
             if reached_disk {
-                blocking(parked.execute(Fate::Run)).await;
+                // Its process is dead: nobody is told.
+                drop(blocking(parked.execute(Fate::Run)));
             }
         }
         let starting = start_shop(
@@ -349,11 +353,30 @@ fn start_shop(
     Shop::start(parts)
 }
 
-/// Runs real I/O on a blocking thread: tokio's paused clock does not move while a
-/// blocking task runs, so the simulated process sees the call as instantaneous.
-pub async fn blocking<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(work))
-        .await
-        .expect("a blocking task of the simulation")
+/// Runs database work to its end while the simulated process stands still: the work
+/// runs on a runtime of its own ([`database_runtime`]) and this thread, the simulated
+/// runtime's only one, waits for it. So no simulated task runs meanwhile, the paused clock
+/// cannot move, and what sqlx does in the background (returning a connection to its pool)
+/// never runs on the simulated runtime: the call is instantaneous and invisible to it.
+pub fn blocking<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    database_runtime().spawn(async move {
+        let _ = done.send(work.await);
+    });
+    result
+        .recv()
+        .expect("the database runtime finishes the work")
+}
+
+/// The runtime every database of the simulations runs on, for the life of the process.
+fn database_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("simulated-database")
+            .enable_all()
+            .build()
+            .expect("the database runtime")
+    })
 }
