@@ -8,7 +8,7 @@
 #
 #   loadtests/compare.sh [seconds per target, default 30] [virtual users, default 64]
 #
-# With FLASHCART_BEFORE=<dir> (a directory holding another build's `flashcart` binary),
+# With COMPARE_BEFORE=<dir> (a directory holding another build's `flashcart` binary),
 # the engine targets run with that build too, in the same run: a before/after table.
 #
 # Needs PostgreSQL and Redis on loopback (deploy/services.sh). Bounded: each target runs
@@ -74,8 +74,8 @@ run_engine() { # suffix flashcart-binary: targets embedded<suffix> and postgres-
 }
 
 TARGETS="echo classic"
-if [ -n "${FLASHCART_BEFORE:-}" ]; then
-    run_engine -before "$FLASHCART_BEFORE/flashcart"
+if [ -n "${COMPARE_BEFORE:-}" ]; then
+    run_engine -before "$COMPARE_BEFORE/flashcart"
     TARGETS="$TARGETS embedded-before postgres-redis-before"
 fi
 run_engine "" "$BIN/flashcart"
