@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
-# The same load generator, in one go, against:
-#   (a) echo:    the engine's HTTP stack with an echo handler (the ceiling of this box)
-#   (b) classic: Buy Now done the usual way (Redis Lua check-and-DECRBY, one INSERT per order)
-#   (c) engine on its embedded store (SQLite)
-#   (d) engine on PostgreSQL + Redis
-# and prints orders/s, p50/p99, the generator's own CPU, and ratios to (a) and (b).
+# Buy Now throughput and latency, in one run, against:
+#   echo:           the engine's HTTP stack with an echo handler (the ceiling of this box)
+#   classic:        Buy Now done the usual way (Redis Lua check-and-DECRBY, one INSERT per order)
+#   embedded:       the engine on its embedded store (SQLite)
+#   postgres-redis: the engine on PostgreSQL + Redis
+# and prints, per number of connections, orders/s, p50/p99, the ratios to echo and to
+# classic, and the proof that every request was a new order: the units the engine counts
+# and the units the store holds must be equal, and at least wrk's 2xx answers (at most one
+# more per connection: the requests in flight when wrk stopped, which it does not count).
 #
-#   loadtests/compare.sh [seconds per target, default 30] [virtual users, default 64]
+#   loadtests/compare.sh [seconds per target, default 20] [connections ..., default 64 256]
 #
-# With COMPARE_BEFORE=<dir> (a directory holding another build's `flashcart` binary),
-# the engine targets run with that build too, in the same run: a before/after table.
+# The generator is wrk (Debian package, installed if missing): a few percent of a core at
+# these rates, where goose took more than the engine itself. Every request is a new order:
+# shoppers' tokens take turns and each request has its own Idempotency-Key
+# (loadtests/wrk/buy_now.lua). COMPARE_GENERATOR=goose runs the goose harness instead
+# (connections become virtual users). COMPARE_BEFORE=<dir> (holding another build's
+# `flashcart` binary) adds that build's engine on both stores: a before/after table.
 #
 # Needs PostgreSQL and Redis on loopback (deploy/services.sh). Bounded: each target runs
-# for the given time; every server is stopped afterwards.
+# for the given time; every server is stopped afterwards. Server and generator share this
+# machine's cores, as every figure it prints does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECONDS_PER_TARGET="${1:-30}"
-USERS="${2:-64}"
+SECONDS_PER_TARGET="${1:-20}"
+shift || true
+CONNECTIONS=("$@")
+if [ ${#CONNECTIONS[@]} -eq 0 ]; then CONNECTIONS=(64 256); fi
+GENERATOR="${COMPARE_GENERATOR:-wrk}"
 WORK="$(mktemp -d)"
 SECRET="compare-secret"
 source loadtests/common.sh
@@ -31,67 +42,123 @@ cleanup() {
 trap cleanup EXIT
 
 services_and_build
-
-run_load() { # name address extra-args...
-    local name="$1" address="$2"
-    shift 2
-    echo "== $name: ${SECONDS_PER_TARGET}s, $USERS users"
-    "$BIN/flashcart-load" --host "http://$address" --jwt-secret "$SECRET" --scenario flash-sale \
-        --users "$USERS" --increase-rate "$USERS" --run-time "${SECONDS_PER_TARGET}s" --quiet \
-        --report-file "$WORK/$name.html" --summary-json "$WORK/$name.json" "$@" \
-        | grep -E '^(buy-now|all requests|VERIFY)' | sed 's/^/   /'
-}
+if [ "$GENERATOR" = wrk ] && ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk"
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
 
 stop_last() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; }
 
-"$BIN/echo-server" 127.0.0.1:18081 >/dev/null & PIDS+=($!)
-wait_ready 127.0.0.1:18081
-run_load echo 127.0.0.1:18081 --no-verify
-stop_last
-
-CLASSIC_DB="$(fresh_database flashcart_compare_classic)"
-"$BIN/classic-server" 127.0.0.1:18082 "$CLASSIC_DB" "$REDIS_URL" "$SECRET" >/dev/null & PIDS+=($!)
-wait_ready 127.0.0.1:18082
-run_load classic 127.0.0.1:18082
-stop_last
-
-run_engine() { # suffix flashcart-binary: targets embedded<suffix> and postgres-redis<suffix>
-    local name="embedded$1" pg_name="postgres-redis$1" engine="$2"
-    FLASHCART_AUTH__JWT_SECRET="$SECRET" "$engine" serve --listen 127.0.0.1:18083 \
-        --data-dir "$WORK/$name" >"$WORK/$name.log" 2>&1 & PIDS+=($!)
-    wait_ready 127.0.0.1:18083
-    run_load "$name" 127.0.0.1:18083 --verify-database-url "sqlite://$WORK/$name/flashcart.db"
-    stop_last
-
-    ENGINE_DB="$(fresh_database flashcart_compare_engine)"
-    FLASHCART_AUTH__JWT_SECRET="$SECRET" FLASHCART_STORE__DATABASE_URL="$ENGINE_DB" \
-        FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="compare:$(date +%s%N):" \
-        "$engine" serve --listen 127.0.0.1:18084 --data-dir "$WORK/$pg_name" \
-        >"$WORK/$pg_name.log" 2>&1 & PIDS+=($!)
-    wait_ready 127.0.0.1:18084
-    run_load "$pg_name" 127.0.0.1:18084 --verify-database-url "$ENGINE_DB"
-    stop_last
+# start <target>: starts it on $ADDRESS; sets STORE_URL (empty when nothing to check).
+start() {
+    local target="$1" engine="$BIN/flashcart"
+    case "$target" in *-before) engine="$COMPARE_BEFORE/flashcart" ;; esac
+    STORE_URL=""
+    case "$target" in
+        echo)
+            ADDRESS=127.0.0.1:18081
+            "$BIN/echo-server" "$ADDRESS" >/dev/null & PIDS+=($!) ;;
+        classic)
+            ADDRESS=127.0.0.1:18082
+            local db; db="$(fresh_database flashcart_compare_classic)"
+            "$BIN/classic-server" "$ADDRESS" "$db" "$REDIS_URL" "$SECRET" >/dev/null & PIDS+=($!) ;;
+        embedded*)
+            ADDRESS=127.0.0.1:18083
+            rm -rf "$WORK/$target"
+            STORE_URL="sqlite://$WORK/$target/flashcart.db"
+            FLASHCART_AUTH__JWT_SECRET="$SECRET" "$engine" serve --listen "$ADDRESS" \
+                --data-dir "$WORK/$target" >"$WORK/$target.log" 2>&1 & PIDS+=($!) ;;
+        postgres-redis*)
+            ADDRESS=127.0.0.1:18084
+            STORE_URL="$(fresh_database flashcart_compare_engine)"
+            FLASHCART_AUTH__JWT_SECRET="$SECRET" FLASHCART_STORE__DATABASE_URL="$STORE_URL" \
+                FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="compare:$(date +%s%N):" \
+                "$engine" serve --listen "$ADDRESS" --data-dir "$WORK/$target" \
+                >"$WORK/$target.log" 2>&1 & PIDS+=($!) ;;
+    esac
+    wait_ready "$ADDRESS"
 }
 
-TARGETS="echo classic"
-if [ -n "${COMPARE_BEFORE:-}" ]; then
-    run_engine -before "$COMPARE_BEFORE/flashcart"
-    TARGETS="$TARGETS embedded-before postgres-redis-before"
-fi
-run_engine "" "$BIN/flashcart"
-TARGETS="$TARGETS embedded postgres-redis"
+# measure <target> <connections>: writes $WORK/<target>-<connections>.json.
+measure() {
+    local target="$1" connections="$2" out="$WORK/$1-$2.json"
+    echo "== $target: ${SECONDS_PER_TARGET}s, $connections connections ($GENERATOR)"
+    if [ "$GENERATOR" = goose ]; then
+        local verify=(--no-verify)
+        [ "$target" = echo ] || verify=()
+        [ -z "$STORE_URL" ] || verify=(--verify-database-url "$STORE_URL")
+        "$BIN/flashcart-load" --host "http://$ADDRESS" --jwt-secret "$SECRET" --scenario flash-sale \
+            --users "$connections" --increase-rate "$connections" --run-time "${SECONDS_PER_TARGET}s" \
+            --quiet --report-file "$WORK/$target.html" --summary-json "$out" "${verify[@]}" \
+            | grep -E '^(buy-now|VERIFY)' | sed 's/^/   /'
+        return
+    fi
+    local plan="$WORK/plan.txt" product count_args=()
+    "$BIN/flashcart-wrk" --host "http://$ADDRESS" prepare --jwt-secret "$SECRET" --out "$plan"
+    product="$(sed -n 's/^product //p' "$plan")"
+    [ -z "$STORE_URL" ] || count_args=(--database-url "$STORE_URL")
+    local before; before="$("$BIN/flashcart-wrk" --host "http://$ADDRESS" count --product "$product" "${count_args[@]}")"
+    local TIMEFORMAT="%U %S"
+    { time wrk -t2 -c"$connections" -d"${SECONDS_PER_TARGET}s" --timeout 10s \
+        -s loadtests/wrk/buy_now.lua "http://$ADDRESS" -- "$plan" \
+        | tail -1 >"$WORK/wrk.json"; } 2>"$WORK/wrk.cpu"
+    local after; after="$("$BIN/flashcart-wrk" --host "http://$ADDRESS" count --product "$product" "${count_args[@]}")"
+    python3 - "$WORK/wrk.json" "$WORK/wrk.cpu" "$before" "$after" "$out" <<'PY'
+import json, sys
+wrk = json.load(open(sys.argv[1]))
+user, system = map(float, open(sys.argv[2]).read().split())
+before, after = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+seconds = wrk["duration_us"] / 1e6
+answered_2xx = wrk["requests"] - wrk["non_2xx"]
+store = None if after["store_units"] is None else after["store_units"] - before["store_units"]
+summary = {
+    "orders_per_sec": answered_2xx / seconds,
+    "p50_ms": wrk["p50_us"] / 1000, "p99_ms": wrk["p99_us"] / 1000, "p999_ms": wrk["p999_us"] / 1000,
+    "requests": wrk["requests"], "answered_2xx": answered_2xx, "non_2xx": wrk["non_2xx"],
+    "socket_errors": wrk["socket_errors"],
+    "engine_new_units": after["engine_units"] - before["engine_units"], "store_new_units": store,
+    "generator_cpu_percent": 100 * (user + system) / seconds,
+}
+json.dump(summary, open(sys.argv[5], "w"))
+print(f"   {wrk['requests']} requests, {answered_2xx} answered 2xx, {wrk['non_2xx']} not, "
+      f"{wrk['socket_errors']} socket errors; engine counts {summary['engine_new_units']} new units, "
+      f"store {store}; p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms")
+PY
+}
 
-python3 - "$WORK" $TARGETS <<'PY'
-import json, sys, os
-work = sys.argv[1]
-rows = [(name, json.load(open(os.path.join(work, f"{name}.json"))))
-        for name in sys.argv[2:]]
-echo = rows[0][1]["orders_per_sec"] or 1
-classic = rows[1][1]["orders_per_sec"] or 1
-print()
-print(f"{'target':<24}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs echo':>9}{'vs classic':>12}{'gen CPU':>9}  verified")
-for name, r in rows:
-    print(f"{name:<24}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-          f"{r['orders_per_sec']/echo:>8.2f}x{r['orders_per_sec']/classic:>11.2f}x"
-          f"{r['generator_cpu_percent']:>8.0f}%  {r['verified']}")
+TARGETS=(echo classic)
+if [ -n "${COMPARE_BEFORE:-}" ]; then TARGETS+=(embedded-before postgres-redis-before); fi
+TARGETS+=(embedded postgres-redis)
+for connections in "${CONNECTIONS[@]}"; do
+    for target in "${TARGETS[@]}"; do
+        start "$target"
+        measure "$target" "$connections"
+        stop_last
+    done
+done
+
+python3 - "$WORK" "$GENERATOR" "${CONNECTIONS[*]}" "${TARGETS[@]}" <<'PY'
+import json, os, sys
+work, generator, connections, targets = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+for c in connections:
+    rows = [(t, json.load(open(os.path.join(work, f"{t}-{c}.json")))) for t in targets]
+    echo = rows[0][1]["orders_per_sec"] or 1
+    classic = rows[1][1]["orders_per_sec"] or 1
+    print(f"\n{c} connections ({generator}; server and generator share the machine)")
+    print(f"{'target':<24}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs echo':>9}{'vs classic':>12}"
+          f"{'gen CPU':>9}  every request a new order?")
+    for name, r in rows:
+        if "answered_2xx" in r:
+            # wrk counts the answers it read; requests still in flight when it stopped
+            # (one per connection at most) were answered after, and counted by the engine.
+            new, answered = r["engine_new_units"], r["answered_2xx"]
+            holds = answered <= new <= answered + int(c) and r["store_new_units"] in (None, new)
+            check = "n/a (echo keeps nothing)" if name == "echo" else (
+                f"{'yes' if holds else 'NO'}: 2xx {answered}, engine {new} "
+                f"(+{new - answered} in flight at the end), store {r['store_new_units']}")
+        else:
+            check = f"goose verified: {r['verified']}"
+        print(f"{name:<24}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+              f"{r['orders_per_sec']/echo:>8.2f}x{r['orders_per_sec']/classic:>11.2f}x"
+              f"{r['generator_cpu_percent']:>8.0f}%  {check}")
 PY

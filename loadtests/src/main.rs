@@ -8,10 +8,6 @@
 //! ```
 //! Every goose option (`--users`, `--run-time`, `--report-file`, ...) is accepted as is.
 
-mod plan;
-mod scenarios;
-mod stats;
-mod verify;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -25,7 +21,8 @@ use goose::prelude::*;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::plan::{Plan, PlanOptions};
+use loadtests::plan::{self, Plan, PlanOptions};
+use loadtests::{scenarios, stats, verify};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ScenarioName {

@@ -183,7 +183,7 @@ impl Plan {
     }
 }
 
-async fn create_product(
+pub async fn create_product(
     client: &reqwest::Client,
     host: &str,
     admin: &str,
@@ -219,7 +219,7 @@ async fn create_product(
     bail!("creating a product: still unavailable after retries")
 }
 
-fn token(keys: &JwtKeys, user: u64, role: Role) -> String {
+pub fn token(keys: &JwtKeys, user: u64, role: Role) -> String {
     keys.encode(&Claims {
         sub: user.to_string(),
         role,

@@ -85,7 +85,7 @@ pub async fn verify(
 }
 
 /// Units of every order line of the run's products, read from PostgreSQL or SQLite.
-async fn store_units(url: &str, products: Vec<u64>) -> anyhow::Result<u64> {
+pub async fn store_units(url: &str, products: Vec<u64>) -> anyhow::Result<u64> {
     let ids: Vec<i64> = products.into_iter().map(|id| id as i64).collect();
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url)
