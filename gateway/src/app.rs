@@ -9,7 +9,10 @@ use actors::{Shop, ShopParts, ShopStores};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use persistence::{Carts, Database, PageCache, PostgresSettings, RedisMirror, RedisSettings};
+use persistence::{
+    Carts, Database, NotificationsOnCommitter, OutboxOnCommitter, PageCache, PostgresSettings,
+    RedisMirror, RedisSettings,
+};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use workflow::jobs::RecordingSender;
@@ -148,19 +151,21 @@ impl App {
                 (Some(mirror), carts, pages)
             }
         };
-        let sender = Arc::new(RecordingSender::new(database.clone()));
-        let workflow_stores = WorkflowStores {
-            outbox: database.clone(),
-            deliveries: database.clone(),
-        };
-        let workflow = Workflow::start(settings.workflow_settings(), workflow_stores, sender)
-            .await
-            .context("starting the event relay and the order workflow (kafka, rabbitmq)")?;
         let parts =
             ShopParts::new(shop_settings, ShopStores::of(&database, carts)).with_mirror(mirror);
         let shop = Shop::start(parts)
             .await
             .context("starting the shop from the store")?;
+        // The workflow writes through the shop's group committer: one writer.
+        let notifications = NotificationsOnCommitter::new(database.clone(), shop.committer());
+        let sender = Arc::new(RecordingSender::new(Arc::new(notifications)));
+        let workflow_stores = WorkflowStores {
+            outbox: Arc::new(OutboxOnCommitter::new(database.clone(), shop.committer())),
+            deliveries: database.clone(),
+        };
+        let workflow = Workflow::start(settings.workflow_settings(), workflow_stores, sender)
+            .await
+            .context("starting the event relay and the order workflow (kafka, rabbitmq)")?;
         if settings.demo {
             crate::demo::seed(&shop)
                 .await

@@ -8,7 +8,6 @@
 //! ```
 //! Every goose option (`--users`, `--run-time`, `--report-file`, ...) is accepted as is.
 
-
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;

@@ -275,3 +275,24 @@ async fn commit(
         on_done(CommitOutcome::Committed);
     }
 }
+
+impl GroupCommitter {
+    /// Submits `ops` and waits for their batch. For writers that are not actors (the
+    /// workflow): `Err` when the outcome is not a commit, to be retried (their writes are
+    /// idempotent).
+    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<(), crate::StoreError> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.submit(ops, move |outcome| {
+            let _ = done.send(outcome);
+        });
+        match outcome.await {
+            Ok(CommitOutcome::Committed) => Ok(()),
+            Ok(CommitOutcome::NotWritten(reason) | CommitOutcome::Unknown(reason)) => {
+                Err(crate::StoreError::Unavailable(reason.to_string()))
+            }
+            Err(_) => Err(crate::StoreError::Unavailable(
+                "the committer stopped".into(),
+            )),
+        }
+    }
+}

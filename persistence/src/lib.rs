@@ -18,6 +18,8 @@
 //!   answered only after its batch commits.
 //! - [`RedisMirror`]: live counts for the rest of the platform, written after commits.
 //! - [`PageCache`]: cache-aside for rendered listings, in Redis when configured.
+//! - [`OutboxOnCommitter`], [`NotificationsOnCommitter`]: the workflow's writes on the
+//!   group commit, so the database has one writer.
 //!
 //! Where does a new concern's SQL go? A new module here with its trait, its statements
 //! (`Sql::both` or `Sql::each`) and its row decoding; a migration of the same number and
@@ -32,6 +34,7 @@ pub mod event;
 mod group_commit;
 mod ledger;
 mod notifications;
+mod on_committer;
 mod orders;
 mod outbox;
 mod page_cache;
@@ -51,6 +54,7 @@ pub use event::{Event, OutboxRow, Topic};
 pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
 pub use ledger::{Batch, IdHighWater, InventoryLevel, OrderLedger, ProductState, SaleLevel};
 pub use notifications::{Notification, NotificationStore};
+pub use on_committer::{NotificationsOnCommitter, OutboxOnCommitter};
 pub use orders::OrderLookup;
 pub use outbox::Outbox;
 pub use page_cache::PageCache;

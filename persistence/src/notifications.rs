@@ -1,14 +1,16 @@
 //! The record of messages sent to customers: what the notification jobs sent (with the
 //! default sender, what they would have sent). A job delivered twice is recorded once, by
-//! its dedup key.
+//! its dedup key. Records ride on the ledger's batches (`WriteOp::RecordNotifications`);
+//! the reads are here.
 
 use async_trait::async_trait;
 use engine::{OrderId, UserId};
-use sqlx::QueryBuilder;
 
-use crate::database::{Backend, Database, Sql, dialects};
+use crate::database::{Database, Sql, dialects};
 use crate::error::StoreError;
+use crate::ledger::OrderLedger;
 use crate::row::{StoredRow, int};
+use crate::write::WriteOp;
 
 /// A message to a customer.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,9 +31,7 @@ pub struct Notification {
 #[async_trait]
 pub trait NotificationStore: Send + Sync + 'static {
     /// Records sent messages in one transaction; a `dedup_key` recorded before is skipped.
-    /// Returns how many were new.
-    async fn record_notifications(&self, notifications: &[Notification])
-    -> Result<u64, StoreError>;
+    async fn record_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError>;
 
     /// A customer's messages, newest first.
     async fn notifications_for_user(
@@ -48,53 +48,12 @@ const FOR_USER: Sql = Sql::each(
      FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
 );
 
-/// Rows per statement: seven parameters each, under SQLite's cap of 32,766.
-const ROWS_PER_STATEMENT: usize = 4_096;
-
 #[async_trait]
 impl NotificationStore for Database {
-    async fn record_notifications(
-        &self,
-        notifications: &[Notification],
-    ) -> Result<u64, StoreError> {
-        let rows = notifications
-            .iter()
-            .map(|notification| {
-                Ok((
-                    notification,
-                    int(notification.user_id.0)?,
-                    int(notification.sent_at_ms)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        // PostgreSQL stores the body as jsonb, which text does not turn into by itself.
-        let body_cast = match self.pool() {
-            Backend::Postgres(_) => "::jsonb",
-            Backend::Sqlite(_) => "",
-        };
-        let mut tx = self.begin().await?;
-        let mut inserted = 0;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            inserted += dialects!(&mut tx, |tx, D| {
-                let mut query = QueryBuilder::new(
-                    "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
-                );
-                query.push_values(chunk, |mut row, (notification, user, sent)| {
-                    row.push_bind(notification.dedup_key.as_str())
-                        .push_bind(*user)
-                        .push_bind(notification.order_id.map(D::order_id))
-                        .push_bind(notification.kind.as_str())
-                        .push_bind(notification.channel.as_str())
-                        .push_bind(notification.body.as_str())
-                        .push_unseparated(body_cast)
-                        .push_bind(*sent);
-                });
-                query.push(" ON CONFLICT (dedup_key) DO NOTHING");
-                query.build().execute(&mut **tx).await?.rows_affected()
-            });
-        }
-        tx.commit().await?;
-        Ok(inserted)
+    async fn record_notifications(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        // Through the ledger: the statement is part of its batch (`ledger/batch_statements.rs`).
+        self.commit(&[WriteOp::RecordNotifications(notifications.to_vec())])
+            .await
     }
 
     async fn notifications_for_user(

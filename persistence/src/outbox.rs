@@ -1,14 +1,16 @@
 //! The outbox: events written in the same transaction as the change they describe (by the
 //! ledger's batch), read and deleted by the relay once every sink took them. At least
-//! once, never lost, in the order they were written.
+//! once, never lost, in the order they were written. Both writes ride on the ledger's
+//! batches (`WriteOp::Emit`, `WriteOp::ForgetEvents`); the reads are here.
 
 use async_trait::async_trait;
-use sqlx::QueryBuilder;
 
-use crate::database::{Backend, Database, Sql, dialects};
+use crate::database::{Database, Sql, dialects};
 use crate::error::StoreError;
 use crate::event::OutboxRow;
+use crate::ledger::OrderLedger;
 use crate::row::StoredRow;
+use crate::write::WriteOp;
 
 #[async_trait]
 pub trait Outbox: Send + Sync + 'static {
@@ -23,9 +25,6 @@ const OLDEST: Sql = Sql::each(
     "SELECT seq, topic, event_type, entity_key, payload FROM outbox ORDER BY seq LIMIT $1",
     "SELECT seq, topic, event_type, entity_key, payload::text AS payload FROM outbox ORDER BY seq LIMIT $1",
 );
-
-/// Sequence numbers deleted by one statement at most (SQLite binds each one).
-const DELETE_CHUNK: usize = 32_766;
 
 #[async_trait]
 impl Outbox for Database {
@@ -50,26 +49,7 @@ impl Outbox for Database {
     }
 
     async fn delete_events(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        match self.pool() {
-            // One array parameter, whatever the count.
-            Backend::Postgres(pool) => {
-                sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)")
-                    .bind(seqs)
-                    .execute(pool)
-                    .await?;
-            }
-            Backend::Sqlite(pool) => {
-                for chunk in seqs.chunks(DELETE_CHUNK) {
-                    let mut query = QueryBuilder::new("DELETE FROM outbox WHERE seq IN (");
-                    let mut list = query.separated(", ");
-                    for seq in chunk {
-                        list.push_bind(*seq);
-                    }
-                    query.push(")");
-                    query.build().execute(pool).await?;
-                }
-            }
-        }
-        Ok(())
+        // Through the ledger: the statement is part of its batch (`ledger/batch_statements.rs`).
+        self.commit(&[WriteOp::ForgetEvents(seqs.to_vec())]).await
     }
 }

@@ -1,7 +1,15 @@
 //! The writes the actors ask for, as plain data, so that one batch can carry writes from
 //! many actors and any backend can apply it in one transaction.
+//!
+//! The workflow's own writes (relayed events leaving the outbox, recorded notifications)
+//! are write ops too and go through the same group commit: on SQLite a second writer would
+//! wait for the committer's lock (SQLite's busy handler sleeps up to 100 ms a try: the
+//! tail of every Buy Now behind it) and pay an fsync of its own; on PostgreSQL it would
+//! pay a transaction of its own.
 
 use engine::order::{Order, OrderStatus};
+
+use crate::notifications::Notification;
 use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
 
 #[derive(Clone, Debug)]
@@ -29,6 +37,10 @@ pub enum WriteOp {
     Emit(crate::event::Event),
     /// Where a checked-out order goes and how it is paid, stored with the order.
     PutCheckout(CheckoutDetails),
+    /// Events every sink took: they leave the outbox.
+    ForgetEvents(Vec<i64>),
+    /// Messages the default sender recorded; a dedup key recorded before is skipped.
+    RecordNotifications(Vec<Notification>),
 }
 
 /// What a cart checkout adds to its order.

@@ -155,6 +155,12 @@ impl Shop {
         self.ctx.settings()
     }
 
+    /// The group committer, for writers beside the shop (the workflow's), so that the
+    /// database has one writer.
+    pub fn committer(&self) -> GroupCommitter {
+        self.ctx.committer().clone()
+    }
+
     /// Writes events to the outbox and returns once they are durable (they reach Kafka
     /// and the workflow from there). Err names why they were not written.
     pub async fn emit(&self, events: Vec<persistence::Event>) -> Result<(), String> {

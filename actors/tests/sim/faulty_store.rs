@@ -227,6 +227,8 @@ fn describe(ops: &[WriteOp]) -> String {
             WriteOp::PutShipment(shipment) => format!("ship {}", shipment.order_id),
             WriteOp::Emit(event) => event.event_type.to_owned(),
             WriteOp::PutCheckout(details) => format!("checkout {}", details.order_id),
+            WriteOp::ForgetEvents(seqs) => format!("forget {} events", seqs.len()),
+            WriteOp::RecordNotifications(notes) => format!("{} notifications", notes.len()),
         })
         .collect();
     parts.join(", ")

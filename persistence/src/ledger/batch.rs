@@ -1,6 +1,7 @@
 //! The writes of one group commit that happen per order (new orders with their items and
-//! keys, status changes, payments, events, stock moves), laid out once as columns, the
-//! same for both databases; `batch_statements.rs` writes them.
+//! keys, status changes, payments, events, stock moves, and the workflow's own: relayed
+//! events leaving the outbox, recorded notifications), laid out once as columns, the same
+//! for both databases; `batch_statements.rs` writes them.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ use uuid::Uuid;
 
 use crate::database::{Backend, Transaction};
 use crate::error::StoreError;
+use crate::notifications::Notification;
 use crate::row::int;
 use crate::write::{LedgerKind, StatusChange, WriteOp};
 
@@ -41,6 +43,14 @@ pub struct Batch {
     pub(super) event_types: Vec<&'static str>,
     pub(super) event_keys: Vec<String>,
     pub(super) event_payloads: Vec<String>,
+    pub(super) forgotten_events: Vec<i64>,
+    pub(super) notification_keys: Vec<String>,
+    pub(super) notification_users: Vec<i64>,
+    pub(super) notification_orders: Vec<Option<Uuid>>,
+    pub(super) notification_kinds: Vec<String>,
+    pub(super) notification_channels: Vec<String>,
+    pub(super) notification_bodies: Vec<String>,
+    pub(super) notification_sent: Vec<i64>,
     /// Every stock move, one per order line: SQLite's ledger rows.
     pub(super) moves: Vec<Move>,
     /// (sale, user) -> net change of units held, so one statement touches each row once
@@ -78,6 +88,12 @@ impl Batch {
                     batch.event_types.push(event.event_type);
                     batch.event_keys.push(event.key.clone());
                     batch.event_payloads.push(event.payload.clone());
+                }
+                WriteOp::ForgetEvents(seqs) => batch.forgotten_events.extend_from_slice(seqs),
+                WriteOp::RecordNotifications(notifications) => {
+                    for notification in notifications {
+                        batch.note(notification)?;
+                    }
                 }
                 WriteOp::PutProduct { .. }
                 | WriteOp::PutSale { .. }
@@ -175,6 +191,19 @@ impl Batch {
         Ok(())
     }
 
+    fn note(&mut self, notification: &Notification) -> Result<(), StoreError> {
+        self.notification_keys.push(notification.dedup_key.clone());
+        self.notification_users.push(int(notification.user_id.0)?);
+        self.notification_orders
+            .push(notification.order_id.map(|id| id.0));
+        self.notification_kinds.push(notification.kind.clone());
+        self.notification_channels
+            .push(notification.channel.clone());
+        self.notification_bodies.push(notification.body.clone());
+        self.notification_sent.push(int(notification.sent_at_ms)?);
+        Ok(())
+    }
+
     fn stock_move(&mut self, product: i64, order: Uuid, kind: LedgerKind, units: i32, at: i64) {
         let units = i64::from(units);
         self.moves.push(Move {
@@ -195,6 +224,8 @@ impl Batch {
             && self.change_ids.is_empty()
             && self.event_topics.is_empty()
             && self.moves.is_empty()
+            && self.forgotten_events.is_empty()
+            && self.notification_keys.is_empty()
     }
 
     /// Writes the batch in `tx`.

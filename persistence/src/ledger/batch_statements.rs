@@ -58,6 +58,13 @@ const POSTGRES_BATCH: &str = concat!(
     "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
     "SELECT e.topic, e.event_type, e.entity_key, e.payload::jsonb ",
     "FROM UNNEST($40::text[], $41::text[], $42::text[], $43::text[]) AS e(topic, event_type, entity_key, payload)), ",
+    // Relayed events leave the outbox; the default sender's messages are recorded once.
+    "forgotten AS (DELETE FROM outbox WHERE seq = ANY($44::int8[])), ",
+    "noted AS (",
+    "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
+    "SELECT n.d, n.u, n.o, n.k, n.c, n.b::jsonb, n.s ",
+    "FROM UNNEST($45::text[], $46::int8[], $47::uuid[], $48::text[], $49::text[], $50::text[], $51::int8[]) ",
+    "AS n(d, u, o, k, c, b, s) ON CONFLICT (dedup_key) DO NOTHING), ",
     "changed AS (",
     "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
     ms_to_ts!("c.at"),
@@ -161,6 +168,14 @@ impl Batch {
             .bind(&self.event_types)
             .bind(&self.event_keys)
             .bind(&self.event_payloads)
+            .bind(&self.forgotten_events)
+            .bind(&self.notification_keys)
+            .bind(&self.notification_users)
+            .bind(&self.notification_orders)
+            .bind(&self.notification_kinds)
+            .bind(&self.notification_channels)
+            .bind(&self.notification_bodies)
+            .bind(&self.notification_sent)
             .execute(executor)
             .await
             .map_err(guard_error)?;
@@ -247,6 +262,32 @@ impl Batch {
                     .push_bind(self.event_keys[i].as_str())
                     .push_bind(self.event_payloads[i].as_str());
             },
+        )
+        .await?;
+        for chunk in self.forgotten_events.chunks(SQLITE_PARAMETERS_MAX) {
+            let mut query = QueryBuilder::new("DELETE FROM outbox WHERE seq IN (");
+            let mut list = query.separated(", ");
+            for seq in chunk {
+                list.push_bind(*seq);
+            }
+            query.push(")");
+            query.build().execute(&mut **tx).await?;
+        }
+        insert_rows_then(
+            tx,
+            "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
+            self.notification_keys.len(),
+            7,
+            |mut row, i| {
+                row.push_bind(self.notification_keys[i].as_str())
+                    .push_bind(self.notification_users[i])
+                    .push_bind(self.notification_orders[i].map(|id| id.to_string()))
+                    .push_bind(self.notification_kinds[i].as_str())
+                    .push_bind(self.notification_channels[i].as_str())
+                    .push_bind(self.notification_bodies[i].as_str())
+                    .push_bind(self.notification_sent[i]);
+            },
+            " ON CONFLICT (dedup_key) DO NOTHING",
         )
         .await?;
         insert_rows(

