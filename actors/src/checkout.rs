@@ -275,7 +275,7 @@ async fn place(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutReply,
     ];
     Ok(match held.commit(ctx, ops).await {
         CommitOutcome::Committed => {
-            ctx.track_new_orders(vec![order.clone()]);
+            ctx.track_new_orders(vec![(order.id, order.expires_at_ms)]);
             CheckoutReply::Placed {
                 order,
                 duplicate: false,
@@ -290,11 +290,7 @@ async fn place(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutReply,
 
 /// The answer to a retry: the order the key made, as it is now.
 async fn earlier_order(ctx: &Context, order_id: OrderId) -> CheckoutReply {
-    let order = match ctx.pending_order(order_id) {
-        Some(order) => Ok(Some(order)),
-        None => ctx.stores().orders.order(order_id).await,
-    };
-    match order {
+    match ctx.stores().orders.order(order_id).await {
         Ok(Some(order)) => CheckoutReply::Placed {
             order,
             duplicate: true,

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
-use engine::order::Order;
 use engine::stock::{Inventory, ProductStock};
 use engine::{FlashSale, OrderId, ProductId, SaleId, UserId};
 use persistence::{GroupCommitter, MirrorEntry, OrderLedger, RedisMirror, TrackingEntry};
@@ -45,8 +44,10 @@ pub(crate) struct Context {
     products: DashMap<ProductId, ProductHandle>,
     /// Live order actors. Written by the order supervisor only.
     orders: DashMap<OrderId, ActorRef<OrderMsg>>,
-    /// Unpaid orders, the way order actors are spawned for them.
-    pending: DashMap<OrderId, Order>,
+    /// Unpaid orders, by id, with when their reservation ends. Only the deadline: an
+    /// order's actor reads the order from the store when something happens to it, so a
+    /// pending order costs a few dozen bytes here (6 million of them at the peak).
+    pending: DashMap<OrderId, u64>,
     /// Users with a checkout running (one at a time each, see `checkout.rs`).
     checkouts: DashMap<UserId, ()>,
     actors: OnceLock<Actors>,
@@ -252,10 +253,6 @@ impl Context {
 
     // Unpaid orders and their reservation clock.
 
-    pub fn pending_order(&self, order_id: OrderId) -> Option<Order> {
-        self.pending.get(&order_id).map(|order| order.clone())
-    }
-
     pub fn is_pending(&self, order_id: OrderId) -> bool {
         self.pending.contains_key(&order_id)
     }
@@ -264,17 +261,14 @@ impl Context {
         self.pending.len()
     }
 
-    /// Newly committed unpaid orders: remembered, and put on the reservation clock.
-    pub fn track_new_orders(&self, orders: Vec<Order>) {
-        if orders.is_empty() {
+    /// Newly committed unpaid orders (id, reservation deadline): remembered, and put on
+    /// the reservation clock.
+    pub fn track_new_orders(&self, deadlines: Vec<(OrderId, u64)>) {
+        if deadlines.is_empty() {
             return;
         }
-        let deadlines = orders
-            .iter()
-            .map(|order| (order.id, order.expires_at_ms))
-            .collect();
-        for order in orders {
-            self.pending.insert(order.id, order);
+        for (order_id, expires_at_ms) in &deadlines {
+            self.pending.insert(*order_id, *expires_at_ms);
         }
         self.tell_clock(ClockMsg::Track(deadlines));
     }

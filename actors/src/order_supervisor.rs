@@ -1,6 +1,6 @@
 //! Spawns and supervises order actors, on demand: when an order is paid, cancelled or
-//! expires. Unpaid orders wait in memory (`Context::pending_order`) and on the reservation
-//! clock, not as actors.
+//! expires, from the order as the store holds it. Unpaid orders wait as a deadline in the
+//! context and on the reservation clock, not as actors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::order::{OrderActor, OrderArgs};
 use crate::protocol::{OrderMsg, OrderSupervisorMsg};
 
-/// Pause before orders that could not be read are read again.
+/// Pause before orders that could not be read are read again (to track or to expire).
 const ENSURE_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct OrderSupervisor;
@@ -47,20 +47,7 @@ impl Actor for OrderSupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            OrderSupervisorMsg::Expire(order_ids) => {
-                for order_id in order_ids {
-                    // Only unpaid orders are pending; a settled one has nothing to expire.
-                    let pending = state.ctx.pending_order(order_id);
-                    let actor = match (state.ctx.live_order(order_id), pending) {
-                        (Some(actor), _) => Some(actor),
-                        (None, Some(order)) => state.spawn(&myself, order),
-                        (None, None) => None,
-                    };
-                    if let Some(actor) = actor {
-                        let _ = actor.cast(OrderMsg::Expire);
-                    }
-                }
-            }
+            OrderSupervisorMsg::Expire(order_ids) => state.expire(&myself, order_ids).await,
             OrderSupervisorMsg::Ensure(order_ids) => {
                 let mut found = Vec::new();
                 let mut unread = Vec::new();
@@ -69,7 +56,9 @@ impl Actor for OrderSupervisor {
                         continue;
                     }
                     match state.ctx.stores().orders.order(order_id).await {
-                        Ok(Some(order)) if order.status.holds_reservation() => found.push(order),
+                        Ok(Some(order)) if order.status.holds_reservation() => {
+                            found.push((order.id, order.expires_at_ms))
+                        }
                         Ok(_) => {}
                         Err(error) => {
                             tracing::warn!(%order_id, %error, "could not load an order; will retry");
@@ -144,6 +133,41 @@ impl OrderSupervisorState {
         }
     }
 
+    /// Their reservation time is up: the actor of each order still pending is told to
+    /// expire it. Orders without a live actor are read from the store a chunk at a time
+    /// (the clock sends chunks), so an expiry storm costs one read per chunk.
+    async fn expire(&mut self, myself: &ActorRef<OrderSupervisorMsg>, order_ids: Vec<OrderId>) {
+        let mut unread = Vec::new();
+        for order_id in order_ids {
+            if let Some(actor) = self.ctx.live_order(order_id) {
+                let _ = actor.cast(OrderMsg::Expire);
+            } else if self.ctx.is_pending(order_id) {
+                unread.push(order_id);
+            }
+            // Neither: it was paid or cancelled meanwhile, nothing to expire.
+        }
+        if unread.is_empty() {
+            return;
+        }
+        let orders = match self.ctx.stores().orders.orders(&unread).await {
+            Ok(orders) => orders,
+            Err(error) => {
+                tracing::warn!(%error, orders = unread.len(), "could not read orders to expire; will retry");
+                myself.send_after(ENSURE_RETRY, move || OrderSupervisorMsg::Expire(unread));
+                return;
+            }
+        };
+        for order in orders {
+            if !order.status.holds_reservation() {
+                self.ctx.settle_pending(order.id, order.expires_at_ms);
+                continue;
+            }
+            if let Some(actor) = self.spawn(myself, order) {
+                let _ = actor.cast(OrderMsg::Expire);
+            }
+        }
+    }
+
     async fn get_or_spawn(
         &mut self,
         myself: &ActorRef<OrderSupervisorMsg>,
@@ -151,9 +175,6 @@ impl OrderSupervisorState {
     ) -> Option<ActorRef<OrderMsg>> {
         if let Some(actor) = self.ctx.live_order(order_id) {
             return Some(actor);
-        }
-        if let Some(order) = self.ctx.pending_order(order_id) {
-            return self.spawn(myself, order);
         }
         match self.ctx.stores().orders.order(order_id).await {
             Ok(Some(order)) if !order.status.is_terminal() => self.spawn(myself, order),

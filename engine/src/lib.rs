@@ -15,6 +15,7 @@
 
 pub mod flash_sale;
 pub mod ids;
+mod key_index;
 pub mod money;
 pub mod order;
 pub mod product;

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::flash_sale::{FlashSale, SalePhase};
 use crate::ids::{IdempotencyKey, OrderId, ProductId, SaleId, UserId};
+use crate::key_index::KeyIndex;
 use crate::money::Money;
 use crate::product::{Invalid, STOCK_MAX};
 use crate::refusal::Refusal;
@@ -221,7 +222,7 @@ pub struct ProductStock {
     counters: StockCounters,
     sale: Option<SalePool>,
     lines: HashMap<OrderId, Line>,
-    keys: HashMap<(UserId, IdempotencyKey), OrderId>,
+    keys: KeyIndex,
 }
 
 impl ProductStock {
@@ -237,7 +238,7 @@ impl ProductStock {
             },
             sale: None,
             lines: HashMap::new(),
-            keys: HashMap::new(),
+            keys: KeyIndex::default(),
         }
     }
 
@@ -314,9 +315,11 @@ impl ProductStock {
         );
         self.settle(request.now_ms);
 
-        let key = (request.user_id, request.idempotency_key.clone());
-        if let Some(order_id) = self.keys.get(&key) {
-            let line = &self.lines[order_id];
+        if let Some(order_id) =
+            self.keys
+                .get(request.user_id, &request.idempotency_key, &self.lines)
+        {
+            let line = &self.lines[&order_id];
             if line.quantity != request.quantity {
                 return ReserveOutcome::Refused(Refusal::KeyReused);
             }
@@ -352,8 +355,14 @@ impl ProductStock {
             expires_at_ms: request.expires_at_ms,
             state: LineState::Reserved,
         };
-        self.keys.insert(key, line.order_id);
         self.lines.insert(line.order_id, line.clone());
+        let indexed = self.keys.insert(
+            line.user_id,
+            &line.idempotency_key,
+            line.order_id,
+            &self.lines,
+        );
+        assert!(indexed, "a fresh key was looked up just before");
         self.assert_invariants();
         ReserveOutcome::Reserved(line)
     }
@@ -415,7 +424,7 @@ impl ProductStock {
             "only fresh reservations abort"
         );
         self.keys
-            .remove(&(line.user_id, line.idempotency_key.clone()));
+            .remove(line.user_id, &line.idempotency_key, line.order_id);
         self.return_units(&line);
         self.assert_invariants();
     }
@@ -610,7 +619,7 @@ impl ProductStock {
             let settled = matches!(line.state, LineState::Sold | LineState::Released);
             let keep = !settled || line.created_at_ms >= cutoff_ms;
             if !keep {
-                keys.remove(&(line.user_id, line.idempotency_key.clone()));
+                keys.remove(line.user_id, &line.idempotency_key, line.order_id);
             }
             keep
         });
@@ -680,13 +689,11 @@ impl ProductStock {
                     )));
                 }
             }
-            stock
-                .keys
-                .insert((line.user_id, line.idempotency_key.clone()), line.order_id);
-            stock.lines.insert(line.order_id, line);
-        }
-        if stock.keys.len() != stock.lines.len() {
-            return Err(corrupt("two orders share an idempotency key".into()));
+            let (user, key, order_id) = (line.user_id, line.idempotency_key.clone(), line.order_id);
+            stock.lines.insert(order_id, line);
+            if !stock.keys.insert(user, &key, order_id, &stock.lines) {
+                return Err(corrupt("two orders share an idempotency key".into()));
+            }
         }
         let promised = snapshot.sold + reserved;
         if promised > snapshot.initial {

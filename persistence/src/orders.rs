@@ -2,10 +2,13 @@
 //! whether a user received a product (who may review it). Orders are written by the ledger
 //! (`ledger/batch.rs`); this module holds how they are read and decoded, for both.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use engine::order::{Order, OrderItem};
 use engine::stock::Line;
 use engine::{IdempotencyKey, OrderId, ProductId, UserId};
+use sqlx::QueryBuilder;
 
 use crate::database::{Database, Sql, Transaction, dialects};
 use crate::error::StoreError;
@@ -15,6 +18,9 @@ use crate::write::CheckoutDetails;
 #[async_trait]
 pub trait OrderLookup: Send + Sync + 'static {
     async fn order(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// Those of `ids` that exist (an expiry storm reads its orders a chunk at a time).
+    async fn orders(&self, ids: &[OrderId]) -> Result<Vec<Order>, StoreError>;
 
     /// The order a user's idempotency key made in `scope`, if any.
     async fn order_for_key(
@@ -62,6 +68,24 @@ const ORDER: Sql = Sql::each(
     ),
 );
 
+const ORDERS_WHERE_ID_IN: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        sqlite_order_columns!(),
+        " FROM orders o WHERE o.id IN ("
+    ),
+    concat!(
+        "SELECT ",
+        postgres_order_columns!(),
+        " FROM orders o WHERE o.id IN ("
+    ),
+);
+
+const ITEMS_WHERE_ORDER_IN: Sql = Sql::both(
+    "SELECT i.order_id AS item_order_id, i.product_id, i.sale_id, i.quantity, \
+     i.unit_price_minor FROM order_items i WHERE i.order_id IN (",
+);
+
 const ITEMS: Sql = Sql::both(
     "SELECT i.product_id, i.sale_id, i.quantity, i.unit_price_minor \
      FROM order_items i WHERE i.order_id = $1 ORDER BY i.line_no",
@@ -96,6 +120,44 @@ impl OrderLookup for Database {
                 .map(decode_item)
                 .collect::<Result<Vec<_>, _>>()?;
             decode_order(&row, items).map(Some)
+        })
+    }
+
+    async fn orders(&self, ids: &[OrderId]) -> Result<Vec<Order>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        dialects!(self.pool(), |pool, D| {
+            let mut conn = pool.acquire().await?;
+            let mut items: HashMap<OrderId, Vec<OrderItem>> = HashMap::new();
+            let mut query = QueryBuilder::new(D::sql(&ITEMS_WHERE_ORDER_IN));
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(D::order_id(*id));
+            }
+            query.push(") ORDER BY i.order_id, i.line_no");
+            for row in query.build().fetch_all(&mut *conn).await? {
+                items
+                    .entry(row.order_id("item_order_id")?)
+                    .or_default()
+                    .push(decode_item(&row)?);
+            }
+            let mut query = QueryBuilder::new(D::sql(&ORDERS_WHERE_ID_IN));
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(D::order_id(*id));
+            }
+            query.push(")");
+            query
+                .build()
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| {
+                    let id = row.order_id("id")?;
+                    decode_order(row, items.remove(&id).unwrap_or_default())
+                })
+                .collect()
         })
     }
 

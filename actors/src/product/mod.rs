@@ -97,7 +97,8 @@ struct Batch {
 /// What the actor itself must do when a batch is done.
 #[derive(Default)]
 struct Followers {
-    reserved: Vec<Order>,
+    /// New orders: (id, reservation deadline).
+    reserved: Vec<(OrderId, u64)>,
     transitions: Vec<PendingTransition>,
     /// Retries of orders in this batch, answered like the original.
     duplicates: Vec<(Waiter, Placement)>,
@@ -261,15 +262,18 @@ impl ProductActorState {
                 self.open
                     .ops
                     .push(WriteOp::Emit(crate::events::order_placed(&order)));
+                self.open
+                    .followers
+                    .reserved
+                    .push((order.id, order.expires_at_ms));
                 self.open.ops.push(WriteOp::PlaceOrder {
-                    order: order.clone(),
+                    order,
                     idempotency_scope: idempotency_scope(self.product.id),
                 });
                 if line.sale_id.is_some() {
                     self.note_stock_out(now);
                 }
                 self.open.placed.push((buy.waiter, placement(&line, false)));
-                self.open.followers.reserved.push(order);
                 self.uncommitted.insert(line.order_id, self.open.id);
                 self.schedule_flush(myself);
             }
@@ -337,8 +341,8 @@ impl ProductActorState {
             tracing::error!(batch_id, "unknown batch done");
             return;
         };
-        for order in &done.reserved {
-            let removed = self.uncommitted.remove(&order.id);
+        for (order_id, _) in &done.reserved {
+            let removed = self.uncommitted.remove(order_id);
             assert_eq!(removed, Some(batch_id));
         }
         for (waiter, placement) in done.duplicates {
@@ -359,8 +363,8 @@ impl ProductActorState {
             }
             CommitOutcome::NotWritten(reason) => {
                 if !self.recovering {
-                    for order in done.reserved.iter().rev() {
-                        self.stock.abort_reserve(order.id);
+                    for (order_id, _) in done.reserved.iter().rev() {
+                        self.stock.abort_reserve(*order_id);
                     }
                 }
                 for transition in done.transitions {

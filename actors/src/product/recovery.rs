@@ -24,8 +24,8 @@ impl ProductActorState {
             for (waiter, _) in open.followers.duplicates {
                 waiter.answer(BuyNowReply::Unavailable(Unavailable::Recovering));
             }
-            for order in &open.followers.reserved {
-                self.uncommitted.remove(&order.id);
+            for (order_id, _) in &open.followers.reserved {
+                self.uncommitted.remove(order_id);
             }
             for transition in open.followers.transitions {
                 let _ = transition.reply.send(Err(TransitionError::Unavailable(

@@ -107,7 +107,12 @@ impl Shop {
         ctx.set_actors(actors);
 
         let pending_count = pending.len();
-        ctx.track_new_orders(pending);
+        ctx.track_new_orders(
+            pending
+                .iter()
+                .map(|order| (order.id, order.expires_at_ms))
+                .collect(),
+        );
         let shop = Self {
             ctx,
             committer_task: Arc::new(std::sync::Mutex::new(Some(committer_task))),

@@ -301,6 +301,14 @@ impl OrderLookup for FaultyStore {
         .await
     }
 
+    async fn orders(&self, ids: &[OrderId]) -> Result<Vec<Order>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(format!("{} orders", ids.len()), move |inner| async move {
+            inner.orders(&ids).await
+        })
+        .await
+    }
+
     async fn order_for_key(
         &self,
         user: UserId,

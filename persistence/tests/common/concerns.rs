@@ -346,4 +346,10 @@ pub async fn orders_are_found_by_key_and_delivery(store: Arc<Database>) {
     let order = store.order(id).await.expect("read").expect("exists");
     assert_eq!(order.status, OrderStatus::Delivered);
     assert_eq!(order.updated_at_ms, 500);
+    let missing = OrderId(Uuid::from_u128(77));
+    assert_eq!(
+        store.orders(&[missing, id]).await.expect("read"),
+        vec![order]
+    );
+    assert!(store.orders(&[]).await.expect("read").is_empty());
 }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Where the engine spends its CPU under Buy Now load: runs it (embedded, or on PostgreSQL
+# + Redis), drives it with wrk (every request a new order, as compare.sh does), records
+# `perf` samples of the engine in the middle of the run, and prints the share of each
+# thread and the hottest functions. The perf data stays in target/profile/ for
+# `perf report -i target/profile/perf.data`.
+#
+#   loadtests/profile.sh [embedded|postgres] [seconds, default 20] [connections, default 256]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STORE="${1:-embedded}"
+SECONDS_TOTAL="${2:-20}"
+CONNECTIONS="${3:-256}"
+OUT=target/profile
+ADDRESS=127.0.0.1:18095
+SECRET="profile-secret"
+source loadtests/common.sh
+command -v perf >/dev/null || { echo "perf is missing: apt-get install -y linux-perf" >&2; exit 1; }
+command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+rm -rf "$OUT" && mkdir -p "$OUT"
+PID=""
+cleanup() {
+    [ -z "$PID" ] || kill "$PID" 2>/dev/null || true
+    drop_database flashcart_profile
+}
+trap cleanup EXIT
+
+services_and_build
+environment=(FLASHCART_AUTH__JWT_SECRET="$SECRET")
+if [ "$STORE" = postgres ]; then
+    environment+=(FLASHCART_STORE__DATABASE_URL="$(fresh_database flashcart_profile)"
+                  FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="profile:$(date +%s%N):")
+fi
+env "${environment[@]}" "$BIN/flashcart" serve --listen "$ADDRESS" --data-dir "$OUT/data" \
+    >"$OUT/server.log" 2>&1 &
+PID=$!
+wait_ready "$ADDRESS"
+"$BIN/flashcart-wrk" --host "http://$ADDRESS" prepare --jwt-secret "$SECRET" --out "$OUT/plan.txt"
+wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_TOTAL}s" --timeout 10s -s loadtests/wrk/buy_now.lua \
+    "http://$ADDRESS" -- "$OUT/plan.txt" >"$OUT/wrk.txt" &
+WRK=$!
+sleep $((SECONDS_TOTAL / 4))
+perf record -F 499 -g -p "$PID" -o "$OUT/perf.data" -- sleep $((SECONDS_TOTAL / 2)) 2>/dev/null
+wait "$WRK"
+echo "== wrk ($STORE, $CONNECTIONS connections): $(tail -1 "$OUT/wrk.txt")"
+echo "== CPU by thread"
+perf report -i "$OUT/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null \
+    | grep -E '^ +[0-9]' | head -10
+echo "== hottest functions"
+perf report -i "$OUT/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null \
+    | grep -E '^ +[0-9]' | head -40
