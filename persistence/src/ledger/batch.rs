@@ -51,24 +51,14 @@ pub struct Batch {
     pub(super) notification_channels: Vec<String>,
     pub(super) notification_bodies: Vec<String>,
     pub(super) notification_sent: Vec<i64>,
-    /// Every stock move, one per order line: SQLite's ledger rows.
-    pub(super) moves: Vec<Move>,
     /// (sale, user) -> net change of units held, so one statement touches each row once
     /// (PostgreSQL's `sale_purchases`).
     pub(super) sale_purchases: BTreeMap<(i64, i64), i32>,
     /// product -> (reserved, sold, left) deltas (PostgreSQL's `inventory`).
     pub(super) inventory: BTreeMap<i64, (i64, i64, i64)>,
-    /// (product, kind) -> (units, orders, latest time): PostgreSQL's ledger keeps one row
-    /// per batch, product and kind.
+    /// (product, kind) -> (units, orders, latest time): the ledger keeps one row per
+    /// batch, product and kind.
     pub(super) ledger: BTreeMap<(i64, &'static str), (i64, i32, i64)>,
-}
-
-pub(super) struct Move {
-    pub(super) product: i64,
-    pub(super) order: Uuid,
-    pub(super) kind: LedgerKind,
-    pub(super) units: i64,
-    pub(super) at_ms: i64,
 }
 
 impl Batch {
@@ -138,7 +128,7 @@ impl Batch {
             let delta = self.inventory.entry(product).or_default();
             delta.0 += i64::from(quantity);
             delta.2 -= i64::from(quantity);
-            self.stock_move(product, order.id.0, LedgerKind::Reserve, quantity, created);
+            self.stock_move(product, LedgerKind::Reserve, quantity, created);
         }
         Ok(())
     }
@@ -171,7 +161,7 @@ impl Batch {
                     )));
                 }
             }
-            self.stock_move(product, change.order_id.0, stock_move.kind, units, at);
+            self.stock_move(product, stock_move.kind, units, at);
         }
         if let Some(payment) = &change.payment {
             self.payment_orders.push(change.order_id.0);
@@ -204,15 +194,8 @@ impl Batch {
         Ok(())
     }
 
-    fn stock_move(&mut self, product: i64, order: Uuid, kind: LedgerKind, units: i32, at: i64) {
+    fn stock_move(&mut self, product: i64, kind: LedgerKind, units: i32, at: i64) {
         let units = i64::from(units);
-        self.moves.push(Move {
-            product,
-            order,
-            kind,
-            units,
-            at_ms: at,
-        });
         let row = self.ledger.entry((product, kind.as_str())).or_default();
         row.0 += units;
         row.1 += 1;
@@ -223,7 +206,7 @@ impl Batch {
         self.order_ids.is_empty()
             && self.change_ids.is_empty()
             && self.event_topics.is_empty()
-            && self.moves.is_empty()
+            && self.ledger.is_empty()
             && self.forgotten_events.is_empty()
             && self.notification_keys.is_empty()
     }

@@ -290,18 +290,19 @@ impl Batch {
             " ON CONFLICT (dedup_key) DO NOTHING",
         )
         .await?;
+        let ledger: Vec<_> = self.ledger.iter().collect();
         insert_rows(
             tx,
-            "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at_ms) ",
-            self.moves.len(),
+            "INSERT INTO stock_ledger (product_id, order_count, kind, quantity, at_ms) ",
+            ledger.len(),
             5,
             |mut row, i| {
-                let stock_move = &self.moves[i];
-                row.push_bind(stock_move.product)
-                    .push_bind(stock_move.order.to_string())
-                    .push_bind(stock_move.kind.as_str())
-                    .push_bind(stock_move.units)
-                    .push_bind(stock_move.at_ms);
+                let ((product, kind), (quantity, orders, at)) = ledger[i];
+                row.push_bind(*product)
+                    .push_bind(*orders)
+                    .push_bind(*kind)
+                    .push_bind(*quantity)
+                    .push_bind(*at);
             },
         )
         .await
