@@ -186,9 +186,11 @@ impl Batch {
         self,
         tx: &mut sqlx::Transaction<'_, Sqlite>,
     ) -> Result<(), StoreError> {
+        // First, alone: its guard needs the count of the rows it changed.
+        self.set_statuses_sqlite(tx).await?;
+        let mut statements = Statements::default();
         let orders = self.order_ids.len();
-        insert_rows(
-            tx,
+        statements.insert(
             "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, \
              created_at_ms, expires_at_ms, updated_at_ms) ",
             orders,
@@ -198,15 +200,14 @@ impl Batch {
                     .push_bind(self.order_users[i])
                     .push_bind(self.order_statuses[i])
                     .push_bind(self.order_totals[i])
-                    .push_bind(self.order_keys[i].as_str())
+                    .push_bind(self.order_keys[i].clone())
                     .push_bind(self.order_created[i])
                     .push_bind(self.order_expires[i])
                     .push_bind(self.order_created[i]);
             },
-        )
-        .await?;
-        insert_rows(
-            tx,
+            "",
+        );
+        statements.insert(
             "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, \
              unit_price_minor) ",
             self.item_orders.len(),
@@ -219,80 +220,64 @@ impl Batch {
                     .push_bind(self.item_quantities[i])
                     .push_bind(self.item_prices[i]);
             },
-        )
-        .await?;
-        insert_rows(
-            tx,
+            "",
+        );
+        statements.insert(
             "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at_ms) ",
             orders,
             5,
             |mut row, i| {
                 row.push_bind(self.order_users[i])
-                    .push_bind(self.key_scopes[i].as_str())
-                    .push_bind(self.order_keys[i].as_str())
+                    .push_bind(self.key_scopes[i].clone())
+                    .push_bind(self.order_keys[i].clone())
                     .push_bind(self.order_ids[i].to_string())
                     .push_bind(self.order_created[i]);
             },
-        )
-        .await?;
-        self.set_statuses_sqlite(tx).await?;
+            "",
+        );
         // A replayed webhook carries a transaction already recorded: nothing to add.
-        insert_rows_then(
-            tx,
+        statements.insert(
             "INSERT INTO payments (order_id, transaction_id, status, amount_minor) ",
             self.payment_orders.len(),
             4,
             |mut row, i| {
                 row.push_bind(self.payment_orders[i].to_string())
-                    .push_bind(self.payment_transactions[i].as_str())
+                    .push_bind(self.payment_transactions[i].clone())
                     .push_bind(self.payment_statuses[i])
                     .push_bind(self.payment_amounts[i]);
             },
             " ON CONFLICT (transaction_id) DO NOTHING",
-        )
-        .await?;
-        insert_rows(
-            tx,
+        );
+        statements.insert(
             "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
             self.event_topics.len(),
             4,
             |mut row, i| {
                 row.push_bind(self.event_topics[i])
                     .push_bind(self.event_types[i])
-                    .push_bind(self.event_keys[i].as_str())
-                    .push_bind(self.event_payloads[i].as_str());
+                    .push_bind(self.event_keys[i].clone())
+                    .push_bind(self.event_payloads[i].clone());
             },
-        )
-        .await?;
-        for chunk in self.forgotten_events.chunks(SQLITE_PARAMETERS_MAX) {
-            let mut query = QueryBuilder::new("DELETE FROM outbox WHERE seq IN (");
-            let mut list = query.separated(", ");
-            for seq in chunk {
-                list.push_bind(*seq);
-            }
-            query.push(")");
-            query.build().execute(&mut **tx).await?;
-        }
-        insert_rows_then(
-            tx,
+            "",
+        );
+        statements.delete_outbox(&self.forgotten_events);
+        statements.insert(
             "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
             self.notification_keys.len(),
             7,
             |mut row, i| {
-                row.push_bind(self.notification_keys[i].as_str())
+                row.push_bind(self.notification_keys[i].clone())
                     .push_bind(self.notification_users[i])
                     .push_bind(self.notification_orders[i].map(|id| id.to_string()))
-                    .push_bind(self.notification_kinds[i].as_str())
-                    .push_bind(self.notification_channels[i].as_str())
-                    .push_bind(self.notification_bodies[i].as_str())
+                    .push_bind(self.notification_kinds[i].clone())
+                    .push_bind(self.notification_channels[i].clone())
+                    .push_bind(self.notification_bodies[i].clone())
                     .push_bind(self.notification_sent[i]);
             },
             " ON CONFLICT (dedup_key) DO NOTHING",
-        )
-        .await?;
+        );
         let ledger: Vec<_> = self.ledger.iter().collect();
-        insert_rows(
-            tx,
+        statements.insert(
             "INSERT INTO stock_ledger (product_id, order_count, kind, quantity, at_ms) ",
             ledger.len(),
             5,
@@ -304,8 +289,9 @@ impl Batch {
                     .push_bind(*quantity)
                     .push_bind(*at);
             },
-        )
-        .await
+            "",
+        );
+        statements.execute(tx).await
     }
 
     /// Every status change in one statement; refused as a whole if any order was not in
@@ -352,33 +338,61 @@ fn chunks(rows: usize, columns: usize) -> impl Iterator<Item = std::ops::Range<u
         .map(move |start| start..(start + size).min(rows))
 }
 
-async fn insert_rows(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    insert: &'static str,
-    rows: usize,
-    columns: usize,
-    push: impl FnMut(sqlx::query_builder::Separated<'_, Sqlite, &'static str>, usize),
-) -> Result<(), StoreError> {
-    insert_rows_then(tx, insert, rows, columns, push, "").await
+/// A batch's statements in one query: SQLite runs them one after another, and sqlx hands
+/// the whole text to SQLite's worker thread at once, one round trip instead of one per
+/// table (each a wake-up of that thread, which shares the cores with everything else).
+#[derive(Default)]
+struct Statements {
+    query: Option<QueryBuilder<Sqlite>>,
 }
 
-/// `insert` followed by `rows` rows of `columns` values each, then `tail`: one statement
-/// per chunk.
-async fn insert_rows_then(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    insert: &'static str,
-    rows: usize,
-    columns: usize,
-    mut push: impl FnMut(sqlx::query_builder::Separated<'_, Sqlite, &'static str>, usize),
-    tail: &'static str,
-) -> Result<(), StoreError> {
-    for chunk in chunks(rows, columns) {
-        let mut query = QueryBuilder::<Sqlite>::new(insert);
-        query.push_values(chunk, &mut push);
-        query.push(tail);
-        query.build().execute(&mut **tx).await?;
+impl Statements {
+    fn next(&mut self) -> &mut QueryBuilder<Sqlite> {
+        let separate = self.query.is_some();
+        let query = self.query.get_or_insert_with(|| QueryBuilder::new(""));
+        if separate {
+            query.push("; ");
+        }
+        query
     }
-    Ok(())
+
+    /// `insert` then `rows` rows of `columns` values each, then `tail`: a statement per
+    /// chunk of rows that fits SQLite's parameter cap.
+    fn insert(
+        &mut self,
+        insert: &'static str,
+        rows: usize,
+        columns: usize,
+        mut push: impl FnMut(sqlx::query_builder::Separated<'_, Sqlite, &'static str>, usize),
+        tail: &'static str,
+    ) {
+        for chunk in chunks(rows, columns) {
+            let query = self.next();
+            query.push(insert);
+            query.push_values(chunk, &mut push);
+            query.push(tail);
+        }
+    }
+
+    /// Relayed events leave the outbox.
+    fn delete_outbox(&mut self, seqs: &[i64]) {
+        for chunk in seqs.chunks(SQLITE_PARAMETERS_MAX) {
+            let query = self.next();
+            query.push("DELETE FROM outbox WHERE seq IN (");
+            let mut list = query.separated(", ");
+            for seq in chunk {
+                list.push_bind(*seq);
+            }
+            query.push(")");
+        }
+    }
+
+    async fn execute(self, tx: &mut sqlx::Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+        if let Some(mut query) = self.query {
+            query.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The guard's cast error is a conflict (a bug upstream), not a database failure.
