@@ -56,6 +56,6 @@ pub use protocol::{
 pub use reviews::{ReviewAdded, ReviewError};
 pub use settings::ShopSettings;
 pub use shop::{BuyNowRequest, Shop, ShopParts};
-pub use stock_feed::{StockStatus, StockView};
+pub use stock_feed::{StockStatus, StockUpdate, StockView};
 pub use stores::ShopStores;
 pub use tracking::{DeliveryStatus, Location, TrackingView};

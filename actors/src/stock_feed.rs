@@ -2,9 +2,13 @@
 //! watched product. The product actor overwrites the value after each commit; a watcher
 //! reads whatever is newest when it is ready. A slow watcher therefore skips values and
 //! can never slow the actor or other watchers: publishing is an overwrite, not a queue.
+//!
+//! Each value is serialised once, when it is sent, and every screen writes the same
+//! bytes: a thousand screens of one product cost one `serde_json` call per update.
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use engine::flash_sale::SalePhase;
 use engine::stock::Inventory;
@@ -80,6 +84,25 @@ impl StockView {
     }
 }
 
+/// One sent value: the view and its JSON, shared by every watcher of the product.
+#[derive(Clone, Debug)]
+pub struct StockUpdate {
+    pub view: StockView,
+    /// `view` as a JSON object, UTF-8.
+    pub json: Bytes,
+}
+
+impl StockUpdate {
+    fn of(view: StockView) -> Self {
+        // A struct of numbers, an id and an enum: serialising it cannot fail.
+        let json = serde_json::to_vec(&view).unwrap_or_default();
+        Self {
+            view,
+            json: Bytes::from(json),
+        }
+    }
+}
+
 /// Watched products' channels. A product nobody watches has no channel and costs nothing.
 ///
 /// Coalescing happens here, once per product, not in each connection: a product that
@@ -91,7 +114,7 @@ pub struct StockFeed {
 }
 
 struct Channel {
-    sender: watch::Sender<StockView>,
+    sender: watch::Sender<StockUpdate>,
     last_sent: Instant,
     /// A value that arrived too soon after the last one; the flusher sends it.
     pending: Option<StockView>,
@@ -126,9 +149,9 @@ impl StockFeed {
         }
         let now = Instant::now();
         let sold_out_now = view.status == StockStatus::SoldOut
-            && channel.sender.borrow().status != StockStatus::SoldOut;
+            && channel.sender.borrow().view.status != StockStatus::SoldOut;
         if sold_out_now || now.duration_since(channel.last_sent) >= self.min_gap {
-            channel.sender.send_replace(view);
+            channel.sender.send_replace(StockUpdate::of(view));
             channel.last_sent = now;
             channel.pending = None;
         } else {
@@ -140,32 +163,124 @@ impl StockFeed {
     pub fn flush(&self) {
         let now = Instant::now();
         for mut channel in self.channels.iter_mut() {
-            if channel.pending.is_some() && now.duration_since(channel.last_sent) >= self.min_gap {
-                let view = channel.pending.take().expect("checked above");
-                channel.sender.send_replace(view);
+            if now.duration_since(channel.last_sent) < self.min_gap {
+                continue;
+            }
+            if let Some(view) = channel.pending.take() {
+                channel.sender.send_replace(StockUpdate::of(view));
                 channel.last_sent = now;
             }
         }
     }
 
-    /// A receiver for the product, starting at `current`. Called by the product's own
-    /// actor, so no publish can slip between the value and the subscription.
-    pub fn subscribe(&self, current: StockView) -> watch::Receiver<StockView> {
-        let channel = self
+    /// A receiver for the product, starting at the last value sent, and at `current`
+    /// within one gap. Called by the product's own actor, so no publish can slip between
+    /// the value and the subscription.
+    pub fn subscribe(&self, current: StockView) -> watch::Receiver<StockUpdate> {
+        let mut channel = self
             .channels
             .entry(current.product_id)
             .or_insert_with(|| Channel {
-                sender: watch::channel(current).0,
+                sender: watch::channel(StockUpdate::of(current)).0,
                 last_sent: Instant::now(),
                 pending: None,
             });
-        if channel.pending.is_none() {
-            channel.sender.send_replace(current);
+        // The newcomer starts at the last sent value; a newer one goes out at the rate
+        // like any other (sending it now would wake every other screen of the product
+        // once per newcomer, and a thousand arriving during a sale would flood them).
+        if channel.sender.borrow().view != current {
+            channel.pending = Some(current);
         }
         channel.sender.subscribe()
     }
 
     pub fn watched_products(&self) -> usize {
         self.channels.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(left: u64) -> StockView {
+        StockView {
+            product_id: ProductId(7),
+            left,
+            reserved: 100 - left,
+            sold: 0,
+            price: Money(1_000),
+            sale_price: None,
+            status: if left == 0 {
+                StockStatus::SoldOut
+            } else {
+                StockStatus::Available
+            },
+        }
+    }
+
+    #[test]
+    fn a_product_nobody_watches_has_no_channel() {
+        let feed = StockFeed::new(10);
+        feed.publish(view(99));
+        assert_eq!(feed.watched_products(), 0);
+        let receiver = feed.subscribe(view(99));
+        assert_eq!(feed.watched_products(), 1);
+        drop(receiver);
+        feed.publish(view(98));
+        assert_eq!(feed.watched_products(), 0);
+    }
+
+    #[test]
+    fn values_closer_than_the_gap_are_held_back_except_sold_out() {
+        let feed = StockFeed::new(1);
+        let mut screen = feed.subscribe(view(99));
+        feed.publish(view(98));
+        feed.publish(view(97));
+        feed.flush();
+        assert!(
+            !screen.has_changed().expect("open"),
+            "held back by the rate"
+        );
+        feed.publish(view(0));
+        assert!(
+            screen.has_changed().expect("open"),
+            "sold out goes out at once"
+        );
+        assert_eq!(screen.borrow_and_update().view, view(0));
+    }
+
+    #[test]
+    fn the_flusher_sends_the_newest_held_value_after_the_gap() {
+        let feed = StockFeed::new(50);
+        let mut screen = feed.subscribe(view(99));
+        feed.publish(view(98));
+        feed.publish(view(97));
+        std::thread::sleep(feed.min_gap() * 2);
+        feed.flush();
+        assert_eq!(screen.borrow_and_update().view, view(97));
+    }
+
+    #[test]
+    fn a_newcomer_does_not_wake_the_screens_already_watching() {
+        let feed = StockFeed::new(1);
+        let mut first = feed.subscribe(view(99));
+        first.borrow_and_update();
+        // The product moved on since the last value sent: the newcomer starts at that
+        // value, and the newer one waits for the flusher like any other.
+        let second = feed.subscribe(view(90));
+        assert!(!first.has_changed().expect("open"));
+        assert_eq!(second.borrow().view, view(99));
+    }
+
+    #[test]
+    fn every_screen_shares_one_serialisation() {
+        let feed = StockFeed::new(10);
+        let first = feed.subscribe(view(99));
+        let second = feed.subscribe(view(99));
+        let (a, b) = (first.borrow().json.clone(), second.borrow().json.clone());
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, not copies");
+        let parsed: StockView = serde_json::from_slice(&a).expect("JSON of the view");
+        assert_eq!(parsed, view(99));
     }
 }

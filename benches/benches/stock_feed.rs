@@ -1,9 +1,15 @@
 //! Buy Now throughput with 1,000 WebSocket screens watching the product, against the same
 //! sale without them, in one run (embedded store, the real app).
 //!
+//! Everything shares this machine's cores: the engine, the buyers' HTTP client, and the
+//! screens' WebSocket clients. The screens run on a thread of their own, so the bench can
+//! say what their reading cost (CPU a real deployment spends on the viewers' devices) and
+//! what the engine spent per order with and without them.
+//!
 //! `cargo bench -p flashcart-benches --bench stock_feed`
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -12,9 +18,10 @@ use gateway::auth::{Claims, JwtKeys, Role};
 use gateway::settings::Settings;
 use secrecy::SecretString;
 use serde_json::json;
+use tokio::sync::oneshot;
 
 const SCREENS: usize = 1_000;
-const BUYERS: u64 = 5_000;
+const BUYERS: u64 = 20_000;
 const CONCURRENCY: usize = 128;
 
 #[global_allocator]
@@ -28,16 +35,45 @@ fn main() {
     runtime.block_on(async {
         let without = run(0).await;
         let with = run(SCREENS).await;
-        println!("Buy Now, {BUYERS} buyers, {CONCURRENCY} at a time, sale of {BUYERS} units:");
-        println!("  without screens:     {without:>8.0} orders/s");
         println!(
-            "  with {SCREENS} screens: {with:>8.0} orders/s ({:.2}x)",
-            with / without
+            "Buy Now, {BUYERS} buyers, {CONCURRENCY} at a time, sale of {BUYERS} units \
+             (engine, buyers and screens on the same cores):"
+        );
+        for (name, sale) in [("without screens", &without), ("with 1,000 screens", &with)] {
+            println!(
+                "  {name:<19} {:>7.0} orders/s, engine and buyers {:>5.1} us CPU per order, \
+                 screens {:>4.0} ms CPU for {} frames",
+                sale.orders_per_second,
+                sale.cpu_per_order_us(),
+                sale.screens_cpu.as_secs_f64() * 1e3,
+                sale.frames,
+            );
+        }
+        println!(
+            "  throughput with screens: {:.2}x; engine and buyers' CPU per order: {:.2}x",
+            with.orders_per_second / without.orders_per_second,
+            with.cpu_per_order_us() / without.cpu_per_order_us(),
         );
     });
 }
 
-async fn run(screens: usize) -> f64 {
+struct Sale {
+    orders_per_second: f64,
+    orders: u64,
+    /// CPU of the whole process during the sale, less the screens' thread.
+    engine_cpu: Duration,
+    screens_cpu: Duration,
+    /// Frames the screens received during the sale.
+    frames: u64,
+}
+
+impl Sale {
+    fn cpu_per_order_us(&self) -> f64 {
+        self.engine_cpu.as_secs_f64() * 1e6 / self.orders as f64
+    }
+}
+
+async fn run(screens: usize) -> Sale {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().expect("address");
@@ -45,7 +81,7 @@ async fn run(screens: usize) -> f64 {
     settings.auth.jwt_secret = Some(SecretString::from("bench".to_owned()));
     let app = App::build(&settings).await.expect("app");
     let address = app.address();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
@@ -69,18 +105,11 @@ async fn run(screens: usize) -> f64 {
         .expect("product");
     assert_eq!(created.status(), 201);
 
-    let mut screen_tasks = Vec::new();
-    for _ in 0..screens {
-        let url = format!("ws://{address}/ws/stock?products=1");
-        screen_tasks.push(tokio::spawn(async move {
-            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
-            while let Some(Ok(_)) = socket.next().await {}
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
+    let screens = Screens::connect(format!("ws://{address}/ws/stock?products=1"), screens);
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut buyers = tokio::task::JoinSet::new();
+    let process_cpu_before = process_cpu();
+    let screens_window = screens.begin();
     let started = Instant::now();
     for user in 1..=BUYERS {
         let client = client.clone();
@@ -106,10 +135,105 @@ async fn run(screens: usize) -> f64 {
             placed += 1;
         }
     }
-    let rate = placed as f64 / started.elapsed().as_secs_f64();
-    for task in screen_tasks {
-        task.abort();
-    }
+    let elapsed = started.elapsed();
+    let (screens_cpu, frames) = screens_window.end().await;
+    let process_cpu = process_cpu() - process_cpu_before;
     let _ = stop.send(());
-    rate
+    Sale {
+        orders_per_second: placed as f64 / elapsed.as_secs_f64(),
+        orders: placed,
+        engine_cpu: process_cpu.saturating_sub(screens_cpu),
+        screens_cpu,
+        frames,
+    }
+}
+
+/// The screens' clients, on a single-threaded runtime of their own thread.
+struct Screens {
+    begin: oneshot::Sender<WindowSignals>,
+}
+
+/// What the screens' thread measures over a window: its own CPU time and the frames it read.
+type Measured = (Duration, u64);
+
+/// Handed to the screens' thread when the window opens: when it ends, and where to report.
+type WindowSignals = (oneshot::Receiver<()>, oneshot::Sender<Measured>);
+
+struct ScreensWindow {
+    end: oneshot::Sender<()>,
+    measured: oneshot::Receiver<Measured>,
+}
+
+impl Screens {
+    /// Connects `count` screens and returns once each has its first frame (the stock as
+    /// it connected, which is not counted).
+    fn connect(url: String, count: usize) -> Self {
+        let (begin, begun) = oneshot::channel();
+        let (ready, connected) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("screens runtime");
+            runtime.block_on(async move {
+                let frames = Arc::new(AtomicU64::new(0));
+                for _ in 0..count {
+                    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+                        .await
+                        .expect("ws");
+                    socket.next().await.expect("first frame").expect("frame");
+                    let frames = Arc::clone(&frames);
+                    tokio::spawn(async move {
+                        while let Some(Ok(_)) = socket.next().await {
+                            frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+                let _ = ready.send(());
+                let Ok::<WindowSignals, _>((end, measured)) = begun.await else {
+                    return;
+                };
+                let cpu_before = thread_cpu();
+                frames.store(0, Ordering::Relaxed);
+                let _ = end.await;
+                let _ = measured.send((thread_cpu() - cpu_before, frames.load(Ordering::Relaxed)));
+            });
+        });
+        connected.recv().expect("screens connected");
+        Self { begin }
+    }
+
+    fn begin(self) -> ScreensWindow {
+        let (end, ended) = oneshot::channel();
+        let (measure, measured) = oneshot::channel();
+        let _ = self.begin.send((ended, measure));
+        ScreensWindow { end, measured }
+    }
+}
+
+impl ScreensWindow {
+    async fn end(self) -> Measured {
+        let _ = self.end.send(());
+        self.measured.await.expect("screens measured")
+    }
+}
+
+/// User plus system CPU from a `/proc/.../stat` line (fields 14 and 15, in clock ticks of
+/// 1/100 s on Linux).
+fn cpu_of(stat_path: &str) -> Duration {
+    let stat = std::fs::read_to_string(stat_path).expect("stat");
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 10)
+}
+
+fn process_cpu() -> Duration {
+    cpu_of("/proc/self/stat")
+}
+
+fn thread_cpu() -> Duration {
+    cpu_of("/proc/thread-self/stat")
 }

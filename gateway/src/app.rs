@@ -48,7 +48,6 @@ const PAGE_CACHE_TTL: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct Limits {
     pub page_size_max: u32,
-    pub stock_feed_rate_per_second: u32,
     pub websocket_write_timeout: Duration,
     /// Demo mode: the page may hand out shopper tokens.
     pub demo: bool,
@@ -193,7 +192,6 @@ impl App {
             keys: Arc::clone(&keys),
             limits: Arc::new(Limits {
                 page_size_max: settings.server.page_size_max,
-                stock_feed_rate_per_second: settings.shop.stock_feed_rate_per_second,
                 websocket_write_timeout: Duration::from_millis(
                     settings.server.websocket_write_timeout_ms,
                 ),

@@ -38,7 +38,7 @@ pub enum ProductMsg {
     Settle(Box<(OrderId, CommitOutcome)>),
     Inventory(RpcReplyPort<Inventory>),
     /// A live screen subscribes to this product's stock.
-    Watch(RpcReplyPort<tokio::sync::watch::Receiver<crate::stock_feed::StockView>>),
+    Watch(RpcReplyPort<tokio::sync::watch::Receiver<crate::stock_feed::StockUpdate>>),
     Update(
         Box<ProductUpdate>,
         RpcReplyPort<Result<Product, AdminError>>,

@@ -12,7 +12,7 @@ use super::Shop;
 use crate::catalog::{ListQuery, Page};
 use crate::error::AdminError;
 use crate::protocol::{ProductMsg, ProductUpdate, ShardMsg};
-use crate::stock_feed::StockView;
+use crate::stock_feed::StockUpdate;
 
 impl Shop {
     /// A new product with `stock` units, under `id` or the next free one.
@@ -129,7 +129,7 @@ impl Shop {
     pub async fn watch_stock(
         &self,
         id: ProductId,
-    ) -> Result<watch::Receiver<StockView>, AdminError> {
+    ) -> Result<watch::Receiver<StockUpdate>, AdminError> {
         self.call_product(id, ProductMsg::Watch).await
     }
 }

@@ -2,24 +2,23 @@
 //!
 //! On connect, one message per product with its current stock; then a message whenever it
 //! changes, at most `stock_feed_rate_per_second` per product (so 100K buyers on one product
-//! do not become 100K messages to every screen), except that sold out is sent at once.
+//! do not become 100K messages to every screen), except that sold out is sent at once. The
+//! product's feed (`actors::stock_feed`) does that coalescing, once for all its screens.
 //! Values are latest-only: a client that reads slowly skips to the newest; one that stops
 //! reading is dropped after the write timeout. Nothing a client does can slow a sale.
 
 use std::time::Duration;
 
-use actors::{StockStatus, StockView};
+use actors::StockUpdate;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use engine::ProductId;
-use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::app::ApiContext;
 use crate::error::ApiError;
@@ -60,8 +59,7 @@ async fn subscribe(
     }
     let limits = ctx.limits.clone();
     Ok(upgrade.on_upgrade(move |socket| async move {
-        let min_gap = Duration::from_secs_f64(1.0 / f64::from(limits.stock_feed_rate_per_second));
-        serve(socket, feeds, min_gap, limits.websocket_write_timeout).await;
+        serve(socket, feeds, limits.websocket_write_timeout).await;
         drop(permit);
     }))
 }
@@ -88,74 +86,32 @@ fn parse_products(text: &str) -> Result<Vec<ProductId>, ApiError> {
     Ok(product_ids)
 }
 
-/// One watched product of a connection.
-struct Feed {
-    receiver: watch::Receiver<StockView>,
-    /// When this product may be sent again.
-    next_send: Instant,
-    /// A change arrived before `next_send`; send the newest value then.
-    due: bool,
-    last_status: StockStatus,
-}
-
+/// Writes each product's current value, then every value its feed sends. The feed has
+/// already coalesced them (at most the rate a second, sold out at once), so a connection
+/// only forwards: one wake-up and one write per value, with bytes shared by all screens.
 async fn serve(
-    socket: WebSocket,
-    receivers: Vec<watch::Receiver<StockView>>,
-    min_gap: Duration,
+    mut socket: WebSocket,
+    mut receivers: Vec<watch::Receiver<StockUpdate>>,
     write_timeout: Duration,
 ) {
-    let (mut sink, mut incoming) = socket.split();
-    let now = Instant::now();
-    let mut feeds: Vec<Feed> = receivers
-        .into_iter()
-        .map(|receiver| {
-            let last_status = receiver.borrow().status;
-            Feed {
-                receiver,
-                next_send: now,
-                due: true,
-                last_status,
-            }
-        })
-        .collect();
-    loop {
-        // Send what is due now.
-        let now = Instant::now();
-        for feed in feeds
-            .iter_mut()
-            .filter(|feed| feed.due && feed.next_send <= now)
-        {
-            let view = *feed.receiver.borrow_and_update();
-            feed.due = false;
-            feed.next_send = now + min_gap;
-            feed.last_status = view.status;
-            let Ok(text) = serde_json::to_string(&view) else {
-                continue;
-            };
-            match tokio::time::timeout(write_timeout, sink.send(Message::Text(text.into()))).await {
-                Ok(Ok(())) => {}
-                // Closed, or not reading: drop the connection.
-                Ok(Err(_)) | Err(_) => return,
-            }
+    for receiver in &mut receivers {
+        if !forward(&mut socket, receiver, write_timeout).await {
+            return;
         }
-        let next_deadline = feeds
-            .iter()
-            .filter(|feed| feed.due)
-            .map(|feed| feed.next_send)
-            .min();
+    }
+    loop {
         let event = {
-            let changes = futures_util::future::select_all(feeds.iter_mut().enumerate().map(
-                |(index, feed)| {
-                    Box::pin(async move { (index, feed.receiver.changed().await.is_ok()) })
+            let changes = futures_util::future::select_all(receivers.iter_mut().enumerate().map(
+                |(index, receiver)| {
+                    Box::pin(async move { (index, receiver.changed().await.is_ok()) })
                 },
             ));
             tokio::select! {
                 ((index, open), _, _) = changes => Event::Changed { index, open },
-                () = sleep_until(next_deadline) => Event::Due,
-                message = incoming.next() => match message {
+                message = socket.recv() => match message {
                     // Clients only ever send pings or close; anything else is ignored.
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Event::Closed,
-                    Some(Ok(_)) => Event::Due,
+                    Some(Ok(_)) => Event::Ignored,
                 },
             }
         };
@@ -163,29 +119,34 @@ async fn serve(
             // The product's channel is gone (engine stopping), or the client left.
             Event::Changed { open: false, .. } | Event::Closed => return,
             Event::Changed { index, open: true } => {
-                let feed = &mut feeds[index];
-                feed.due = true;
-                // Sold out is news: send it now, whatever the rate.
-                if feed.receiver.borrow().status == StockStatus::SoldOut
-                    && feed.last_status != StockStatus::SoldOut
-                {
-                    feed.next_send = Instant::now();
+                if !forward(&mut socket, &mut receivers[index], write_timeout).await {
+                    return;
                 }
             }
-            Event::Due => {}
+            Event::Ignored => {}
         }
     }
 }
 
-enum Event {
-    Changed { index: usize, open: bool },
-    Due,
-    Closed,
+/// Sends the newest value; false when the client is gone or not reading.
+async fn forward(
+    socket: &mut WebSocket,
+    receiver: &mut watch::Receiver<StockUpdate>,
+    write_timeout: Duration,
+) -> bool {
+    let json = receiver.borrow_and_update().json.clone();
+    // The bytes every screen of this product shares, not a copy.
+    let Ok(text) = Utf8Bytes::try_from(json) else {
+        return true;
+    };
+    matches!(
+        tokio::time::timeout(write_timeout, socket.send(Message::Text(text))).await,
+        Ok(Ok(()))
+    )
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+enum Event {
+    Changed { index: usize, open: bool },
+    Ignored,
+    Closed,
 }
