@@ -54,7 +54,11 @@ pub struct Limits {
 }
 
 /// PostgreSQL when a database URL is configured, else the embedded SQLite database.
-async fn open_database(settings: &Settings, timeout: Duration) -> anyhow::Result<Arc<Database>> {
+/// `timeout` bounds each statement on PostgreSQL.
+pub async fn open_database(
+    settings: &Settings,
+    timeout: Duration,
+) -> anyhow::Result<Arc<Database>> {
     let database = match &settings.store.database_url {
         Some(url) => {
             let postgres = PostgresSettings {

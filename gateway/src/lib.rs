@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 mod extract;
 pub mod feed_client;
+pub mod import;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;

@@ -42,6 +42,17 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Load a catalog file (one product per line, the JSON of POST /api/v1/products with
+    /// its id) into the store, thousands per transaction. Run it while the engine is
+    /// stopped: the engine reads its catalog from the store when it starts.
+    ImportProducts {
+        /// The file, or - for standard input.
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print a bearer token for trying the API (its last line is the token).
     DemoToken {
         #[arg(long)]
@@ -82,6 +93,23 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(serve(settings))
+        }
+        Command::ImportProducts {
+            file,
+            config,
+            data_dir,
+        } => {
+            let overrides = Overrides {
+                data_dir,
+                ..Overrides::default()
+            };
+            let settings = Settings::load(config.as_deref(), &overrides)
+                .context("reading the configuration")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(import_products(settings, file))
         }
         Command::DemoToken {
             user,
@@ -137,6 +165,30 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("admin token (user 1): {admin}");
     }
     app.run_until_stopped(shutdown_signal()).await
+}
+
+/// Statements of an import may take longer than the hot path's.
+const IMPORT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn import_products(settings: Settings, file: PathBuf) -> anyhow::Result<()> {
+    let store = gateway::app::open_database(&settings, IMPORT_STATEMENT_TIMEOUT).await?;
+    let at_ms = actors::clock::now_ms();
+    let report = if file.as_os_str() == "-" {
+        gateway::import::import_products(&store, std::io::stdin().lock(), at_ms).await?
+    } else {
+        let opened =
+            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+        gateway::import::import_products(&store, std::io::BufReader::new(opened), at_ms).await?
+    };
+    let seconds = report.elapsed.as_secs_f64();
+    let total = report.summary.created + report.summary.updated;
+    println!(
+        "imported {total} products ({} new, {} updated) in {seconds:.1} s: {:.0} a second",
+        report.summary.created,
+        report.summary.updated,
+        total as f64 / seconds.max(1e-9)
+    );
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM: stop taking requests, finish the ones in flight, commit, exit.

@@ -27,6 +27,7 @@
 
 mod carts;
 mod catalog;
+mod catalog_import;
 mod database;
 mod deliveries;
 mod error;
@@ -47,6 +48,7 @@ mod write;
 
 pub use carts::{CartItem, CartStore, Carts};
 pub use catalog::CatalogStore;
+pub use catalog_import::{ImportSummary, ImportedProduct};
 pub use database::{Database, PostgresSettings};
 pub use deliveries::Deliveries;
 pub use error::StoreError;

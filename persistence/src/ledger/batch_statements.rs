@@ -328,10 +328,10 @@ impl Batch {
 }
 
 /// SQLite's default cap on bound parameters in one statement.
-const SQLITE_PARAMETERS_MAX: usize = 32_766;
+pub(crate) const SQLITE_PARAMETERS_MAX: usize = 32_766;
 
 /// Row indices `0..rows` in chunks that keep a statement under SQLite's parameter cap.
-fn chunks(rows: usize, columns: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+pub(crate) fn chunks(rows: usize, columns: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     let size = SQLITE_PARAMETERS_MAX / columns;
     (0..rows)
         .step_by(size)

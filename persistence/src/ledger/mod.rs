@@ -9,7 +9,7 @@
 //! - Pending orders and id high-water marks let a restart pick up where it stopped.
 
 mod batch;
-mod batch_statements;
+pub(crate) mod batch_statements;
 mod levels;
 
 use std::collections::HashMap;

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use engine::order::{OrderEvent, OrderStatus};
-use engine::{IdempotencyKey, OrderId, ProductId, UserId};
+use engine::{IdempotencyKey, OrderId, Product, ProductId, UserId};
 use persistence::{
-    CartItem, CartStore, Database, Deliveries, Delivery, Event, Notification, NotificationStore,
-    OrderLedger, OrderLookup, Outbox, Review, ReviewStore, Shipment, StatusChange, Topic, WriteOp,
+    CartItem, CartStore, CatalogStore, Database, Deliveries, Delivery, Event, ImportSummary,
+    ImportedProduct, Notification, NotificationStore, OrderLedger, OrderLookup, Outbox, Review,
+    ReviewStore, Shipment, StatusChange, StoreError, Topic, WriteOp,
 };
 use uuid::Uuid;
 
@@ -352,4 +353,103 @@ pub async fn orders_are_found_by_key_and_delivery(store: Arc<Database>) {
         vec![order]
     );
     assert!(store.orders(&[]).await.expect("read").is_empty());
+}
+
+/// A bulk import creates new products with their stock (as the engine's own writes would),
+/// and a second import of the same ids replaces the records and leaves the stock alone.
+pub async fn an_import_creates_products_once_and_then_updates_their_records(store: Arc<Database>) {
+    let imported = |id: u64, title: &str, stock: u64| ImportedProduct {
+        product: Product {
+            title: title.into(),
+            ..super::product(id)
+        },
+        stock,
+    };
+    store
+        .commit(&[put_product(1, 5)])
+        .await
+        .expect("product made by the engine");
+    // More rows than one SQLite statement may bind, so the import spans statements.
+    let first: Vec<ImportedProduct> = (1..=4_000).map(|id| imported(id, "Old", id % 7)).collect();
+    let summary = store.import_products(&first, 10).await.expect("import");
+    assert_eq!(
+        summary,
+        ImportSummary {
+            created: 3_999,
+            updated: 1
+        }
+    );
+
+    let catalog = store.load_catalog().await.expect("catalog");
+    assert_eq!(catalog.len(), 4_000);
+    assert!(catalog.iter().all(|product| product.title == "Old"));
+    let levels: std::collections::HashMap<ProductId, u64> = store
+        .inventory_levels()
+        .await
+        .expect("levels")
+        .into_iter()
+        .map(|level| (level.product_id, level.left))
+        .collect();
+    assert_eq!(
+        levels[&ProductId(1)],
+        5,
+        "an existing product keeps its stock"
+    );
+    assert_eq!(levels[&ProductId(13)], 13 % 7);
+    assert_eq!(levels[&ProductId(14)], 0);
+    store
+        .commit(&[place(order(1, 1, 13, 2, None))])
+        .await
+        .expect("an imported product sells");
+    let state = store
+        .load_product(ProductId(13), 0)
+        .await
+        .expect("load")
+        .expect("exists");
+    assert_eq!(state.stock.initial, 6);
+    assert_eq!(state.product.title, "Old");
+
+    let again: Vec<ImportedProduct> = (3_999..=4_001).map(|id| imported(id, "New", 50)).collect();
+    let summary = store
+        .import_products(&again, 20)
+        .await
+        .expect("import again");
+    assert_eq!(
+        summary,
+        ImportSummary {
+            created: 1,
+            updated: 2
+        }
+    );
+    let state = store
+        .load_product(ProductId(4_000), 0)
+        .await
+        .expect("load")
+        .expect("exists");
+    assert_eq!(state.product.title, "New");
+    assert_eq!(
+        state.stock.initial,
+        4_000 % 7,
+        "stock is not imported twice"
+    );
+    let state = store
+        .load_product(ProductId(4_001), 0)
+        .await
+        .expect("load")
+        .expect("exists");
+    assert_eq!(state.stock.initial, 50);
+
+    let twice = vec![imported(9_000, "A", 1), imported(9_000, "B", 1)];
+    assert!(matches!(
+        store.import_products(&twice, 30).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .load_product(ProductId(9_000), 0)
+            .await
+            .expect("load")
+            .is_none(),
+        "a refused import writes nothing"
+    );
 }

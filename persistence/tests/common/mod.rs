@@ -33,6 +33,7 @@ macro_rules! contracts {
             deliveries_keep_the_first_partner_and_the_shipment,
             the_outbox_hands_out_events_in_order,
             orders_are_found_by_key_and_delivery,
+            an_import_creates_products_once_and_then_updates_their_records,
         );
     };
 }
