@@ -21,9 +21,22 @@ use workflow::{Workflow, WorkflowStores};
 use crate::auth::{JwtKeys, load_or_create_secret};
 use crate::settings::Settings;
 
-/// Handler state: what the routes call, cheap to clone, one per request.
+/// Handler state: what the routes call. axum clones it for every request, so it is one
+/// `Arc` (a profile of Buy Now under load spent ~2% of the engine's CPU cloning and
+/// dropping the eight fields one by one); fields are read through it (`ctx.shop`).
 #[derive(Clone)]
-pub struct ApiContext {
+pub struct ApiContext(Arc<ApiParts>);
+
+impl std::ops::Deref for ApiContext {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
+}
+
+/// What [`ApiContext`] shares.
+pub struct ApiParts {
     /// Every rule of the shop: buying, orders, catalog, cart, reviews.
     pub shop: Shop,
     pub keys: Arc<JwtKeys>,
@@ -191,7 +204,7 @@ impl App {
         let websocket_slots = Arc::new(tokio::sync::Semaphore::new(
             settings.server.websocket_connections_max,
         ));
-        let ctx = ApiContext {
+        let ctx = ApiContext(Arc::new(ApiParts {
             shop: shop.clone(),
             keys: Arc::clone(&keys),
             limits: Arc::new(Limits {
@@ -206,7 +219,7 @@ impl App {
             analytics: workflow.analytics(),
             search,
             pages,
-        };
+        }));
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))
             .with_state(ctx);

@@ -18,5 +18,5 @@ pub mod settings;
 pub mod telemetry;
 mod time_format;
 
-pub use app::{ApiContext, App};
+pub use app::{ApiContext, ApiParts, App};
 pub use settings::Settings;
