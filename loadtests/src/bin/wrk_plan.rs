@@ -6,7 +6,9 @@
 //!   token per line.
 //! - `count` prints, as JSON, the units of the product the engine counts as sold or
 //!   reserved, and (with `--database-url`) the units of its orders in the store: every
-//!   2xx answer of the run must be one new order, so both must equal wrk's 2xx count.
+//!   2xx answer of the run must be one new order, so both must equal wrk's 2xx count. It
+//!   waits (up to 10 s) for the two to agree: the requests in flight when wrk stopped are
+//!   counted by the engine at once and held by the store once their batch commits.
 
 use std::path::PathBuf;
 
@@ -102,21 +104,32 @@ async fn prepare(
     Ok(())
 }
 
+/// How long `count` waits for the requests still in flight when wrk stopped: the engine
+/// counts a reservation at once and the store holds it after its batch commits.
+const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn count(host: &str, product: u64, database_url: Option<&str>) -> anyhow::Result<()> {
-    let inventory: Value = reqwest::get(format!("{host}/api/v1/inventory/{product}"))
-        .await?
-        .json()
-        .await
-        .context("reading the inventory")?;
-    let engine_units =
-        inventory["sold"].as_u64().unwrap_or(0) + inventory["reserved"].as_u64().unwrap_or(0);
-    let store_units = match database_url {
-        None => None,
-        Some(url) => Some(loadtests::verify::store_units(url, vec![product]).await?),
-    };
-    println!(
-        "{}",
-        json!({ "engine_units": engine_units, "store_units": store_units })
-    );
-    Ok(())
+    let deadline = std::time::Instant::now() + SETTLE_WITHIN;
+    loop {
+        let inventory: Value = reqwest::get(format!("{host}/api/v1/inventory/{product}"))
+            .await?
+            .json()
+            .await
+            .context("reading the inventory")?;
+        let engine_units =
+            inventory["sold"].as_u64().unwrap_or(0) + inventory["reserved"].as_u64().unwrap_or(0);
+        let store_units = match database_url {
+            None => None,
+            Some(url) => Some(loadtests::verify::store_units(url, vec![product]).await?),
+        };
+        let settled = store_units.is_none_or(|units| units == engine_units);
+        if settled || std::time::Instant::now() >= deadline {
+            println!(
+                "{}",
+                json!({ "engine_units": engine_units, "store_units": store_units })
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
