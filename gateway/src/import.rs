@@ -12,32 +12,13 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use engine::{Money, ProductDraft, ProductId};
 use persistence::{Database, ImportSummary, ImportedProduct};
-use serde::Deserialize;
+
+use crate::routes::products::NewProduct;
 
 /// Products per transaction: large enough that the commit's fsync is shared by thousands,
 /// small enough that a transaction stays well under a second.
 pub const IMPORT_CHUNK: usize = 5_000;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ImportLine {
-    id: u64,
-    title: String,
-    brand: String,
-    category: String,
-    #[serde(default)]
-    description: String,
-    /// Minor units (paise).
-    price: u64,
-    /// Units on the shelf of a new product.
-    stock: u64,
-    #[serde(default)]
-    rating: f32,
-    #[serde(default)]
-    popularity: u64,
-}
 
 /// What an import did, and how long it took.
 #[derive(Clone, Copy, Debug, Default)]
@@ -85,23 +66,14 @@ pub async fn import_products(
 }
 
 fn parse(line: &str) -> anyhow::Result<ImportedProduct> {
-    let line: ImportLine = serde_json::from_str(line)?;
-    if line.id == 0 {
-        anyhow::bail!("id: must be at least 1");
-    }
-    engine::product::check_stock("stock", line.stock)?;
-    let product = ProductDraft {
-        title: line.title,
-        brand: line.brand,
-        category: line.category,
-        description: line.description,
-        price: Money(line.price),
-        rating: line.rating,
-        popularity: line.popularity,
-    }
-    .validate(ProductId(line.id))?;
+    let line: NewProduct = serde_json::from_str(line)?;
+    let (id, draft, stock) = line.into_parts();
+    let Some(id) = id.filter(|id| id.0 > 0) else {
+        anyhow::bail!("id: must be at least 1 (a catalog import carries its ids)");
+    };
+    engine::product::check_stock("stock", stock)?;
     Ok(ImportedProduct {
-        product,
-        stock: line.stock,
+        product: draft.validate(id)?,
+        stock,
     })
 }

@@ -86,30 +86,16 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 demo,
             };
-            let settings = Settings::load(config.as_deref(), &overrides)
-                .context("reading the configuration")?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(serve(settings))
+            let settings = load_settings(config, overrides)?;
+            runtime()?.block_on(serve(settings))
         }
         Command::ImportProducts {
             file,
             config,
             data_dir,
         } => {
-            let overrides = Overrides {
-                data_dir,
-                ..Overrides::default()
-            };
-            let settings = Settings::load(config.as_deref(), &overrides)
-                .context("reading the configuration")?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(import_products(settings, file))
+            let settings = load_settings(config, Overrides::data_dir(data_dir))?;
+            runtime()?.block_on(import_products(settings, file))
         }
         Command::DemoToken {
             user,
@@ -118,17 +104,23 @@ fn main() -> anyhow::Result<()> {
             config,
             data_dir,
         } => {
-            let overrides = Overrides {
-                data_dir,
-                ..Overrides::default()
-            };
-            let settings = Settings::load(config.as_deref(), &overrides)
-                .context("reading the configuration")?;
+            let settings = load_settings(config, Overrides::data_dir(data_dir))?;
             let token = token(&settings, user, role, ttl_secs)?;
             println!("{token}");
             Ok(())
         }
     }
+}
+
+fn load_settings(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<Settings> {
+    Settings::load(config.as_deref(), &overrides).context("reading the configuration")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn token(settings: &Settings, user: u64, role: Role, ttl_secs: u64) -> anyhow::Result<String> {

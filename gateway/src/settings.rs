@@ -327,6 +327,16 @@ pub struct Overrides {
     pub demo: bool,
 }
 
+impl Overrides {
+    /// Only the data directory (the commands beside `serve`).
+    pub fn data_dir(data_dir: Option<PathBuf>) -> Self {
+        Self {
+            data_dir,
+            ..Self::default()
+        }
+    }
+}
+
 impl Settings {
     /// Defaults, then `config_file` if given, then the environment, then `overrides`.
     pub fn load(

@@ -22,9 +22,10 @@ pub fn router() -> Router<ApiContext> {
         .route("/products/{id}", get(show).put(replace))
 }
 
+/// A product to create: the body of `POST /products`, and a line of a catalog import.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewProduct {
+pub(crate) struct NewProduct {
     /// Optional: a seller's own id. Allocated when absent.
     id: Option<u64>,
     title: String,
@@ -40,6 +41,22 @@ struct NewProduct {
     rating: f32,
     #[serde(default)]
     popularity: u64,
+}
+
+impl NewProduct {
+    /// The requested id (if any), the record to check, and the units to shelve.
+    pub(crate) fn into_parts(self) -> (Option<ProductId>, ProductDraft, u64) {
+        let draft = ProductDraft {
+            title: self.title,
+            brand: self.brand,
+            category: self.category,
+            description: self.description,
+            price: Money(self.price),
+            rating: self.rating,
+            popularity: self.popularity,
+        };
+        (self.id.map(ProductId), draft, self.stock)
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,19 +109,8 @@ async fn create(
     Json(body): Json<NewProduct>,
 ) -> Result<(StatusCode, axum::Json<ProductBody>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let draft = ProductDraft {
-        title: body.title,
-        brand: body.brand,
-        category: body.category,
-        description: body.description,
-        price: Money(body.price),
-        rating: body.rating,
-        popularity: body.popularity,
-    };
-    let product = ctx
-        .shop
-        .create_product(body.id.map(ProductId), draft, body.stock)
-        .await?;
+    let (id, draft, stock) = body.into_parts();
+    let product = ctx.shop.create_product(id, draft, stock).await?;
     Ok((StatusCode::CREATED, axum::Json(ProductBody::from(&product))))
 }
 
