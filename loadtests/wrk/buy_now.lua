@@ -4,7 +4,8 @@
 --
 --   wrk -t2 -c64 -d20s -s loadtests/wrk/buy_now.lua http://127.0.0.1:8080 -- <plan file>
 --
--- The plan file comes from `flashcart-wrk prepare`. At the end, one JSON line with the
+-- The plan file comes from `flashcart-wrk prepare`. With `spread <id>` lines (prepare
+-- --spread N), requests take turns over those products instead of the hot one. At the end, one JSON line with the
 -- figures (`done` below). wrk runs one Lua state per thread: `thread_number` is set in
 -- each thread's state by `setup`, so it must stay a global here (a `local` of that name
 -- would shadow it and give every thread the same keys).
@@ -18,11 +19,15 @@ end
 
 function init(args)
    tokens = {}
+   spread = {}
    for line in io.lines(args[1]) do
       local product_id = line:match("^product (%d+)$")
+      local spread_id = line:match("^spread (%d+)$")
       local run_id = line:match("^run (%S+)$")
       if product_id then
          body = '{"productId":' .. product_id .. ',"quantity":1}'
+      elseif spread_id then
+         spread[#spread + 1] = '{"productId":' .. spread_id .. ',"quantity":1}'
       elseif run_id then
          run = run_id
       else
@@ -40,7 +45,11 @@ function request()
       ["Content-Type"] = "application/json",
       ["Idempotency-Key"] = run .. "-" .. thread_number .. "-" .. sent,
    }
-   return wrk.format("POST", "/api/v1/buy-now", headers, body)
+   local this_body = body
+   if #spread > 0 then
+      this_body = spread[((sent * 7 + thread_number) % #spread) + 1]
+   end
+   return wrk.format("POST", "/api/v1/buy-now", headers, this_body)
 end
 
 function done(summary, latency, requests)

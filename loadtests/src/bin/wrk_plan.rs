@@ -38,12 +38,20 @@ enum Command {
         shoppers: u64,
         #[arg(long, default_value_t = 100_000_000)]
         stock: u64,
+        /// Also create this many regular products and spread the orders over them instead
+        /// of the hot product's sale (`spread <id>` lines of the plan).
+        #[arg(long, default_value_t = 0)]
+        spread: u64,
         #[arg(long)]
         out: PathBuf,
     },
     Count {
+        /// The product to count, or, with --plan, the plan's products.
+        #[arg(long, required_unless_present = "plan")]
+        product: Option<u64>,
+        /// A plan file: counts its spread products when it has some, else its hot product.
         #[arg(long)]
-        product: u64,
+        plan: Option<PathBuf>,
         /// PostgreSQL URL or sqlite://path of the engine's store.
         #[arg(long)]
         database_url: Option<String>,
@@ -58,12 +66,21 @@ async fn main() -> anyhow::Result<()> {
             jwt_secret,
             shoppers,
             stock,
+            spread,
             out,
-        } => prepare(&cli.host, jwt_secret, shoppers, stock, &out).await,
+        } => prepare(&cli.host, jwt_secret, shoppers, stock, spread, &out).await,
         Command::Count {
             product,
+            plan,
             database_url,
-        } => count(&cli.host, product, database_url.as_deref()).await,
+        } => {
+            let products = match (product, plan) {
+                (_, Some(plan)) => plan_products(&plan)?,
+                (Some(product), None) => vec![product],
+                (None, None) => bail!("--product or --plan"),
+            };
+            count(&cli.host, products, database_url.as_deref()).await
+        }
     }
 }
 
@@ -72,6 +89,7 @@ async fn prepare(
     secret: String,
     shoppers: u64,
     stock: u64,
+    spread: u64,
     out: &PathBuf,
 ) -> anyhow::Result<()> {
     let keys = JwtKeys::new(SecretString::from(secret));
@@ -96,6 +114,9 @@ async fn prepare(
     }
     // Shopper ids unique to this run: earlier runs' purchases never count against limits.
     let mut plan = format!("product {product}\nrun w{now}\n");
+    for id in create_spread(&client, host, &admin, spread, stock).await? {
+        plan.push_str(&format!("spread {id}\n"));
+    }
     for n in 0..shoppers {
         plan.push_str(&token(&keys, now + n, Role::Customer));
         plan.push('\n');
@@ -108,19 +129,13 @@ async fn prepare(
 /// counts a reservation at once and the store holds it after its batch commits.
 const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn count(host: &str, product: u64, database_url: Option<&str>) -> anyhow::Result<()> {
+async fn count(host: &str, products: Vec<u64>, database_url: Option<&str>) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + SETTLE_WITHIN;
     loop {
-        let inventory: Value = reqwest::get(format!("{host}/api/v1/inventory/{product}"))
-            .await?
-            .json()
-            .await
-            .context("reading the inventory")?;
-        let engine_units =
-            inventory["sold"].as_u64().unwrap_or(0) + inventory["reserved"].as_u64().unwrap_or(0);
+        let engine_units = engine_units(host, &products).await?;
         let store_units = match database_url {
             None => None,
-            Some(url) => Some(loadtests::verify::store_units(url, vec![product]).await?),
+            Some(url) => Some(loadtests::verify::store_units(url, products.clone()).await?),
         };
         let settled = store_units.is_none_or(|units| units == engine_units);
         if settled || std::time::Instant::now() >= deadline {
@@ -132,4 +147,73 @@ async fn count(host: &str, product: u64, database_url: Option<&str>) -> anyhow::
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Units sold or reserved over `products`, as the engine tells them (32 reads at a time).
+async fn engine_units(host: &str, products: &[u64]) -> anyhow::Result<u64> {
+    let client = reqwest::Client::new();
+    let mut total = 0;
+    for chunk in products.chunks(32) {
+        let mut reads = tokio::task::JoinSet::new();
+        for product in chunk {
+            let url = format!("{host}/api/v1/inventory/{product}");
+            let client = client.clone();
+            reads.spawn(async move {
+                let inventory: Value = client.get(url).send().await?.json().await?;
+                anyhow::Ok(
+                    inventory["sold"].as_u64().unwrap_or(0)
+                        + inventory["reserved"].as_u64().unwrap_or(0),
+                )
+            });
+        }
+        while let Some(units) = reads.join_next().await {
+            total += units
+                .context("an inventory read")?
+                .context("reading the inventory")?;
+        }
+    }
+    Ok(total)
+}
+
+/// `count`'s products in a plan file: the spread ones if any, else the hot one.
+fn plan_products(plan: &PathBuf) -> anyhow::Result<Vec<u64>> {
+    let text =
+        std::fs::read_to_string(plan).with_context(|| format!("reading {}", plan.display()))?;
+    let ids = |prefix: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix(prefix)?.parse().ok())
+            .collect()
+    };
+    let spread = ids("spread ");
+    Ok(if spread.is_empty() {
+        ids("product ")
+    } else {
+        spread
+    })
+}
+
+/// `count` regular products for the spread load, created 16 at a time.
+async fn create_spread(
+    client: &reqwest::Client,
+    host: &str,
+    admin: &str,
+    count: u64,
+    stock: u64,
+) -> anyhow::Result<Vec<u64>> {
+    let mut ids = Vec::with_capacity(count as usize);
+    let numbers: Vec<u64> = (0..count).collect();
+    for chunk in numbers.chunks(16) {
+        let mut creations = tokio::task::JoinSet::new();
+        for n in chunk {
+            let (client, host, admin) = (client.clone(), host.to_owned(), admin.to_owned());
+            let title = format!("spread {n}");
+            creations.spawn(async move {
+                create_product(&client, &host, &admin, &title, "load-spread", stock).await
+            });
+        }
+        while let Some(id) = creations.join_next().await {
+            ids.push(id.context("a product creation")??);
+        }
+    }
+    Ok(ids)
 }
