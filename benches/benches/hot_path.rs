@@ -9,14 +9,12 @@
 //!
 //! Figures are throughput (elements/s); compare them within one run, not across machines.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::{BuyNowReply, BuyNowRequest, Shop, ShopParts, ShopSettings, ShopStores};
+use actors::{BuyNowReply, BuyNowRequest, Shop, ShopSettings};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::stock::{ProductStock, ReserveOutcome, ReserveRequest};
-use engine::{IdempotencyKey, Money, OrderId, ProductDraft, ProductId, UserId};
-use persistence::Database;
+use engine::{IdempotencyKey, Money, OrderId, ProductId, UserId};
 use uuid::Uuid;
 
 fn engine_reserve(c: &mut Criterion) {
@@ -55,28 +53,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn shop_with_product(dir: &std::path::Path, stock: u64) -> Shop {
-    let database = Arc::new(Database::open(dir).await.expect("store"));
     let settings = ShopSettings {
         in_flight_per_product_max: 100_000,
         ..ShopSettings::default()
     };
-    let shop = Shop::start(ShopParts::new(settings, ShopStores::in_database(&database)))
-        .await
-        .expect("shop");
-    let draft = ProductDraft {
-        title: "Bench phone".into(),
-        brand: "Bench".into(),
-        category: "mobiles".into(),
-        description: String::new(),
-        price: Money(1_000),
-        rating: 4.0,
-        popularity: 0,
-    };
-    shop.create_product(Some(ProductId(1)), draft, stock)
-        .await
-        .expect("product");
-    shop.warm(ProductId(1)).await.expect("warm");
-    shop
+    flashcart_benches::shop_with_product(dir, settings, stock).await
 }
 
 fn actor_round_trip(c: &mut Criterion) {

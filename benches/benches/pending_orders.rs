@@ -7,14 +7,13 @@
 //! At the mission's peak (10K orders/s) with the default 10-minute reservation, 6 million
 //! orders are pending at once: this is the figure that multiplies.
 
+use flashcart_benches::rss_bytes;
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use actors::{BuyNowReply, BuyNowRequest, Shop, ShopParts, ShopSettings, ShopStores};
-use engine::{IdempotencyKey, Money, ProductDraft, ProductId, UserId};
-use persistence::Database;
+use actors::{BuyNowReply, BuyNowRequest, Shop, ShopSettings};
+use engine::{IdempotencyKey, ProductId, UserId};
 
 /// The server's allocator, counting the bytes it has handed out and not taken back.
 struct Counting;
@@ -61,51 +60,21 @@ fn main() {
     runtime.block_on(run(count));
 }
 
-fn rss_bytes() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<i64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1_024)
-}
-
 async fn run(count: u64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let database = Arc::new(Database::open(dir.path()).await.expect("store"));
     let settings = ShopSettings {
         in_flight_per_product_max: 100_000,
         preload_on_start: false,
         ..ShopSettings::default()
     };
-    let shop = Shop::start(ShopParts::new(settings, ShopStores::in_database(&database)))
-        .await
-        .expect("shop");
-    let draft = ProductDraft {
-        title: "Bench phone".into(),
-        brand: "Bench".into(),
-        category: "mobiles".into(),
-        description: String::new(),
-        price: Money(1_000),
-        rating: 4.0,
-        popularity: 0,
-    };
-    shop.create_product(Some(ProductId(1)), draft, engine::product::STOCK_MAX)
-        .await
-        .expect("product");
-    shop.warm(ProductId(1)).await.expect("warm");
+    let shop =
+        flashcart_benches::shop_with_product(dir.path(), settings, engine::product::STOCK_MAX)
+            .await;
     // Warm up every structure once, so that its first allocation is not counted as the
     // cost of the orders.
     place(&shop, 0, WAVE).await;
     settle().await;
-    let (heap_before, rss_before) = (LIVE_BYTES.load(Ordering::Relaxed), rss_bytes());
+    let (heap_before, rss_before) = (LIVE_BYTES.load(Ordering::Relaxed), rss_bytes() as i64);
     let started = Instant::now();
     let mut placed = 0;
     while placed < count {
@@ -115,7 +84,7 @@ async fn run(count: u64) {
     }
     let seconds = started.elapsed().as_secs_f64();
     settle().await;
-    let (heap_after, rss_after) = (LIVE_BYTES.load(Ordering::Relaxed), rss_bytes());
+    let (heap_after, rss_after) = (LIVE_BYTES.load(Ordering::Relaxed), rss_bytes() as i64);
     assert_eq!(shop.pending_order_count() as u64, count + WAVE);
     let per_order = |before: i64, after: i64| (after - before) as f64 / count as f64;
     println!(

@@ -29,22 +29,6 @@ fn main() {
     runtime.block_on(run(count));
 }
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1_024)
-}
-
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1_024.0 * 1_024.0)
 }
@@ -81,7 +65,7 @@ async fn run(count: u64) {
         count as f64 / import_seconds
     );
 
-    let before_start = rss_bytes();
+    let before_start = flashcart_benches::rss_bytes();
     let settings = ShopSettings {
         passivate_after: Duration::from_secs(24 * 3_600),
         preload_on_start: false,
@@ -90,13 +74,13 @@ async fn run(count: u64) {
     let shop = Shop::start(ShopParts::new(settings, ShopStores::in_database(&store)))
         .await
         .expect("shop");
-    let with_catalog = rss_bytes();
+    let with_catalog = flashcart_benches::rss_bytes();
 
     let started = Instant::now();
     let loaded = shop.preload(shop.product_ids()).await as u64;
     let preload_seconds = started.elapsed().as_secs_f64();
     assert_eq!(loaded, count);
-    let resident = rss_bytes();
+    let resident = flashcart_benches::rss_bytes();
 
     let live = LIVE_SAMPLE.min(count);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(512));
@@ -115,7 +99,7 @@ async fn run(count: u64) {
     }
     while warming.join_next().await.is_some() {}
     assert_eq!(shop.live_product_count() as u64, live);
-    let with_live = rss_bytes();
+    let with_live = flashcart_benches::rss_bytes();
 
     let catalog = with_catalog.saturating_sub(before_start);
     let state = resident.saturating_sub(with_catalog);

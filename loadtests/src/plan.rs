@@ -111,50 +111,24 @@ impl Plan {
             options.stock_per_product.max(options.sale_stock),
         )
         .await?;
-        let mut spread_products = Vec::with_capacity(options.products);
-        let mut creations = tokio::task::JoinSet::new();
-        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
-        for n in 0..options.products {
-            let (client, host, admin) = (client.clone(), options.host.clone(), admin.clone());
-            let category = categories[n % categories.len()].clone();
-            let stock = options.stock_per_product;
-            let in_flight = std::sync::Arc::clone(&in_flight);
-            creations.spawn(async move {
-                let _slot = in_flight.acquire_owned().await?;
-                create_product(
-                    &client,
-                    &host,
-                    &admin,
-                    &format!("spread {n}"),
-                    &category,
-                    stock,
-                )
-                .await
-            });
-        }
-        while let Some(created) = creations.join_next().await {
-            spread_products.push(created??);
-        }
-        spread_products.sort_unstable();
-        let sale = json!({
-            "productId": hot_product, "salePrice": 49_900, "originalPrice": 99_900,
-            "startTime": rfc3339(now_ms - 1_000), "endTime": rfc3339(now_ms + 3_600_000),
-            "stock": options.sale_stock, "perUserLimit": options.per_user_limit,
-        });
-        let response = client
-            .post(format!("{}/api/v1/flash-sales", options.host))
-            .bearer_auth(&admin)
-            .json(&sale)
-            .send()
-            .await
-            .context("scheduling the sale")?;
-        if response.status() != 201 {
-            bail!(
-                "scheduling the sale: {} {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
+        let spread_products = create_products(
+            &client,
+            &options.host,
+            &admin,
+            options.products,
+            &categories,
+            options.stock_per_product,
+        )
+        .await?;
+        schedule_sale(
+            &client,
+            &options.host,
+            &admin,
+            hot_product,
+            options.sale_stock,
+            options.per_user_limit,
+        )
+        .await?;
         // Shopper ids unique to this run, so earlier runs' purchases never count against
         // this run's limits.
         let first_shopper = now_ms;
@@ -181,6 +155,76 @@ impl Plan {
             stats: Stats::default(),
         })
     }
+}
+
+/// `count` regular products ("spread <n>"), their categories taking turns over
+/// `categories`, created 32 at a time; their ids in ascending order.
+pub async fn create_products(
+    client: &reqwest::Client,
+    host: &str,
+    admin: &str,
+    count: usize,
+    categories: &[String],
+    stock: u64,
+) -> anyhow::Result<Vec<u64>> {
+    anyhow::ensure!(!categories.is_empty(), "products need a category");
+    let mut ids = Vec::with_capacity(count);
+    let mut creations = tokio::task::JoinSet::new();
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    for n in 0..count {
+        let (client, host, admin) = (client.clone(), host.to_owned(), admin.to_owned());
+        let category = categories[n % categories.len()].clone();
+        let in_flight = std::sync::Arc::clone(&in_flight);
+        creations.spawn(async move {
+            let _slot = in_flight.acquire_owned().await?;
+            create_product(
+                &client,
+                &host,
+                &admin,
+                &format!("spread {n}"),
+                &category,
+                stock,
+            )
+            .await
+        });
+    }
+    while let Some(created) = creations.join_next().await {
+        ids.push(created??);
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// A flash sale of `stock` units on `product`, live from a second ago for an hour.
+pub async fn schedule_sale(
+    client: &reqwest::Client,
+    host: &str,
+    admin: &str,
+    product: u64,
+    stock: u64,
+    per_user_limit: u32,
+) -> anyhow::Result<()> {
+    let now_ms = now_ms();
+    let sale = json!({
+        "productId": product, "salePrice": 49_900, "originalPrice": 99_900,
+        "startTime": rfc3339(now_ms - 1_000), "endTime": rfc3339(now_ms + 3_600_000),
+        "stock": stock, "perUserLimit": per_user_limit,
+    });
+    let response = client
+        .post(format!("{host}/api/v1/flash-sales"))
+        .bearer_auth(admin)
+        .json(&sale)
+        .send()
+        .await
+        .context("scheduling the sale")?;
+    if response.status() != 201 {
+        bail!(
+            "scheduling the sale: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 pub async fn create_product(

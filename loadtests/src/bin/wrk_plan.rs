@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use gateway::auth::{JwtKeys, Role};
-use loadtests::plan::{create_product, now_ms, rfc3339, token};
+use loadtests::plan::{create_product, create_products, now_ms, schedule_sale, token};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -96,25 +96,13 @@ async fn prepare(
     let client = reqwest::Client::new();
     let admin = token(&keys, 1, Role::Admin);
     let product = create_product(&client, host, &admin, "wrk", "load-0", stock).await?;
+    schedule_sale(&client, host, &admin, product, stock, 1_000).await?;
     let now = now_ms();
-    let sale = json!({
-        "productId": product, "salePrice": 49_900, "originalPrice": 99_900,
-        "startTime": rfc3339(now - 1_000), "endTime": rfc3339(now + 3_600_000),
-        "stock": stock, "perUserLimit": 1_000,
-    });
-    let response = client
-        .post(format!("{host}/api/v1/flash-sales"))
-        .bearer_auth(&admin)
-        .json(&sale)
-        .send()
-        .await
-        .context("scheduling the sale")?;
-    if response.status() != 201 {
-        bail!("scheduling the sale: {}", response.status());
-    }
     // Shopper ids unique to this run: earlier runs' purchases never count against limits.
     let mut plan = format!("product {product}\nrun w{now}\n");
-    for id in create_spread(&client, host, &admin, spread, stock).await? {
+    let categories = ["load-spread".to_owned()];
+    let spread = usize::try_from(spread).context("--spread")?;
+    for id in create_products(&client, host, &admin, spread, &categories, stock).await? {
         plan.push_str(&format!("spread {id}\n"));
     }
     for n in 0..shoppers {
@@ -190,30 +178,4 @@ fn plan_products(plan: &PathBuf) -> anyhow::Result<Vec<u64>> {
     } else {
         spread
     })
-}
-
-/// `count` regular products for the spread load, created 16 at a time.
-async fn create_spread(
-    client: &reqwest::Client,
-    host: &str,
-    admin: &str,
-    count: u64,
-    stock: u64,
-) -> anyhow::Result<Vec<u64>> {
-    let mut ids = Vec::with_capacity(count as usize);
-    let numbers: Vec<u64> = (0..count).collect();
-    for chunk in numbers.chunks(16) {
-        let mut creations = tokio::task::JoinSet::new();
-        for n in chunk {
-            let (client, host, admin) = (client.clone(), host.to_owned(), admin.to_owned());
-            let title = format!("spread {n}");
-            creations.spawn(async move {
-                create_product(&client, &host, &admin, &title, "load-spread", stock).await
-            });
-        }
-        while let Some(id) = creations.join_next().await {
-            ids.push(id.context("a product creation")??);
-        }
-    }
-    Ok(ids)
 }
