@@ -21,9 +21,8 @@ pub trait Outbox: Send + Sync + 'static {
     async fn delete_events(&self, seqs: &[i64]) -> Result<(), StoreError>;
 }
 
-const OLDEST: Sql = Sql::each(
+const OLDEST: Sql = Sql::both(
     "SELECT seq, topic, event_type, entity_key, payload FROM outbox ORDER BY seq LIMIT $1",
-    "SELECT seq, topic, event_type, entity_key, payload::text AS payload FROM outbox ORDER BY seq LIMIT $1",
 );
 
 #[async_trait]

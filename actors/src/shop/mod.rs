@@ -53,7 +53,7 @@ impl ShopParts {
             stores,
             mirror: None,
             clock: Clock::System,
-            order_ids: OrderIds::Random,
+            order_ids: OrderIds::random(),
         }
     }
 

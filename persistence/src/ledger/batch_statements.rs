@@ -56,7 +56,7 @@ const POSTGRES_BATCH: &str = concat!(
     "ON CONFLICT (transaction_id) DO NOTHING), ",
     "new_events AS (",
     "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
-    "SELECT e.topic, e.event_type, e.entity_key, e.payload::jsonb ",
+    "SELECT e.topic, e.event_type, e.entity_key, e.payload ",
     "FROM UNNEST($40::text[], $41::text[], $42::text[], $43::text[]) AS e(topic, event_type, entity_key, payload)), ",
     // Relayed events leave the outbox; the default sender's messages are recorded once.
     "forgotten AS (DELETE FROM outbox WHERE seq = ANY($44::int8[])), ",
