@@ -190,11 +190,13 @@ impl Database {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(false)
             .pragma("wal_autocheckpoint", "0")
+            // When the WAL starts over, a file that grew past this is cut back to it.
+            .pragma("journal_size_limit", "67108864")
             .pragma("cache_size", "-65536")
             .pragma("mmap_size", "268435456")
             .pragma("temp_store", "memory")
             // One writer, but a reader may briefly hold the WAL.
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
         // Four connections: the committer's writer plus readers for recovery, lookups and
         // the relay. SQLite has one writer at a time anyway; more connections would queue.
         let pool = SqlitePoolOptions::new()
@@ -285,26 +287,72 @@ impl Database {
     }
 }
 
+/// How long a SQLite statement waits for a lock another connection holds.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same, as the pragma that puts it back on a connection.
+const RESTORE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
+const _: () = assert!(SQLITE_BUSY_TIMEOUT.as_millis() == 5_000);
+
 /// How often the WAL is copied into the database file. Each checkpoint copies what a
 /// quarter second of orders wrote: small enough to never wait, often enough to keep the
 /// WAL (and reads through it) short.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// Every this many checkpoints, one that also tries to start the WAL over (RESTART).
+const RESTART_EVERY: u32 = 4;
+
 /// Checkpoints the WAL beside the writer, until the pool is closed (or the runtime ends).
 /// PASSIVE never waits for the writer or a reader: it copies what it can now and leaves
 /// the rest for next time.
+///
+/// Under a steady stream of commits a PASSIVE checkpoint never catches the last frame,
+/// and SQLite writes the WAL from its start again only once one has: the file grew
+/// without end (770 MB after 15 s of Buy Now at 256 connections) and every commit
+/// extended it. So every [`RESTART_EVERY`]th checkpoint is a RESTART that never waits
+/// (busy timeout zero on its connection): it copies what is left and starts the WAL over
+/// if no reader is inside it at that moment, or gives up at once and tries next time.
+/// Waiting instead (the pool's 5 s busy timeout) held the writer behind readers: slices
+/// with a p99 of 828 ms.
 async fn checkpoint_now_and_then(pool: SqlitePool) {
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut count: u32 = 0;
     while !pool.is_closed() {
         ticks.tick().await;
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        count = count.wrapping_add(1);
+        let result = if count.is_multiple_of(RESTART_EVERY) {
+            restart_wal(&pool).await
+        } else {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+                .map(|_| ())
+        };
+        if let Err(error) = result {
             tracing::warn!(%error, "WAL checkpoint failed; the next one will try again");
         }
     }
+}
+
+async fn restart_wal(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    sqlx::query("PRAGMA busy_timeout = 0")
+        .execute(&mut *connection)
+        .await?;
+    // Busy (a reader in the WAL, or the writer mid-commit) is an answer, not an error.
+    let checkpoint = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        .execute(&mut *connection)
+        .await;
+    if let Err(error) = sqlx::query(RESTORE_BUSY_TIMEOUT)
+        .execute(&mut *connection)
+        .await
+    {
+        // A pooled connection left with a zero busy timeout would fail the committer's
+        // next write at the first contention: close it instead of reusing it.
+        connection.close_on_drop();
+        return Err(error);
+    }
+    checkpoint.map(|_| ())
 }
 
 impl Transaction<'_> {
