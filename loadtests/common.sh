@@ -33,3 +33,29 @@ wait_ready() {
     echo "server on $1 did not become ready" >&2
     return 1
 }
+
+# wrk (Debian package), installed if missing.
+ensure_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    echo "installing wrk"
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+}
+
+# start_engine <embedded|postgres-redis> <host:port> <data dir> <database name> <jwt secret>:
+# starts the release engine on that store (a fresh PostgreSQL database and its own Redis
+# key prefix for postgres-redis), logging to <data dir>.log, and waits until it is ready.
+# Sets PID and STORE_URL (the store flashcart-wrk count reads).
+start_engine() {
+    local store="$1" address="$2" data_dir="$3" database="$4" secret="$5"
+    local environment=(FLASHCART_AUTH__JWT_SECRET="$secret")
+    STORE_URL="sqlite://$data_dir/flashcart.db"
+    if [ "$store" = postgres-redis ]; then
+        STORE_URL="$(fresh_database "$database")"
+        environment+=(FLASHCART_STORE__DATABASE_URL="$STORE_URL" FLASHCART_REDIS__URL="$REDIS_URL"
+                      FLASHCART_REDIS__KEY_PREFIX="$database:$(date +%s%N):")
+    fi
+    env "${environment[@]}" "$BIN/flashcart" serve --listen "$address" --data-dir "$data_dir" \
+        >"$data_dir.log" 2>&1 &
+    PID=$!
+    wait_ready "$address"
+}

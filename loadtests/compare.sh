@@ -42,10 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 services_and_build
-if [ "$GENERATOR" = wrk ] && ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk"
-    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-fi
+if [ "$GENERATOR" = wrk ]; then ensure_wrk; fi
 
 stop_last() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; }
 

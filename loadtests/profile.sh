@@ -17,7 +17,7 @@ ADDRESS=127.0.0.1:18095
 SECRET="profile-secret"
 source loadtests/common.sh
 command -v perf >/dev/null || { echo "perf is missing: apt-get install -y linux-perf" >&2; exit 1; }
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+ensure_wrk
 rm -rf "$OUT" && mkdir -p "$OUT"
 PID=""
 cleanup() {

@@ -25,27 +25,17 @@ cleanup() {
 trap cleanup EXIT
 
 services_and_build
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+ensure_wrk
 
 printf '\n%-12s %-7s %10s %8s %8s  %s\n' store load orders/s "p50 ms" "p99 ms" "every request a new order?"
 for store in embedded postgres-redis; do
     for load in hot spread; do
-        environment=(FLASHCART_AUTH__JWT_SECRET="$SECRET")
-        store_url="sqlite://$WORK/data-$load/flashcart.db"
-        if [ "$store" = postgres-redis ]; then
-            store_url="$(fresh_database flashcart_spread)"
-            environment+=(FLASHCART_STORE__DATABASE_URL="$store_url" FLASHCART_REDIS__URL="$REDIS_URL"
-                          FLASHCART_REDIS__KEY_PREFIX="spread:$(date +%s%N):")
-        fi
-        env "${environment[@]}" "$BIN/flashcart" serve --listen "$ADDRESS" --data-dir "$WORK/data-$load" \
-            >"$WORK/server.log" 2>&1 &
-        PID=$!
-        wait_ready "$ADDRESS"
+        start_engine "$store" "$ADDRESS" "$WORK/data-$load" flashcart_spread "$SECRET"
         spread=0
         [ "$load" = spread ] && spread="$PRODUCTS"
         "$BIN/flashcart-wrk" --host "http://$ADDRESS" prepare --jwt-secret "$SECRET" \
             --spread "$spread" --out "$WORK/plan.txt"
-        count() { "$BIN/flashcart-wrk" --host "http://$ADDRESS" count --plan "$WORK/plan.txt" --database-url "$store_url"; }
+        count() { "$BIN/flashcart-wrk" --host "http://$ADDRESS" count --plan "$WORK/plan.txt" --database-url "$STORE_URL"; }
         before="$(count)"
         wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --timeout 10s -s loadtests/wrk/buy_now.lua \
             "http://$ADDRESS" -- "$WORK/plan.txt" | tail -1 >"$WORK/wrk.json"

@@ -28,21 +28,13 @@ cleanup() {
 trap cleanup EXIT
 
 services_and_build
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+ensure_wrk
 
-environment=(FLASHCART_AUTH__JWT_SECRET="$SECRET")
-store_url="sqlite://$WORK/data/flashcart.db"
-if [ "$STORE" = postgres ]; then
-    store_url="$(fresh_database flashcart_timeline)"
-    environment+=(FLASHCART_STORE__DATABASE_URL="$store_url" FLASHCART_REDIS__URL="$REDIS_URL"
-                  FLASHCART_REDIS__KEY_PREFIX="timeline:$(date +%s%N):")
-fi
-env "${environment[@]}" "$BIN/flashcart" serve --listen "$ADDRESS" --data-dir "$WORK/data" \
-    >"$WORK/server.log" 2>&1 &
-PID=$!
-wait_ready "$ADDRESS"
+store=embedded
+[ "$STORE" = postgres ] && store=postgres-redis
+start_engine "$store" "$ADDRESS" "$WORK/data" flashcart_timeline "$SECRET"
 "$BIN/flashcart-wrk" --host "http://$ADDRESS" prepare --jwt-secret "$SECRET" --out "$WORK/plan.txt"
-count() { "$BIN/flashcart-wrk" --host "http://$ADDRESS" count --plan "$WORK/plan.txt" --database-url "$store_url"; }
+count() { "$BIN/flashcart-wrk" --host "http://$ADDRESS" count --plan "$WORK/plan.txt" --database-url "$STORE_URL"; }
 before="$(count)"
 
 printf '%5s %10s %8s %8s %8s %9s %9s\n' slice orders/s "p50 ms" "p99 ms" "p999 ms" "RSS MB" "WAL MB"
