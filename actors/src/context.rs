@@ -25,6 +25,9 @@ use crate::stock_feed::StockFeed;
 use crate::stores::ShopStores;
 use crate::tracking::TrackingBoard;
 
+/// Shards of the pending orders' map (a power of two, as `DashMap` wants).
+const PENDING_SHARDS: usize = 256;
+
 pub(crate) struct Context {
     settings: ShopSettings,
     stores: ShopStores,
@@ -46,7 +49,10 @@ pub(crate) struct Context {
     orders: DashMap<OrderId, ActorRef<OrderMsg>>,
     /// Unpaid orders, by id, with when their reservation ends. Only the deadline: an
     /// order's actor reads the order from the store when something happens to it, so a
-    /// pending order costs a few dozen bytes here (6 million of them at the peak).
+    /// pending order costs a few dozen bytes here (6 million of them at the peak). In
+    /// many shards, because a shard that outgrows its table moves all its entries in one
+    /// insert, with its lock held: with the default 8 shards that was a 57K-entry move
+    /// at 459K pending orders; with `PENDING_SHARDS`, about 2K.
     pending: DashMap<OrderId, u64>,
     /// Users with a checkout running (one at a time each, see `checkout.rs`).
     checkouts: DashMap<UserId, ()>,
@@ -92,7 +98,7 @@ impl Context {
             sales: DashMap::new(),
             products: DashMap::new(),
             orders: DashMap::new(),
-            pending: DashMap::new(),
+            pending: DashMap::with_shard_amount(PENDING_SHARDS),
             checkouts: DashMap::new(),
             actors: OnceLock::new(),
             actor_failures: AtomicU64::new(0),

@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::ids::{IdempotencyKey, OrderId, UserId};
+use crate::split_map::SplitMap;
 use crate::stock::Line;
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct KeyIndex {
-    by_fingerprint: HashMap<u64, OrderId>,
+    /// Split in parts like the lines, for the same reason: it grows with them.
+    by_fingerprint: SplitMap<u64, OrderId>,
     colliding: HashMap<(UserId, IdempotencyKey), OrderId>,
 }
 
@@ -37,7 +39,7 @@ impl KeyIndex {
         &self,
         user: UserId,
         key: &IdempotencyKey,
-        lines: &HashMap<OrderId, Line>,
+        lines: &SplitMap<OrderId, Line>,
     ) -> Option<OrderId> {
         self.get_at(fingerprint(user, key), user, key, lines)
     }
@@ -47,7 +49,7 @@ impl KeyIndex {
         fingerprint: u64,
         user: UserId,
         key: &IdempotencyKey,
-        lines: &HashMap<OrderId, Line>,
+        lines: &SplitMap<OrderId, Line>,
     ) -> Option<OrderId> {
         if let Some(order) = self.by_fingerprint.get(&fingerprint)
             && made_by(lines.get(order), user, key)
@@ -67,7 +69,7 @@ impl KeyIndex {
         user: UserId,
         key: &IdempotencyKey,
         order: OrderId,
-        lines: &HashMap<OrderId, Line>,
+        lines: &SplitMap<OrderId, Line>,
     ) -> bool {
         self.insert_at(fingerprint(user, key), user, key, order, lines)
     }
@@ -78,7 +80,7 @@ impl KeyIndex {
         user: UserId,
         key: &IdempotencyKey,
         order: OrderId,
-        lines: &HashMap<OrderId, Line>,
+        lines: &SplitMap<OrderId, Line>,
     ) -> bool {
         if self.get_at(fingerprint, user, key, lines).is_some() {
             return false;
@@ -137,8 +139,9 @@ mod tests {
     #[test]
     fn pairs_sharing_a_fingerprint_are_told_apart() {
         let (a, b) = (line(1, 7, "alpha"), line(2, 7, "beta"));
-        let lines: HashMap<OrderId, Line> =
-            [(a.order_id, a.clone()), (b.order_id, b.clone())].into();
+        let lines: SplitMap<OrderId, Line> = [(a.order_id, a.clone()), (b.order_id, b.clone())]
+            .into_iter()
+            .collect();
         let mut index = KeyIndex::default();
         const SHARED: u64 = 42;
         assert!(index.insert_at(SHARED, a.user_id, &a.idempotency_key, a.order_id, &lines));

@@ -21,6 +21,7 @@ pub mod order;
 pub mod product;
 pub mod refusal;
 pub mod review;
+mod split_map;
 pub mod stock;
 
 pub use flash_sale::{FlashSale, FlashSaleDraft, SalePhase};

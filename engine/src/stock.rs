@@ -35,6 +35,7 @@ use crate::key_index::KeyIndex;
 use crate::money::Money;
 use crate::product::{Invalid, STOCK_MAX};
 use crate::refusal::Refusal;
+use crate::split_map::SplitMap;
 
 /// Units of one product. `sold + reserved + left == initial`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -87,7 +88,7 @@ struct SalePool {
     /// The sale ended and its leftover went back to regular stock.
     closed: bool,
     /// Units each user holds from this sale (reserved or sold), for the per-user limit.
-    held_by_user: HashMap<UserId, u32>,
+    held_by_user: SplitMap<UserId, u32>,
 }
 
 impl SalePool {
@@ -221,7 +222,9 @@ pub struct ProductStock {
     price: Money,
     counters: StockCounters,
     sale: Option<SalePool>,
-    lines: HashMap<OrderId, Line>,
+    /// Every line of the product, by order. Split in parts once it is large, so that
+    /// growing it never stalls the actor (see `split_map`).
+    lines: SplitMap<OrderId, Line>,
     keys: KeyIndex,
 }
 
@@ -237,7 +240,7 @@ impl ProductStock {
                 ..StockCounters::default()
             },
             sale: None,
-            lines: HashMap::new(),
+            lines: SplitMap::new(),
             keys: KeyIndex::default(),
         }
     }
@@ -559,7 +562,7 @@ impl ProductStock {
             sale,
             counters,
             closed: false,
-            held_by_user: HashMap::new(),
+            held_by_user: SplitMap::new(),
         });
         self.settle(now_ms);
         self.assert_invariants();
@@ -651,7 +654,11 @@ impl ProductStock {
             sale: self.sale.as_ref().map(|pool| SaleSnapshot {
                 sale: pool.sale.clone(),
                 sold: pool.counters.sold,
-                held_by_user: pool.held_by_user.clone(),
+                held_by_user: pool
+                    .held_by_user
+                    .iter()
+                    .map(|(user, held)| (*user, *held))
+                    .collect(),
             }),
             lines,
         }
@@ -737,7 +744,7 @@ impl ProductStock {
                 },
                 sale: sale.sale,
                 closed: false,
-                held_by_user: sale.held_by_user,
+                held_by_user: sale.held_by_user.into_iter().collect(),
             });
         }
         stock.settle(now_ms);

@@ -530,3 +530,73 @@ fn restore_refuses_a_snapshot_that_promises_too_much() {
     };
     assert!(ProductStock::restore(PRODUCT, PRICE, snapshot, 0).is_err());
 }
+
+/// A hot product's lines and keys are spread over parts past a few thousand orders (so
+/// growing them never stalls its actor): every order is still found by its key, a sale's
+/// per-user holdings still count, and a snapshot of the split state restores the same.
+#[test]
+fn a_hot_product_past_the_split_still_finds_every_order() {
+    const ORDERS: u64 = 9_000;
+    let mut stock = ProductStock::new(PRODUCT, PRICE, ORDERS * 2);
+    let sale = FlashSale {
+        id: SaleId(1),
+        product_id: PRODUCT,
+        sale_price: SALE_PRICE,
+        original_price: PRICE,
+        start_ms: 0,
+        end_ms: None,
+        stock: ORDERS * 2,
+        per_user_limit: 2,
+    };
+    stock.schedule_sale(sale, 0).expect("fits");
+    let request = |user: u64, order: u64| ReserveRequest {
+        order_id: OrderId(Uuid::from_u128(u128::from(order))),
+        user_id: UserId(user),
+        quantity: 1,
+        idempotency_key: key(7),
+        now_ms: 10,
+        expires_at_ms: 60_000,
+    };
+    for user in 0..ORDERS {
+        let outcome = stock.reserve(request(user, user + 1));
+        assert!(
+            matches!(outcome, ReserveOutcome::Reserved(_)),
+            "{outcome:?}"
+        );
+    }
+    for user in 0..ORDERS {
+        let outcome = stock.reserve(request(user, ORDERS + user + 1));
+        let ReserveOutcome::Duplicate(line) = outcome else {
+            panic!("user {user}: {outcome:?}")
+        };
+        assert_eq!(
+            line.order_id,
+            OrderId(Uuid::from_u128(u128::from(user + 1)))
+        );
+    }
+    // Each user holds one unit of two: a second key buys once more, a third is refused.
+    let second = ReserveRequest {
+        idempotency_key: key(8),
+        ..request(5, 3 * ORDERS)
+    };
+    assert!(matches!(stock.reserve(second), ReserveOutcome::Reserved(_)));
+    let third = ReserveRequest {
+        idempotency_key: key(9),
+        ..request(5, 3 * ORDERS + 1)
+    };
+    assert!(matches!(
+        stock.reserve(third),
+        ReserveOutcome::Refused(Refusal::LimitExceeded { .. })
+    ));
+    let counters = stock.counters();
+    assert_eq!(counters.reserved, ORDERS + 1);
+
+    let snapshot = stock.snapshot();
+    assert_eq!(snapshot.lines.len() as u64, ORDERS + 1);
+    let restored = ProductStock::restore(PRODUCT, PRICE, snapshot, 20).expect("consistent");
+    assert_eq!(restored.counters(), counters);
+    let again = ProductStock::clone(&restored).reserve(request(ORDERS - 1, 4 * ORDERS));
+    assert!(
+        matches!(again, ReserveOutcome::Duplicate(line) if line.order_id == OrderId(Uuid::from_u128(u128::from(ORDERS))))
+    );
+}
