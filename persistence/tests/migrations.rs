@@ -42,3 +42,100 @@ fn every_migration_has_the_same_number_and_name_in_both_dialects() {
         "a migration is missing its twin in the other dialect"
     );
 }
+
+/// Events waiting in the outbox when 0011 (one row per pack of events) is applied are
+/// relayed afterwards, in their order, each as it was written.
+mod outbox_in_packs {
+    use std::time::Duration;
+
+    use persistence::test_support::TestDatabase;
+    use persistence::{Database, Outbox, PostgresSettings};
+    use sqlx::migrate::Migrator;
+
+    /// The last migration before the outbox held packs.
+    const BEFORE_PACKS: i64 = 10;
+    const WAITING: [(&str, &str, &str, &str); 2] = [
+        ("order-events", "order_placed", "o-1", r#"{"n":1}"#),
+        ("product-events", "stock_out", "42", r#"{"n":2}"#),
+    ];
+
+    async fn relayed_after_the_upgrade(store: &Database) {
+        let rows = store.oldest_events(10).await.expect("read");
+        let found: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.topic.as_str(),
+                    row.event_type.as_str(),
+                    row.key.as_str(),
+                    row.payload.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(found, WAITING);
+        assert!(rows[0].seq < rows[1].seq, "two packs of one, in order");
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("flashcart.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let migrator: Migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator
+            .run_to(BEFORE_PACKS, &pool)
+            .await
+            .expect("migrate to 0010");
+        for (topic, event_type, key, payload) in WAITING {
+            sqlx::query(
+                "INSERT INTO outbox (topic, event_type, entity_key, payload) VALUES (?, ?, ?, ?)",
+            )
+            .bind(topic)
+            .bind(event_type)
+            .bind(key)
+            .bind(payload)
+            .execute(&pool)
+            .await
+            .expect("an event waits");
+        }
+        pool.close().await;
+        let store = Database::open(dir.path()).await.expect("open and migrate");
+        relayed_after_the_upgrade(&store).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let database = TestDatabase::create().await;
+        let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
+        let migrator: Migrator = sqlx::migrate!("./migrations/postgres");
+        migrator
+            .run_to(BEFORE_PACKS, &pool)
+            .await
+            .expect("migrate to 0010");
+        for (topic, event_type, key, payload) in WAITING {
+            sqlx::query("INSERT INTO outbox (topic, event_type, entity_key, payload) VALUES ($1, $2, $3, $4)")
+                .bind(topic)
+                .bind(event_type)
+                .bind(key)
+                .bind(payload)
+                .execute(&pool)
+                .await
+                .expect("an event waits");
+        }
+        pool.close().await;
+        let settings = PostgresSettings {
+            url: database.url.clone(),
+            max_connections: 2,
+            timeout: Duration::from_secs(5),
+        };
+        let store = Database::connect(&settings)
+            .await
+            .expect("connect and migrate");
+        relayed_after_the_upgrade(&store).await;
+        drop(store);
+        database.drop_database().await;
+    }
+}

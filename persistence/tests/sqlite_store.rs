@@ -42,8 +42,11 @@ async fn the_wal_starts_over_under_a_stream_of_commits() {
     let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     let started = std::time::Instant::now();
     let (mut n, mut last, mut largest, mut shrank) = (0u128, 0u64, 0u64, 0u32);
-    // Ten RESTART attempts at most; each needs a moment with the writer between commits.
-    while shrank == 0 && started.elapsed() < std::time::Duration::from_secs(10) {
+    // Thirty RESTART attempts at most; each needs a moment with the writer between commits
+    // and no reader in the WAL. Alone this test sees one within 2-6 s; beside the other
+    // tests of this file (their readers and writers on the same cores), 10 s was not
+    // always enough.
+    while shrank == 0 && started.elapsed() < std::time::Duration::from_secs(30) {
         let batch: Vec<_> = (0..200)
             .map(|_| {
                 n += 1;

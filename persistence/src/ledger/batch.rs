@@ -39,10 +39,9 @@ pub struct Batch {
     pub(super) payment_transactions: Vec<String>,
     pub(super) payment_statuses: Vec<&'static str>,
     pub(super) payment_amounts: Vec<i64>,
-    pub(super) event_topics: Vec<&'static str>,
-    pub(super) event_types: Vec<&'static str>,
-    pub(super) event_keys: Vec<String>,
-    pub(super) event_payloads: Vec<String>,
+    /// The batch's events as one outbox pack (see `outbox.rs`), and how many.
+    pub(super) events: String,
+    pub(super) event_count: i32,
     pub(super) forgotten_events: Vec<i64>,
     pub(super) notification_keys: Vec<String>,
     pub(super) notification_users: Vec<i64>,
@@ -74,10 +73,8 @@ impl Batch {
                 } => batch.place(order, idempotency_scope)?,
                 WriteOp::SetOrderStatus(change) => batch.change(change)?,
                 WriteOp::Emit(event) => {
-                    batch.event_topics.push(event.topic.name());
-                    batch.event_types.push(event.event_type);
-                    batch.event_keys.push(event.key.clone());
-                    batch.event_payloads.push(event.payload.clone());
+                    crate::outbox::pack(&mut batch.events, event)?;
+                    batch.event_count += 1;
                 }
                 WriteOp::ForgetEvents(seqs) => batch.forgotten_events.extend_from_slice(seqs),
                 WriteOp::RecordNotifications(notifications) => {
@@ -205,7 +202,7 @@ impl Batch {
     pub(super) fn is_empty(&self) -> bool {
         self.order_ids.is_empty()
             && self.change_ids.is_empty()
-            && self.event_topics.is_empty()
+            && self.event_count == 0
             && self.ledger.is_empty()
             && self.forgotten_events.is_empty()
             && self.notification_keys.is_empty()

@@ -54,16 +54,15 @@ const POSTGRES_BATCH: &str = concat!(
     "INSERT INTO payments (order_id, transaction_id, status, amount_minor) ",
     "SELECT * FROM UNNEST($36::uuid[], $37::text[], $38::text[], $39::int8[]) ",
     "ON CONFLICT (transaction_id) DO NOTHING), ",
+    // The batch's events, as one pack (`outbox.rs`), if it has any.
     "new_events AS (",
-    "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
-    "SELECT e.topic, e.event_type, e.entity_key, e.payload ",
-    "FROM UNNEST($40::text[], $41::text[], $42::text[], $43::text[]) AS e(topic, event_type, entity_key, payload)), ",
+    "INSERT INTO outbox (events, event_count) SELECT $40::text, $41::int4 WHERE $41::int4 > 0), ",
     // Relayed events leave the outbox; the default sender's messages are recorded once.
-    "forgotten AS (DELETE FROM outbox WHERE seq = ANY($44::int8[])), ",
+    "forgotten AS (DELETE FROM outbox WHERE seq = ANY($42::int8[])), ",
     "noted AS (",
     "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
     "SELECT n.d, n.u, n.o, n.k, n.c, n.b::jsonb, n.s ",
-    "FROM UNNEST($45::text[], $46::int8[], $47::uuid[], $48::text[], $49::text[], $50::text[], $51::int8[]) ",
+    "FROM UNNEST($43::text[], $44::int8[], $45::uuid[], $46::text[], $47::text[], $48::text[], $49::int8[]) ",
     "AS n(d, u, o, k, c, b, s) ON CONFLICT (dedup_key) DO NOTHING), ",
     "changed AS (",
     "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
@@ -164,10 +163,8 @@ impl Batch {
             .bind(&self.payment_transactions)
             .bind(&self.payment_statuses)
             .bind(&self.payment_amounts)
-            .bind(&self.event_topics)
-            .bind(&self.event_types)
-            .bind(&self.event_keys)
-            .bind(&self.event_payloads)
+            .bind(&self.events)
+            .bind(self.event_count)
             .bind(&self.forgotten_events)
             .bind(&self.notification_keys)
             .bind(&self.notification_users)
@@ -249,14 +246,12 @@ impl Batch {
             " ON CONFLICT (transaction_id) DO NOTHING",
         );
         statements.insert(
-            "INSERT INTO outbox (topic, event_type, entity_key, payload) ",
-            self.event_topics.len(),
-            4,
-            |mut row, i| {
-                row.push_bind(self.event_topics[i])
-                    .push_bind(self.event_types[i])
-                    .push_bind(self.event_keys[i].clone())
-                    .push_bind(self.event_payloads[i].clone());
+            "INSERT INTO outbox (events, event_count) ",
+            usize::from(self.event_count > 0),
+            2,
+            |mut row, _| {
+                row.push_bind(self.events.clone())
+                    .push_bind(self.event_count);
             },
             "",
         );

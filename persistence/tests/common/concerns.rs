@@ -227,7 +227,8 @@ pub async fn deliveries_keep_the_first_partner_and_the_shipment(store: Arc<Datab
     );
 }
 
-/// Events come out oldest first, as written, and leave once deleted.
+/// Events come out oldest first, as written, a group commit's events together (one pack),
+/// and leave once deleted.
 pub async fn the_outbox_hands_out_events_in_order(store: Arc<Database>) {
     let event = |n: u64| {
         Event::new(
@@ -238,11 +239,24 @@ pub async fn the_outbox_hands_out_events_in_order(store: Arc<Database>) {
             &serde_json::json!({ "n": n }),
         )
     };
-    let ops: Vec<WriteOp> = (1..=5).map(|n| WriteOp::Emit(event(n))).collect();
-    store.commit(&ops).await.expect("events");
-    let rows = store.oldest_events(3).await.expect("read");
-    let keys: Vec<&str> = rows.iter().map(|row| row.key.as_str()).collect();
-    assert_eq!(keys, ["1", "2", "3"]);
+    for commit in [1..=3, 4..=5, 6..=6] {
+        let ops: Vec<WriteOp> = commit.map(|n| WriteOp::Emit(event(n))).collect();
+        store.commit(&ops).await.expect("events");
+    }
+    let keys = |rows: &[persistence::OutboxRow]| -> Vec<String> {
+        rows.iter().map(|row| row.key.clone()).collect()
+    };
+    // Whole packs that fit in the limit, and always the oldest even if it is larger.
+    let rows = store.oldest_events(4).await.expect("read");
+    assert_eq!(keys(&rows), ["1", "2", "3"]);
+    assert_eq!(
+        keys(&store.oldest_events(1).await.expect("read")),
+        ["1", "2", "3"]
+    );
+    assert_eq!(
+        keys(&store.oldest_events(5).await.expect("read")),
+        ["1", "2", "3", "4", "5"]
+    );
     assert_eq!(rows[0].topic, "order-events");
     assert_eq!(rows[0].event_type, "order_placed");
     let payload: serde_json::Value = serde_json::from_str(&rows[0].payload).expect("JSON");
@@ -250,8 +264,10 @@ pub async fn the_outbox_hands_out_events_in_order(store: Arc<Database>) {
     let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
     store.delete_events(&seqs).await.expect("delete");
     let rest = store.oldest_events(10).await.expect("read");
-    let keys: Vec<&str> = rest.iter().map(|row| row.key.as_str()).collect();
-    assert_eq!(keys, ["4", "5"]);
+    assert_eq!(keys(&rest), ["4", "5", "6"]);
+    let seqs: Vec<i64> = rest.iter().map(|row| row.seq).collect();
+    store.delete_events(&seqs).await.expect("delete");
+    assert!(store.oldest_events(10).await.expect("read").is_empty());
 }
 
 /// An order is found by its key in its scope only; "delivered to" needs a delivered order
