@@ -59,6 +59,32 @@ mod outbox_in_packs {
         ("product-events", "stock_out", "42", r#"{"n":2}"#),
     ];
 
+    /// Migrates `pool` up to 0010 and leaves the events of `WAITING` in its outbox, the
+    /// way 0010 stored them (a macro: the two pools are different types).
+    macro_rules! events_wait_before_packs {
+        ($pool:expr, $migrator:expr) => {{
+            let migrator: Migrator = $migrator;
+            migrator
+                .run_to(BEFORE_PACKS, &$pool)
+                .await
+                .expect("migrate to 0010");
+            for (topic, event_type, key, payload) in WAITING {
+                sqlx::query(
+                    "INSERT INTO outbox (topic, event_type, entity_key, payload) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(topic)
+                .bind(event_type)
+                .bind(key)
+                .bind(payload)
+                .execute(&$pool)
+                .await
+                .expect("an event waits");
+            }
+            $pool.close().await;
+        }};
+    }
+
     async fn relayed_after_the_upgrade(store: &Database) {
         let rows = store.oldest_events(10).await.expect("read");
         let found: Vec<_> = rows
@@ -84,24 +110,7 @@ mod outbox_in_packs {
             dir.path().join("flashcart.db").display()
         );
         let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
-        let migrator: Migrator = sqlx::migrate!("./migrations/sqlite");
-        migrator
-            .run_to(BEFORE_PACKS, &pool)
-            .await
-            .expect("migrate to 0010");
-        for (topic, event_type, key, payload) in WAITING {
-            sqlx::query(
-                "INSERT INTO outbox (topic, event_type, entity_key, payload) VALUES (?, ?, ?, ?)",
-            )
-            .bind(topic)
-            .bind(event_type)
-            .bind(key)
-            .bind(payload)
-            .execute(&pool)
-            .await
-            .expect("an event waits");
-        }
-        pool.close().await;
+        events_wait_before_packs!(pool, sqlx::migrate!("./migrations/sqlite"));
         let store = Database::open(dir.path()).await.expect("open and migrate");
         relayed_after_the_upgrade(&store).await;
     }
@@ -110,22 +119,7 @@ mod outbox_in_packs {
     async fn on_postgres() {
         let database = TestDatabase::create().await;
         let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
-        let migrator: Migrator = sqlx::migrate!("./migrations/postgres");
-        migrator
-            .run_to(BEFORE_PACKS, &pool)
-            .await
-            .expect("migrate to 0010");
-        for (topic, event_type, key, payload) in WAITING {
-            sqlx::query("INSERT INTO outbox (topic, event_type, entity_key, payload) VALUES ($1, $2, $3, $4)")
-                .bind(topic)
-                .bind(event_type)
-                .bind(key)
-                .bind(payload)
-                .execute(&pool)
-                .await
-                .expect("an event waits");
-        }
-        pool.close().await;
+        events_wait_before_packs!(pool, sqlx::migrate!("./migrations/postgres"));
         let settings = PostgresSettings {
             url: database.url.clone(),
             max_connections: 2,
