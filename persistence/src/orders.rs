@@ -92,7 +92,8 @@ const ITEMS: Sql = Sql::both(
 );
 
 const ORDER_FOR_KEY: Sql = Sql::both(
-    "SELECT order_id FROM idempotency_keys WHERE user_id = $1 AND scope = $2 AND key = $3",
+    "SELECT id AS order_id FROM orders \
+     WHERE user_id = $1 AND idempotency_scope = $2 AND idempotency_key = $3",
 );
 
 const DELIVERED_TO: Sql = Sql::both(

@@ -133,3 +133,106 @@ mod outbox_in_packs {
         database.drop_database().await;
     }
 }
+
+/// Orders stored before 0012 (keys in a table of their own) are found by their key after
+/// it, and the key stays unique.
+mod idempotency_keys_in_orders {
+    use std::time::Duration;
+
+    use engine::{IdempotencyKey, OrderId, UserId};
+    use persistence::test_support::TestDatabase;
+    use persistence::{Database, OrderLookup, PostgresSettings};
+    use sqlx::migrate::Migrator;
+
+    const BEFORE_KEYS_IN_ORDERS: i64 = 11;
+    const KEYED: &str = "0190a000-0000-7000-8000-000000000001";
+    const UNKEYED: &str = "0190a000-0000-7000-8000-000000000002";
+
+    /// Migrates `pool` up to 0011 and stores, the way 0011 did, an order with its key row
+    /// and one without (`$orders` and `$key` are the dialect's statements).
+    macro_rules! orders_before_keys_in_orders {
+        ($pool:expr, $migrator:expr, $orders:expr, $key:expr) => {{
+            let migrator: Migrator = $migrator;
+            migrator
+                .run_to(BEFORE_KEYS_IN_ORDERS, &$pool)
+                .await
+                .expect("migrate to 0011");
+            for id in [KEYED, UNKEYED] {
+                sqlx::query($orders)
+                    .bind(id)
+                    .execute(&$pool)
+                    .await
+                    .expect("an order");
+            }
+            sqlx::query($key)
+                .bind(KEYED)
+                .execute(&$pool)
+                .await
+                .expect("its key");
+            $pool.close().await;
+        }};
+    }
+
+    async fn found_by_key_after_the_upgrade(store: &Database) {
+        let key = IdempotencyKey::parse("k-1").expect("key");
+        let keyed = OrderId(KEYED.parse().expect("uuid"));
+        let found = store.order_for_key(UserId(7), "product:1", &key).await;
+        assert_eq!(found.expect("read"), Some(keyed));
+        let elsewhere = store.order_for_key(UserId(7), "product:2", &key).await;
+        assert_eq!(elsewhere.expect("read"), None);
+        let unkeyed = store
+            .order_for_key(UserId(7), &format!("unscoped:{UNKEYED}"), &key)
+            .await;
+        assert_eq!(
+            unkeyed.expect("read"),
+            Some(OrderId(UNKEYED.parse().expect("uuid")))
+        );
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("flashcart.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        orders_before_keys_in_orders!(
+            pool,
+            sqlx::migrate!("./migrations/sqlite"),
+            "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, \
+             created_at_ms, expires_at_ms, updated_at_ms) \
+             VALUES ($1, 7, 'PENDING_PAYMENT', 100, 'k-1', 1, 2, 1)",
+            "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at_ms) \
+             VALUES (7, 'product:1', 'k-1', $1, 1)"
+        );
+        let store = Database::open(dir.path()).await.expect("open and migrate");
+        found_by_key_after_the_upgrade(&store).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let database = TestDatabase::create().await;
+        let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
+        orders_before_keys_in_orders!(
+            pool,
+            sqlx::migrate!("./migrations/postgres"),
+            "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, \
+             created_at, expires_at, updated_at) \
+             VALUES ($1::uuid, 7, 'PENDING_PAYMENT', 100, 'k-1', now(), now(), now())",
+            "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at) \
+             VALUES (7, 'product:1', 'k-1', $1::uuid, now())"
+        );
+        let settings = PostgresSettings {
+            url: database.url.clone(),
+            max_connections: 2,
+            timeout: Duration::from_secs(5),
+        };
+        let store = Database::connect(&settings)
+            .await
+            .expect("connect and migrate");
+        found_by_key_after_the_upgrade(&store).await;
+        drop(store);
+        database.drop_database().await;
+    }
+}

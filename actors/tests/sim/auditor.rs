@@ -165,9 +165,12 @@ async fn read(pool: &SqlitePool) -> Result<Snapshot, sqlx::Error> {
             }
         }
     }
-    for row in sqlx::query("SELECT user_id, scope, key, order_id FROM idempotency_keys")
-        .fetch_all(pool)
-        .await?
+    for row in sqlx::query(
+        "SELECT user_id, idempotency_scope AS scope, idempotency_key AS key, id AS order_id \
+         FROM orders",
+    )
+    .fetch_all(pool)
+    .await?
     {
         let id: String = row.get("order_id");
         snapshot.keys.insert(

@@ -20,23 +20,18 @@ use crate::error::StoreError;
 /// PostgreSQL may fold a constant division at plan time.
 const POSTGRES_BATCH: &str = concat!(
     "WITH new_orders AS (",
-    "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, created_at, expires_at, updated_at) ",
-    "SELECT o.id, o.user_id, o.status::order_status, o.total, o.key, ",
+    "INSERT INTO orders (id, user_id, status, total_minor, idempotency_scope, idempotency_key, created_at, expires_at, updated_at) ",
+    "SELECT o.id, o.user_id, o.status::order_status, o.total, o.scope, o.key, ",
     ms_to_ts!("o.created"),
     ", ",
     ms_to_ts!("o.expires"),
     ", ",
     ms_to_ts!("o.created"),
-    " FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[], $7::int8[]) ",
-    "AS o(id, user_id, status, total, key, created, expires)), ",
+    " FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $14::text[], $5::text[], $6::int8[], $7::int8[]) ",
+    "AS o(id, user_id, status, total, scope, key, created, expires)), ",
     "new_items AS (",
     "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, unit_price_minor) ",
     "SELECT * FROM UNNEST($8::uuid[], $9::int4[], $10::int8[], $11::int8[], $12::int4[], $13::int8[])), ",
-    "new_keys AS (",
-    "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at) ",
-    "SELECT k.user_id, k.scope, k.key, k.order_id, ",
-    ms_to_ts!("k.created"),
-    " FROM UNNEST($2::int8[], $14::text[], $5::text[], $1::uuid[], $6::int8[]) AS k(user_id, scope, key, order_id, created)), ",
     "holdings AS (",
     "INSERT INTO sale_purchases (sale_id, user_id, quantity, per_user_limit) ",
     "SELECT p.sale_id, p.user_id, p.quantity, s.per_user_limit ",
@@ -188,15 +183,16 @@ impl Batch {
         let mut statements = Statements::default();
         let orders = self.order_ids.len();
         statements.insert(
-            "INSERT INTO orders (id, user_id, status, total_minor, idempotency_key, \
-             created_at_ms, expires_at_ms, updated_at_ms) ",
+            "INSERT INTO orders (id, user_id, status, total_minor, idempotency_scope, \
+             idempotency_key, created_at_ms, expires_at_ms, updated_at_ms) ",
             orders,
-            8,
+            9,
             |mut row, i| {
                 row.push_bind(self.order_ids[i].to_string())
                     .push_bind(self.order_users[i])
                     .push_bind(self.order_statuses[i])
                     .push_bind(self.order_totals[i])
+                    .push_bind(self.key_scopes[i].clone())
                     .push_bind(self.order_keys[i].clone())
                     .push_bind(self.order_created[i])
                     .push_bind(self.order_expires[i])
@@ -216,19 +212,6 @@ impl Batch {
                     .push_bind(self.item_sales[i])
                     .push_bind(self.item_quantities[i])
                     .push_bind(self.item_prices[i]);
-            },
-            "",
-        );
-        statements.insert(
-            "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at_ms) ",
-            orders,
-            5,
-            |mut row, i| {
-                row.push_bind(self.order_users[i])
-                    .push_bind(self.key_scopes[i].clone())
-                    .push_bind(self.order_keys[i].clone())
-                    .push_bind(self.order_ids[i].to_string())
-                    .push_bind(self.order_created[i]);
             },
             "",
         );

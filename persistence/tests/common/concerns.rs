@@ -270,8 +270,8 @@ pub async fn the_outbox_hands_out_events_in_order(store: Arc<Database>) {
     assert!(store.oldest_events(10).await.expect("read").is_empty());
 }
 
-/// An order is found by its key in its scope only; "delivered to" needs a delivered order
-/// of that product.
+/// An order is found by its key in its scope only, and a key makes one order; "delivered
+/// to" needs a delivered order of that product.
 pub async fn orders_are_found_by_key_and_delivery(store: Arc<Database>) {
     store
         .commit(&[
@@ -303,6 +303,18 @@ pub async fn orders_are_found_by_key_and_delivery(store: Arc<Database>) {
             .await
             .expect("user"),
         None
+    );
+    // The schema holds a key unique per user and scope whatever the engine does: a
+    // second order with the same key fails its batch, and the first keeps the key.
+    let mut again = order(2, 9, 1, 1, None);
+    again.idempotency_key = key.clone();
+    assert!(store.commit(&[place(again)]).await.is_err());
+    assert_eq!(
+        store
+            .order_for_key(UserId(9), "product:1", &key)
+            .await
+            .expect("by key"),
+        Some(id)
     );
     assert!(
         !store
