@@ -15,7 +15,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use engine::OrderId;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -149,6 +150,8 @@ pub struct PostgresSettings {
 #[derive(Clone)]
 pub struct Database {
     pool: Backend<SqlitePool, PgPool>,
+    /// When the committer last started SQLite's WAL over (`restart_wal_when_due`).
+    wal_restart_tried: Arc<Mutex<Instant>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -172,7 +175,8 @@ impl Database {
     /// - No automatic checkpoint inside a commit: by default the commit that fills the WAL
     ///   to 1,000 pages copies it into the database file itself, a stall of the whole hot
     ///   path. A background task checkpoints instead (`checkpoint_now_and_then`), beside
-    ///   the writer (WAL allows it).
+    ///   the writer (WAL allows it), and the committer starts the WAL over between
+    ///   batches (`restart_wal_when_due`).
     /// - A 64 MiB page cache per connection and memory-mapped reads: the indexes every
     ///   order touches stay in memory instead of costing a `pread` per page.
     /// - Foreign keys are not enforced, as on PostgreSQL's hot tables (its migration 0002):
@@ -264,7 +268,10 @@ impl Database {
             Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            wal_restart_tried: Arc::new(Mutex::new(Instant::now())),
+        })
     }
 
     pub(crate) fn pool(&self) -> &Backend<SqlitePool, PgPool> {
@@ -298,50 +305,74 @@ const _: () = assert!(SQLITE_BUSY_TIMEOUT.as_millis() == 5_000);
 /// WAL (and reads through it) short.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// Every this many checkpoints, one that also tries to start the WAL over (RESTART).
-const RESTART_EVERY: u32 = 4;
+/// How often the committer tries to start the WAL over, between two batches.
+const WAL_RESTART_EVERY: Duration = Duration::from_secs(1);
 
 /// Checkpoints the WAL beside the writer, until the pool is closed (or the runtime ends).
 /// PASSIVE never waits for the writer or a reader: it copies what it can now and leaves
-/// the rest for next time.
-///
-/// Under a steady stream of commits a PASSIVE checkpoint never catches the last frame,
-/// and SQLite writes the WAL from its start again only once one has: the file grew
-/// without end (770 MB after 15 s of Buy Now at 256 connections) and every commit
-/// extended it. So every [`RESTART_EVERY`]th checkpoint is a RESTART that never waits
-/// (busy timeout zero on its connection): it copies what is left and starts the WAL over
-/// if no reader is inside it at that moment, or gives up at once and tries next time.
-/// Waiting instead (the pool's 5 s busy timeout) held the writer behind readers: slices
-/// with a p99 of 828 ms.
+/// the rest for next time. Starting the WAL over is the committer's job
+/// ([`Database::restart_wal_when_due`]).
 async fn checkpoint_now_and_then(pool: SqlitePool) {
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut count: u32 = 0;
     while !pool.is_closed() {
         ticks.tick().await;
-        count = count.wrapping_add(1);
-        let result = if count.is_multiple_of(RESTART_EVERY) {
-            restart_wal(&pool).await
-        } else {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-                .map(|_| ())
-        };
-        if let Err(error) = result {
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
             tracing::warn!(%error, "WAL checkpoint failed; the next one will try again");
         }
     }
 }
 
-async fn restart_wal(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+impl Database {
+    /// Under a steady stream of commits a PASSIVE checkpoint never catches the last frame,
+    /// and SQLite writes the WAL from its start again only once one has: the file grew
+    /// without end (770 MB after 15 s of Buy Now at 256 connections) and every commit
+    /// extended it. So once a second the committer, between two batches (when no write
+    /// can be in flight: it is the only writer), runs a RESTART checkpoint that never
+    /// waits: it copies what is left and starts the WAL over if no reader (or background
+    /// checkpoint) is inside it at that moment, or gives up at once and tries again after
+    /// the next batch. Waiting for readers instead (the pool's 5 s busy timeout) held Buy
+    /// Now behind them: slices with a p99 of 828 ms. A RESTART from the background task
+    /// (before this) raced the committer and often lost.
+    pub(crate) async fn restart_wal_when_due(&self) {
+        let Backend::Sqlite(pool) = &self.pool else {
+            return;
+        };
+        let last = *self
+            .wal_restart_tried
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.elapsed() < WAL_RESTART_EVERY {
+            return;
+        }
+        match restart_wal(pool).await {
+            Ok(true) => {
+                *self
+                    .wal_restart_tried
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            }
+            // Busy: after the next batch.
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "WAL restart failed; the next batch will try again");
+            }
+        }
+    }
+}
+
+/// Whether the WAL was started over (false: a reader or a checkpoint was in the way).
+async fn restart_wal(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
     let mut connection = pool.acquire().await?;
     sqlx::query("PRAGMA busy_timeout = 0")
         .execute(&mut *connection)
         .await?;
-    // Busy (a reader in the WAL, or the writer mid-commit) is an answer, not an error.
-    let checkpoint = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-        .execute(&mut *connection)
+    // Busy is an answer, not an error: the first column of the pragma's row.
+    let checkpoint = sqlx::query_scalar::<_, i64>("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(&mut *connection)
         .await;
     if let Err(error) = sqlx::query(RESTORE_BUSY_TIMEOUT)
         .execute(&mut *connection)
@@ -352,7 +383,7 @@ async fn restart_wal(pool: &SqlitePool) -> Result<(), sqlx::Error> {
         connection.close_on_drop();
         return Err(error);
     }
-    checkpoint.map(|_| ())
+    Ok(checkpoint? == 0)
 }
 
 impl Transaction<'_> {

@@ -161,6 +161,7 @@ async fn run(
         gather(&mut submissions, &mut batch, &settings).await;
         commit(&ledger, &mut batch, &settings).await;
         assert!(batch.is_empty());
+        ledger.between_batches().await;
     }
     tracing::debug!("group committer stopped: every handle dropped, queue drained");
 }

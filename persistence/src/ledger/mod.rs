@@ -86,6 +86,10 @@ pub trait OrderLedger: Send + Sync + 'static {
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Called by the group committer after each batch, when none of its writes is in
+    /// flight: upkeep that must not race the writer (SQLite: starting the WAL over).
+    async fn between_batches(&self) {}
 }
 
 /// Writes that are one row each and rare: written beside the batch, in its transaction.
@@ -355,6 +359,10 @@ impl OrderLedger for Database {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Database::ping(self).await
+    }
+
+    async fn between_batches(&self) {
+        self.restart_wal_when_due().await;
     }
 }
 
