@@ -43,13 +43,30 @@ fn every_migration_has_the_same_number_and_name_in_both_dialects() {
     );
 }
 
+/// A SQLite database file in `dir`, without the migrations: a test applies them up to a
+/// point, leaves rows the way that schema stored them, then opens the store on it.
+async fn bare_sqlite(dir: &Path) -> sqlx::SqlitePool {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("flashcart.db").display());
+    sqlx::SqlitePool::connect(&url).await.expect("open")
+}
+
+/// The store on the PostgreSQL database at `url`; connecting applies the migrations left.
+async fn migrated_postgres(url: &str) -> persistence::Database {
+    let settings = persistence::PostgresSettings {
+        url: url.to_owned(),
+        max_connections: 2,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    persistence::Database::connect(&settings)
+        .await
+        .expect("connect and migrate")
+}
+
 /// Events waiting in the outbox when 0011 (one row per pack of events) is applied are
 /// relayed afterwards, in their order, each as it was written.
 mod outbox_in_packs {
-    use std::time::Duration;
-
     use persistence::test_support::TestDatabase;
-    use persistence::{Database, Outbox, PostgresSettings};
+    use persistence::{Database, Outbox};
     use sqlx::migrate::Migrator;
 
     /// The last migration before the outbox held packs.
@@ -105,11 +122,7 @@ mod outbox_in_packs {
     #[tokio::test]
     async fn on_sqlite() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("flashcart.db").display()
-        );
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let pool = super::bare_sqlite(dir.path()).await;
         events_wait_before_packs!(pool, sqlx::migrate!("./migrations/sqlite"));
         let store = Database::open(dir.path()).await.expect("open and migrate");
         relayed_after_the_upgrade(&store).await;
@@ -120,14 +133,7 @@ mod outbox_in_packs {
         let database = TestDatabase::create().await;
         let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
         events_wait_before_packs!(pool, sqlx::migrate!("./migrations/postgres"));
-        let settings = PostgresSettings {
-            url: database.url.clone(),
-            max_connections: 2,
-            timeout: Duration::from_secs(5),
-        };
-        let store = Database::connect(&settings)
-            .await
-            .expect("connect and migrate");
+        let store = super::migrated_postgres(&database.url).await;
         relayed_after_the_upgrade(&store).await;
         drop(store);
         database.drop_database().await;
@@ -137,11 +143,9 @@ mod outbox_in_packs {
 /// Orders stored before 0012 (keys in a table of their own) are found by their key after
 /// it, and the key stays unique.
 mod idempotency_keys_in_orders {
-    use std::time::Duration;
-
     use engine::{IdempotencyKey, OrderId, UserId};
     use persistence::test_support::TestDatabase;
-    use persistence::{Database, OrderLookup, PostgresSettings};
+    use persistence::{Database, OrderLookup};
     use sqlx::migrate::Migrator;
 
     const BEFORE_KEYS_IN_ORDERS: i64 = 11;
@@ -192,11 +196,7 @@ mod idempotency_keys_in_orders {
     #[tokio::test]
     async fn on_sqlite() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("flashcart.db").display()
-        );
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let pool = super::bare_sqlite(dir.path()).await;
         orders_before_keys_in_orders!(
             pool,
             sqlx::migrate!("./migrations/sqlite"),
@@ -223,14 +223,7 @@ mod idempotency_keys_in_orders {
             "INSERT INTO idempotency_keys (user_id, scope, key, order_id, created_at) \
              VALUES (7, 'product:1', 'k-1', $1::uuid, now())"
         );
-        let settings = PostgresSettings {
-            url: database.url.clone(),
-            max_connections: 2,
-            timeout: Duration::from_secs(5),
-        };
-        let store = Database::connect(&settings)
-            .await
-            .expect("connect and migrate");
+        let store = super::migrated_postgres(&database.url).await;
         found_by_key_after_the_upgrade(&store).await;
         drop(store);
         database.drop_database().await;

@@ -283,39 +283,16 @@ pub async fn orders_are_found_by_key_and_delivery(store: Arc<Database>) {
         .expect("order");
     let key = IdempotencyKey::parse("k1").expect("key");
     let id = OrderId(Uuid::from_u128(1));
-    assert_eq!(
-        store
-            .order_for_key(UserId(9), "product:1", &key)
-            .await
-            .expect("by key"),
-        Some(id)
-    );
-    assert_eq!(
-        store
-            .order_for_key(UserId(9), "product:2", &key)
-            .await
-            .expect("scope"),
-        None
-    );
-    assert_eq!(
-        store
-            .order_for_key(UserId(8), "product:1", &key)
-            .await
-            .expect("user"),
-        None
-    );
+    let by_key = |user: u64, scope: &'static str| store.order_for_key(UserId(user), scope, &key);
+    assert_eq!(by_key(9, "product:1").await.expect("by key"), Some(id));
+    assert_eq!(by_key(9, "product:2").await.expect("scope"), None);
+    assert_eq!(by_key(8, "product:1").await.expect("user"), None);
     // The schema holds a key unique per user and scope whatever the engine does: a
     // second order with the same key fails its batch, and the first keeps the key.
     let mut again = order(2, 9, 1, 1, None);
     again.idempotency_key = key.clone();
     assert!(store.commit(&[place(again)]).await.is_err());
-    assert_eq!(
-        store
-            .order_for_key(UserId(9), "product:1", &key)
-            .await
-            .expect("by key"),
-        Some(id)
-    );
+    assert_eq!(by_key(9, "product:1").await.expect("by key"), Some(id));
     assert!(
         !store
             .delivered_to(UserId(9), ProductId(1))
