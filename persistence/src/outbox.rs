@@ -107,12 +107,9 @@ impl Outbox for Database {
     }
 
     async fn delete_events(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        // The events of a pack share its seq: each pack once.
-        let mut packs = seqs.to_vec();
-        packs.sort_unstable();
-        packs.dedup();
-        // Through the ledger: the statement is part of its batch (`ledger/batch_statements.rs`).
-        self.commit(&[WriteOp::ForgetEvents(packs)]).await
+        // Through the ledger: the statement is part of its batch (`ledger/batch_statements.rs`,
+        // which deletes each pack once however many of its events name it).
+        self.commit(&[WriteOp::ForgetEvents(seqs.to_vec())]).await
     }
 }
 

@@ -88,6 +88,9 @@ impl Batch {
                 | WriteOp::PutCheckout(_) => {}
             }
         }
+        // The relay names a pack once per event it held: delete each pack once.
+        batch.forgotten_events.sort_unstable();
+        batch.forgotten_events.dedup();
         Ok(batch)
     }
 
