@@ -256,7 +256,9 @@ pub struct ShopConfig {
     pub passivation_sweep_secs: u64,
     pub idempotency_retention_secs: u64,
     pub commit_batch_size_max: usize,
-    pub commit_batch_delay_us: u64,
+    /// Unset: the store's own (`GroupCommitSettings::POSTGRES_BATCH_DELAY` or
+    /// `SQLITE_BATCH_DELAY`: they differ, and why is measured there).
+    pub commit_batch_delay_us: Option<u64>,
     pub commit_queue_capacity: usize,
     pub commit_timeout_ms: u64,
     pub commit_abandon_after_ms: u64,
@@ -277,7 +279,7 @@ impl Default for ShopConfig {
             passivation_sweep_secs: shop.passivation_sweep_every.as_secs(),
             idempotency_retention_secs: shop.idempotency_retention.as_secs(),
             commit_batch_size_max: commit.batch_size_max,
-            commit_batch_delay_us: commit.batch_delay.as_micros() as u64,
+            commit_batch_delay_us: None,
             commit_queue_capacity: commit.queue_capacity,
             commit_timeout_ms: commit.commit_timeout.as_millis() as u64,
             commit_abandon_after_ms: commit.abandon_after.as_millis() as u64,
@@ -286,16 +288,24 @@ impl Default for ShopConfig {
 }
 
 impl Settings {
-    /// The actor layer's settings: the `[shop]` section, and the quantity bound of
-    /// `[server]`.
+    /// The actor layer's settings: the `[shop]` section, the quantity bound of `[server]`,
+    /// and the store's own commit wait unless `[shop]` names one.
     pub fn shop_settings(&self) -> ShopSettings {
+        let store_batch_delay = match self.store.database_url {
+            Some(_) => GroupCommitSettings::POSTGRES_BATCH_DELAY,
+            None => GroupCommitSettings::SQLITE_BATCH_DELAY,
+        };
         self.shop
-            .to_shop_settings(self.server.quantity_per_order_max)
+            .to_shop_settings(self.server.quantity_per_order_max, store_batch_delay)
     }
 }
 
 impl ShopConfig {
-    fn to_shop_settings(&self, quantity_per_order_max: u32) -> ShopSettings {
+    fn to_shop_settings(
+        &self,
+        quantity_per_order_max: u32,
+        store_batch_delay: Duration,
+    ) -> ShopSettings {
         ShopSettings {
             shard_count: self.shard_count,
             in_flight_per_product_max: self.in_flight_per_product_max,
@@ -310,7 +320,9 @@ impl ShopConfig {
             quantity_per_order_max,
             group_commit: GroupCommitSettings {
                 batch_size_max: self.commit_batch_size_max,
-                batch_delay: Duration::from_micros(self.commit_batch_delay_us),
+                batch_delay: self
+                    .commit_batch_delay_us
+                    .map_or(store_batch_delay, Duration::from_micros),
                 queue_capacity: self.commit_queue_capacity,
                 commit_timeout: Duration::from_millis(self.commit_timeout_ms),
                 abandon_after: Duration::from_millis(self.commit_abandon_after_ms),
@@ -445,5 +457,25 @@ mod tests {
         std::fs::write(&file, "[shop]\nshard_cuont = 3\n").expect("write");
         let error = Settings::load(Some(&file), &Overrides::default()).expect_err("refused");
         assert!(error.to_string().contains("shard_cuont"), "{error}");
+    }
+
+    #[test]
+    fn the_store_picks_the_commit_wait_unless_the_shop_section_names_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("flashcart.toml");
+        let delay = |toml: &str| {
+            std::fs::write(&file, toml).expect("write");
+            let settings = Settings::load(Some(&file), &Overrides::default()).expect("load");
+            settings.shop_settings().group_commit.batch_delay
+        };
+        assert_eq!(delay(""), GroupCommitSettings::SQLITE_BATCH_DELAY);
+        let postgres = "[store]\ndatabase_url = \"postgres://127.0.0.1/x\"\n";
+        assert_eq!(delay(postgres), GroupCommitSettings::POSTGRES_BATCH_DELAY);
+        assert_ne!(
+            GroupCommitSettings::POSTGRES_BATCH_DELAY,
+            GroupCommitSettings::SQLITE_BATCH_DELAY
+        );
+        let named = format!("{postgres}[shop]\ncommit_batch_delay_us = 250\n");
+        assert_eq!(delay(&named), Duration::from_micros(250));
     }
 }
