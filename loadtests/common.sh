@@ -59,3 +59,21 @@ start_engine() {
     PID=$!
     wait_ready "$address"
 }
+
+# For scripts that run one engine at a time: a scratch directory ($WORK) and, on exit, the
+# running engine ($PID), database $1 and that directory go away; then the services, the
+# build and wrk.
+begin_engine_runs() {
+    WORK="$(mktemp -d)"
+    PID=""
+    RUNS_DATABASE="$1"
+    trap end_engine_runs EXIT
+    services_and_build
+    ensure_wrk
+}
+
+end_engine_runs() {
+    [ -z "$PID" ] || kill "$PID" 2>/dev/null || true
+    drop_database "$RUNS_DATABASE"
+    rm -rf "$WORK"
+}

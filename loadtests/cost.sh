@@ -21,20 +21,10 @@ cd "$(dirname "$0")/.."
 STORE="${1:-embedded}"
 SECONDS_TOTAL="${2:-16}"
 CONNECTIONS="${3:-64}"
-ADDRESS=127.0.0.1:18097
+ADDRESS=127.0.0.1:18098
 SECRET="cost-secret"
-WORK="$(mktemp -d)"
 source loadtests/common.sh
-PID=""
-cleanup() {
-    [ -z "$PID" ] || kill "$PID" 2>/dev/null || true
-    drop_database flashcart_cost
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-services_and_build
-ensure_wrk
+begin_engine_runs flashcart_cost
 
 store=embedded
 [ "$STORE" = postgres ] && store=postgres-redis

@@ -14,18 +14,8 @@ CONNECTIONS="${2:-256}"
 PRODUCTS="${3:-10000}"
 ADDRESS=127.0.0.1:18097
 SECRET="spread-secret"
-WORK="$(mktemp -d)"
 source loadtests/common.sh
-PID=""
-cleanup() {
-    [ -z "$PID" ] || kill "$PID" 2>/dev/null || true
-    drop_database flashcart_spread
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-services_and_build
-ensure_wrk
+begin_engine_runs flashcart_spread
 
 printf '\n%-12s %-7s %10s %8s %8s  %s\n' store load orders/s "p50 ms" "p99 ms" "every request a new order?"
 for store in embedded postgres-redis; do

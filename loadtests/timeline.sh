@@ -17,18 +17,8 @@ CONNECTIONS="${3:-256}"
 SLICE_SECONDS="${4:-1}"
 ADDRESS=127.0.0.1:18096
 SECRET="timeline-secret"
-WORK="$(mktemp -d)"
 source loadtests/common.sh
-PID=""
-cleanup() {
-    [ -z "$PID" ] || kill "$PID" 2>/dev/null || true
-    drop_database flashcart_timeline
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-services_and_build
-ensure_wrk
+begin_engine_runs flashcart_timeline
 
 store=embedded
 [ "$STORE" = postgres ] && store=postgres-redis
