@@ -34,6 +34,7 @@ async fn run() {
         url: database.url.clone(),
         max_connections: 4,
         timeout: Duration::from_secs(30),
+        connection_lifetime: PostgresSettings::CONNECTION_LIFETIME,
     };
     let store: Arc<dyn OrderLedger> =
         Arc::new(Database::connect(&settings).await.expect("connect"));

@@ -78,6 +78,7 @@ pub async fn open_database(
                 url: url.expose_secret().to_owned(),
                 max_connections: settings.store.database_max_connections,
                 timeout,
+                connection_lifetime: PostgresSettings::CONNECTION_LIFETIME,
             };
             Database::connect(&postgres)
                 .await

@@ -56,6 +56,7 @@ async fn migrated_postgres(url: &str) -> persistence::Database {
         url: url.to_owned(),
         max_connections: 2,
         timeout: std::time::Duration::from_secs(5),
+        connection_lifetime: persistence::PostgresSettings::CONNECTION_LIFETIME,
     };
     persistence::Database::connect(&settings)
         .await

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{order, place, put_product};
+use engine::order::OrderStatus;
 use engine::{FlashSale, Money, ProductId, SaleId};
 use persistence::test_support::{TestDatabase, redis_prefix, redis_url};
 use persistence::{
-    Database, MirrorEntry, OrderLedger, PostgresSettings, RedisMirror, RedisSettings, WriteOp,
+    Database, LedgerKind, MirrorEntry, OrderLedger, PostgresSettings, RedisMirror, RedisSettings,
+    StatusChange, StockMove, WriteOp,
 };
+use sqlx::Connection;
 
 async fn open() -> (TestDatabase, Arc<Database>) {
     let database = TestDatabase::create().await;
@@ -20,6 +23,7 @@ async fn open() -> (TestDatabase, Arc<Database>) {
         url: database.url.clone(),
         max_connections: 4,
         timeout: Duration::from_secs(5),
+        connection_lifetime: PostgresSettings::CONNECTION_LIFETIME,
     };
     let store = Database::connect(&settings)
         .await
@@ -231,4 +235,88 @@ async fn the_mirror_resyncs_from_the_store_and_then_follows_published_state() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     database.drop_database().await;
+}
+
+/// Sequential scans of `orders` so far, once at most `staying` connections of the engine to
+/// `database` are left (a backend hands its statistics over when it exits).
+async fn orders_scanned_once_connections_left(database: &TestDatabase, staying: i64) -> i64 {
+    let mut admin = sqlx::PgConnection::connect(&persistence::test_support::admin_database_url())
+        .await
+        .expect("admin connection");
+    for _ in 0..100 {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'flashcart'",
+        )
+        .bind(&database.name)
+        .fetch_one(&mut admin)
+        .await
+        .expect("activity");
+        if left <= staying {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut connection = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    sqlx::query_scalar("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'orders'")
+        .fetch_one(&mut connection)
+        .await
+        .expect("statistics")
+}
+
+/// The batch statement's plan is made once per connection, with the table sizes of that
+/// moment: made while `orders` was empty, it joins status changes to every order by a full
+/// scan, and without an ANALYZE (no autovacuum) PostgreSQL never makes it again. Connections
+/// are replaced after `connection_lifetime`, and a new one's plan looks the order up by its
+/// key. Counted in PostgreSQL's own statistics: no sequential scan of `orders` for a status
+/// change once the table has grown.
+#[tokio::test]
+async fn a_status_change_finds_its_order_by_index_once_the_table_has_grown() {
+    let database = TestDatabase::create().await;
+    let settings = PostgresSettings {
+        url: database.url.clone(),
+        max_connections: 1,
+        timeout: Duration::from_secs(5),
+        connection_lifetime: Duration::from_secs(1),
+    };
+    let store = Database::connect(&settings).await.expect("connect");
+    store
+        .commit(&[put_product(1, 1_000_000), place(order(1, 1, 1, 1, None))])
+        .await
+        .expect("first order: the statement is planned on an empty table");
+    for chunk in 0..20u128 {
+        let orders: Vec<WriteOp> = (0..1_000u128)
+            .map(|n| place(order(2 + chunk * 1_000 + n, 2, 1, 1, None)))
+            .collect();
+        store.commit(&orders).await.expect("more orders");
+    }
+    tokio::time::sleep(settings.connection_lifetime + Duration::from_millis(500)).await;
+    // The next use replaces the connection that outlived its time; the old one leaves.
+    store.ping().await.expect("ping");
+    let before = orders_scanned_once_connections_left(&database, 1).await;
+
+    let cancel = StatusChange {
+        order_id: common::order(1, 1, 1, 1, None).id,
+        from: OrderStatus::PendingPayment,
+        to: OrderStatus::Cancelled,
+        at_ms: 200,
+        ledger: vec![StockMove {
+            product_id: ProductId(1),
+            kind: LedgerKind::Release,
+            units: 1,
+            sale_holder: None,
+        }],
+        payment: None,
+    };
+    store
+        .commit(&[WriteOp::SetOrderStatus(cancel)])
+        .await
+        .expect("cancel");
+    store.close().await;
+    let after = orders_scanned_once_connections_left(&database, 0).await;
+    assert_eq!(
+        after, before,
+        "a status change scanned every order instead of looking its order up"
+    );
 }

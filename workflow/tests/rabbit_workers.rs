@@ -33,6 +33,7 @@ async fn store(database: &TestDatabase) -> Arc<Database> {
         url: database.url.clone(),
         max_connections: 4,
         timeout: Duration::from_secs(5),
+        connection_lifetime: PostgresSettings::CONNECTION_LIFETIME,
     };
     Arc::new(Database::connect(&settings).await.expect("postgres"))
 }
