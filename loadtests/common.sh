@@ -4,13 +4,18 @@
 ADMIN_DB="${FLASHCART_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 BASE_DB="${ADMIN_DB%/*}"
 REDIS_URL="${FLASHCART_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
-BIN=target/release
+# LOADTEST_BIN names a directory of binaries built before (a copy of target/release), to
+# measure two builds against each other: the scripts then run those and build nothing.
+BIN="${LOADTEST_BIN:-target/release}"
 
 # PostgreSQL and Redis up (deploy/services.sh is idempotent), then one release build.
 services_and_build() {
     ./deploy/services.sh >/dev/null
+    [ -n "${LOADTEST_BIN:-}" ] && return 0
     echo "building release binaries..."
-    cargo build --release --locked -q -p flashcart-gateway -p flashcart-loadtests
+    # The whole workspace, as CI and `cargo build --release` do: building only two packages
+    # unifies features differently and rebuilds half the dependency tree.
+    cargo build --release --locked -q --workspace
 }
 
 # Drops and recreates database $1; prints its URL.
@@ -57,7 +62,7 @@ start_engine() {
     env "${environment[@]}" "$BIN/flashcart" serve --listen "$address" --data-dir "$data_dir" \
         >"$data_dir.log" 2>&1 &
     PID=$!
-    wait_ready "$address"
+    wait_ready "$address" || { head -5 "$data_dir.log" >&2; return 1; }
 }
 
 # For scripts that run one engine at a time: a scratch directory ($WORK) and, on exit, the

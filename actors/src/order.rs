@@ -257,7 +257,7 @@ impl OrderActorState {
                 product_id: *product_id,
                 kind,
                 units: line.quantity,
-                sale_holder: line.sale_id.map(|sale_id| (sale_id, line.user_id)),
+                sale: line.sale_id,
             })
             .collect();
         let change = StatusChange {

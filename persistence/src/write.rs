@@ -10,7 +10,7 @@
 use engine::order::{Order, OrderStatus};
 
 use crate::notifications::Notification;
-use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId, UserId};
+use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId};
 
 #[derive(Clone, Debug)]
 pub enum WriteOp {
@@ -87,9 +87,9 @@ pub struct StockMove {
     pub product_id: ProductId,
     pub kind: LedgerKind,
     pub units: u32,
-    /// For units bought in a flash sale: the sale and the buyer whose per-user allowance
-    /// they count against (a release gives the allowance back).
-    pub sale_holder: Option<(SaleId, UserId)>,
+    /// For units bought in a flash sale: the sale whose pool they came from (a release
+    /// gives them back to it).
+    pub sale: Option<SaleId>,
 }
 
 /// A payment provider's verdict on an order, as its webhook reported it.

@@ -230,3 +230,53 @@ mod idempotency_keys_in_orders {
         database.drop_database().await;
     }
 }
+
+/// Units held in a sale before 0014 (one `sale_purchases` row per buyer) become the sale's
+/// `held` counter after it, which the mirror's levels read and the pool's check bounds.
+/// PostgreSQL only: SQLite never kept the rows.
+mod sale_pool_counted_per_batch {
+    use engine::ProductId;
+    use persistence::OrderLedger;
+    use persistence::test_support::TestDatabase;
+
+    const BEFORE_POOL_COUNTER: i64 = 13;
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let database = TestDatabase::create().await;
+        let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
+        sqlx::migrate!("./migrations/postgres")
+            .run_to(BEFORE_POOL_COUNTER, &pool)
+            .await
+            .expect("migrate to 0013");
+        for statement in [
+            "INSERT INTO products VALUES (1, 't', 'b', 'c', 'd', 100, 0, 0, now(), now())",
+            r#"INSERT INTO inventory (product_id, initial, reserved, sold, "left") VALUES (1, 10, 3, 2, 5)"#,
+            "INSERT INTO flash_sales (id, product_id, sale_price_minor, original_price_minor, \
+             start_at, end_at, stock, per_user_limit, created_at) \
+             VALUES (1, 1, 50, 100, now(), NULL, 6, 2, now())",
+            "INSERT INTO sale_purchases VALUES (1, 7, 2, 2), (1, 8, 1, 2), (1, 9, 2, 2)",
+        ] {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        }
+        pool.close().await;
+        let store = super::migrated_postgres(&database.url).await;
+        let levels = store.inventory_levels().await.expect("levels");
+        let level = levels
+            .iter()
+            .find(|level| level.product_id == ProductId(1))
+            .expect("the product's level");
+        assert_eq!(level.sale.as_ref().map(|sale| sale.held), Some(5));
+        let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
+        let past_the_pool = sqlx::query("UPDATE flash_sales SET held = held + 2 WHERE id = 1")
+            .execute(&pool)
+            .await;
+        assert!(past_the_pool.is_err(), "6 units in the pool, 7 held");
+        pool.close().await;
+        drop(store);
+        database.drop_database().await;
+    }
+}

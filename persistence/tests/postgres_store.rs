@@ -1,6 +1,6 @@
 //! The store contract against a real PostgreSQL (a fresh database per test), plus what
-//! only PostgreSQL enforces: its schema refuses an oversell or a limit breach even if the
-//! engine asked for one. And the Redis mirror against a real Redis.
+//! only PostgreSQL enforces: its schema refuses to oversell a product or a sale's pool even
+//! if the engine asked it to. And the Redis mirror against a real Redis.
 
 mod common;
 
@@ -46,8 +46,9 @@ macro_rules! on_postgres {
 contracts!(on_postgres);
 
 #[tokio::test]
-async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
+async fn the_schema_refuses_to_oversell_a_product_or_a_sale_pool() {
     let (database, store) = open().await;
+    // Ten units on the shelf, three of them in the sale's pool.
     let sale = FlashSale {
         id: SaleId(1),
         product_id: ProductId(1),
@@ -59,14 +60,14 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         per_user_limit: 2,
     };
     store
-        .commit(&[put_product(1, 3), WriteOp::PutSale { sale, at_ms: 1 }])
+        .commit(&[put_product(1, 10), WriteOp::PutSale { sale, at_ms: 1 }])
         .await
         .expect("product");
-    // Four units of a three-unit product: the inventory check refuses the whole batch.
+    // Eleven units of a ten-unit product: the inventory check refuses the whole batch.
     let oversell = store
         .commit(&[
-            place(order(1, 1, 1, 2, None)),
-            place(order(2, 2, 1, 2, None)),
+            place(order(1, 1, 1, 6, None)),
+            place(order(2, 2, 1, 5, None)),
         ])
         .await;
     assert!(
@@ -74,26 +75,39 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         "the database refuses to promise more than it has"
     );
     assert!(store.pending_orders().await.expect("pending").is_empty());
-    // Three units of a sale limited to two per user, in two orders of one batch.
-    let breach = store
+    // Four sale units of a three-unit pool, in two orders of one batch, while the shelf
+    // has plenty: the sale's check refuses the whole batch.
+    let pool_breach = store
         .commit(&[
-            place(order(3, 7, 1, 1, Some(SaleId(1)))),
-            place(order(4, 7, 1, 2, Some(SaleId(1)))),
+            place(order(3, 7, 1, 2, Some(SaleId(1)))),
+            place(order(4, 8, 1, 2, Some(SaleId(1)))),
         ])
         .await;
     assert!(
-        breach.is_err(),
-        "the database refuses a per-user limit breach"
+        pool_breach.is_err(),
+        "the database refuses to sell more than the sale's pool"
     );
-    // Within the rules, it goes through.
+    assert!(store.pending_orders().await.expect("pending").is_empty());
+    // Within the pool, it goes through, and the mirror's levels count it.
     store
         .commit(&[
             place(order(5, 7, 1, 2, Some(SaleId(1)))),
             place(order(6, 8, 1, 1, Some(SaleId(1)))),
         ])
         .await
-        .expect("within limits");
-    // Releasing user 7's units gives the allowance back, so 2 more units fit again.
+        .expect("within the pool");
+    let held = |levels: Vec<persistence::InventoryLevel>| {
+        levels
+            .into_iter()
+            .find(|level| level.product_id == ProductId(1))
+            .and_then(|level| level.sale)
+            .map(|sale| sale.held)
+    };
+    assert_eq!(
+        held(store.inventory_levels().await.expect("levels")),
+        Some(3)
+    );
+    // Releasing user 7's units gives them back to the pool, so two more fit again.
     let release = persistence::StatusChange {
         order_id: engine::OrderId(uuid::Uuid::from_u128(5)),
         from: engine::order::OrderStatus::PendingPayment,
@@ -103,7 +117,7 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
             product_id: ProductId(1),
             kind: persistence::LedgerKind::Release,
             units: 2,
-            sale_holder: Some((SaleId(1), engine::UserId(7))),
+            sale: Some(SaleId(1)),
         }],
         payment: None,
     };
@@ -111,10 +125,14 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
         .commit(&[WriteOp::SetOrderStatus(release)])
         .await
         .expect("release");
+    assert_eq!(
+        held(store.inventory_levels().await.expect("levels")),
+        Some(1)
+    );
     store
         .commit(&[place(order(7, 7, 1, 2, Some(SaleId(1))))])
         .await
-        .expect("the allowance came back");
+        .expect("the units came back to the pool");
     // A stale change (the order is no longer pending) fails the whole batch.
     let stale = persistence::StatusChange {
         order_id: engine::OrderId(uuid::Uuid::from_u128(5)),
@@ -125,7 +143,7 @@ async fn the_schema_refuses_an_oversell_and_a_limit_breach() {
             product_id: ProductId(1),
             kind: persistence::LedgerKind::Confirm,
             units: 2,
-            sale_holder: None,
+            sale: None,
         }],
         payment: None,
     };
@@ -312,7 +330,7 @@ async fn a_status_change_finds_its_order_by_index_once_the_table_has_grown() {
             product_id: ProductId(1),
             kind: LedgerKind::Release,
             units: 1,
-            sale_holder: None,
+            sale: None,
         }],
         payment: None,
     };

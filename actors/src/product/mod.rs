@@ -433,11 +433,8 @@ impl ProductActorState {
                 return;
             }
         };
-        let (quantity, sale_holder) = match locked {
-            Ok(line) => (
-                line.quantity,
-                line.sale_id.map(|sale_id| (sale_id, line.user_id)),
-            ),
+        let (quantity, sale) = match locked {
+            Ok(line) => (line.quantity, line.sale_id),
             Err(error) => {
                 let _ = reply.send(Err(TransitionError::Stock(error)));
                 return;
@@ -452,7 +449,7 @@ impl ProductActorState {
                 product_id: self.product.id,
                 kind,
                 units: quantity,
-                sale_holder,
+                sale,
             }],
             payment,
         }));

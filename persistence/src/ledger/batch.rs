@@ -50,9 +50,8 @@ pub struct Batch {
     pub(super) notification_channels: Vec<String>,
     pub(super) notification_bodies: Vec<String>,
     pub(super) notification_sent: Vec<i64>,
-    /// (sale, user) -> net change of units held, so one statement touches each row once
-    /// (PostgreSQL's `sale_purchases`).
-    pub(super) sale_purchases: BTreeMap<(i64, i64), i32>,
+    /// sale -> net change of the units its pool holds (PostgreSQL's `flash_sales.held`).
+    pub(super) sale_held: BTreeMap<i64, i64>,
     /// product -> (reserved, sold, left) deltas (PostgreSQL's `inventory`).
     pub(super) inventory: BTreeMap<i64, (i64, i64, i64)>,
     /// (product, kind) -> (units, orders, latest time): the ledger keeps one row per
@@ -123,7 +122,7 @@ impl Batch {
             self.item_quantities.push(quantity);
             self.item_prices.push(int(item.unit_price.0)?);
             if let Some(sale) = item.sale_id {
-                *self.sale_purchases.entry((int(sale.0)?, user)).or_default() += quantity;
+                *self.sale_held.entry(int(sale.0)?).or_default() += i64::from(quantity);
             }
             let delta = self.inventory.entry(product).or_default();
             delta.0 += i64::from(quantity);
@@ -147,11 +146,8 @@ impl Batch {
                 LedgerKind::Release => {
                     delta.0 -= i64::from(units);
                     delta.2 += i64::from(units);
-                    if let Some((sale_id, user_id)) = stock_move.sale_holder {
-                        *self
-                            .sale_purchases
-                            .entry((int(sale_id.0)?, int(user_id.0)?))
-                            .or_default() -= units;
+                    if let Some(sale_id) = stock_move.sale {
+                        *self.sale_held.entry(int(sale_id.0)?).or_default() -= i64::from(units);
                     }
                 }
                 other => {

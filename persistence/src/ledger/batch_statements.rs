@@ -1,9 +1,9 @@
 //! How a [`Batch`] is written, with a fixed number of statements whatever its size:
 //! - PostgreSQL: one statement for everything, data-modifying CTEs over `UNNEST($arrays)`,
 //!   so 1,000 orders cost one round trip. The last SELECT is a guard that fails the whole
-//!   statement if a status change met an order in another status or a product had no
-//!   inventory row. The schema re-checks what the engine promises (non-negative, balanced
-//!   inventory; per-user sale limits; unique keys): a bug above can fail a batch, never
+//!   statement if a status change met an order in another status, or a product or a sale
+//!   had no row to count on. The schema re-checks what the engine promises (non-negative, balanced
+//!   inventory; a sale's pool; unique keys): a bug above can fail a batch, never
 //!   oversell.
 //! - SQLite: one multi-row statement per table (sqlx hands each statement to SQLite's
 //!   worker thread, so a statement per row would cost a channel round trip per row).
@@ -32,32 +32,25 @@ const POSTGRES_BATCH: &str = concat!(
     "new_items AS (",
     "INSERT INTO order_items (order_id, line_no, product_id, sale_id, quantity, unit_price_minor) ",
     "SELECT * FROM UNNEST($8::uuid[], $9::int4[], $10::int8[], $11::int8[], $12::int4[], $13::int8[])), ",
-    "holdings AS (",
-    "INSERT INTO sale_purchases (sale_id, user_id, quantity, per_user_limit) ",
-    "SELECT p.sale_id, p.user_id, p.quantity, s.per_user_limit ",
-    "FROM UNNEST($15::int8[], $16::int8[], $17::int4[]) AS p(sale_id, user_id, quantity) ",
-    "JOIN flash_sales s ON s.id = p.sale_id ",
-    "ON CONFLICT (sale_id, user_id) DO UPDATE SET quantity = sale_purchases.quantity + excluded.quantity), ",
-    // Released allowance: an UPDATE, since INSERT checks the proposed row's constraints
-    // (a negative quantity) before it finds the conflict.
-    "released_holdings AS (",
-    "UPDATE sale_purchases SET quantity = sale_purchases.quantity + r.delta ",
-    "FROM UNNEST($33::int8[], $34::int8[], $35::int4[]) AS r(sale_id, user_id, delta) ",
-    "WHERE sale_purchases.sale_id = r.sale_id AND sale_purchases.user_id = r.user_id), ",
+    // One row per sale that moved, checked against its pool (`held <= stock`).
+    "pools AS (",
+    "UPDATE flash_sales SET held = flash_sales.held + p.delta ",
+    "FROM UNNEST($15::int8[], $16::int8[]) AS p(sale_id, delta) ",
+    "WHERE flash_sales.id = p.sale_id RETURNING 1), ",
     // A replayed webhook carries a transaction already recorded: nothing to add.
     "new_payments AS (",
     "INSERT INTO payments (order_id, transaction_id, status, amount_minor) ",
-    "SELECT * FROM UNNEST($36::uuid[], $37::text[], $38::text[], $39::int8[]) ",
+    "SELECT * FROM UNNEST($33::uuid[], $34::text[], $35::text[], $36::int8[]) ",
     "ON CONFLICT (transaction_id) DO NOTHING), ",
     // The batch's events, as one pack (`outbox.rs`), if it has any.
     "new_events AS (",
-    "INSERT INTO outbox (events, event_count) SELECT $40::text, $41::int4 WHERE $41::int4 > 0), ",
+    "INSERT INTO outbox (events, event_count) SELECT $37::text, $38::int4 WHERE $38::int4 > 0), ",
     // Relayed events leave the outbox; the default sender's messages are recorded once.
-    "forgotten AS (DELETE FROM outbox WHERE seq = ANY($42::int8[])), ",
+    "forgotten AS (DELETE FROM outbox WHERE seq = ANY($39::int8[])), ",
     "noted AS (",
     "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
     "SELECT n.d, n.u, n.o, n.k, n.c, n.b::jsonb, n.s ",
-    "FROM UNNEST($43::text[], $44::int8[], $45::uuid[], $46::text[], $47::text[], $48::text[], $49::int8[]) ",
+    "FROM UNNEST($40::text[], $41::int8[], $42::uuid[], $43::text[], $44::text[], $45::text[], $46::int8[]) ",
     "AS n(d, u, o, k, c, b, s) ON CONFLICT (dedup_key) DO NOTHING), ",
     "changed AS (",
     "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
@@ -73,9 +66,11 @@ const POSTGRES_BATCH: &str = concat!(
     "SELECT l.product_id, l.order_count, l.kind, l.quantity, ",
     ms_to_ts!("l.at"),
     " FROM UNNEST($26::int8[], $27::int4[], $28::text[], $29::int8[], $30::int8[]) AS l(product_id, order_count, kind, quantity, at)) ",
-    "SELECT CASE WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 THEN 0 ",
+    "SELECT CASE WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 ",
+    "AND (SELECT count(*) FROM pools) = $17 THEN 0 ",
     "ELSE ('batch guard failed: ' || (SELECT count(*) FROM changed) || ' of ' || $31 || ' status changes, ' ",
-    "|| (SELECT count(*) FROM stock) || ' of ' || $32 || ' inventory rows')::int END"
+    "|| (SELECT count(*) FROM stock) || ' of ' || $32 || ' inventory rows, ' ",
+    "|| (SELECT count(*) FROM pools) || ' of ' || $17 || ' sales')::int END"
 );
 
 impl Batch {
@@ -83,21 +78,14 @@ impl Batch {
     where
         E: sqlx::Executor<'c, Database = sqlx::Postgres>,
     {
-        // Taken and given-back allowances go to different statements of the batch; a key's
-        // net change is one or the other, so no row is touched twice.
-        let (mut taken_sales, mut taken_users, mut taken) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut freed_sales, mut freed_users, mut freed) = (Vec::new(), Vec::new(), Vec::new());
-        for ((sale, user), delta) in self.sale_purchases {
-            if delta > 0 {
-                taken_sales.push(sale);
-                taken_users.push(user);
-                taken.push(delta);
-            } else if delta < 0 {
-                freed_sales.push(sale);
-                freed_users.push(user);
-                freed.push(delta);
+        let (mut sales, mut sale_deltas) = (Vec::new(), Vec::new());
+        for (sale, delta) in self.sale_held {
+            if delta != 0 {
+                sales.push(sale);
+                sale_deltas.push(delta);
             }
         }
+        let expected_sales = sales.len() as i64;
         let mut products = Vec::with_capacity(self.inventory.len());
         let (mut reserved, mut sold, mut shelf) = (Vec::new(), Vec::new(), Vec::new());
         for (product, delta) in &self.inventory {
@@ -133,9 +121,9 @@ impl Batch {
             .bind(&self.item_quantities)
             .bind(&self.item_prices)
             .bind(&self.key_scopes)
-            .bind(&taken_sales)
-            .bind(&taken_users)
-            .bind(&taken)
+            .bind(&sales)
+            .bind(&sale_deltas)
+            .bind(expected_sales)
             .bind(&self.change_ids)
             .bind(&self.change_from)
             .bind(&self.change_to)
@@ -151,9 +139,6 @@ impl Batch {
             .bind(&ledger_at)
             .bind(expected_changes)
             .bind(expected_products)
-            .bind(&freed_sales)
-            .bind(&freed_users)
-            .bind(&freed)
             .bind(&self.payment_orders)
             .bind(&self.payment_transactions)
             .bind(&self.payment_statuses)

@@ -1,6 +1,6 @@
 //! Every product's committed counts, for the mirror. The dialects count differently:
 //! SQLite keeps no counters, so its levels are counted from the orders; PostgreSQL reads
-//! the `inventory` and `sale_purchases` rows its batches keep checked.
+//! the `inventory` rows and sales' `held` counters its batches keep checked.
 
 use std::collections::HashMap;
 
@@ -83,10 +83,9 @@ pub(super) async fn read_from_counters(pool: &PgPool) -> Result<Vec<InventoryLev
     let rows = sqlx::query(concat!(
         r#"SELECT v.product_id AS inventory_product_id, v."left" AS shelf, "#,
         postgres_sale_columns!(),
-        ", COALESCE(sp.held, 0)::int8 AS held ",
+        ", COALESCE(s.held, 0) AS held ",
         "FROM inventory v ",
         "LEFT JOIN LATERAL (SELECT * FROM flash_sales f WHERE f.product_id = v.product_id ORDER BY f.id DESC LIMIT 1) s ON true ",
-        "LEFT JOIN LATERAL (SELECT SUM(quantity) AS held FROM sale_purchases WHERE sale_id = s.id) sp ON true ",
         "ORDER BY v.product_id"
     ))
     .fetch_all(pool)

@@ -174,7 +174,7 @@ pub async fn deliveries_keep_the_first_partner_and_the_shipment(store: Arc<Datab
             product_id: ProductId(1),
             kind: persistence::LedgerKind::Confirm,
             units: 1,
-            sale_holder: None,
+            sale: None,
         }],
         payment: None,
     };
@@ -319,7 +319,7 @@ pub async fn orders_are_found_by_key_and_delivery(store: Arc<Database>) {
                     product_id: ProductId(1),
                     kind,
                     units: 1,
-                    sale_holder: None,
+                    sale: None,
                 })
                 .into_iter()
                 .collect(),

@@ -125,7 +125,7 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<Database>) {
             product_id: ProductId(7),
             kind: LedgerKind::Confirm,
             units: 2,
-            sale_holder: None,
+            sale: None,
         }],
         payment: None,
     };
@@ -138,7 +138,7 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<Database>) {
             product_id: ProductId(7),
             kind: LedgerKind::Release,
             units: 1,
-            sale_holder: Some((SaleId(1), UserId(2))),
+            sale: Some(SaleId(1)),
         }],
         payment: None,
     };
