@@ -19,6 +19,10 @@ pub enum StoreError {
     Corrupt(#[from] CorruptSnapshot),
     #[error("stored data is unreadable: {0}")]
     Decode(String),
+    /// A batch carried a shard lease that is no longer current: another node took the
+    /// shard over, and nothing of the batch was written.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// A store beside the database (Redis) could not be reached.
     #[error("{0}")]
     Unavailable(String),

@@ -42,6 +42,7 @@ mod page_cache;
 mod redis_mirror;
 mod reviews;
 mod row;
+mod shard_leases;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod write;
@@ -62,6 +63,7 @@ pub use outbox::Outbox;
 pub use page_cache::PageCache;
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
 pub use reviews::{Review, ReviewStore, ReviewSummary};
+pub use shard_leases::{ShardLease, ShardLeases};
 pub use write::{
     CheckoutDetails, Delivery, LedgerKind, PaymentRecord, Shipment, StatusChange, StockMove,
     WriteOp,

@@ -10,6 +10,7 @@
 use engine::order::{Order, OrderStatus};
 
 use crate::notifications::Notification;
+use crate::shard_leases::ShardLease;
 use engine::{FlashSale, Money, OrderId, Product, ProductId, SaleId};
 
 #[derive(Clone, Debug)]
@@ -41,6 +42,9 @@ pub enum WriteOp {
     ForgetEvents(Vec<i64>),
     /// Messages the default sender recorded; a dedup key recorded before is skipped.
     RecordNotifications(Vec<Notification>),
+    /// The batch commits only if this shard lease is still current (a clustered node's
+    /// writes for a shard carry its lease: `shard_leases.rs`). PostgreSQL only.
+    Fence(ShardLease),
 }
 
 /// What a cart checkout adds to its order.

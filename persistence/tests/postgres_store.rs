@@ -13,7 +13,7 @@ use engine::{FlashSale, Money, ProductId, SaleId};
 use persistence::test_support::{TestDatabase, redis_prefix, redis_url};
 use persistence::{
     Database, LedgerKind, MirrorEntry, OrderLedger, PostgresSettings, RedisMirror, RedisSettings,
-    StatusChange, StockMove, WriteOp,
+    ShardLeases, StatusChange, StockMove, WriteOp,
 };
 use sqlx::Connection;
 
@@ -344,5 +344,143 @@ async fn a_status_change_finds_its_order_by_index_once_the_table_has_grown() {
         after, before,
         "a status change scanned every order instead of looking its order up"
     );
+    database.drop_database().await;
+}
+
+/// Fencing (issue 15): a batch carrying a lease another node has since taken over writes
+/// nothing, and fails as `Fenced`; the new owner's batches go through.
+#[tokio::test]
+async fn a_node_that_lost_its_shard_commits_nothing_for_it() {
+    let (database, store) = open().await;
+    store.commit(&[put_product(1, 10)]).await.expect("product");
+    let first = store
+        .take_shard(3, "n1", 1)
+        .await
+        .expect("n1 takes shard 3");
+    assert_eq!((first.owner_node.as_str(), first.epoch), ("n1", 1));
+    store
+        .commit(&[
+            WriteOp::Fence(first.clone()),
+            place(order(1, 7, 1, 1, None)),
+        ])
+        .await
+        .expect("the owner commits");
+
+    let second = store
+        .take_shard(3, "n2", 2)
+        .await
+        .expect("n2 takes it over");
+    assert_eq!((second.owner_node.as_str(), second.epoch), ("n2", 2));
+    // n1 wakes up still believing it owns shard 3: its batch, with a product write too
+    // (the transactional path), is refused whole.
+    for stale_batch in [
+        vec![
+            WriteOp::Fence(first.clone()),
+            place(order(2, 8, 1, 1, None)),
+        ],
+        vec![
+            WriteOp::Fence(first.clone()),
+            put_product(2, 5),
+            place(order(3, 9, 1, 1, None)),
+        ],
+    ] {
+        let stale = store.commit(&stale_batch).await;
+        assert!(
+            matches!(stale, Err(persistence::StoreError::Fenced(_))),
+            "{stale:?}"
+        );
+    }
+    let pending: Vec<_> = store
+        .pending_orders()
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|order| order.id)
+        .collect();
+    assert_eq!(pending, [engine::OrderId(uuid::Uuid::from_u128(1))]);
+    let levels = store.inventory_levels().await.expect("levels");
+    assert!(
+        levels.iter().all(|level| level.product_id != ProductId(2)),
+        "the stale batch's product write went with it"
+    );
+
+    store
+        .commit(&[
+            WriteOp::Fence(second.clone()),
+            place(order(4, 8, 1, 1, None)),
+        ])
+        .await
+        .expect("the new owner commits");
+    assert_eq!(store.shard_leases().await.expect("leases"), [second]);
+    database.drop_database().await;
+}
+
+/// A take that races a batch committing under the old lease never lets that batch land
+/// after it: either the batch commits first (the take waits for it, so the new owner,
+/// loading after its take, sees the batch's orders), or the batch is refused.
+#[tokio::test]
+async fn a_take_racing_a_batch_under_the_old_lease_never_lets_it_land_after() {
+    let (database, store) = open().await;
+    store.commit(&[put_product(1, 10)]).await.expect("product");
+    let lease = store
+        .take_shard(0, "n1", 1)
+        .await
+        .expect("n1 takes shard 0");
+    // Another transaction holds the product's inventory row, so n1's batch stops in the
+    // middle of its statement, after it has checked its lease.
+    let mut blocker = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT 1 FROM inventory WHERE product_id = 1 FOR UPDATE")
+        .fetch_one(&mut blocker)
+        .await
+        .expect("lock the row");
+    let batch = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let outcome = store
+                .commit(&[WriteOp::Fence(lease), place(order(1, 7, 1, 1, None))])
+                .await;
+            (outcome, std::time::Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let taker = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let taken = store.take_shard(0, "n2", 2).await;
+            (taken, std::time::Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !batch.is_finished(),
+        "the batch waits for the inventory row"
+    );
+    sqlx::query("COMMIT")
+        .execute(&mut blocker)
+        .await
+        .expect("commit");
+    let (outcome, batch_ended) = batch.await.expect("the batch task");
+    let (taken, take_ended) = tokio::time::timeout(Duration::from_secs(5), taker)
+        .await
+        .expect("the take ends")
+        .expect("the take task");
+    let taken = taken.expect("taken");
+    assert_eq!((taken.owner_node.as_str(), taken.epoch), ("n2", 2));
+    let pending = store.pending_orders().await.expect("pending");
+    match outcome {
+        Ok(()) => {
+            assert!(batch_ended <= take_ended, "the take waited for the batch");
+            assert_eq!(pending.len(), 1);
+        }
+        Err(persistence::StoreError::Fenced(_)) => assert!(pending.is_empty()),
+        Err(other) => panic!("{other}"),
+    }
+    blocker.close().await.expect("close");
     database.drop_database().await;
 }

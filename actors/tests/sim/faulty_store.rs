@@ -229,6 +229,7 @@ fn describe(ops: &[WriteOp]) -> String {
             WriteOp::PutCheckout(details) => format!("checkout {}", details.order_id),
             WriteOp::ForgetEvents(seqs) => format!("forget {} events", seqs.len()),
             WriteOp::RecordNotifications(notes) => format!("{} notifications", notes.len()),
+            WriteOp::Fence(lease) => format!("fence shard {} epoch {}", lease.shard, lease.epoch),
         })
         .collect();
     parts.join(", ")

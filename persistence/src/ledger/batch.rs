@@ -3,7 +3,7 @@
 //! events leaving the outbox, recorded notifications), laid out once as columns, the same
 //! for both databases; `batch_statements.rs` writes them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use engine::order::Order;
 use uuid::Uuid;
@@ -12,6 +12,7 @@ use crate::database::{Backend, Transaction};
 use crate::error::StoreError;
 use crate::notifications::Notification;
 use crate::row::int;
+use crate::shard_leases::ShardLease;
 use crate::write::{LedgerKind, StatusChange, WriteOp};
 
 /// A batch's per-order writes, as columns. Public so the benches can measure encoding.
@@ -50,6 +51,8 @@ pub struct Batch {
     pub(super) notification_channels: Vec<String>,
     pub(super) notification_bodies: Vec<String>,
     pub(super) notification_sent: Vec<i64>,
+    /// Shard leases the batch commits under, each once (PostgreSQL's `shard_leases`).
+    pub(super) fences: BTreeSet<ShardLease>,
     /// sale -> net change of the units its pool holds (PostgreSQL's `flash_sales.held`).
     pub(super) sale_held: BTreeMap<i64, i64>,
     /// product -> (reserved, sold, left) deltas (PostgreSQL's `inventory`).
@@ -80,6 +83,9 @@ impl Batch {
                     for notification in notifications {
                         batch.note(notification)?;
                     }
+                }
+                WriteOp::Fence(lease) => {
+                    batch.fences.insert(lease.clone());
                 }
                 WriteOp::PutProduct { .. }
                 | WriteOp::PutSale { .. }
@@ -200,6 +206,7 @@ impl Batch {
 
     pub(super) fn is_empty(&self) -> bool {
         self.order_ids.is_empty()
+            && self.fences.is_empty()
             && self.change_ids.is_empty()
             && self.event_count == 0
             && self.ledger.is_empty()

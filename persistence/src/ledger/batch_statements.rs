@@ -13,13 +13,20 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::batch::Batch;
 use crate::database::ms_to_ts;
 use crate::error::StoreError;
+use crate::row::int;
+use crate::shard_leases::shard_number;
 
 /// The whole batch in one statement, so one round trip: data-modifying CTEs run in one
 /// implicit transaction. The last SELECT is the guard: a cast error naming the counts
 /// fails the statement, and with it every write above. A cast is used, not `1/0`, because
 /// PostgreSQL may fold a constant division at plan time.
 const POSTGRES_BATCH: &str = concat!(
-    "WITH new_orders AS (",
+    // The shard leases the batch commits under, locked until it ends: a node taking one
+    // of these shards over waits for this batch (`shard_leases.rs`).
+    "WITH fences AS (",
+    "SELECT 1 FROM shard_leases l JOIN UNNEST($47::int4[], $48::text[], $49::int8[]) AS f(shard, node, epoch) ",
+    "ON l.shard = f.shard AND l.owner_node = f.node AND l.epoch = f.epoch FOR SHARE OF l), ",
+    "new_orders AS (",
     "INSERT INTO orders (id, user_id, status, total_minor, idempotency_scope, idempotency_key, created_at, expires_at, updated_at) ",
     "SELECT o.id, o.user_id, o.status::order_status, o.total, o.scope, o.key, ",
     ms_to_ts!("o.created"),
@@ -66,7 +73,9 @@ const POSTGRES_BATCH: &str = concat!(
     "SELECT l.product_id, l.order_count, l.kind, l.quantity, ",
     ms_to_ts!("l.at"),
     " FROM UNNEST($26::int8[], $27::int4[], $28::text[], $29::int8[], $30::int8[]) AS l(product_id, order_count, kind, quantity, at)) ",
-    "SELECT CASE WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 ",
+    "SELECT CASE WHEN (SELECT count(*) FROM fences) <> $50 THEN ",
+    "('shard lease lost: ' || (SELECT count(*) FROM fences) || ' of ' || $50 || ' leases are current')::int ",
+    "WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 ",
     "AND (SELECT count(*) FROM pools) = $17 THEN 0 ",
     "ELSE ('batch guard failed: ' || (SELECT count(*) FROM changed) || ' of ' || $31 || ' status changes, ' ",
     "|| (SELECT count(*) FROM stock) || ' of ' || $32 || ' inventory rows, ' ",
@@ -104,6 +113,14 @@ impl Batch {
             ledger_orders.push(*orders);
             ledger_at.push(*at);
         }
+        let (mut fence_shards, mut fence_nodes, mut fence_epochs) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for lease in &self.fences {
+            fence_shards.push(shard_number(lease.shard)?);
+            fence_nodes.push(lease.owner_node.as_str());
+            fence_epochs.push(int(lease.epoch)?);
+        }
+        let expected_fences = fence_shards.len() as i64;
         let expected_changes = self.change_ids.len() as i64;
         let expected_products = products.len() as i64;
         sqlx::query(POSTGRES_BATCH)
@@ -153,6 +170,10 @@ impl Batch {
             .bind(&self.notification_channels)
             .bind(&self.notification_bodies)
             .bind(&self.notification_sent)
+            .bind(&fence_shards)
+            .bind(&fence_nodes)
+            .bind(&fence_epochs)
+            .bind(expected_fences)
             .execute(executor)
             .await
             .map_err(guard_error)?;
@@ -163,6 +184,11 @@ impl Batch {
         self,
         tx: &mut sqlx::Transaction<'_, Sqlite>,
     ) -> Result<(), StoreError> {
+        if !self.fences.is_empty() {
+            return Err(StoreError::Unavailable(
+                "shard leases need PostgreSQL (a cluster runs on it)".into(),
+            ));
+        }
         // First, alone: its guard needs the count of the rows it changed.
         self.set_statuses_sqlite(tx).await?;
         let mut statements = Statements::default();
@@ -361,6 +387,9 @@ impl Statements {
 /// The guard's cast error is a conflict (a bug upstream), not a database failure.
 fn guard_error(error: sqlx::Error) -> StoreError {
     match &error {
+        sqlx::Error::Database(database) if database.message().contains("shard lease lost") => {
+            StoreError::Fenced(database.message().to_owned())
+        }
         sqlx::Error::Database(database) if database.message().contains("batch guard failed") => {
             StoreError::Conflict(database.message().to_owned())
         }

@@ -223,7 +223,8 @@ impl OrderLedger for Database {
                 | WriteOp::Emit(_)
                 | WriteOp::PutCheckout(_)
                 | WriteOp::ForgetEvents(_)
-                | WriteOp::RecordNotifications(_) => {}
+                | WriteOp::RecordNotifications(_)
+                | WriteOp::Fence(_) => {}
             }
         }
         batch.write(&mut tx).await?;

@@ -1,0 +1,102 @@
+//! Which node owns each virtual shard: the cluster's fencing (issue 15).
+//!
+//! Taking a shard bumps its epoch. A clustered node puts the lease of every shard its
+//! writes belong to into the batch ([`WriteOp::Fence`](crate::WriteOp::Fence)), and the
+//! batch statement checks them in the same transaction (`ledger/batch_statements.rs`): if
+//! one is no longer current, nothing of the batch is written and the commit fails with
+//! [`StoreError::Fenced`]. The check locks the lease rows it read (`FOR SHARE`), so a take
+//! that races a batch waits for it: the new owner then loads the shard's state with that
+//! batch in it, or the batch fails. Leases live in PostgreSQL only; a cluster needs it.
+
+use async_trait::async_trait;
+
+use crate::database::{Backend, Database, ms_to_ts};
+use crate::error::StoreError;
+use crate::row::{StoredRow, int};
+
+/// A node's claim on a shard, valid while `epoch` is the shard's current one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardLease {
+    pub shard: u32,
+    pub owner_node: String,
+    pub epoch: u64,
+}
+
+#[async_trait]
+pub trait ShardLeases: Send + Sync + 'static {
+    /// Makes `node` the shard's owner under a new epoch (the first take is epoch 1), and
+    /// returns its lease. Waits for batches still committing under the previous lease.
+    async fn take_shard(
+        &self,
+        shard: u32,
+        node: &str,
+        at_ms: u64,
+    ) -> Result<ShardLease, StoreError>;
+
+    /// Every shard's current lease, by shard.
+    async fn shard_leases(&self) -> Result<Vec<ShardLease>, StoreError>;
+}
+
+const TAKE: &str = concat!(
+    "INSERT INTO shard_leases (shard, owner_node, epoch, taken_at) VALUES ($1, $2, 1, ",
+    ms_to_ts!("$3"),
+    ") ON CONFLICT (shard) DO UPDATE SET owner_node = excluded.owner_node, ",
+    "epoch = shard_leases.epoch + 1, taken_at = excluded.taken_at ",
+    "RETURNING shard, owner_node, epoch"
+);
+
+const ALL: &str = "SELECT shard, owner_node, epoch FROM shard_leases ORDER BY shard";
+
+#[async_trait]
+impl ShardLeases for Database {
+    async fn take_shard(
+        &self,
+        shard: u32,
+        node: &str,
+        at_ms: u64,
+    ) -> Result<ShardLease, StoreError> {
+        if node.is_empty() {
+            return Err(StoreError::Conflict("a lease needs a node id".into()));
+        }
+        let pool = postgres(self)?;
+        let row = sqlx::query(TAKE)
+            .bind(shard_number(shard)?)
+            .bind(node)
+            .bind(int(at_ms)?)
+            .fetch_one(pool)
+            .await?;
+        lease(&row)
+    }
+
+    async fn shard_leases(&self) -> Result<Vec<ShardLease>, StoreError> {
+        let pool = postgres(self)?;
+        sqlx::query(ALL)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(lease)
+            .collect()
+    }
+}
+
+fn postgres(store: &Database) -> Result<&sqlx::PgPool, StoreError> {
+    match store.pool() {
+        Backend::Postgres(pool) => Ok(pool),
+        Backend::Sqlite(_) => Err(StoreError::Unavailable(
+            "shard leases need PostgreSQL (a cluster runs on it)".into(),
+        )),
+    }
+}
+
+pub(crate) fn shard_number(shard: u32) -> Result<i32, StoreError> {
+    i32::try_from(shard).map_err(|_| StoreError::Conflict(format!("shard {shard} is out of range")))
+}
+
+fn lease(row: &sqlx::postgres::PgRow) -> Result<ShardLease, StoreError> {
+    Ok(ShardLease {
+        shard: u32::try_from(row.int("shard")?)
+            .map_err(|_| StoreError::Decode("a negative shard".into()))?,
+        owner_node: row.text("owner_node")?,
+        epoch: row.uint("epoch")?,
+    })
+}
