@@ -10,7 +10,7 @@ use actors::ShopSettings;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use persistence::GroupCommitSettings;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +25,7 @@ pub struct Settings {
     pub rabbitmq: RabbitConfig,
     pub workflow: WorkflowConfig,
     pub shop: ShopConfig,
+    pub cluster: ClusterConfig,
     /// Seed a demo catalog (when empty) and print tokens to try it.
     pub demo: bool,
 }
@@ -148,6 +149,42 @@ impl Default for KafkaConfig {
             partitions: 3,
             delivery_timeout_ms: 10_000,
         }
+    }
+}
+
+/// Several nodes selling from one catalog (issue 15, in progress). Without `node_id`,
+/// one process, as always.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Turns cluster mode on; needs `[store] database_url` (PostgreSQL holds the shard
+    /// leases) and `[kafka] brokers` (the consumer group assigns the shards).
+    pub node_id: Option<String>,
+    /// The node-to-node channel.
+    pub internal_listen: SocketAddr,
+    /// What the other nodes dial; `internal_listen` when not set.
+    pub advertise: Option<String>,
+    /// How long the group waits for a silent node before its shards go to the others.
+    pub session_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: None,
+            internal_listen: SocketAddr::from(([127, 0, 0, 1], 7101)),
+            advertise: None,
+            session_timeout_ms: 6_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// What the other nodes dial.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.internal_listen.to_string())
     }
 }
 
@@ -421,8 +458,45 @@ impl Settings {
         ];
         match rules.iter().find(|(holds, _)| !holds) {
             Some((_, rule)) => Err((*rule).to_owned()),
-            None => Ok(()),
+            None => self.check_cluster(),
         }
+    }
+
+    /// A node id asks for cluster mode: say at once what it lacks.
+    fn check_cluster(&self) -> Result<(), String> {
+        let Some(node_id) = &self.cluster.node_id else {
+            return Ok(());
+        };
+        if node_id.trim().is_empty() || node_id.len() > 64 {
+            return Err("cluster.node_id must be 1 to 64 characters".into());
+        }
+        let postgres = self.store.database_url.as_ref().is_some_and(|url| {
+            let url = url.expose_secret();
+            url.starts_with("postgres://") || url.starts_with("postgresql://")
+        });
+        let missing: Vec<&str> = [
+            (
+                !postgres,
+                "store.database_url (a PostgreSQL URL: it holds the shard leases)",
+            ),
+            (
+                self.kafka.brokers.is_none(),
+                "kafka.brokers (its consumer group assigns the shards)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(missing, what)| missing.then_some(what))
+        .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "cluster.node_id \"{node_id}\" turns cluster mode on, which needs {}",
+                missing.join(" and ")
+            ));
+        }
+        if self.cluster.session_timeout_ms < 1_000 {
+            return Err("cluster.session_timeout_ms must be at least 1000".into());
+        }
+        Ok(())
     }
 }
 
@@ -477,5 +551,38 @@ mod tests {
         );
         let named = format!("{postgres}[shop]\ncommit_batch_delay_us = 250\n");
         assert_eq!(delay(&named), Duration::from_micros(250));
+    }
+
+    #[test]
+    fn a_node_id_without_postgresql_or_kafka_is_refused_naming_what_is_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("flashcart.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).expect("write");
+            Settings::load(Some(&file), &Overrides::default())
+        };
+        let error = load("[cluster]\nnode_id = \"n1\"\n").expect_err("refused");
+        let error = error.to_string();
+        assert!(
+            error.contains("store.database_url") && error.contains("kafka.brokers"),
+            "{error}"
+        );
+        let postgres = "[store]\ndatabase_url = \"postgres://127.0.0.1/x\"\n";
+        let error = load(&format!("{postgres}[cluster]\nnode_id = \"n1\"\n"))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("kafka.brokers") && !error.contains("store.database_url"),
+            "{error}"
+        );
+        let kafka = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n";
+        let cluster = "[cluster]\nnode_id = \"n1\"\ninternal_listen = \"127.0.0.1:7102\"\n";
+        let settings = load(&format!("{postgres}{kafka}{cluster}")).expect("a full node loads");
+        assert_eq!(settings.cluster.node_id.as_deref(), Some("n1"));
+        assert_eq!(settings.cluster.advertised(), "127.0.0.1:7102");
+        assert_eq!(settings.cluster.session_timeout_ms, 6_000);
+
+        let defaults = Settings::load(None, &Overrides::default()).expect("defaults");
+        assert_eq!(defaults.cluster.node_id, None, "one process unless asked");
     }
 }
