@@ -78,6 +78,15 @@ async fn until(
     }
 }
 
+/// A prefix of its own, and its shards topic.
+async fn fresh_shards_topic() -> String {
+    let prefix = unique_prefix();
+    ensure_shard_topic(&settings(&prefix, "n1"))
+        .await
+        .expect("the shards topic");
+    prefix
+}
+
 /// Every shard on exactly one node.
 fn spread_over(owned: &[BTreeSet<u32>]) -> bool {
     let total: usize = owned.iter().map(BTreeSet::len).sum();
@@ -87,10 +96,7 @@ fn spread_over(owned: &[BTreeSet<u32>]) -> bool {
 
 #[tokio::test]
 async fn the_group_spreads_the_shards_and_a_leaving_node_hands_them_over() {
-    let prefix = unique_prefix();
-    ensure_shard_topic(&settings(&prefix, "n1"))
-        .await
-        .expect("the shards topic");
+    let prefix = fresh_shards_topic().await;
     let (first, changes) = Membership::join(&settings(&prefix, "n1")).expect("n1 joins");
     let n1 = follow(changes);
     until(&[&n1], "n1 alone owns every shard", spread_over).await;
@@ -114,10 +120,7 @@ async fn the_group_spreads_the_shards_and_a_leaving_node_hands_them_over() {
 
 #[tokio::test]
 async fn a_shards_topic_with_another_partition_count_is_refused() {
-    let prefix = unique_prefix();
-    ensure_shard_topic(&settings(&prefix, "n1"))
-        .await
-        .expect("the shards topic");
+    let prefix = fresh_shards_topic().await;
     let mut other = settings(&prefix, "n1");
     other.shard_count = SHARDS * 2;
     let refused = ensure_shard_topic(&other).await;
@@ -133,10 +136,7 @@ async fn a_shards_topic_with_another_partition_count_is_refused() {
 /// one said it let them go (it had in-flight batches to finish).
 #[tokio::test]
 async fn a_joining_node_gets_shards_only_after_their_owner_let_them_go() {
-    let prefix = unique_prefix();
-    ensure_shard_topic(&settings(&prefix, "n1"))
-        .await
-        .expect("the shards topic");
+    let prefix = fresh_shards_topic().await;
     let released_at = Arc::new(Mutex::new(None));
     let (first, changes) = Membership::join(&settings(&prefix, "n1")).expect("n1 joins");
     let n1 = follow_releasing_after(
