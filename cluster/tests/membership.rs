@@ -172,3 +172,75 @@ async fn a_joining_node_gets_shards_only_after_their_owner_let_them_go() {
     drop(second);
     drop(first);
 }
+
+/// Names the group of the helper process below, in its environment.
+const MEMBER_PREFIX: &str = "FLASHCART_TEST_SHARD_MEMBER_PREFIX";
+
+/// Not a test: the node that `a_killed_node_s_shards_go_to_the_others_after_the_session_timeout`
+/// starts as a process of its own (this test binary, run again) and kills with SIGKILL.
+/// It joins the group named by its environment and stays until killed.
+#[test]
+#[ignore = "a helper process, started by another test"]
+fn shard_member_process() {
+    let Ok(prefix) = std::env::var(MEMBER_PREFIX) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (_membership, changes) =
+            Membership::join(&settings(&prefix, "doomed")).expect("the helper joins");
+        let _owned = follow(changes);
+        std::future::pending::<()>().await;
+    });
+}
+
+/// A node that dies without leaving (SIGKILL: no goodbye to the group) loses its shards to
+/// the others once the group's session timeout has passed.
+///
+/// Ignored: against tansu 0.6 (`deploy/kafka.sh`) it fails. 60 s after the kill, the
+/// survivor still held only its own half of the shards (issue 15's first open question: a
+/// broker that evicts dead members, or a liveness of our own beside the leases). Run it
+/// against another broker with `FLASHCART_TEST_KAFKA_BROKERS=... cargo test -p
+/// flashcart-cluster -- --ignored a_killed_node`.
+#[tokio::test]
+#[ignore = "tansu 0.6 does not hand a killed member's partitions over (issue 15)"]
+async fn a_killed_node_s_shards_go_to_the_others_after_the_session_timeout() {
+    let prefix = fresh_shards_topic().await;
+    let (first, changes) = Membership::join(&settings(&prefix, "n1")).expect("n1 joins");
+    let n1 = follow(changes);
+    until(&[&n1], "n1 alone owns every shard", spread_over).await;
+
+    let mut doomed = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .args([
+            "shard_member_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(MEMBER_PREFIX, &prefix)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the helper node starts");
+    until(
+        &[&n1],
+        "the helper node took some shards from n1",
+        |owned| !owned[0].is_empty() && owned[0].len() < SHARDS as usize,
+    )
+    .await;
+
+    doomed.kill().expect("SIGKILL");
+    let killed_at = Instant::now();
+    doomed.wait().expect("reaped");
+    until(&[&n1], "n1 owns every shard again", |owned| {
+        owned[0].len() == SHARDS as usize
+    })
+    .await;
+    let session = settings(&prefix, "n1").session_timeout;
+    let took = killed_at.elapsed();
+    assert!(
+        took <= session + Duration::from_secs(10),
+        "the shards came back after {took:?} (session timeout {session:?})"
+    );
+    drop(first);
+}
