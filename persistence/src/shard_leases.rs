@@ -82,10 +82,13 @@ impl ShardLeases for Database {
 fn postgres(store: &Database) -> Result<&sqlx::PgPool, StoreError> {
     match store.pool() {
         Backend::Postgres(pool) => Ok(pool),
-        Backend::Sqlite(_) => Err(StoreError::Unavailable(
-            "shard leases need PostgreSQL (a cluster runs on it)".into(),
-        )),
+        Backend::Sqlite(_) => Err(leases_need_postgres()),
     }
+}
+
+/// What the embedded store answers to anything about leases: a cluster runs on PostgreSQL.
+pub(crate) fn leases_need_postgres() -> StoreError {
+    StoreError::Unavailable("shard leases need PostgreSQL (a cluster runs on it)".into())
 }
 
 pub(crate) fn shard_number(shard: u32) -> Result<i32, StoreError> {

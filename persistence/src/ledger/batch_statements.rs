@@ -1,10 +1,10 @@
 //! How a [`Batch`] is written, with a fixed number of statements whatever its size:
 //! - PostgreSQL: one statement for everything, data-modifying CTEs over `UNNEST($arrays)`,
 //!   so 1,000 orders cost one round trip. The last SELECT is a guard that fails the whole
-//!   statement if a status change met an order in another status, or a product or a sale
-//!   had no row to count on. The schema re-checks what the engine promises (non-negative, balanced
-//!   inventory; a sale's pool; unique keys): a bug above can fail a batch, never
-//!   oversell.
+//!   statement if a lease it carries is no longer current (`shard_leases.rs`), if a status
+//!   change met an order in another status, or if a product or a sale had no row to count
+//!   on. The schema re-checks what the engine promises (non-negative, balanced inventory; a
+//!   sale's pool; unique keys): a bug above can fail a batch, never oversell.
 //! - SQLite: one multi-row statement per table (sqlx hands each statement to SQLite's
 //!   worker thread, so a statement per row would cost a channel round trip per row).
 
@@ -14,7 +14,7 @@ use super::batch::Batch;
 use crate::database::ms_to_ts;
 use crate::error::StoreError;
 use crate::row::int;
-use crate::shard_leases::shard_number;
+use crate::shard_leases::{leases_need_postgres, shard_number};
 
 /// The whole batch in one statement, so one round trip: data-modifying CTEs run in one
 /// implicit transaction. The last SELECT is the guard: a cast error naming the counts
@@ -185,9 +185,7 @@ impl Batch {
         tx: &mut sqlx::Transaction<'_, Sqlite>,
     ) -> Result<(), StoreError> {
         if !self.fences.is_empty() {
-            return Err(StoreError::Unavailable(
-                "shard leases need PostgreSQL (a cluster runs on it)".into(),
-            ));
+            return Err(leases_need_postgres());
         }
         // First, alone: its guard needs the count of the rows it changed.
         self.set_statuses_sqlite(tx).await?;
