@@ -16,6 +16,7 @@ use ractor::{ActorId, ActorRef};
 
 use crate::catalog::Catalog;
 use crate::clock::{Clock, OrderIds};
+use crate::ownership::{Fence, Ownership};
 use crate::protocol::{
     ClockMsg, HandleError, OrderMsg, OrderSupervisorMsg, ProductHandle, ShardMsg,
 };
@@ -41,6 +42,8 @@ pub(crate) struct Context {
     tracking: TrackingBoard,
     clock: Clock,
     order_ids: OrderIds,
+    /// Which shards this node sells from, under which leases.
+    ownership: Ownership,
     /// The current (latest) sale of each product that has one, for sale listings.
     sales: DashMap<ProductId, FlashSale>,
     /// Live product actors, read on every Buy Now. Written by shard supervisors only.
@@ -80,6 +83,7 @@ pub(crate) struct ContextParts {
     pub clock: Clock,
     pub order_ids: OrderIds,
     pub high_water: persistence::IdHighWater,
+    pub ownership: Ownership,
 }
 
 impl Context {
@@ -95,6 +99,7 @@ impl Context {
             tracking: TrackingBoard::default(),
             clock: parts.clock,
             order_ids: parts.order_ids,
+            ownership: parts.ownership,
             sales: DashMap::new(),
             products: DashMap::new(),
             orders: DashMap::new(),
@@ -180,6 +185,26 @@ impl Context {
         self.actor_failures.load(Ordering::Relaxed)
     }
 
+    // Shards owned here.
+
+    pub fn shard_of(&self, product_id: ProductId) -> u32 {
+        shard_of(product_id, self.settings.shard_count).0
+    }
+
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    /// New requests for this product are taken on this node.
+    pub fn admits(&self, product_id: ProductId) -> bool {
+        self.ownership.admits(self.shard_of(product_id))
+    }
+
+    /// What a batch of writes to this product's stock must carry.
+    pub fn fence_for(&self, product_id: ProductId) -> Fence {
+        self.ownership.fence(self.shard_of(product_id))
+    }
+
     // Live product actors.
 
     /// The live actor of a product, spawned (and loaded from the store) if needed.
@@ -187,6 +212,9 @@ impl Context {
         &self,
         product_id: ProductId,
     ) -> Result<ProductHandle, HandleError> {
+        if self.ownership.is_clustered() && !self.admits(product_id) {
+            return Err(HandleError::Elsewhere(self.shard_of(product_id)));
+        }
         if let Some(handle) = self.products.get(&product_id) {
             return Ok(handle.clone());
         }

@@ -24,6 +24,7 @@ use ractor::ActorRef;
 use tokio::sync::oneshot;
 
 use crate::context::Context;
+use crate::ownership::Fence;
 use crate::protocol::{HandleError, Prepare, PrepareRefused, PrepareStep, ProductMsg};
 
 /// Lines prepared for one order, in the order they were asked for.
@@ -60,6 +61,13 @@ pub(crate) async fn prepare(
             }
             Err(HandleError::Unavailable(reason)) => {
                 failures.push((product_id, PrepareRefused::Unavailable(reason)));
+                continue;
+            }
+            Err(elsewhere @ HandleError::Elsewhere(_)) => {
+                failures.push((
+                    product_id,
+                    PrepareRefused::Unavailable(elsewhere.to_string()),
+                ));
                 continue;
             }
         };
@@ -107,10 +115,24 @@ pub(crate) async fn prepare(
 impl HeldLines {
     /// Commits `ops` as one submission and settles every held line with the outcome. The
     /// settlement happens on the committer's task, so cancelling the caller cannot skip it.
-    pub(crate) async fn commit(mut self, ctx: &Context, ops: Vec<WriteOp>) -> CommitOutcome {
+    pub(crate) async fn commit(mut self, ctx: &Context, mut ops: Vec<WriteOp>) -> CommitOutcome {
         self.settled = true;
         let contacted = std::mem::take(&mut self.contacted);
         let order_id = self.order_id;
+        // Every line's shard lease rides along: the transaction moves all of their stock.
+        for (product_id, _) in &self.lines {
+            match ctx.fence_for(*product_id) {
+                Fence::Unneeded => {}
+                Fence::Lease(lease) => ops.push(WriteOp::Fence(lease)),
+                Fence::NotOwned => {
+                    let moved = CommitOutcome::NotWritten(
+                        format!("product {product_id}'s shard moved to another node").into(),
+                    );
+                    settle(&contacted, order_id, &moved);
+                    return moved;
+                }
+            }
+        }
         let (done, outcome) = oneshot::channel();
         ctx.committer().submit(ops, move |outcome| {
             settle(&contacted, order_id, &outcome);

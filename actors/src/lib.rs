@@ -29,6 +29,7 @@ mod expiry;
 mod hold;
 mod order;
 mod order_supervisor;
+mod ownership;
 mod product;
 mod protocol;
 pub mod reviews;

@@ -124,6 +124,15 @@ impl OrderActorState {
             return;
         }
         let now = self.ctx.now_ms();
+        if let Some(item) = self.order.items.first()
+            && !self.ctx.admits(item.product_id)
+        {
+            // Its shard left this node: the new owner loaded this order with the shard and
+            // runs its clock. Forget it here.
+            self.ctx
+                .settle_pending(self.order.id, self.order.expires_at_ms);
+            return;
+        }
         if now < self.order.expires_at_ms {
             // Clocks can step; wait for the real deadline.
             self.ctx

@@ -12,6 +12,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::context::Context;
 use crate::error::AdminError;
+use crate::ownership::Fence;
 use crate::product::{ProductActor, ProductArgs};
 use crate::protocol::{Dormant, HandleError, ProductHandle, ProductMsg, ShardMsg};
 use crate::shard::ShardId;
@@ -78,6 +79,9 @@ impl Actor for ShardSupervisor {
                 let _ = reply.send(state.preload(product_ids).await);
             }
             ShardMsg::Sweep => state.sweep().await,
+            ShardMsg::Release(reply) => {
+                let _ = reply.send(state.release().await);
+            }
         }
         Ok(())
     }
@@ -129,6 +133,10 @@ impl ShardState {
         if let Some(handle) = self.members.get(&product_id) {
             return Ok(handle.clone());
         }
+        // Asked before the shard left and answered after: the new owner has it now.
+        if !self.ctx.ownership().admits(self.shard_id.0) {
+            return Err(HandleError::Elsewhere(self.shard_id.0));
+        }
         if !self.ctx.catalog().contains(product_id) {
             return Err(HandleError::UnknownProduct(product_id));
         }
@@ -151,6 +159,9 @@ impl ShardState {
     }
 
     async fn preload(&mut self, product_ids: Vec<ProductId>) -> usize {
+        if !self.ctx.ownership().admits(self.shard_id.0) {
+            return 0;
+        }
         let since_ms = self.ctx.idempotency_horizon_ms();
         let mut loaded = 0;
         for product_id in product_ids {
@@ -191,14 +202,26 @@ impl ShardState {
             return Err(AdminError::ProductExists(product.id));
         }
         let (done, outcome) = tokio::sync::oneshot::channel();
-        let op = WriteOp::PutProduct {
+        let mut ops = vec![WriteOp::PutProduct {
             product: product.clone(),
             stock_initial: stock,
             shelf_change: i64::try_from(stock)
                 .map_err(|_| AdminError::Unavailable("stock overflows".into()))?,
             at_ms: self.ctx.now_ms(),
-        };
-        self.ctx.committer().submit(vec![op], move |outcome| {
+        }];
+        match self.ctx.ownership().fence(self.shard_id.0) {
+            Fence::Unneeded => {}
+            Fence::Lease(lease) if self.ctx.ownership().admits(self.shard_id.0) => {
+                ops.push(WriteOp::Fence(lease))
+            }
+            Fence::Lease(_) | Fence::NotOwned => {
+                return Err(AdminError::Unavailable(format!(
+                    "shard {} is served by another node",
+                    self.shard_id.0
+                )));
+            }
+        }
+        self.ctx.committer().submit(ops, move |outcome| {
             let _ = done.send(outcome);
         });
         match outcome.await {
@@ -219,6 +242,37 @@ impl ShardState {
             Ok(other) => Err(AdminError::Unavailable(format!("{other:?}"))),
             Err(_) => Err(AdminError::Unavailable("the committer stopped".into())),
         }
+    }
+
+    /// The shard leaves this node. Its ownership is already `Leaving` (no new requests):
+    /// every actor finishes what it decided (its batches commit under the lease, or are
+    /// fenced), then stops; the dormant products go. The next owner loads from the store.
+    async fn release(&mut self) -> usize {
+        let members = std::mem::take(&mut self.members);
+        self.dormant.clear();
+        let timeout = self.ctx.settings().request_timeout;
+        let mut drains = tokio::task::JoinSet::new();
+        for (product_id, handle) in members {
+            drains.spawn(async move {
+                let drained = handle.actor.call(ProductMsg::Drain, Some(timeout)).await;
+                if !matches!(drained, Ok(CallResult::Success(()))) {
+                    // Its batches still carry the lease: they commit, or the store fences
+                    // them once the next owner takes the shard. Nothing lands after that.
+                    tracing::warn!(%product_id, "a product did not drain before its shard left");
+                }
+                (product_id, handle)
+            });
+        }
+        let mut stopped = 0;
+        while let Some(drained) = drains.join_next().await {
+            let Ok((product_id, handle)) = drained else {
+                continue;
+            };
+            self.ctx.forget_product(product_id, handle.actor.get_id());
+            handle.actor.stop(Some("shard released".into()));
+            stopped += 1;
+        }
+        stopped
     }
 
     async fn sweep(&mut self) {

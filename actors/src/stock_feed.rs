@@ -93,7 +93,7 @@ pub struct StockUpdate {
 }
 
 impl StockUpdate {
-    fn of(view: StockView) -> Self {
+    pub fn of(view: StockView) -> Self {
         // A struct of numbers, an id and an enum: serialising it cannot fail.
         let json = serde_json::to_vec(&view).unwrap_or_default();
         Self {

@@ -4,12 +4,20 @@
 //!   consumer group on a topic with a partition per shard; the partitions the group
 //!   coordinator assigns to a node are the shards it owns, and a node that stops
 //!   heartbeating loses them to the others after the session timeout.
+//! - [`node`]: the membership's changes applied to the shop (take a shard's lease, then
+//!   load it; hand a revoked shard off before the rebalance completes).
+//! - [`routes`]: which node serves each shard (leases joined with the node directory),
+//!   cached, for forwarding a request to its product's owner.
 //! - Fencing lives with the data it guards: `persistence`'s shard leases (a take bumps a
 //!   shard's epoch, and every batch of a clustered node commits only under current
 //!   leases).
 
 mod error;
 pub mod membership;
+pub mod node;
+pub mod routes;
 
 pub use error::ClusterError;
-pub use membership::{Membership, MembershipSettings, OwnershipChange, ensure_shard_topic};
+pub use membership::{Membership, MembershipSettings, OwnershipChange, Rejoin, ensure_shard_topic};
+pub use node::ClusterNode;
+pub use routes::{Route, ShardRoutes};

@@ -197,11 +197,13 @@ fn shard_member_process() {
 /// A node that dies without leaving (SIGKILL: no goodbye to the group) loses its shards to
 /// the others once the group's session timeout has passed.
 ///
-/// Ignored: against tansu 0.6 (`deploy/kafka.sh`) it fails. 60 s after the kill, the
-/// survivor still held only its own half of the shards (issue 15's first open question: a
-/// broker that evicts dead members, or a liveness of our own beside the leases). Run it
-/// against another broker with `FLASHCART_TEST_KAFKA_BROKERS=... cargo test -p
-/// flashcart-cluster -- --ignored a_killed_node`.
+/// Ignored: against tansu 0.6 (`deploy/kafka.sh`) it fails with the default 6 s session
+/// (it passes with 3 s). The group does rebalance after the kill, but hands the survivor
+/// the same half again; 60 s later it still held only that. The engine does not rely on
+/// it: a node that sees shards leased to a node whose heartbeat stopped leaves and rejoins
+/// the group (`Rejoin`, `node.rs`), which the cluster tests of the gateway exercise with
+/// the 6 s session. Run this against another broker with `FLASHCART_TEST_KAFKA_BROKERS=...
+/// cargo test -p flashcart-cluster -- --ignored a_killed_node`.
 #[tokio::test]
 #[ignore = "tansu 0.6 does not hand a killed member's partitions over (issue 15)"]
 async fn a_killed_node_s_shards_go_to_the_others_after_the_session_timeout() {

@@ -51,6 +51,10 @@ pub struct ApiParts {
     pub search: Arc<search::SearchIndex>,
     /// Rendered product listings (cache-aside): in Redis when configured, else in memory.
     pub pages: PageCache,
+    /// A cluster node's way to the owners of products it does not serve.
+    pub forwarder: Option<crate::forward::Forwarder>,
+    /// A cluster node's screens of products served elsewhere.
+    pub remote_feeds: Option<Arc<crate::remote_feeds::RemoteFeeds>>,
 }
 
 /// How long Redis keeps a rendered listing. Changes never wait for it (pages are keyed by
@@ -137,6 +141,10 @@ pub struct App {
     websocket_slots: Arc<tokio::sync::Semaphore>,
     workflow: Workflow,
     indexer: tokio::task::JoinHandle<()>,
+    /// This node's membership of the cluster, if it is one.
+    cluster: Option<cluster::ClusterNode>,
+    /// Where the other nodes of the cluster send this node's requests.
+    internal: Option<TcpListener>,
 }
 
 impl App {
@@ -168,11 +176,39 @@ impl App {
                 (Some(mirror), carts, pages)
             }
         };
-        let parts =
+        let mut parts =
             ShopParts::new(shop_settings, ShopStores::of(&database, carts)).with_mirror(mirror);
+        let membership = settings.membership_settings();
+        if membership.is_some() {
+            parts = parts.clustered();
+        }
         let shop = Shop::start(parts)
             .await
             .context("starting the shop from the store")?;
+        // The node channel: the other nodes forward requests for this node's products here.
+        let (cluster, internal) = match membership {
+            Some(membership) => {
+                let internal_listen = settings.cluster.internal_listen;
+                let internal = TcpListener::bind(internal_listen).await.with_context(|| {
+                    format!("binding {internal_listen} (cluster.internal_listen)")
+                })?;
+                // Port 0 (tests) binds some free port: that one is what the others dial.
+                let advertise = match &settings.cluster.advertise {
+                    Some(advertise) => advertise.clone(),
+                    None => internal.local_addr()?.to_string(),
+                };
+                let node = cluster::ClusterNode::join(
+                    shop.clone(),
+                    database.clone(),
+                    membership,
+                    advertise,
+                )
+                .await
+                .context("joining the cluster (kafka.brokers)")?;
+                (Some(node), Some(internal))
+            }
+            None => (None, None),
+        };
         // The workflow writes through the shop's group committer: one writer.
         let notifications = NotificationsOnCommitter::new(database.clone(), shop.committer());
         let sender = Arc::new(RecordingSender::new(Arc::new(notifications)));
@@ -220,6 +256,20 @@ impl App {
             analytics: workflow.analytics(),
             search,
             pages,
+            forwarder: cluster.as_ref().map(|node| {
+                crate::forward::Forwarder::new(
+                    node.node_id().to_owned(),
+                    node.routes(),
+                    settings.shop_settings().request_timeout,
+                )
+            }),
+            remote_feeds: cluster.as_ref().map(|node| {
+                crate::remote_feeds::RemoteFeeds::new(
+                    node.node_id().to_owned(),
+                    shop.clone(),
+                    node.routes(),
+                )
+            }),
         }));
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))
@@ -235,6 +285,8 @@ impl App {
             websocket_slots,
             workflow,
             indexer,
+            cluster,
+            internal,
         })
     }
 
@@ -271,11 +323,37 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop_internal, internal_stopped) = tokio::sync::watch::channel(false);
+        let internal = self.internal.map(|listener| {
+            let router = self.router.clone();
+            let mut stopped = internal_stopped;
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                };
+                if let Err(error) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(%error, "the node channel stopped");
+                }
+            })
+        });
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
         self.indexer.abort();
+        // Hand the shards off first: the other nodes take them at once instead of after
+        // the session timeout.
+        if let Some(cluster) = self.cluster {
+            cluster.leave().await;
+        }
+        // Requests forwarded here while the shards were handed off are answered by now.
+        let _ = stop_internal.send(true);
+        if let Some(internal) = internal {
+            let _ = internal.await;
+        }
         self.shop.shutdown().await;
         // Events left in the outbox go out on the next start.
         self.workflow.stop().await;

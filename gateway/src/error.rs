@@ -51,6 +51,10 @@ pub enum ApiError {
     /// The engine could not make a decision durable. The cause goes to the log.
     #[error("the engine is temporarily unavailable")]
     Unavailable(String),
+    /// A forwarded request reached a node that no longer serves the product's shard: the
+    /// forwarding node reads the routes again and retries (`forward.rs`).
+    #[error("shard {0} is served by another node now")]
+    ShardMoved(u32),
 }
 
 impl ApiError {
@@ -86,6 +90,7 @@ impl ApiError {
             ApiError::LinesRefused { .. } => (StatusCode::CONFLICT, "lines_refused"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::ShardMoved(_) => (StatusCode::SERVICE_UNAVAILABLE, "shard_moved"),
         }
     }
 
@@ -116,6 +121,11 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let ApiError::ShardMoved(shard) = &self {
+            response
+                .headers_mut()
+                .insert(crate::forward::SHARD_MOVED, HeaderValue::from(*shard));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Short on purpose: a flash sale is over in minutes.
             response

@@ -19,6 +19,8 @@ pub enum FeedError {
     Decode(#[from] serde_json::Error),
     #[error("the server closed the feed ({0:?})")]
     Closed(Option<CloseCode>),
+    #[error("{0}")]
+    Request(String),
 }
 
 /// `base` is the engine's HTTP address, like `http://127.0.0.1:8080`.
@@ -36,6 +38,26 @@ impl StockFeedClient {
         let ids: Vec<String> = products.iter().map(|id| id.0.to_string()).collect();
         let url = format!("{}/ws/stock?products={}", ws_base(base), ids.join(","));
         let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self { socket })
+    }
+
+    /// One product's feed from the node serving it, asked by cluster node `from_node`
+    /// (which relays it to its own screens: `remote_feeds.rs`).
+    pub async fn connect_from_node(
+        base: &str,
+        product: ProductId,
+        from_node: &str,
+    ) -> Result<Self, FeedError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/ws/stock?products={product}", ws_base(base));
+        let mut request = url.into_client_request()?;
+        let from_node = from_node.parse().map_err(|_| {
+            FeedError::Request(format!("node id {from_node:?} is not a header value"))
+        })?;
+        request
+            .headers_mut()
+            .insert(crate::forward::FORWARDED_BY, from_node);
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Self { socket })
     }
 

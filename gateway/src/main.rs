@@ -138,16 +138,6 @@ fn token(settings: &Settings, user: u64, role: Role, ttl_secs: u64) -> anyhow::R
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    if let Some(node_id) = &settings.cluster.node_id {
-        // Two nodes selling the same product must not happen: until products are routed
-        // to their shard's owner and every batch carries its lease, refuse rather than
-        // run as an unfenced second copy.
-        anyhow::bail!(
-            "cluster mode (node {node_id}) is not available yet: shard ownership and \
-             fencing exist (cluster/, persistence/src/shard_leases.rs), routing products to \
-             their owner does not (issue 15); remove [cluster] to run one node"
-        );
-    }
     let app = App::build(&settings).await?;
     let url = format!("http://{}", app.address());
     println!("flashcart listening on {url}");

@@ -179,6 +179,23 @@ impl Default for ClusterConfig {
     }
 }
 
+impl Settings {
+    /// The shards group this node joins, if it is a cluster node (`check_cluster` made sure
+    /// the brokers are there).
+    pub fn membership_settings(&self) -> Option<cluster::MembershipSettings> {
+        let node_id = self.cluster.node_id.clone()?;
+        Some(cluster::MembershipSettings {
+            brokers: self.kafka.brokers.clone()?,
+            prefix: self.kafka.prefix.clone(),
+            node_id,
+            shard_count: self.shop.shard_count,
+            session_timeout: Duration::from_millis(self.cluster.session_timeout_ms),
+            // A hand-off drains each actor within the request timeout; give it a few.
+            handoff_timeout: Duration::from_millis(self.cluster.session_timeout_ms),
+        })
+    }
+}
+
 impl ClusterConfig {
     /// What the other nodes dial.
     pub fn advertised(&self) -> String {

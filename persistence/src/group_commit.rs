@@ -16,7 +16,14 @@
 //! starts only when it ends, so nothing overtakes it, or after `abandon_after`). A barrier
 //! gathered into that same batch is answered only when the transaction ends too: a reader
 //! behind it must see what the transaction did.
+//!
+//! A clustered node's writes carry shard leases (`shard_leases.rs`). One stale lease makes
+//! the store refuse the whole transaction; the committer then reads the current leases,
+//! tells the writers holding stale ones `NotWritten` (true: nothing was written), reports
+//! those leases lost, and commits the others again. So a shard that moved costs its own
+//! writers their batch, never the other shards' writers.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +31,9 @@ use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::error::StoreError;
 use crate::ledger::OrderLedger;
+use crate::shard_leases::ShardLease;
 use crate::write::WriteOp;
 
 #[derive(Clone, Debug)]
@@ -115,11 +124,21 @@ impl GroupCommitter {
         ledger: Arc<dyn OrderLedger>,
         settings: GroupCommitSettings,
     ) -> (Self, JoinHandle<()>) {
+        Self::start_fenced(ledger, settings, None)
+    }
+
+    /// A committer for a clustered node: every shard lease the store refuses (another node
+    /// took the shard) is sent to `lost_leases`, so the node drops that shard.
+    pub fn start_fenced(
+        ledger: Arc<dyn OrderLedger>,
+        settings: GroupCommitSettings,
+        lost_leases: Option<mpsc::UnboundedSender<ShardLease>>,
+    ) -> (Self, JoinHandle<()>) {
         assert!(settings.batch_size_max > 0);
         assert!(settings.queue_capacity > 0);
         let (queue, submissions) = mpsc::channel(settings.queue_capacity);
         let settings = Arc::new(settings);
-        let task = tokio::spawn(run(ledger, submissions, Arc::clone(&settings)));
+        let task = tokio::spawn(run(ledger, submissions, Arc::clone(&settings), lost_leases));
         (Self { queue, settings }, task)
     }
 
@@ -168,12 +187,13 @@ async fn run(
     ledger: Arc<dyn OrderLedger>,
     mut submissions: mpsc::Receiver<Submission>,
     settings: Arc<GroupCommitSettings>,
+    lost_leases: Option<mpsc::UnboundedSender<ShardLease>>,
 ) {
     let mut batch: Vec<Submission> = Vec::new();
     while let Some(first) = submissions.recv().await {
         batch.push(first);
         gather(&mut submissions, &mut batch, &settings).await;
-        commit(&ledger, &mut batch, &settings).await;
+        commit(&ledger, &mut batch, &settings, lost_leases.as_ref()).await;
         assert!(batch.is_empty());
         ledger.between_batches().await;
     }
@@ -211,6 +231,7 @@ async fn commit(
     ledger: &Arc<dyn OrderLedger>,
     batch: &mut Vec<Submission>,
     settings: &GroupCommitSettings,
+    lost_leases: Option<&mpsc::UnboundedSender<ShardLease>>,
 ) {
     let now = Instant::now();
     let mut ops = Vec::new();
@@ -231,30 +252,94 @@ async fn commit(
             ));
             continue;
         }
+        writers.push(Writer {
+            ops: submission.ops.len(),
+            on_done: submission.on_done,
+        });
         ops.append(&mut submission.ops);
-        writers.push(submission.on_done);
     }
-    if ops.is_empty() {
-        // Only barriers (or expired or empty writes): everything before them has finished.
-        for on_done in writers.into_iter().chain(barriers) {
-            on_done(CommitOutcome::Committed);
+    for attempt in 1.. {
+        if ops.is_empty() {
+            break;
         }
-        return;
+        let (ended, unfinished) = transaction(ledger, ops, settings).await;
+        match ended {
+            Transaction::Ended(outcome) => {
+                for writer in writers.drain(..) {
+                    (writer.on_done)(outcome.clone());
+                }
+                if let Some(unfinished) = unfinished {
+                    unfinished.wait(settings).await;
+                }
+                break;
+            }
+            Transaction::Fenced(reason, refused) if attempt < FENCED_ATTEMPTS_MAX => {
+                (ops, writers) =
+                    drop_stale_writers(ledger, refused, writers, &reason, lost_leases).await;
+            }
+            Transaction::Fenced(reason, _) => {
+                for writer in writers.drain(..) {
+                    (writer.on_done)(CommitOutcome::NotWritten(Arc::clone(&reason)));
+                }
+                break;
+            }
+        }
     }
+    // Only barriers, expired writes or empty ones are left, or every writer was answered:
+    // everything submitted before the barriers has finished.
+    for writer in writers {
+        (writer.on_done)(CommitOutcome::Committed);
+    }
+    for on_done in barriers {
+        on_done(CommitOutcome::Committed);
+    }
+}
 
+/// A fenced batch is tried again without its stale writers, at most this many times in
+/// all (each retry drops at least one writer, unless the leases moved again meanwhile).
+const FENCED_ATTEMPTS_MAX: usize = 3;
+
+/// One submission's share of a batch: its writes are `ops` consecutive ones.
+struct Writer {
+    ops: usize,
+    on_done: OnDone,
+}
+
+enum Transaction {
+    /// What every writer of the batch is told.
+    Ended(CommitOutcome),
+    /// The store refused a lease of the batch and wrote nothing; the writes come back, so
+    /// the writers whose leases are still current can go again.
+    Fenced(Arc<str>, Vec<WriteOp>),
+}
+
+/// Runs one transaction, bounded by the commit timeout; if it is still running then, it is
+/// returned as well, to be waited for once its writers are told.
+async fn transaction(
+    ledger: &Arc<dyn OrderLedger>,
+    ops: Vec<WriteOp>,
+    settings: &GroupCommitSettings,
+) -> (Transaction, Option<Unfinished>) {
     let started = Instant::now();
     let ledger = Arc::clone(ledger);
     let write_count = ops.len();
-    let mut transaction = tokio::spawn(async move { ledger.commit(&ops).await });
-    let outcome = match tokio::time::timeout(settings.commit_timeout, &mut transaction).await {
-        Ok(Ok(Ok(()))) => CommitOutcome::Committed,
-        Ok(Ok(Err(error))) => {
+    let mut transaction = tokio::spawn(async move {
+        let result = ledger.commit(&ops).await;
+        (result, ops)
+    });
+    let ended = match tokio::time::timeout(settings.commit_timeout, &mut transaction).await {
+        Ok(Ok((Ok(()), _))) => Transaction::Ended(CommitOutcome::Committed),
+        Ok(Ok((Err(StoreError::Fenced(reason)), ops))) => {
+            tracing::info!(%reason, write_count, "batch fenced");
+            Transaction::Fenced(format!("fenced: {reason}").into(), ops)
+        }
+        Ok(Ok((Err(error), _))) => {
             tracing::warn!(%error, write_count, "batch commit failed");
-            CommitOutcome::Unknown(error.to_string().into())
+            Transaction::Ended(CommitOutcome::Unknown(error.to_string().into()))
         }
         Ok(Err(join_error)) => {
             tracing::error!(%join_error, write_count, "batch commit task died");
-            CommitOutcome::Unknown("the commit task died".into())
+            Transaction::Ended(CommitOutcome::Unknown("the commit task died".into()))
         }
         Err(_) => {
             tracing::warn!(
@@ -262,33 +347,93 @@ async fn commit(
                 timeout_ms = settings.commit_timeout.as_millis() as u64,
                 "batch commit timed out"
             );
-            CommitOutcome::Unknown("the database did not answer in time".into())
+            Transaction::Ended(CommitOutcome::Unknown(
+                "the database did not answer in time".into(),
+            ))
         }
     };
     tracing::trace!(
         write_count,
-        submitters = writers.len(),
         elapsed_us = started.elapsed().as_micros() as u64,
         "batch done"
     );
-    for on_done in writers {
-        on_done(outcome.clone());
-    }
-    if !transaction.is_finished() {
-        // Nothing may overtake a transaction whose outcome is unknown: a barrier behind it
-        // must see its result. Wait for it, up to the abandon bound.
-        if tokio::time::timeout(settings.abandon_after, &mut transaction)
+    let unfinished = (!transaction.is_finished()).then_some(Unfinished {
+        transaction,
+        write_count,
+    });
+    (ended, unfinished)
+}
+
+/// A transaction still running after its writers were told `Unknown`.
+struct Unfinished {
+    transaction: JoinHandle<(Result<(), StoreError>, Vec<WriteOp>)>,
+    write_count: usize,
+}
+
+impl Unfinished {
+    /// Nothing may overtake a transaction whose outcome is unknown: a barrier behind it
+    /// must see its result. Waits for it, up to the abandon bound.
+    async fn wait(mut self, settings: &GroupCommitSettings) {
+        if tokio::time::timeout(settings.abandon_after, &mut self.transaction)
             .await
             .is_err()
         {
-            tracing::error!(write_count, "abandoning a transaction that never finished");
-            transaction.abort();
-            let _ = transaction.await;
+            tracing::error!(
+                write_count = self.write_count,
+                "abandoning a transaction that never finished"
+            );
+            self.transaction.abort();
+            let _ = self.transaction.await;
         }
     }
-    for on_done in barriers {
-        on_done(CommitOutcome::Committed);
+}
+
+/// After a fenced batch (nothing was written): every writer holding a lease that is no
+/// longer current is told `NotWritten`, and its lease is reported lost; the others are
+/// returned, with their writes, to go again. If the leases cannot be read, every writer is
+/// told `NotWritten` (true: the fenced transaction wrote nothing).
+async fn drop_stale_writers(
+    ledger: &Arc<dyn OrderLedger>,
+    mut refused: Vec<WriteOp>,
+    writers: Vec<Writer>,
+    reason: &Arc<str>,
+    lost_leases: Option<&mpsc::UnboundedSender<ShardLease>>,
+) -> (Vec<WriteOp>, Vec<Writer>) {
+    let current: HashSet<ShardLease> = match ledger.current_leases().await {
+        Ok(leases) => leases.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the shard leases after a fenced batch");
+            for writer in writers {
+                (writer.on_done)(CommitOutcome::NotWritten(Arc::clone(reason)));
+            }
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let mut kept_ops = Vec::with_capacity(refused.len());
+    let mut kept = Vec::with_capacity(writers.len());
+    let mut rest = refused.drain(..);
+    for writer in writers {
+        let own: Vec<WriteOp> = rest.by_ref().take(writer.ops).collect();
+        let stale: Vec<&ShardLease> = own
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Fence(lease) if !current.contains(lease) => Some(lease),
+                _ => None,
+            })
+            .collect();
+        if stale.is_empty() {
+            kept_ops.extend(own);
+            kept.push(writer);
+            continue;
+        }
+        for lease in &stale {
+            if let Some(lost) = lost_leases {
+                let _ = lost.send((*lease).clone());
+            }
+        }
+        (writer.on_done)(CommitOutcome::NotWritten(Arc::clone(reason)));
     }
+    (kept_ops, kept)
 }
 
 impl GroupCommitter {

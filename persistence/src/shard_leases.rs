@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 
-use crate::database::{Backend, Database, ms_to_ts};
+use crate::database::{Backend, Database, ms_to_ts, ts_to_ms};
 use crate::error::StoreError;
 use crate::row::{StoredRow, int};
 
@@ -35,6 +35,26 @@ pub trait ShardLeases: Send + Sync + 'static {
 
     /// Every shard's current lease, by shard.
     async fn shard_leases(&self) -> Result<Vec<ShardLease>, StoreError>;
+
+    /// Writes (or refreshes) a node's entry in the directory: where the others reach it.
+    async fn register_node(
+        &self,
+        node: &str,
+        internal_address: &str,
+        at_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Every node of the directory, by id.
+    async fn cluster_nodes(&self) -> Result<Vec<ClusterNodeEntry>, StoreError>;
+}
+
+/// A node as the directory has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNodeEntry {
+    pub node_id: String,
+    pub internal_address: String,
+    pub started_at_ms: u64,
+    pub seen_at_ms: u64,
 }
 
 const TAKE: &str = concat!(
@@ -46,6 +66,26 @@ const TAKE: &str = concat!(
 );
 
 const ALL: &str = "SELECT shard, owner_node, epoch FROM shard_leases ORDER BY shard";
+
+const REGISTER: &str = concat!(
+    "INSERT INTO cluster_nodes (node_id, internal_address, started_at, seen_at) VALUES ($1, $2, ",
+    ms_to_ts!("$3"),
+    ", ",
+    ms_to_ts!("$3"),
+    ") ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at, ",
+    // A node that starts again (new address, new start) replaces its old entry.
+    "started_at = CASE WHEN cluster_nodes.internal_address = excluded.internal_address ",
+    "THEN cluster_nodes.started_at ELSE excluded.started_at END, ",
+    "internal_address = excluded.internal_address"
+);
+
+const NODES: &str = concat!(
+    "SELECT node_id, internal_address, ",
+    ts_to_ms!("started_at"),
+    " AS started_at_ms, ",
+    ts_to_ms!("seen_at"),
+    " AS seen_at_ms FROM cluster_nodes ORDER BY node_id"
+);
 
 #[async_trait]
 impl ShardLeases for Database {
@@ -75,6 +115,44 @@ impl ShardLeases for Database {
             .await?
             .iter()
             .map(lease)
+            .collect()
+    }
+
+    async fn register_node(
+        &self,
+        node: &str,
+        internal_address: &str,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        if node.is_empty() || internal_address.is_empty() {
+            return Err(StoreError::Conflict(
+                "a node needs an id and an address".into(),
+            ));
+        }
+        let pool = postgres(self)?;
+        sqlx::query(REGISTER)
+            .bind(node)
+            .bind(internal_address)
+            .bind(int(at_ms)?)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn cluster_nodes(&self) -> Result<Vec<ClusterNodeEntry>, StoreError> {
+        let pool = postgres(self)?;
+        sqlx::query(NODES)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ClusterNodeEntry {
+                    node_id: row.text("node_id")?,
+                    internal_address: row.text("internal_address")?,
+                    started_at_ms: row.uint("started_at_ms")?,
+                    seen_at_ms: row.uint("seen_at_ms")?,
+                })
+            })
             .collect()
     }
 }

@@ -7,6 +7,7 @@ use ractor::ActorRef;
 
 use super::ProductActorState;
 use crate::error::AdminError;
+use crate::ownership::Fence;
 use crate::protocol::{ProductMsg, ProductUpdate};
 
 impl ProductActorState {
@@ -16,8 +17,17 @@ impl ProductActorState {
     pub(super) async fn commit_now(
         &mut self,
         myself: &ActorRef<ProductMsg>,
-        ops: Vec<WriteOp>,
+        mut ops: Vec<WriteOp>,
     ) -> Result<(), AdminError> {
+        match self.ctx.fence_for(self.product.id) {
+            Fence::Unneeded => {}
+            Fence::Lease(lease) => ops.push(WriteOp::Fence(lease)),
+            Fence::NotOwned => {
+                return Err(AdminError::Unavailable(
+                    "the product's shard moved to another node".into(),
+                ));
+            }
+        }
         let (done, outcome) = tokio::sync::oneshot::channel();
         self.ctx.committer().submit(ops, move |outcome| {
             let _ = done.send(outcome);

@@ -29,6 +29,7 @@ use persistence::{CommitOutcome, LedgerKind, ProductState, StatusChange, StockMo
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::context::Context;
+use crate::ownership::Fence;
 use crate::protocol::{
     BuyNow, BuyNowReply, Dormant, Placement, ProductInspection, ProductMsg, Transition,
     TransitionError, Unavailable, Waiter,
@@ -325,14 +326,28 @@ impl ProductActorState {
 
         let placed = batch.placed;
         let actor = myself.clone();
-        self.ctx.committer().submit(batch.ops, move |outcome| {
+        let on_done = move |outcome: CommitOutcome| {
             // Buyers are answered here, on the committer's task, without a hop through
             // the actor: the answer only depends on the outcome.
             for (waiter, placement) in placed {
                 waiter.answer(reply_for(&outcome, placement));
             }
             let _ = actor.cast(ProductMsg::BatchDone { batch_id, outcome });
-        });
+        };
+        let mut ops = batch.ops;
+        match self.ctx.fence_for(self.product.id) {
+            Fence::Unneeded => {}
+            Fence::Lease(lease) => ops.push(WriteOp::Fence(lease)),
+            Fence::NotOwned => {
+                // The shard left this node while the batch was open: it is not ours to
+                // write. The buyers are told so (and retried by the shop elsewhere).
+                on_done(CommitOutcome::NotWritten(
+                    "the product's shard moved to another node".into(),
+                ));
+                return;
+            }
+        }
+        self.ctx.committer().submit(ops, on_done);
         self.forget_old_lines();
     }
 

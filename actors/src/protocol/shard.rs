@@ -25,6 +25,9 @@ pub enum ShardMsg {
     Preload(Vec<ProductId>, RpcReplyPort<usize>),
     /// Look for idle product actors and stop them.
     Sweep,
+    /// The shard leaves this node: let every product actor finish what it decided, stop
+    /// them and drop the products kept in memory. Answers how many actors were stopped.
+    Release(RpcReplyPort<usize>),
 }
 
 /// How callers reach a product actor. Cloned out of the directory on every request.
@@ -59,4 +62,7 @@ pub enum HandleError {
     UnknownProduct(ProductId),
     #[error("{0}")]
     Unavailable(String),
+    /// The product's shard is owned by another node (or is moving to one).
+    #[error("shard {0} is served by another node")]
+    Elsewhere(u32),
 }

@@ -35,6 +35,11 @@ impl Shop {
                         reason.into(),
                     )));
                 }
+                Err(elsewhere @ HandleError::Elsewhere(_)) => {
+                    return Ok(BuyNowReply::Unavailable(Unavailable::NotWritten(
+                        elsewhere.to_string().into(),
+                    )));
+                }
             };
             handle.touch(self.ctx.now_ms());
             let permit = handle

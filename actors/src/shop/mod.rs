@@ -12,6 +12,7 @@ mod buying;
 mod catalog;
 mod operations;
 mod orders;
+mod shards;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use crate::context::{Actors, Context, ContextParts};
 use crate::error::AdminError;
 use crate::expiry::ReservationClock;
 use crate::order_supervisor::OrderSupervisor;
+use crate::ownership::Ownership;
 use crate::protocol::{HandleError, ProductMsg};
 use crate::settings::ShopSettings;
 use crate::shard::ShardId;
@@ -44,6 +46,9 @@ pub struct ShopParts {
     pub mirror: Option<RedisMirror>,
     pub clock: Clock,
     pub order_ids: OrderIds,
+    /// One node of a cluster: it sells from no shard until it takes one
+    /// ([`Shop::take_shards`]), and fences every batch with the shard's lease.
+    pub clustered: bool,
 }
 
 impl ShopParts {
@@ -54,6 +59,14 @@ impl ShopParts {
             mirror: None,
             clock: Clock::System,
             order_ids: OrderIds::random(),
+            clustered: false,
+        }
+    }
+
+    pub fn clustered(self) -> Self {
+        Self {
+            clustered: true,
+            ..self
         }
     }
 
@@ -85,14 +98,30 @@ impl Shop {
             mirror,
             clock,
             order_ids,
+            clustered,
         } = parts;
         assert!(settings.shard_count > 0);
         assert!(settings.in_flight_per_product_max > 0);
-        let (committer, committer_task) =
-            GroupCommitter::start(Arc::clone(&stores.ledger), settings.group_commit.clone());
+        let (lost_leases, fenced) = tokio::sync::mpsc::unbounded_channel();
+        let (committer, committer_task) = GroupCommitter::start_fenced(
+            Arc::clone(&stores.ledger),
+            settings.group_commit.clone(),
+            clustered.then_some(lost_leases),
+        );
+        let ownership = if clustered {
+            Ownership::clustered(settings.shard_count)
+        } else {
+            Ownership::alone()
+        };
         let catalog = Catalog::from_products(stores.catalog.load_catalog().await?);
         let high_water = stores.ledger.id_high_water().await?;
-        let pending = stores.ledger.pending_orders().await?;
+        // A clustered node tracks the unpaid orders of the shards it takes, when it takes
+        // them (`shards.rs`).
+        let pending = if clustered {
+            Vec::new()
+        } else {
+            stores.ledger.pending_orders().await?
+        };
         let ctx = Arc::new(Context::new(ContextParts {
             settings,
             stores,
@@ -102,7 +131,11 @@ impl Shop {
             clock,
             order_ids,
             high_water,
+            ownership,
         }));
+        if clustered {
+            shards::drop_fenced_shards(Arc::clone(&ctx), fenced);
+        }
         let actors = start_actors(&ctx).await?;
         ctx.set_actors(actors);
 
@@ -118,7 +151,8 @@ impl Shop {
             committer_task: Arc::new(std::sync::Mutex::new(Some(committer_task))),
         };
         shop.start_stock_feed_flusher();
-        if shop.ctx.settings().preload_on_start {
+        // A clustered node preloads the shards it takes, when it takes them.
+        if shop.ctx.settings().preload_on_start && !clustered {
             let preloading = shop.clone();
             tokio::spawn(async move {
                 let started = std::time::Instant::now();
@@ -206,6 +240,9 @@ impl Shop {
             .map_err(|error| match error {
                 HandleError::UnknownProduct(id) => AdminError::UnknownProduct(id),
                 HandleError::Unavailable(reason) => AdminError::Unavailable(reason),
+                elsewhere @ HandleError::Elsewhere(_) => {
+                    AdminError::Unavailable(elsewhere.to_string())
+                }
             })?;
         handle.touch(self.ctx.now_ms());
         match handle

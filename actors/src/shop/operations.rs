@@ -94,6 +94,9 @@ impl Shop {
             Ok(_) => Ok(()),
             Err(HandleError::UnknownProduct(id)) => Err(AdminError::UnknownProduct(id)),
             Err(HandleError::Unavailable(reason)) => Err(AdminError::Unavailable(reason)),
+            Err(elsewhere @ HandleError::Elsewhere(_)) => {
+                Err(AdminError::Unavailable(elsewhere.to_string()))
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 use actors::{BuyNowReply, BuyNowRequest, Placement};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use engine::ProductId;
@@ -13,6 +13,7 @@ use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{IdempotencyKeyHeader, Json};
+use crate::forward;
 use crate::time_format::format_rfc3339_ms;
 
 pub fn router() -> Router<ApiContext> {
@@ -20,7 +21,7 @@ pub fn router() -> Router<ApiContext> {
 }
 
 /// The request body. Public for the JSON benchmark.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuyNowBody {
     pub product_id: u64,
@@ -46,6 +47,7 @@ async fn buy_now(
     State(ctx): State<ApiContext>,
     caller: Caller,
     key_header: IdempotencyKeyHeader,
+    headers: HeaderMap,
     Json(body): Json<BuyNowBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;
@@ -58,6 +60,9 @@ async fn buy_now(
         ));
     }
     let product_id = ProductId(body.product_id);
+    if let Some(elsewhere) = elsewhere(&ctx, product_id, &headers, &body).await {
+        return elsewhere;
+    }
     let request = BuyNowRequest {
         product_id,
         user_id: caller.user_id,
@@ -67,8 +72,26 @@ async fn buy_now(
     match ctx.shop.buy_now(request).await? {
         BuyNowReply::Placed(placement) => Ok(placed(product_id, placement)),
         BuyNowReply::Refused(refusal) => Err(refusal.into()),
-        BuyNowReply::Unavailable(why) => Err(ApiError::Unavailable(format!("{why:?}"))),
+        BuyNowReply::Unavailable(why) => {
+            // The shard left this node while the request was on its way: nothing was
+            // written here, so the new owner decides.
+            if let Some(elsewhere) = elsewhere(&ctx, product_id, &headers, &body).await {
+                return elsewhere;
+            }
+            Err(ApiError::Unavailable(format!("{why:?}")))
+        }
     }
+}
+
+/// The answer of the node serving the product, when it is not this one.
+async fn elsewhere(
+    ctx: &ApiContext,
+    product_id: ProductId,
+    headers: &HeaderMap,
+    body: &BuyNowBody,
+) -> Option<Result<Response, ApiError>> {
+    let path = "/api/v1/buy-now";
+    forward::json_to_owner(ctx, product_id, Method::POST, path, headers, body).await
 }
 
 fn placed(product_id: ProductId, placement: Placement) -> Response {

@@ -2,7 +2,8 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use engine::{FlashSale, FlashSaleDraft, Money, ProductId};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::Json;
+use crate::forward;
 use crate::time_format::{format_rfc3339_ms, parse_rfc3339_ms};
 
 pub fn router() -> Router<ApiContext> {
@@ -41,7 +43,7 @@ async fn list(State(ctx): State<ApiContext>) -> axum::Json<Vec<CurrentSale>> {
     axum::Json(sales)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewFlashSale {
     product_id: u64,
@@ -85,9 +87,16 @@ impl From<&FlashSale> for FlashSaleBody {
 async fn schedule(
     State(ctx): State<ApiContext>,
     caller: Caller,
+    headers: HeaderMap,
     Json(body): Json<NewFlashSale>,
-) -> Result<(StatusCode, axum::Json<FlashSaleBody>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
+    let product_id = ProductId(body.product_id);
+    let path = "/api/v1/flash-sales";
+    let forwarded = forward::json_to_owner(&ctx, product_id, Method::POST, path, &headers, &body);
+    if let Some(answer) = forwarded.await {
+        return answer;
+    }
     let start_ms = parse_rfc3339_ms(&body.start_time).ok_or_else(|| {
         ApiError::invalid(
             "startTime",
@@ -113,5 +122,5 @@ async fn schedule(
         per_user_limit: body.per_user_limit,
     };
     let sale = ctx.shop.schedule_sale(draft).await?;
-    Ok((StatusCode::CREATED, axum::Json(FlashSaleBody::from(&sale))))
+    Ok((StatusCode::CREATED, axum::Json(FlashSaleBody::from(&sale))).into_response())
 }

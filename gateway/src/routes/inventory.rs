@@ -1,7 +1,10 @@
 //! A product's stock counters, public: every shopper's screen shows "only N left".
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use engine::ProductId;
 use engine::flash_sale::SalePhase;
@@ -11,6 +14,7 @@ use serde::Serialize;
 use crate::app::ApiContext;
 use crate::error::ApiError;
 use crate::extract::Path;
+use crate::forward;
 use crate::routes::flash_sales::FlashSaleBody;
 
 pub fn router() -> Router<ApiContext> {
@@ -71,7 +75,18 @@ impl From<Inventory> for InventoryBody {
 async fn show(
     State(ctx): State<ApiContext>,
     Path(product_id): Path<u64>,
-) -> Result<axum::Json<InventoryBody>, ApiError> {
-    let inventory = ctx.shop.inventory(ProductId(product_id)).await?;
-    Ok(axum::Json(InventoryBody::from(inventory)))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let product_id = ProductId(product_id);
+    // The live counts are the owner's: a cluster node asks it.
+    if forward::needed(&ctx, product_id) {
+        let path = format!("/api/v1/inventory/{product_id}");
+        let forwarded =
+            forward::to_owner(&ctx, product_id, Method::GET, &path, &headers, Bytes::new());
+        if let Some(answer) = forwarded.await {
+            return answer;
+        }
+    }
+    let inventory = ctx.shop.inventory(product_id).await?;
+    Ok(axum::Json(InventoryBody::from(inventory)).into_response())
 }

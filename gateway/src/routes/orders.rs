@@ -1,7 +1,10 @@
 //! Reading and cancelling an order (its owner, or an admin).
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::OrderId;
 use engine::order::{Order, OrderEvent};
@@ -12,6 +15,7 @@ use crate::app::ApiContext;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Path;
+use crate::forward;
 use crate::time_format::format_rfc3339_ms;
 
 pub fn router() -> Router<ApiContext> {
@@ -98,9 +102,16 @@ async fn cancel(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<OrderBody>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     visible_order(&ctx, &caller, id).await?;
+    // The released units go back on the products' owner.
+    let path = format!("/api/v1/orders/{id}/cancel");
+    let forwarded = forward::to_order_owner(&ctx, id, Method::POST, &path, &headers, Bytes::new());
+    if let Some(answer) = forwarded.await {
+        return answer;
+    }
     let order = ctx.shop.apply_to_order(id, OrderEvent::Cancel).await?;
-    Ok(axum::Json(OrderBody::from(&order)))
+    Ok(axum::Json(OrderBody::from(&order)).into_response())
 }

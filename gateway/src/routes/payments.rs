@@ -7,7 +7,8 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use engine::OrderId;
 use hmac::{Hmac, Mac};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::app::ApiContext;
 use crate::error::ApiError;
+use crate::forward;
 use crate::routes::orders::OrderBody;
 
 pub fn router() -> Router<ApiContext> {
@@ -38,13 +40,20 @@ async fn webhook(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<axum::Json<OrderBody>, ApiError> {
+) -> Result<Response, ApiError> {
     verify_signature(&ctx, &headers, &body)?;
     let verdict: Verdict = serde_json::from_slice(&body).map_err(|error| ApiError::Rejected {
         status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
         code: "invalid_body",
         message: format!("the webhook body is not a payment verdict: {error}"),
     })?;
+    let order_id = OrderId(verdict.order_id);
+    // The order's stock moves on its products' owner.
+    let path = "/api/v1/payments/webhook";
+    let forwarded = forward::to_order_owner(&ctx, order_id, Method::POST, path, &headers, body);
+    if let Some(answer) = forwarded.await {
+        return answer;
+    }
     let succeeded = match verdict.status.as_str() {
         "SUCCESS" => true,
         "FAILED" => false,
@@ -62,11 +71,7 @@ async fn webhook(
     }
     let order = ctx
         .shop
-        .settle_payment(
-            OrderId(verdict.order_id),
-            transaction_id.to_owned(),
-            succeeded,
-        )
+        .settle_payment(order_id, transaction_id.to_owned(), succeeded)
         .await
         .map_err(|error| match error {
             actors::OrderError::Illegal(illegal) => ApiError::Conflict {
@@ -75,7 +80,7 @@ async fn webhook(
             },
             other => other.into(),
         })?;
-    Ok(axum::Json(OrderBody::from(&order)))
+    Ok(axum::Json(OrderBody::from(&order)).into_response())
 }
 
 fn verify_signature(ctx: &ApiContext, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::{Money, Product, ProductDraft, ProductEdit, ProductId};
@@ -15,6 +15,7 @@ use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::forward;
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -23,7 +24,7 @@ pub fn router() -> Router<ApiContext> {
 }
 
 /// A product to create: the body of `POST /products`, and a line of a catalog import.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct NewProduct {
     /// Optional: a seller's own id. Allocated when absent.
@@ -59,7 +60,7 @@ impl NewProduct {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ProductReplacement {
     title: String,
@@ -106,21 +107,39 @@ impl From<&Product> for ProductBody {
 async fn create(
     State(ctx): State<ApiContext>,
     caller: Caller,
+    headers: HeaderMap,
     Json(body): Json<NewProduct>,
-) -> Result<(StatusCode, axum::Json<ProductBody>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
+    // A product is created by its shard's owner, which alone writes the shard. (An id the
+    // engine allocates is this node's: see the README's cluster notes.)
+    if let Some(id) = body.id {
+        let path = "/api/v1/products";
+        let forwarded =
+            forward::json_to_owner(&ctx, ProductId(id), Method::POST, path, &headers, &body);
+        if let Some(answer) = forwarded.await {
+            return answer;
+        }
+    }
     let (id, draft, stock) = body.into_parts();
     let product = ctx.shop.create_product(id, draft, stock).await?;
-    Ok((StatusCode::CREATED, axum::Json(ProductBody::from(&product))))
+    Ok((StatusCode::CREATED, axum::Json(ProductBody::from(&product))).into_response())
 }
 
 async fn replace(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<u64>,
+    headers: HeaderMap,
     Json(body): Json<ProductReplacement>,
-) -> Result<axum::Json<ProductBody>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
+    let path = format!("/api/v1/products/{id}");
+    let forwarded =
+        forward::json_to_owner(&ctx, ProductId(id), Method::PUT, &path, &headers, &body);
+    if let Some(answer) = forwarded.await {
+        return answer;
+    }
     let edit = ProductEdit {
         title: Some(body.title),
         brand: Some(body.brand),
@@ -134,7 +153,7 @@ async fn replace(
         .shop
         .update_product(ProductId(id), edit, body.stock)
         .await?;
-    Ok(axum::Json(ProductBody::from(&product)))
+    Ok(axum::Json(ProductBody::from(&product)).into_response())
 }
 
 async fn show(

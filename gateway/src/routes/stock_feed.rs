@@ -14,6 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use engine::ProductId;
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use crate::app::ApiContext;
 use crate::error::ApiError;
 use crate::extract::Query;
+use crate::forward::Forwarder;
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/ws/stock", get(subscribe))
@@ -40,6 +42,7 @@ struct Params {
 async fn subscribe(
     State(ctx): State<ApiContext>,
     Query(params): Query<Params>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let product_ids = parse_products(&params.products)?;
@@ -55,13 +58,30 @@ async fn subscribe(
         .map_err(|_| ApiError::Overloaded)?;
     let mut feeds = Vec::with_capacity(product_ids.len());
     for product_id in product_ids {
-        feeds.push(ctx.shop.watch_stock(product_id).await?);
+        feeds.push(feed_of(&ctx, product_id, &headers).await?);
     }
     let limits = ctx.limits.clone();
     Ok(upgrade.on_upgrade(move |socket| async move {
         serve(socket, feeds, limits.websocket_write_timeout).await;
         drop(permit);
     }))
+}
+
+/// The product's feed: this node's, or a relay of its owner's on a cluster node.
+async fn feed_of(
+    ctx: &ApiContext,
+    product_id: ProductId,
+    headers: &HeaderMap,
+) -> Result<watch::Receiver<StockUpdate>, ApiError> {
+    match &ctx.remote_feeds {
+        Some(remote) if !ctx.shop.serves(product_id) => {
+            if Forwarder::was_forwarded(headers) {
+                return Err(ApiError::ShardMoved(ctx.shop.shard_of(product_id)));
+            }
+            remote.watch(product_id).await
+        }
+        _ => Ok(ctx.shop.watch_stock(product_id).await?),
+    }
 }
 
 fn parse_products(text: &str) -> Result<Vec<ProductId>, ApiError> {

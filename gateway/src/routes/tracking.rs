@@ -8,11 +8,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::response::Response;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::OrderId;
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::forward;
 use crate::routes::orders::OrderBody;
 use crate::time_format::parse_rfc3339_ms;
 
@@ -60,7 +62,7 @@ fn check_text(field: &'static str, text: &str, length_max: usize) -> Result<(), 
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ShipBody {
     tracking_id: String,
@@ -72,13 +74,18 @@ async fn ship(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<ShipBody>,
-) -> Result<axum::Json<OrderBody>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Logistics, Role::Admin])?;
     let id = order_id(&id)?;
     check_text("trackingId", &body.tracking_id, TEXT_LENGTH_MAX)?;
     let estimated_delivery_ms = parse_rfc3339_ms(&body.estimated_delivery)
         .ok_or_else(|| ApiError::invalid("estimatedDelivery", "must be an RFC 3339 time"))?;
+    let path = format!("/api/v1/orders/{id}/ship");
+    if let Some(answer) = to_order_owner(&ctx, id, &path, &headers, &body).await {
+        return answer;
+    }
     let order = ctx
         .shop
         .ship(
@@ -87,10 +94,28 @@ async fn ship(
             estimated_delivery_ms,
         )
         .await?;
-    Ok(axum::Json(OrderBody::from(&order)))
+    Ok(axum::Json(OrderBody::from(&order)).into_response())
 }
 
-#[derive(Deserialize)]
+/// An order's delivery is followed (and watched live) on its products' owner.
+async fn to_order_owner(
+    ctx: &ApiContext,
+    id: OrderId,
+    path: &str,
+    headers: &HeaderMap,
+    body: &impl Serialize,
+) -> Option<Result<Response, ApiError>> {
+    if !forward::needed_for_orders(ctx) {
+        return None;
+    }
+    let body = match serde_json::to_vec(body) {
+        Ok(body) => body,
+        Err(error) => return Some(Err(ApiError::Unavailable(error.to_string()))),
+    };
+    forward::to_order_owner(ctx, id, Method::POST, path, headers, body.into()).await
+}
+
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LocationBody {
     lat: f64,
@@ -102,8 +127,9 @@ async fn location(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<LocationBody>,
-) -> Result<axum::Json<TrackingView>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Delivery, Role::Admin])?;
     let id = order_id(&id)?;
     if !(-90.0..=90.0).contains(&body.lat) {
@@ -112,14 +138,18 @@ async fn location(
     if !(-180.0..=180.0).contains(&body.lng) {
         return Err(ApiError::invalid("lng", "must be between -180 and 180"));
     }
+    let path = format!("/api/v1/deliveries/{id}/location");
+    if let Some(answer) = to_order_owner(&ctx, id, &path, &headers, &body).await {
+        return answer;
+    }
     let view = ctx
         .shop
         .record_location(id, body.lat, body.lng, body.status)
         .await?;
-    Ok(axum::Json(view))
+    Ok(axum::Json(view).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CompleteBody {
     signature: String,
@@ -130,8 +160,9 @@ async fn complete(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<CompleteBody>,
-) -> Result<axum::Json<OrderBody>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(&[Role::Delivery, Role::Admin])?;
     let id = order_id(&id)?;
     check_text("signature", &body.signature, TEXT_LENGTH_MAX)?;
@@ -139,11 +170,15 @@ async fn complete(
     if !(body.photo_url.starts_with("https://") || body.photo_url.starts_with("http://")) {
         return Err(ApiError::invalid("photoUrl", "must be an http(s) URL"));
     }
+    let path = format!("/api/v1/deliveries/{id}/complete");
+    if let Some(answer) = to_order_owner(&ctx, id, &path, &headers, &body).await {
+        return answer;
+    }
     let order = ctx
         .shop
         .complete_delivery(id, body.signature, body.photo_url)
         .await?;
-    Ok(axum::Json(OrderBody::from(&order)))
+    Ok(axum::Json(OrderBody::from(&order)).into_response())
 }
 
 #[derive(Deserialize)]

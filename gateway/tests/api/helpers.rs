@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -416,4 +417,80 @@ pub async fn error_code(response: Response) -> (StatusCode, String) {
         "error.message in {body}"
     );
     (status, code)
+}
+
+/// The real `flashcart` binary as a child process, for what only a process can show
+/// (SIGKILL, SIGTERM, SIGSTOP).
+pub struct Server {
+    child: Child,
+    pub address: String,
+}
+
+impl Server {
+    pub fn start(data_dir: &std::path::Path, port: u16) -> Server {
+        Self::start_with(data_dir, port, &[])
+    }
+
+    pub fn start_with(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_flashcart"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("FLASHCART_AUTH__JWT_SECRET", "test-secret")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the flashcart binary starts");
+        Server {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no drain, no flush, nothing.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.child.wait().expect("server exits")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn wait_ready(client: &reqwest::Client, address: &str) {
+    eventually(Duration::from_secs(30), || async {
+        let response = client.get(format!("{address}/readyz")).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod buy_now;
 mod cart;
 mod checkout;
+mod cluster;
 mod import;
 mod lifecycle;
 mod outages;

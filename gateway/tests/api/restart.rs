@@ -1,13 +1,12 @@
 //! Stopping the server commits what it decided; a restart on the same data directory
 //! shows the same inventory and orders.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{eventually, spawn_app_in, stored_orders};
+use crate::helpers::{Server, eventually, free_port, spawn_app_in, stored_orders, wait_ready};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_commits_and_a_restart_restores_everything() {
@@ -52,76 +51,6 @@ async fn a_graceful_stop_commits_and_a_restart_restores_everything() {
         "the sale is still sold out after the restart"
     );
     app.stop().await;
-}
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path, port: u16) -> Server {
-        Self::start_with(data_dir, port, &[])
-    }
-
-    fn start_with(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_flashcart"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .env("FLASHCART_AUTH__JWT_SECRET", "test-secret")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the flashcart binary starts");
-        Server {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// SIGKILL: no drain, no flush, nothing.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        self.child.wait().expect("server exits")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_ready(client: &reqwest::Client, address: &str) {
-    eventually(Duration::from_secs(30), || async {
-        let response = client.get(format!("{address}/readyz")).send().await.ok()?;
-        (response.status() == StatusCode::OK).then_some(())
-    })
-    .await;
 }
 
 /// The real binary, stopped with SIGTERM while buyers are still pressing Buy Now.

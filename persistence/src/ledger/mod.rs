@@ -27,6 +27,7 @@ use crate::database::{Backend, Database, Sql, dialects, ms_to_ts, ts_to_ms};
 use crate::error::StoreError;
 use crate::orders::{self, postgres_order_columns, sqlite_order_columns};
 use crate::row::{StoredRow, int};
+use crate::shard_leases::{ShardLease, ShardLeases};
 use crate::write::WriteOp;
 
 /// A product as a restart needs it: the catalog record and the facts its stock is rebuilt
@@ -86,6 +87,12 @@ pub trait OrderLedger: Send + Sync + 'static {
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Every shard's current lease: what the group committer compares a fenced batch's
+    /// leases with, to refuse only the writers whose shard moved (`group_commit.rs`).
+    async fn current_leases(&self) -> Result<Vec<ShardLease>, StoreError> {
+        Err(crate::shard_leases::leases_need_postgres())
+    }
 
     /// Called by the group committer after each batch, when none of its writes is in
     /// flight: upkeep that must not race the writer (SQLite: starting the WAL over).
@@ -360,6 +367,10 @@ impl OrderLedger for Database {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Database::ping(self).await
+    }
+
+    async fn current_leases(&self) -> Result<Vec<ShardLease>, StoreError> {
+        self.shard_leases().await
     }
 
     async fn between_batches(&self) {

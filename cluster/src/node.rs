@@ -1,0 +1,228 @@
+//! A node of the cluster: the membership's ownership changes, applied to the shop. An
+//! assignment becomes a take of each shard's lease in the store (bumping its epoch) and
+//! then a load of the shard; a revocation becomes a hand-off (no new requests, the actors
+//! commit what they decided) that the rebalance waits for.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::Shop;
+use persistence::{ShardLease, ShardLeases};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{
+    ClusterError, Membership, MembershipSettings, OwnershipChange, Rejoin, ShardRoutes,
+    ensure_shard_topic,
+};
+
+/// Pause between attempts to take a lease while the store does not answer.
+const TAKE_RETRY: Duration = Duration::from_millis(250);
+/// How often a node refreshes its entry in the directory (its `seen_at`).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How often the shard routes are read again. A request that meets a moved shard refreshes
+/// them at once; this bounds how long a route to a node that left can stay.
+const ROUTES_EVERY: Duration = Duration::from_millis(500);
+
+pub struct ClusterNode {
+    node_id: String,
+    membership: Membership,
+    routes: Arc<ShardRoutes>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ClusterNode {
+    /// Writes this node into the directory (reachable at `advertise`), joins the shards
+    /// group, and serves whatever the group assigns this node.
+    pub async fn join(
+        shop: Shop,
+        leases: Arc<dyn ShardLeases>,
+        settings: MembershipSettings,
+        advertise: String,
+    ) -> Result<Self, ClusterError> {
+        if !shop.is_clustered() {
+            return Err(ClusterError::Failed(
+                "a cluster node needs a shop started in cluster mode".into(),
+            ));
+        }
+        leases
+            .register_node(&settings.node_id, &advertise, actors::clock::now_ms())
+            .await
+            .map_err(|error| ClusterError::Failed(format!("registering the node: {error}")))?;
+        ensure_shard_topic(&settings).await?;
+        let routes = ShardRoutes::start(Arc::clone(&leases), ROUTES_EVERY).await?;
+        let (membership, changes) = Membership::join(&settings)?;
+        let heartbeat = tokio::spawn(heartbeat(
+            Arc::clone(&leases),
+            Directory {
+                node_id: settings.node_id.clone(),
+                advertise,
+                session_timeout: settings.session_timeout,
+            },
+            membership.rejoin(),
+        ));
+        let node_id = settings.node_id.clone();
+        let applier = tokio::spawn(apply_changes(shop, leases, settings, changes));
+        Ok(Self {
+            node_id,
+            membership,
+            routes,
+            tasks: vec![heartbeat, applier],
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Which node serves each shard.
+    pub fn routes(&self) -> Arc<ShardRoutes> {
+        Arc::clone(&self.routes)
+    }
+
+    /// Leaves the group: this node's shards are handed off (their actors commit what they
+    /// decided) and assigned to the other nodes at once.
+    pub async fn leave(self) {
+        self.membership.leave().await;
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// This node's entry in the directory.
+struct Directory {
+    node_id: String,
+    advertise: String,
+    session_timeout: Duration,
+}
+
+/// Keeps this node's directory entry fresh (operators see when each node was last alive),
+/// and asks the group for a rebalance when shards stay leased to a node whose entry went
+/// stale: see [`crate::Rejoin`] for why the group alone is not enough on every broker.
+async fn heartbeat(leases: Arc<dyn ShardLeases>, directory: Directory, rejoin: Rejoin) {
+    let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut last_rejoin: Option<Instant> = None;
+    loop {
+        ticks.tick().await;
+        let now_ms = actors::clock::now_ms();
+        if let Err(error) = leases
+            .register_node(&directory.node_id, &directory.advertise, now_ms)
+            .await
+        {
+            // A node that cannot write its own heartbeat does not judge the others'.
+            tracing::debug!(%error, "node heartbeat not written");
+            continue;
+        }
+        let stale = match stale_lease_holders(&*leases, &directory, now_ms).await {
+            Ok(stale) => stale,
+            Err(error) => {
+                tracing::debug!(%error, "could not read the directory");
+                continue;
+            }
+        };
+        let quiet_for = directory.session_timeout * 2;
+        if !stale.is_empty() && last_rejoin.is_none_or(|at| at.elapsed() > quiet_for) {
+            tracing::warn!(
+                ?stale,
+                "shards are leased to nodes that stopped heartbeating; asking the group to rebalance"
+            );
+            rejoin.request();
+            last_rejoin = Some(Instant::now());
+        }
+    }
+}
+
+/// Nodes that hold shard leases and whose heartbeat is older than the session timeout
+/// (plus a heartbeat's slack). Only the first live node (by id) answers: one node asks
+/// for the rebalance, not all of them.
+async fn stale_lease_holders(
+    leases: &dyn ShardLeases,
+    directory: &Directory,
+    now_ms: u64,
+) -> Result<Vec<String>, persistence::StoreError> {
+    let nodes = leases.cluster_nodes().await?;
+    let slack = directory.session_timeout + HEARTBEAT_EVERY;
+    let alive_since = now_ms.saturating_sub(slack.as_millis() as u64);
+    let first_alive = nodes
+        .iter()
+        .find(|node| node.seen_at_ms >= alive_since)
+        .map(|node| node.node_id.as_str());
+    if first_alive != Some(directory.node_id.as_str()) {
+        return Ok(Vec::new());
+    }
+    let mut stale: Vec<String> = leases
+        .shard_leases()
+        .await?
+        .into_iter()
+        .map(|lease| lease.owner_node)
+        .filter(|owner| {
+            owner != &directory.node_id
+                && nodes
+                    .iter()
+                    .find(|node| &node.node_id == owner)
+                    .is_none_or(|node| node.seen_at_ms < alive_since)
+        })
+        .collect();
+    stale.sort();
+    stale.dedup();
+    Ok(stale)
+}
+
+async fn apply_changes(
+    shop: Shop,
+    leases: Arc<dyn ShardLeases>,
+    settings: MembershipSettings,
+    mut changes: mpsc::UnboundedReceiver<OwnershipChange>,
+) {
+    while let Some(change) = changes.recv().await {
+        match change {
+            OwnershipChange::Assigned(shards) => {
+                let taken = take_leases(&*leases, &settings, &shards).await;
+                if let Err(error) = shop.take_shards(taken).await {
+                    // Owned but without their unpaid orders on the clock: the next
+                    // rebalance (or a restart) loads them again.
+                    tracing::error!(%error, "shards taken but their pending orders not loaded");
+                }
+            }
+            OwnershipChange::Revoked { shards, released } => {
+                shop.release_shards(&shards).await;
+                let _ = released.send(());
+            }
+        }
+    }
+}
+
+/// Takes each shard's lease, retrying while the store does not answer, for at most a
+/// session timeout: past that the group has likely moved on, and a late take would steal
+/// the shard from its next owner. A shard not taken is not served here.
+async fn take_leases(
+    leases: &dyn ShardLeases,
+    settings: &MembershipSettings,
+    shards: &[u32],
+) -> Vec<ShardLease> {
+    let give_up_at = Instant::now() + settings.session_timeout;
+    let mut taken = Vec::with_capacity(shards.len());
+    for shard in shards {
+        loop {
+            match leases
+                .take_shard(*shard, &settings.node_id, actors::clock::now_ms())
+                .await
+            {
+                Ok(lease) => {
+                    taken.push(lease);
+                    break;
+                }
+                Err(error) if Instant::now() < give_up_at => {
+                    tracing::warn!(shard, %error, "could not take a shard lease; retrying");
+                    tokio::time::sleep(TAKE_RETRY).await;
+                }
+                Err(error) => {
+                    tracing::error!(shard, %error, "giving up on a shard lease");
+                    break;
+                }
+            }
+        }
+    }
+    taken
+}

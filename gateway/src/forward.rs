@@ -1,0 +1,224 @@
+//! Any node answers any request: one for a product whose shard another node serves is sent
+//! there over the node channel (the owner's internal listener, which serves this same API)
+//! and the owner's answer is this node's answer. The owner authenticates it again, applies
+//! the idempotency key, and decides; so a retry on any node meets the same order.
+//!
+//! A forwarded request is marked, and the owner never forwards it again: if the shard left
+//! the owner meanwhile, it answers `shard_moved` and this node reads the routes again and
+//! retries, a few times within the request timeout. A request is re-routed, never lost
+//! between two nodes' views of the lease table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cluster::ShardRoutes;
+
+use crate::app::ApiContext;
+use crate::error::ApiError;
+
+/// Names the node that forwarded a request; its receiver serves it or says `shard_moved`.
+pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-flashcart-forwarded-by");
+/// On a `shard_moved` answer: the shard whose route is stale.
+pub const SHARD_MOVED: HeaderName = HeaderName::from_static("x-flashcart-shard-moved");
+
+/// Tries of one request, each after reading the routes again.
+const ATTEMPTS: usize = 5;
+/// Pause before a retry: a hand-off (or a take after a node died) takes a moment.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Request headers the owner needs to decide as this node would.
+const PASSED_ON: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static(crate::routes::payments::SIGNATURE_HEADER),
+    header::ACCEPT,
+];
+/// Answer headers passed back.
+const PASSED_BACK: [HeaderName; 3] = [
+    header::CONTENT_TYPE,
+    header::RETRY_AFTER,
+    HeaderName::from_static("idempotent-replayed"),
+];
+
+pub struct Forwarder {
+    node_id: String,
+    routes: Arc<ShardRoutes>,
+    client: reqwest::Client,
+}
+
+impl Forwarder {
+    pub fn new(node_id: String, routes: Arc<ShardRoutes>, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "default HTTP client for forwarding");
+                reqwest::Client::new()
+            });
+        Self {
+            node_id,
+            routes,
+            client,
+        }
+    }
+
+    /// The request was forwarded to this node by another: it must not travel again.
+    pub fn was_forwarded(headers: &HeaderMap) -> bool {
+        headers.contains_key(FORWARDED_BY)
+    }
+
+    /// Sends the request to the node serving `shard` and returns its answer.
+    pub async fn forward(
+        &self,
+        shard: u32,
+        method: Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        let mut last_problem = String::from("no node serves it");
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                if let Err(error) = self.routes.refresh().await {
+                    last_problem = error.to_string();
+                    continue;
+                }
+            }
+            let Some(route) = self.routes.route(shard) else {
+                continue;
+            };
+            if route.node_id == self.node_id {
+                // The routes say here, the shop says no: a take or a hand-off is under way.
+                last_problem = "the shard is moving".into();
+                continue;
+            }
+            let mut request = self
+                .client
+                .request(method.clone(), format!("http://{}{path}", route.address))
+                .header(FORWARDED_BY, self.node_id.as_str())
+                .body(body.clone());
+            for name in PASSED_ON {
+                if let Some(value) = headers.get(&name) {
+                    request = request.header(name, value);
+                }
+            }
+            let answer = match request.send().await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    // Not sent, or sent and unanswered: the owner may have decided. Only the
+                    // idempotency key makes a retry safe, and the caller's retry uses it.
+                    if error.is_connect() {
+                        last_problem = format!("node {} unreachable", route.node_id);
+                        continue;
+                    }
+                    return Err(ApiError::Unavailable(format!(
+                        "forwarding to node {}: {error}",
+                        route.node_id
+                    )));
+                }
+            };
+            if answer.status() == StatusCode::SERVICE_UNAVAILABLE
+                && answer.headers().contains_key(SHARD_MOVED)
+            {
+                last_problem = format!("node {} no longer serves it", route.node_id);
+                continue;
+            }
+            return Ok(relay(answer).await);
+        }
+        Err(ApiError::Unavailable(format!(
+            "shard {shard} could not be reached: {last_problem}"
+        )))
+    }
+}
+
+/// This node is a cluster node and does not serve the product's shard.
+pub fn needed(ctx: &ApiContext, product_id: engine::ProductId) -> bool {
+    ctx.forwarder.is_some() && !ctx.shop.serves(product_id)
+}
+
+/// The answer of the node serving `product_id`, when it is not this one: forwarded, or
+/// `shard_moved` for a request that was forwarded here already. `None`: serve it here.
+pub async fn to_owner(
+    ctx: &ApiContext,
+    product_id: engine::ProductId,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Option<Result<Response, ApiError>> {
+    let forwarder = ctx.forwarder.as_ref()?;
+    if ctx.shop.serves(product_id) {
+        return None;
+    }
+    let shard = ctx.shop.shard_of(product_id);
+    if Forwarder::was_forwarded(headers) {
+        return Some(Err(ApiError::ShardMoved(shard)));
+    }
+    Some(forwarder.forward(shard, method, path, headers, body).await)
+}
+
+/// [`to_owner`] for a JSON body the handler has parsed (and checked) already.
+pub async fn json_to_owner(
+    ctx: &ApiContext,
+    product_id: engine::ProductId,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &impl serde::Serialize,
+) -> Option<Result<Response, ApiError>> {
+    if !needed(ctx, product_id) {
+        return None;
+    }
+    let body = match serde_json::to_vec(body) {
+        Ok(body) => body,
+        Err(error) => return Some(Err(ApiError::Unavailable(error.to_string()))),
+    };
+    to_owner(ctx, product_id, method, path, headers, body.into()).await
+}
+
+/// This node is a cluster node: an order's operations may belong to another node.
+pub fn needed_for_orders(ctx: &ApiContext) -> bool {
+    ctx.forwarder.is_some()
+}
+
+/// The answer of the node serving the order's products (the product of its first line),
+/// when it is not this one: where its stock moves and its reservation clock runs. An
+/// order this node cannot read is served here (which answers it as unknown or failed).
+pub async fn to_order_owner(
+    ctx: &ApiContext,
+    order_id: engine::OrderId,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Option<Result<Response, ApiError>> {
+    ctx.forwarder.as_ref()?;
+    let order = ctx.shop.order(order_id).await.ok().flatten()?;
+    let product_id = order.items.first()?.product_id;
+    to_owner(ctx, product_id, method, path, headers, body).await
+}
+
+/// The owner's answer as this node's: status, the headers that matter, the body.
+async fn relay(answer: reqwest::Response) -> Response {
+    let status = answer.status();
+    let mut headers = HeaderMap::new();
+    for name in PASSED_BACK {
+        if let Some(value) = answer.headers().get(&name)
+            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            headers.insert(name, value);
+        }
+    }
+    match answer.bytes().await {
+        Ok(body) => (status, headers, body).into_response(),
+        Err(error) => {
+            ApiError::Unavailable(format!("reading a forwarded answer: {error}")).into_response()
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Two engines as one cluster (issue 15), on one PostgreSQL and the Kafka-protocol broker:
+//! the shards group spreads the product shards over them, each sells only from its own
+//! shards (fenced by its leases), and either one answers any Buy Now, forwarding it to the
+//! product's owner. A node that leaves hands its shards to the other, which sells them on.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use engine::ProductId;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::Value;
+use workflow::test_support::{kafka_brokers, unique_prefix};
+
+use actors::StockStatus;
+use gateway::auth::Role;
+use gateway::feed_client::StockFeedClient;
+
+use crate::helpers::{
+    Server, TestApp, WEBHOOK_SECRET, eventually, free_port, spawn_app_with, wait_ready,
+};
+
+const SHARDS: u32 = 8;
+const WAIT: Duration = Duration::from_secs(40);
+
+/// The default: with it, tansu needs the nodes' own nudge to hand a dead node's shards
+/// over (`cluster::Rejoin`), so the tests below exercise that path too.
+const SESSION_TIMEOUT_MS: u64 = 6_000;
+
+async fn node(database_url: &str, prefix: &str, id: &str) -> TestApp {
+    node_with(database_url, prefix, id, |_| {}).await
+}
+
+async fn node_with(
+    database_url: &str,
+    prefix: &str,
+    id: &str,
+    configure: impl FnOnce(&mut gateway::settings::Settings),
+) -> TestApp {
+    let (database_url, prefix, id) = (database_url.to_owned(), prefix.to_owned(), id.to_owned());
+    spawn_app_with(move |settings| {
+        settings.store.database_url = Some(SecretString::from(database_url));
+        settings.kafka.brokers = Some(kafka_brokers());
+        settings.kafka.prefix = prefix;
+        settings.kafka.partitions = 2;
+        settings.shop.shard_count = SHARDS;
+        settings.cluster.node_id = Some(id);
+        settings.cluster.internal_listen = "127.0.0.1:0".parse().expect("address");
+        settings.cluster.session_timeout_ms = SESSION_TIMEOUT_MS;
+        configure(settings);
+    })
+    .await
+}
+
+/// The same node as a `flashcart serve` process (what SIGKILL and SIGSTOP need).
+fn node_process(
+    database_url: &str,
+    prefix: &str,
+    id: &str,
+    reservation_ttl_secs: u64,
+    data_dir: &std::path::Path,
+) -> Server {
+    let env = [
+        ("FLASHCART_STORE__DATABASE_URL", database_url.to_owned()),
+        ("FLASHCART_KAFKA__BROKERS", kafka_brokers()),
+        ("FLASHCART_KAFKA__PREFIX", prefix.to_owned()),
+        ("FLASHCART_KAFKA__PARTITIONS", "2".to_owned()),
+        ("FLASHCART_SHOP__SHARD_COUNT", SHARDS.to_string()),
+        (
+            "FLASHCART_SHOP__RESERVATION_TTL_SECS",
+            reservation_ttl_secs.to_string(),
+        ),
+        ("FLASHCART_CLUSTER__NODE_ID", id.to_owned()),
+        (
+            "FLASHCART_CLUSTER__INTERNAL_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+        (
+            "FLASHCART_CLUSTER__SESSION_TIMEOUT_MS",
+            SESSION_TIMEOUT_MS.to_string(),
+        ),
+        (
+            "FLASHCART_PAYMENTS__WEBHOOK_SECRET",
+            WEBHOOK_SECRET.to_owned(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    Server::start_with(data_dir, free_port(), &env)
+}
+
+/// Shards whose lease `node` holds, as PostgreSQL says.
+async fn leased_to(database_url: &str, node: &str) -> usize {
+    let pool = sqlx::PgPool::connect(database_url)
+        .await
+        .expect("connect to the test database");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM shard_leases WHERE owner_node = $1")
+        .bind(node)
+        .fetch_one(&pool)
+        .await
+        .expect("count leases");
+    pool.close().await;
+    usize::try_from(count).expect("a count")
+}
+
+/// Waits until `survivor` and the process node `other` split the shards between them.
+async fn shards_split_with_process(database_url: &str, survivor: &TestApp, other: &str) {
+    eventually(WAIT, || async {
+        let mine = survivor.shop.shard_leases().len();
+        let theirs = leased_to(database_url, other).await;
+        (mine > 0 && theirs > 0 && mine + theirs == SHARDS as usize).then_some(())
+    })
+    .await;
+}
+
+/// Buys until the engine answers (201 or 409), retrying a 503 with the same key, as a
+/// shopper's app does. The order id if placed.
+async fn buy_until_answered(through: &TestApp, user: u64, product: u64) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, status, body) = buy(through, user, product).await;
+        match status {
+            StatusCode::CREATED => {
+                return Some(body["orderId"].as_str().expect("order id").to_owned());
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(body["error"]["code"], "sold_out", "{body}");
+                return None;
+            }
+            StatusCode::SERVICE_UNAVAILABLE if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("user {user}: {other} {body}"),
+        }
+    }
+}
+
+/// Waits until `nodes` own every shard between them, each shard once, each node some.
+async fn shards_spread_over(nodes: &[&TestApp]) {
+    eventually(WAIT, || async {
+        let owned: Vec<Vec<u32>> = nodes
+            .iter()
+            .map(|node| {
+                node.shop
+                    .shard_leases()
+                    .iter()
+                    .map(|lease| lease.shard)
+                    .collect()
+            })
+            .collect();
+        let all: HashSet<u32> = owned.iter().flatten().copied().collect();
+        let total: usize = owned.iter().map(Vec::len).sum();
+        let every_node_some = owned.iter().all(|shards| !shards.is_empty());
+        (all.len() == SHARDS as usize && total == SHARDS as usize && every_node_some).then_some(())
+    })
+    .await;
+}
+
+async fn buy(through: &TestApp, user: u64, product: u64) -> (u64, StatusCode, Value) {
+    let response = through.buy(user, product, 1, &format!("sale-{user}")).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    (user, status, body)
+}
+
+/// The first product id whose shard `node` serves.
+fn product_served_by(node: &TestApp, after: u64) -> u64 {
+    (after + 1..after + 1_000)
+        .find(|id| node.shop.serves(ProductId(*id)))
+        .expect("some id maps to one of the node's shards")
+}
+
+#[tokio::test]
+async fn two_nodes_sell_exactly_the_stock_and_either_answers_any_buyer() {
+    let database = persistence::test_support::TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let n1 = node(&database.url, &prefix, "n1").await;
+    let n2 = node(&database.url, &prefix, "n2").await;
+    shards_spread_over(&[&n1, &n2]).await;
+
+    // A product on each node, created by its owner.
+    let on_n1 = product_served_by(&n1, 0);
+    let on_n2 = product_served_by(&n2, 0);
+    n1.create_product(on_n1, 10_000, 30).await;
+    n2.create_product(on_n2, 10_000, 5).await;
+    // A stock screen on each node; n2's follows the product through n1's feed.
+    let mut screens = Vec::new();
+    for node in [&n1, &n2] {
+        let mut screen = StockFeedClient::connect(&node.address, &[ProductId(on_n1)])
+            .await
+            .expect("the screen connects");
+        let first = screen.next().await.expect("the current stock");
+        assert_eq!(first.left, 30);
+        screens.push(screen);
+    }
+
+    // 90 shoppers of n1's product: the first ten through n2 one by one (forwarded), then
+    // the rest at once, half through each node. Exactly 30 orders.
+    let mut placed = Vec::new();
+    let mut sold_out = 0;
+    let mut answers = Vec::new();
+    for user in 1..=10u64 {
+        answers.push(buy(&n2, user, on_n1).await);
+    }
+    answers.extend(
+        futures_util::future::join_all((11..=90u64).map(|user| {
+            let through = if user % 2 == 0 { &n2 } else { &n1 };
+            buy(through, user, on_n1)
+        }))
+        .await,
+    );
+    for (user, status, body) in answers {
+        match status {
+            StatusCode::CREATED => placed.push((user, body["orderId"].clone())),
+            StatusCode::CONFLICT => {
+                assert_eq!(body["error"]["code"], "sold_out", "{body}");
+                sold_out += 1;
+            }
+            other => panic!("user {user}: {other} {body}"),
+        }
+    }
+    assert_eq!(placed.len(), 30);
+    assert_eq!(sold_out, 60);
+    assert_eq!(n1.stored_orders(on_n1).await.len(), 30);
+    assert!(
+        placed.iter().any(|(user, _)| *user <= 10),
+        "orders were placed through the node that does not own the product"
+    );
+
+    // A retry of a key on the other node answers the same order.
+    for (user, order_id) in placed.iter().take(12) {
+        let other = if user % 2 == 0 { &n1 } else { &n2 };
+        let response = other.buy(*user, on_n1, 1, &format!("sale-{user}")).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(
+            response
+                .headers()
+                .get("idempotent-replayed")
+                .map(|value| value.as_bytes()),
+            Some(&b"true"[..])
+        );
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(&body["orderId"], order_id);
+    }
+    // Both nodes show the owner's counts, and both screens see the sale sell out.
+    for node in [&n1, &n2] {
+        let inventory = node.inventory(on_n1).await;
+        assert_eq!(inventory["left"], 0, "{inventory}");
+        assert_eq!(inventory["reserved"], 30, "{inventory}");
+    }
+    for screen in &mut screens {
+        tokio::time::timeout(WAIT, async {
+            while screen.next().await.expect("a stock value").status != StockStatus::SoldOut {}
+        })
+        .await
+        .expect("the screen sees the product sell out");
+    }
+
+    // Paying and cancelling through the node that does not own the product: the owner moves
+    // the stock (a cancelled unit goes back on the shelf for everyone).
+    let (paid_user, paid_order) = placed
+        .iter()
+        .find(|(user, _)| user % 2 == 1)
+        .cloned()
+        .expect("an order placed through n1");
+    let order_id = paid_order.as_str().expect("an order id").to_owned();
+    let verdict = serde_json::json!({
+        "orderId": order_id, "status": "SUCCESS", "transactionId": format!("txn-{paid_user}")
+    });
+    let response = n2.payment_webhook(&verdict, Some(WEBHOOK_SECRET)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "PAID", "{body}");
+    let (cancelling_user, cancelled_order) = placed
+        .iter()
+        .find(|(user, _)| *user != paid_user)
+        .cloned()
+        .expect("another order");
+    let cancelled_order = cancelled_order.as_str().expect("an order id").to_owned();
+    let response = n2
+        .post(
+            &format!("/api/v1/orders/{cancelled_order}/cancel"),
+            &n2.token(cancelling_user, Role::Customer),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let inventory = n2.inventory(on_n1).await;
+    assert_eq!(
+        (
+            &inventory["left"],
+            &inventory["sold"],
+            &inventory["reserved"]
+        ),
+        (&Value::from(1), &Value::from(1), &Value::from(28)),
+        "{inventory}"
+    );
+
+    // n1 leaves: n2 takes its shards and sells n1's products on.
+    let other_on_n1 = product_served_by(&n1, on_n1);
+    n1.create_product(other_on_n1, 10_000, 3).await;
+    n1.stop().await;
+    shards_spread_over(&[&n2]).await;
+    let response = n2.buy(500, other_on_n1, 1, "after-n1").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let inventory = n2.inventory(on_n1).await;
+    assert_eq!(
+        inventory["reserved"], 28,
+        "n2 loaded n1's orders: {inventory}"
+    );
+    let response = n2.buy(501, on_n1, 1, "after-n1").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "the cancelled unit sells again"
+    );
+    let response = n2.buy(502, on_n1, 1, "after-n1-sold-out").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+
+    n2.stop().await;
+    database.drop_database().await;
+}
+
+/// Creates a product through `address` (any node: the owner creates it), retrying while
+/// the owner is still loading the shard it just took.
+async fn create_product_at(app: &TestApp, address: &str, id: u64, stock: u64) {
+    eventually(WAIT, || async {
+        let response = app
+            .client
+            .post(format!("{address}/api/v1/products"))
+            .bearer_auth(app.admin())
+            .json(&serde_json::json!({
+                "id": id, "title": format!("Phone {id}"), "brand": "Acme",
+                "category": "mobiles", "price": 10_000, "stock": stock
+            }))
+            .send()
+            .await
+            .expect("request sent");
+        match response.status() {
+            StatusCode::CREATED => Some(()),
+            StatusCode::SERVICE_UNAVAILABLE => None,
+            other => panic!("creating product {id}: {other}"),
+        }
+    })
+    .await;
+}
+
+/// `kill -9` of a node in the middle of a sale of one of its products. Every shopper
+/// buys through the survivor (forwarded to the owner while it lives) and retries a 503
+/// with the same key. The survivor takes the dead node's shards: no acknowledged order is
+/// lost, none is invented, nothing is oversold, and the dead node's unpaid reservations
+/// still expire on the survivor and return their stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_no_acknowledged_order_and_its_shards_sell_on() {
+    const STOCK: u64 = 60;
+    const TTL_SECS: u64 = 12;
+    let database = persistence::test_support::TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let survivor = node_with(&database.url, &prefix, "n1", |settings| {
+        settings.shop.reservation_ttl_secs = TTL_SECS;
+    })
+    .await;
+    let victim_dir = tempfile::tempdir().expect("tempdir");
+    let mut victim = node_process(&database.url, &prefix, "n2", TTL_SECS, victim_dir.path());
+    wait_ready(&survivor.client, &victim.address).await;
+    shards_split_with_process(&database.url, &survivor, "n2").await;
+    let product = (1..1_000)
+        .find(|id| !survivor.shop.serves(ProductId(*id)))
+        .expect("some id maps to the victim's shards");
+    create_product_at(&survivor, &survivor.address, product, STOCK).await;
+
+    // Ten shoppers at a time, 150 in all, through the survivor.
+    let placed = std::sync::Mutex::new(Vec::new());
+    let killed_at = std::sync::Mutex::new(None::<std::time::Instant>);
+    let first_after_kill = std::sync::Mutex::new(None::<Duration>);
+    let lanes = (0..10u64).map(|lane| {
+        let (placed, killed_at, first_after_kill) = (&placed, &killed_at, &first_after_kill);
+        let survivor = &survivor;
+        async move {
+            for user in (lane * 15 + 1)..=(lane * 15 + 15) {
+                if let Some(order) = buy_until_answered(survivor, user, product).await {
+                    let mut placed = placed.lock().expect("not poisoned");
+                    placed.push(order);
+                    if let Some(at) = *killed_at.lock().expect("not poisoned") {
+                        first_after_kill
+                            .lock()
+                            .expect("not poisoned")
+                            .get_or_insert(at.elapsed());
+                    }
+                }
+            }
+        }
+    });
+    let killer = async {
+        eventually(WAIT, || async {
+            (placed.lock().expect("not poisoned").len() >= 15).then_some(())
+        })
+        .await;
+        victim.kill_9();
+        *killed_at.lock().expect("not poisoned") = Some(std::time::Instant::now());
+    };
+    tokio::join!(futures_util::future::join_all(lanes), killer);
+
+    let placed = placed.into_inner().expect("not poisoned");
+    let stored = survivor.stored_orders(product).await;
+    let stored_ids: HashSet<String> = stored.iter().map(|(id, ..)| id.clone()).collect();
+    let acknowledged: HashSet<String> = placed.iter().cloned().collect();
+    assert_eq!(placed.len(), STOCK as usize, "the stock sells out, exactly");
+    assert_eq!(acknowledged.len(), placed.len(), "one order per shopper");
+    assert_eq!(
+        stored_ids, acknowledged,
+        "every acknowledged order is stored, and only those"
+    );
+    let after_kill = first_after_kill
+        .into_inner()
+        .expect("not poisoned")
+        .expect("orders were placed after the kill");
+    eprintln!("kill -9 to the first 201 on the dead node's shard: {after_kill:?}");
+    assert_eq!(survivor.shop.shard_leases().len(), SHARDS as usize);
+
+    // Nobody pays: every reservation expires on the survivor and the stock comes back.
+    eventually(Duration::from_secs(TTL_SECS + 30), || async {
+        let inventory = survivor.inventory(product).await;
+        (inventory["left"] == STOCK && inventory["reserved"] == 0).then_some(())
+    })
+    .await;
+
+    survivor.stop().await;
+    database.drop_database().await;
+}
+
+fn signal(server: &Server, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &server.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// A stale owner: a node is paused (SIGSTOP) past the session timeout while a shopper's
+/// request waits in its socket. The survivor takes its shards and sells the product out.
+/// When the paused node wakes, it still believes it owns the product and has units in
+/// memory; its batch is fenced (nothing is written), it drops the shard and re-routes the
+/// waiting request to the new owner, which answers sold out. Then it rejoins and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_commits_nothing_for_shards_it_lost_then_serves_again() {
+    const STOCK: u64 = 10;
+    let database = persistence::test_support::TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let survivor = node(&database.url, &prefix, "n1").await;
+    let paused_dir = tempfile::tempdir().expect("tempdir");
+    let paused = node_process(&database.url, &prefix, "n2", 600, paused_dir.path());
+    wait_ready(&survivor.client, &paused.address).await;
+    shards_split_with_process(&database.url, &survivor, "n2").await;
+    let product = (1..1_000)
+        .find(|id| !survivor.shop.serves(ProductId(*id)))
+        .expect("some id maps to the paused node's shards");
+    create_product_at(&survivor, &paused.address, product, STOCK).await;
+    // The owner has the product in memory, with its stock.
+    let inventory = survivor.inventory(product).await;
+    assert_eq!(inventory["left"], STOCK);
+
+    signal(&paused, "-STOP");
+    // A request that reached the paused node before it could read it.
+    let late = {
+        let client = survivor.client.clone();
+        let url = format!("{}/api/v1/buy-now", paused.address);
+        let token = survivor.token(999, gateway::auth::Role::Customer);
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "late-999")
+                .json(&serde_json::json!({ "productId": product, "quantity": 1 }))
+                .send()
+                .await
+        })
+    };
+    // Meanwhile the survivor takes the shards and sells the product out.
+    eventually(WAIT, || async {
+        (survivor.shop.shard_leases().len() == SHARDS as usize).then_some(())
+    })
+    .await;
+    let mut sold = 0;
+    for user in 1..=(STOCK + 5) {
+        if buy_until_answered(&survivor, user, product).await.is_some() {
+            sold += 1;
+        }
+    }
+    assert_eq!(sold, STOCK);
+
+    signal(&paused, "-CONT");
+    let late = late
+        .await
+        .expect("the request task ends")
+        .expect("the woken node answers");
+    let status = late.status();
+    let body: Value = late.json().await.expect("json");
+    assert!(
+        status == StatusCode::CONFLICT || status == StatusCode::SERVICE_UNAVAILABLE,
+        "the stale owner must not sell: {status} {body}"
+    );
+    let stored = survivor.stored_orders(product).await;
+    assert_eq!(
+        stored.len(),
+        STOCK as usize,
+        "nothing sold twice: {stored:?}"
+    );
+    assert!(stored.iter().all(|(_, user, ..)| *user != 999));
+
+    // It rejoins and serves again: the shards are split anew and it sells its own.
+    shards_split_with_process(&database.url, &survivor, "n2").await;
+    let fresh = (1..1_000)
+        .find(|id| *id != product && !survivor.shop.serves(ProductId(*id)))
+        .expect("some id maps to the woken node's shards");
+    create_product_at(&survivor, &paused.address, fresh, 3).await;
+    let response = survivor.buy(1_000, fresh, 1, "after-wake").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    survivor.stop().await;
+    database.drop_database().await;
+}
