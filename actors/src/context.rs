@@ -62,6 +62,8 @@ pub(crate) struct Context {
     actors: OnceLock<Actors>,
     /// Actors that panicked (a bug: an assertion fired). Counted by their supervisors.
     actor_failures: AtomicU64,
+    /// Buy Now orders made durable since the start (the operators' orders a second).
+    orders_placed: AtomicU64,
     next_product_id: AtomicU64,
     next_sale_id: AtomicU64,
 }
@@ -107,6 +109,7 @@ impl Context {
             checkouts: DashMap::new(),
             actors: OnceLock::new(),
             actor_failures: AtomicU64::new(0),
+            orders_placed: AtomicU64::new(0),
             next_product_id: AtomicU64::new(parts.high_water.product_id),
             next_sale_id: AtomicU64::new(parts.high_water.sale_id),
         }
@@ -183,6 +186,16 @@ impl Context {
 
     pub fn actor_failures(&self) -> u64 {
         self.actor_failures.load(Ordering::Relaxed)
+    }
+
+    /// A batch made `count` new orders durable.
+    pub fn count_placed(&self, count: usize) {
+        self.orders_placed
+            .fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    pub fn orders_placed(&self) -> u64 {
+        self.orders_placed.load(Ordering::Relaxed)
     }
 
     // Shards owned here.

@@ -6,6 +6,7 @@
 //!   heartbeating loses them to the others after the session timeout.
 //! - [`node`]: the membership's changes applied to the shop (take a shard's lease, then
 //!   load it; hand a revoked shard off before the rebalance completes).
+//! - [`ops`]: what operators ask beyond one node (the group's state, an event tail).
 //! - [`routes`]: which node serves each shard (leases joined with the node directory),
 //!   cached, for forwarding a request to its product's owner.
 //! - Fencing lives with the data it guards: `persistence`'s shard leases (a take bumps a
@@ -15,9 +16,10 @@
 mod error;
 pub mod membership;
 pub mod node;
+pub mod ops;
 pub mod routes;
 
 pub use error::ClusterError;
 pub use membership::{Membership, MembershipSettings, OwnershipChange, Rejoin, ensure_shard_topic};
-pub use node::ClusterNode;
+pub use node::{ClusterNode, ClusterView};
 pub use routes::{Route, ShardRoutes};

@@ -25,10 +25,56 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const ROUTES_EVERY: Duration = Duration::from_millis(500);
 
 pub struct ClusterNode {
-    node_id: String,
+    view: ClusterView,
     membership: Membership,
-    routes: Arc<ShardRoutes>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the rest of a node (routes, forwarding, operators) reads of the cluster.
+#[derive(Clone)]
+pub struct ClusterView {
+    settings: MembershipSettings,
+    routes: Arc<ShardRoutes>,
+    store: Arc<dyn ShardLeases>,
+}
+
+impl ClusterView {
+    pub fn node_id(&self) -> &str {
+        &self.settings.node_id
+    }
+
+    pub fn session_timeout(&self) -> Duration {
+        self.settings.session_timeout
+    }
+
+    /// Which node serves each shard.
+    pub fn routes(&self) -> &Arc<ShardRoutes> {
+        &self.routes
+    }
+
+    /// Every node that ever joined, with its last heartbeat.
+    pub async fn directory(&self) -> Result<Vec<persistence::ClusterNodeEntry>, ClusterError> {
+        self.store
+            .cluster_nodes()
+            .await
+            .map_err(|error| ClusterError::Failed(format!("reading the directory: {error}")))
+    }
+
+    /// Every shard's lease with when it was taken.
+    pub async fn lease_records(&self) -> Result<Vec<persistence::LeaseRecord>, ClusterError> {
+        self.store
+            .lease_records()
+            .await
+            .map_err(|error| ClusterError::Failed(format!("reading the leases: {error}")))
+    }
+
+    /// The shards group as the broker sees it.
+    pub async fn group_state(&self) -> Result<crate::ops::GroupState, ClusterError> {
+        let (brokers, group) = (self.settings.brokers.clone(), self.settings.group());
+        tokio::task::spawn_blocking(move || crate::ops::group_state(&brokers, &group))
+            .await
+            .map_err(|error| ClusterError::Failed(format!("asking the broker: {error}")))?
+    }
 }
 
 impl ClusterNode {
@@ -52,6 +98,11 @@ impl ClusterNode {
         ensure_shard_topic(&settings).await?;
         let routes = ShardRoutes::start(Arc::clone(&leases), ROUTES_EVERY).await?;
         let (membership, changes) = Membership::join(&settings)?;
+        let view = ClusterView {
+            settings: settings.clone(),
+            routes,
+            store: Arc::clone(&leases),
+        };
         let heartbeat = tokio::spawn(heartbeat(
             Arc::clone(&leases),
             Directory {
@@ -61,23 +112,16 @@ impl ClusterNode {
             },
             membership.rejoin(),
         ));
-        let node_id = settings.node_id.clone();
         let applier = tokio::spawn(apply_changes(shop, leases, settings, changes));
         Ok(Self {
-            node_id,
+            view,
             membership,
-            routes,
             tasks: vec![heartbeat, applier],
         })
     }
 
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    /// Which node serves each shard.
-    pub fn routes(&self) -> Arc<ShardRoutes> {
-        Arc::clone(&self.routes)
+    pub fn view(&self) -> ClusterView {
+        self.view.clone()
     }
 
     /// Leaves the group: this node's shards are handed off (their actors commit what they

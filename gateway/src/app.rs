@@ -55,6 +55,8 @@ pub struct ApiParts {
     pub forwarder: Option<crate::forward::Forwarder>,
     /// A cluster node's screens of products served elsewhere.
     pub remote_feeds: Option<Arc<crate::remote_feeds::RemoteFeeds>>,
+    /// A cluster node's view for the operators' API.
+    pub cluster: Option<Arc<crate::routes::cluster::ClusterOps>>,
 }
 
 /// How long Redis keeps a rendered listing. Changes never wait for it (pages are keyed by
@@ -257,19 +259,24 @@ impl App {
             search,
             pages,
             forwarder: cluster.as_ref().map(|node| {
+                let view = node.view();
                 crate::forward::Forwarder::new(
-                    node.node_id().to_owned(),
-                    node.routes(),
+                    view.node_id().to_owned(),
+                    Arc::clone(view.routes()),
                     settings.shop_settings().request_timeout,
                 )
             }),
             remote_feeds: cluster.as_ref().map(|node| {
+                let view = node.view();
                 crate::remote_feeds::RemoteFeeds::new(
-                    node.node_id().to_owned(),
+                    view.node_id().to_owned(),
                     shop.clone(),
-                    node.routes(),
+                    Arc::clone(view.routes()),
                 )
             }),
+            cluster: cluster
+                .as_ref()
+                .map(|node| crate::routes::cluster::ClusterOps::start(node.view(), shop.clone())),
         }));
         let router = crate::routes::router()
             .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))

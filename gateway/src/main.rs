@@ -53,6 +53,20 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Operate a cluster through any of its nodes (admin token).
+    Cluster {
+        /// Any node's address.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An admin token (`flashcart demo-token --role admin`).
+        #[arg(long, global = true, env = "FLASHCART_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The API's JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Print a bearer token for trying the API (its last line is the token).
     DemoToken {
         #[arg(long)]
@@ -70,9 +84,105 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Every node (alive, shards, in flight, orders a second), the group, recent moves.
+    Status,
+    /// The shard, owner node and epoch of a product.
+    Where {
+        #[arg(long)]
+        product: u64,
+    },
+    /// A product's live actor, asked of its owner.
+    Inspect {
+        #[arg(long)]
+        product: u64,
+    },
+    /// Flash sales.
+    Sales {
+        #[command(subcommand)]
+        command: SalesCommand,
+    },
+    /// Event topics.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SalesCommand {
+    /// Sales scheduled or live.
+    List,
+    /// Schedule a sale (the admin API's POST /flash-sales).
+    Create {
+        #[arg(long)]
+        product: u64,
+        /// Minor units.
+        #[arg(long)]
+        sale_price: u64,
+        /// Minor units.
+        #[arg(long)]
+        original_price: u64,
+        /// RFC 3339.
+        #[arg(long)]
+        start: String,
+        /// RFC 3339.
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long)]
+        stock: u64,
+        #[arg(long, default_value_t = 1)]
+        per_user_limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print a topic's events as they arrive (key, then the event).
+    Tail {
+        /// `order-events`, `product-events` or `user-events`.
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        from_beginning: bool,
+        #[arg(
+            long,
+            env = "FLASHCART_KAFKA__BROKERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        brokers: String,
+        /// The engine's `[kafka] prefix`.
+        #[arg(long, env = "FLASHCART_KAFKA__PREFIX", default_value = "")]
+        prefix: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        max: Option<usize>,
+        /// Stop after this many seconds without an event.
+        #[arg(long)]
+        idle_secs: Option<u64>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let operator = matches!(cli.command, Command::Cluster { .. });
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // An operator's command fails with one line, for scripts and people alike.
+        Err(error) if operator => {
+            eprintln!("flashcart cluster: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve {
             config,
             listen,
@@ -109,7 +219,81 @@ fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Cluster {
+            server,
+            token,
+            json,
+            command,
+        } => runtime()?.block_on(cluster(server, token, json, command)),
     }
+}
+
+async fn cluster(
+    server: String,
+    token: Option<String>,
+    json: bool,
+    command: ClusterCommand,
+) -> anyhow::Result<()> {
+    use gateway::ops_cli::{self, OpsClient};
+    if let ClusterCommand::Events {
+        command:
+            EventsCommand::Tail {
+                topic,
+                from_beginning,
+                brokers,
+                prefix,
+                max,
+                idle_secs,
+            },
+    } = command
+    {
+        let tail = cluster::ops::Tail {
+            brokers,
+            topic: format!("{prefix}{topic}"),
+            from_beginning,
+            max,
+            idle: idle_secs.map(std::time::Duration::from_secs),
+        };
+        return tail_events(tail, json).await;
+    }
+    let client = OpsClient::new(&server, token)?;
+    let (value, table): (serde_json::Value, fn(&serde_json::Value) -> String) = match command {
+        ClusterCommand::Status => (client.status().await?, ops_cli::status_table),
+        ClusterCommand::Where { product } => {
+            (client.where_is(product).await?, ops_cli::fields_table)
+        }
+        ClusterCommand::Inspect { product } => {
+            (client.inspect(product).await?, ops_cli::fields_table)
+        }
+        ClusterCommand::Sales {
+            command: SalesCommand::List,
+        } => (client.sales().await?, ops_cli::sales_table),
+        ClusterCommand::Sales {
+            command:
+                SalesCommand::Create {
+                    product,
+                    sale_price,
+                    original_price,
+                    start,
+                    end,
+                    stock,
+                    per_user_limit,
+                },
+        } => {
+            let sale = serde_json::json!({
+                "productId": product, "salePrice": sale_price, "originalPrice": original_price,
+                "startTime": start, "endTime": end, "stock": stock, "perUserLimit": per_user_limit,
+            });
+            (client.create_sale(&sale).await?, ops_cli::fields_table)
+        }
+        ClusterCommand::Events { .. } => return Ok(()),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", table(&value));
+    }
+    Ok(())
 }
 
 fn load_settings(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<Settings> {
@@ -157,6 +341,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("admin token (user 1): {admin}");
     }
     app.run_until_stopped(shutdown_signal()).await
+}
+
+/// Prints a topic's events, one a line (`key  event`, or a JSON object with `--json`).
+async fn tail_events(tail: cluster::ops::Tail, json: bool) -> anyhow::Result<()> {
+    let read = tokio::task::spawn_blocking(move || {
+        cluster::ops::tail(&tail, |event| {
+            if json {
+                let line = serde_json::json!({
+                    "partition": event.partition, "offset": event.offset,
+                    "key": event.key, "event": event.payload,
+                });
+                println!("{line}");
+            } else {
+                println!("{}  {}", event.key, event.payload);
+            }
+        })
+    })
+    .await
+    .context("the tail stopped")?;
+    read.context("reading the topic")?;
+    Ok(())
 }
 
 /// Statements of an import may take longer than the hot path's.

@@ -36,6 +36,9 @@ pub trait ShardLeases: Send + Sync + 'static {
     /// Every shard's current lease, by shard.
     async fn shard_leases(&self) -> Result<Vec<ShardLease>, StoreError>;
 
+    /// Every shard's current lease with when it was taken, by shard (for operators).
+    async fn lease_records(&self) -> Result<Vec<LeaseRecord>, StoreError>;
+
     /// Writes (or refreshes) a node's entry in the directory: where the others reach it.
     async fn register_node(
         &self,
@@ -46,6 +49,13 @@ pub trait ShardLeases: Send + Sync + 'static {
 
     /// Every node of the directory, by id.
     async fn cluster_nodes(&self) -> Result<Vec<ClusterNodeEntry>, StoreError>;
+}
+
+/// A lease and when it was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub lease: ShardLease,
+    pub taken_at_ms: u64,
 }
 
 /// A node as the directory has it.
@@ -66,6 +76,12 @@ const TAKE: &str = concat!(
 );
 
 const ALL: &str = "SELECT shard, owner_node, epoch FROM shard_leases ORDER BY shard";
+
+const RECORDS: &str = concat!(
+    "SELECT shard, owner_node, epoch, ",
+    ts_to_ms!("taken_at"),
+    " AS taken_at_ms FROM shard_leases ORDER BY shard"
+);
 
 const REGISTER: &str = concat!(
     "INSERT INTO cluster_nodes (node_id, internal_address, started_at, seen_at) VALUES ($1, $2, ",
@@ -115,6 +131,21 @@ impl ShardLeases for Database {
             .await?
             .iter()
             .map(lease)
+            .collect()
+    }
+
+    async fn lease_records(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        let pool = postgres(self)?;
+        sqlx::query(RECORDS)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(LeaseRecord {
+                    lease: lease(row)?,
+                    taken_at_ms: row.uint("taken_at_ms")?,
+                })
+            })
             .collect()
     }
 

@@ -371,6 +371,7 @@ impl ProductActorState {
                     }
                     let _ = transition.reply.send(Ok(()));
                 }
+                self.ctx.count_placed(done.reserved.len());
                 self.ctx.track_new_orders(done.reserved);
                 if !self.recovering {
                     self.mirror();

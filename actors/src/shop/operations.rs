@@ -30,6 +30,23 @@ impl Shop {
         self.ctx.pending_order_count()
     }
 
+    /// Buy Now orders made durable since the start.
+    pub fn orders_placed(&self) -> u64 {
+        self.ctx.orders_placed()
+    }
+
+    /// Requests admitted and not yet answered, over every live product actor, and the most
+    /// waiting on one of them (its mailbox and its batch being committed).
+    pub fn in_flight_totals(&self) -> (u64, u32) {
+        self.ctx
+            .live_products()
+            .iter()
+            .map(|(_, handle)| handle.in_flight.current())
+            .fold((0, 0), |(total, deepest), here| {
+                (total + u64::from(here), deepest.max(here))
+            })
+    }
+
     /// Actors that panicked since the start (each was restarted from the store). Anything
     /// but zero is a bug worth a look: an assertion of the engine or an actor fired.
     pub fn actor_failures(&self) -> u64 {

@@ -4,6 +4,7 @@ mod analytics;
 pub mod buy_now;
 pub(crate) mod cart;
 mod checkout;
+pub mod cluster;
 mod flash_sales;
 mod health;
 mod inventory;
@@ -37,7 +38,8 @@ pub fn router() -> Router<ApiContext> {
         .merge(notifications::router())
         .merge(cart::router())
         .merge(search::router())
-        .merge(reviews::router());
+        .merge(reviews::router())
+        .merge(cluster::router());
     Router::new()
         .nest("/api/v1", api)
         .merge(stock_feed::router())

@@ -522,3 +522,169 @@ async fn a_paused_owner_commits_nothing_for_shards_it_lost_then_serves_again() {
     survivor.stop().await;
     database.drop_database().await;
 }
+
+/// `flashcart cluster ...` as an operator runs it; (exit success, stdout, stderr).
+async fn flashcart(args: Vec<String>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_flashcart"))
+            .args(&args)
+            .env_remove("FLASHCART_TOKEN")
+            .output()
+            .expect("the flashcart binary runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("the command ends")
+}
+
+async fn flashcart_json(node: &TestApp, command: &[&str]) -> Value {
+    let mut args: Vec<String> = vec!["cluster".into()];
+    args.extend(command.iter().map(|arg| (*arg).to_owned()));
+    args.extend([
+        "--server".into(),
+        node.address.clone(),
+        "--token".into(),
+        node.admin(),
+        "--json".into(),
+    ]);
+    let (ok, stdout, stderr) = flashcart(args).await;
+    assert!(ok, "flashcart {command:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+/// The ops CLI against a running two-node cluster, each command's `--json` checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ops_cli_reports_and_acts_on_a_running_cluster() {
+    let database = persistence::test_support::TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let n1 = node(&database.url, &prefix, "n1").await;
+    let n2 = node(&database.url, &prefix, "n2").await;
+    shards_spread_over(&[&n1, &n2]).await;
+    let on_n2 = product_served_by(&n2, 0);
+    create_product_at(&n1, &n1.address, on_n2, 20).await;
+
+    // status: both nodes alive, every shard leased once, the group stable with both.
+    let status = eventually(WAIT, || async {
+        let status = flashcart_json(&n1, &["status"]).await;
+        // tansu 0.6 does not list consumer groups; a broker that does says Stable.
+        let stable = status["group"]["state"] == "Stable"
+            || status["group"]["state"] == cluster::ops::NOT_LISTED;
+        let nodes = status["nodes"].as_array().cloned().unwrap_or_default();
+        let alive = nodes.iter().filter(|node| node["alive"] == true).count();
+        (stable && alive == 2).then_some(status)
+    })
+    .await;
+    assert_eq!(status["answeredBy"], "n1");
+    let nodes = status["nodes"].as_array().expect("nodes");
+    let leased: usize = nodes
+        .iter()
+        .map(|node| node["shards"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(leased, SHARDS as usize);
+    for node in nodes {
+        assert!(node["figures"]["ordersPerSecond"].is_number(), "{node}");
+    }
+    if status["group"]["state"] == "Stable" {
+        assert_eq!(status["group"]["members"], serde_json::json!(["n1", "n2"]));
+    }
+
+    // where and inspect, asked of the node that does not own the product.
+    let place = flashcart_json(&n1, &["where", "--product", &on_n2.to_string()]).await;
+    assert_eq!(place["node"], "n2", "{place}");
+    assert_eq!(place["shard"], n1.shop.shard_of(ProductId(on_n2)));
+    let response = n1.buy(7, on_n2, 2, "cli-7").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let inspected = flashcart_json(&n1, &["inspect", "--product", &on_n2.to_string()]).await;
+    assert_eq!(inspected["node"], "n2", "{inspected}");
+    assert_eq!(inspected["wasLive"], true, "{inspected}");
+    assert_eq!(
+        (&inspected["reserved"], &inspected["left"]),
+        (&Value::from(2), &Value::from(18)),
+        "{inspected}"
+    );
+
+    // sales: created through n1 (forwarded to the owner), listed by the owner.
+    let now_ms = actors::clock::now_ms();
+    let start = crate::helpers::rfc3339(now_ms - 60_000);
+    let end = crate::helpers::rfc3339(now_ms + 3_600_000);
+    let product = on_n2.to_string();
+    let created = flashcart_json(
+        &n1,
+        &[
+            "sales",
+            "create",
+            "--product",
+            &product,
+            "--sale-price",
+            "5000",
+            "--original-price",
+            "10000",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--stock",
+            "5",
+            "--per-user-limit",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(created["productId"], on_n2, "{created}");
+    let listed = flashcart_json(&n2, &["sales", "list"]).await;
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|sales| sales.iter().any(|sale| sale["id"] == created["id"])),
+        "{listed}"
+    );
+
+    // events tail: the order placed above, from the beginning of order-events.
+    let (ok, stdout, stderr) = flashcart(vec![
+        "cluster".into(),
+        "events".into(),
+        "tail".into(),
+        "--topic".into(),
+        "order-events".into(),
+        "--from-beginning".into(),
+        "--brokers".into(),
+        kafka_brokers(),
+        "--prefix".into(),
+        prefix.clone(),
+        "--max".into(),
+        "1".into(),
+        "--idle-secs".into(),
+        "20".into(),
+        "--json".into(),
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    let event: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert!(
+        event["event"]
+            .as_str()
+            .is_some_and(|text| text.contains("order_placed")),
+        "{event}"
+    );
+
+    // A refusal is one line on stderr and a failing exit.
+    let (ok, stdout, stderr) = flashcart(vec![
+        "cluster".into(),
+        "status".into(),
+        "--server".into(),
+        n1.address.clone(),
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("admin token"), "{stderr}");
+
+    n1.stop().await;
+    n2.stop().await;
+    database.drop_database().await;
+}

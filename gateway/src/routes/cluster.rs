@@ -1,0 +1,373 @@
+//! The operators' view of a cluster (admin only), what `flashcart cluster ...` reads:
+//! - `GET /cluster/status`: every node (address, alive, shards, requests in flight, the
+//!   busiest product actor, orders a second over the last 10 s, each asked of its node),
+//!   the shards group's state, and the shards whose lease changed in the last minute;
+//! - `GET /cluster/node`: this node's own figures (what `status` asks each node);
+//! - `GET /cluster/where?product=ID`: the product's shard, owner and epoch;
+//! - `GET /cluster/inspect?product=ID`: its live actor, asked of its owner.
+//!
+//! A node alone answers 404 to all of them: there is no cluster to look at.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use actors::Shop;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cluster::ClusterView;
+use engine::ProductId;
+use serde::{Deserialize, Serialize};
+
+use crate::app::ApiContext;
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::forward;
+use crate::time_format::format_rfc3339_ms;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/cluster/status", get(status))
+        .route("/cluster/node", get(node))
+        .route("/cluster/where", get(where_is))
+        .route("/cluster/inspect", get(inspect))
+}
+
+/// How far back `status` lists shards whose lease changed.
+const RECENT_MOVES: Duration = Duration::from_secs(60);
+/// The window of the orders-a-second figure.
+const RATE_WINDOW: usize = 10;
+
+/// A cluster node's operator state: its view of the cluster, and its order counter sampled
+/// every second (for the orders-a-second figure).
+pub struct ClusterOps {
+    view: ClusterView,
+    shop: Shop,
+    client: reqwest::Client,
+    /// (when, orders placed so far), oldest first, one a second.
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl ClusterOps {
+    pub fn start(view: ClusterView, shop: Shop) -> Arc<Self> {
+        let ops = Arc::new(Self {
+            view,
+            shop,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+            samples: Mutex::new(VecDeque::with_capacity(RATE_WINDOW + 1)),
+        });
+        let weak: Weak<Self> = Arc::downgrade(&ops);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticks.tick().await;
+                let Some(ops) = weak.upgrade() else {
+                    return;
+                };
+                ops.sample();
+            }
+        });
+        ops
+    }
+
+    fn sample(&self) {
+        let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        samples.push_back((Instant::now(), self.shop.orders_placed()));
+        while samples.len() > RATE_WINDOW + 1 {
+            samples.pop_front();
+        }
+    }
+
+    fn orders_per_second(&self) -> f64 {
+        let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        match (samples.front(), samples.back()) {
+            (Some((first_at, first)), Some((last_at, last))) if last_at > first_at => {
+                (last - first) as f64 / last_at.duration_since(*first_at).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    fn figures(&self) -> NodeFigures {
+        let (in_flight, deepest) = self.shop.in_flight_totals();
+        let mut shards: Vec<u32> = self
+            .shop
+            .shard_leases()
+            .iter()
+            .map(|lease| lease.shard)
+            .collect();
+        shards.sort_unstable();
+        NodeFigures {
+            node_id: self.view.node_id().to_owned(),
+            shards,
+            live_products: self.shop.live_product_count(),
+            in_flight,
+            deepest_mailbox: deepest,
+            orders_per_second: (self.orders_per_second() * 10.0).round() / 10.0,
+        }
+    }
+}
+
+/// One node's own figures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFigures {
+    pub node_id: String,
+    pub shards: Vec<u32>,
+    pub live_products: usize,
+    /// Buy Now requests admitted and not answered yet, over every product actor.
+    pub in_flight: u64,
+    /// The most of them waiting on one product actor (its mailbox and its batch in commit).
+    pub deepest_mailbox: u32,
+    /// Buy Now orders made durable a second, over the last 10 s.
+    pub orders_per_second: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody {
+    answered_by: String,
+    group: GroupBody,
+    nodes: Vec<NodeBody>,
+    recently_moved: Vec<MoveBody>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupBody {
+    state: String,
+    members: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeBody {
+    node_id: String,
+    address: String,
+    alive: bool,
+    seen_at: String,
+    /// Shards leased to it, from the store.
+    shards: Vec<u32>,
+    /// What it says of itself; `null` when it did not answer.
+    figures: Option<NodeFigures>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MoveBody {
+    shard: u32,
+    node: String,
+    epoch: u64,
+    taken_at: String,
+}
+
+fn ops(ctx: &ApiContext) -> Result<&Arc<ClusterOps>, ApiError> {
+    ctx.cluster
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("this engine runs alone: there is no cluster".into()))
+}
+
+fn store_failed(error: cluster::ClusterError) -> ApiError {
+    ApiError::Unavailable(error.to_string())
+}
+
+async fn node(State(ctx): State<ApiContext>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    Ok(axum::Json(ops(&ctx)?.figures()).into_response())
+}
+
+async fn status(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ops = ops(&ctx)?;
+    let view = &ops.view;
+    let directory = view.directory().await.map_err(store_failed)?;
+    let leases = view.lease_records().await.map_err(store_failed)?;
+    let group = match view.group_state().await {
+        Ok(group) => GroupBody {
+            state: group.state,
+            members: group.members,
+        },
+        Err(error) => GroupBody {
+            state: format!("unknown ({error})"),
+            members: Vec::new(),
+        },
+    };
+    let now_ms = actors::clock::now_ms();
+    let alive_since = now_ms.saturating_sub(view.session_timeout().as_millis() as u64 + 1_000);
+    let mut nodes = Vec::with_capacity(directory.len());
+    for entry in directory {
+        let alive = entry.seen_at_ms >= alive_since;
+        let shards = leases
+            .iter()
+            .filter(|record| record.lease.owner_node == entry.node_id)
+            .map(|record| record.lease.shard)
+            .collect();
+        let figures = if entry.node_id == view.node_id() {
+            Some(ops.figures())
+        } else if alive {
+            figures_of(ops, &entry.internal_address, &headers).await
+        } else {
+            None
+        };
+        nodes.push(NodeBody {
+            node_id: entry.node_id,
+            address: entry.internal_address,
+            alive,
+            seen_at: format_rfc3339_ms(entry.seen_at_ms),
+            shards,
+            figures,
+        });
+    }
+    let moved_since = now_ms.saturating_sub(RECENT_MOVES.as_millis() as u64);
+    let recently_moved = leases
+        .into_iter()
+        .filter(|record| record.taken_at_ms >= moved_since)
+        .map(|record| MoveBody {
+            shard: record.lease.shard,
+            node: record.lease.owner_node,
+            epoch: record.lease.epoch,
+            taken_at: format_rfc3339_ms(record.taken_at_ms),
+        })
+        .collect();
+    Ok(axum::Json(StatusBody {
+        answered_by: view.node_id().to_owned(),
+        group,
+        nodes,
+        recently_moved,
+    })
+    .into_response())
+}
+
+/// A node's own figures, asked over its node channel with the caller's token.
+async fn figures_of(ops: &ClusterOps, address: &str, headers: &HeaderMap) -> Option<NodeFigures> {
+    let mut request = ops
+        .client
+        .get(format!("http://{address}/api/v1/cluster/node"));
+    if let Some(token) = headers.get(header::AUTHORIZATION) {
+        request = request.header(header::AUTHORIZATION, token);
+    }
+    let answer = request.send().await.ok()?;
+    if !answer.status().is_success() {
+        return None;
+    }
+    answer.json().await.ok()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductParam {
+    product: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WhereBody {
+    product_id: u64,
+    shard: u32,
+    node: Option<String>,
+    address: Option<String>,
+    epoch: Option<u64>,
+}
+
+async fn where_is(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Query(param): Query<ProductParam>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ops = ops(&ctx)?;
+    let shard = ctx.shop.shard_of(ProductId(param.product));
+    let route = ops.view.routes().route(shard);
+    Ok(axum::Json(WhereBody {
+        product_id: param.product,
+        shard,
+        node: route.as_ref().map(|route| route.node_id.clone()),
+        address: route.as_ref().map(|route| route.address.clone()),
+        epoch: route.map(|route| route.epoch),
+    })
+    .into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InspectBody {
+    product_id: u64,
+    node: String,
+    /// The actor was running when asked (else it was passivated or never started, and
+    /// this answer started it).
+    was_live: bool,
+    initial: u64,
+    reserved: u64,
+    sold: u64,
+    left: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sale: Option<SaleBody>,
+    in_flight: u32,
+    recovering: bool,
+    open_writes: usize,
+    committing_batches: usize,
+    held_lines: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SaleBody {
+    sale_id: u64,
+    initial: u64,
+    reserved: u64,
+    sold: u64,
+    left: u64,
+}
+
+async fn inspect(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Query(param): Query<ProductParam>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ops = ops(&ctx)?;
+    let product_id = ProductId(param.product);
+    let path = format!("/api/v1/cluster/inspect?product={product_id}");
+    let forwarded = forward::to_owner(&ctx, product_id, Method::GET, &path, &headers, Bytes::new());
+    if let Some(answer) = forwarded.await {
+        return answer;
+    }
+    let was_live = ctx.shop.product_actor(product_id).is_some();
+    let inspection = ctx.shop.inspect(product_id).await?;
+    let counters = inspection.counters;
+    Ok(axum::Json(InspectBody {
+        product_id: product_id.0,
+        node: ops.view.node_id().to_owned(),
+        was_live,
+        initial: counters.initial,
+        reserved: counters.reserved,
+        sold: counters.sold,
+        left: counters.left,
+        sale: inspection.sale.map(|(sale, counters)| SaleBody {
+            sale_id: sale.id.0,
+            initial: counters.initial,
+            reserved: counters.reserved,
+            sold: counters.sold,
+            left: counters.left,
+        }),
+        in_flight: ctx.shop.in_flight(product_id).unwrap_or(0),
+        recovering: inspection.recovering,
+        open_writes: inspection.open_writes,
+        committing_batches: inspection.committing_batches,
+        held_lines: inspection.held_lines,
+    })
+    .into_response())
+}
