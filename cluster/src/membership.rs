@@ -111,7 +111,23 @@ pub async fn ensure_shard_topic(settings: &MembershipSettings) -> Result<(), Clu
 pub struct Membership {
     stop: Arc<AtomicBool>,
     rejoin: Rejoin,
+    leave_group: LeaveGroup,
     poller: Option<JoinHandle<()>>,
+}
+
+/// Asks the membership to leave the group for good while the node keeps running (a
+/// drain: the node forwards requests, the group gives its shards to the others).
+#[derive(Clone, Default)]
+pub struct LeaveGroup(Arc<AtomicBool>);
+
+impl LeaveGroup {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
 }
 
 /// Asks the membership to leave the group and join it again: a fresh join makes the
@@ -168,9 +184,11 @@ impl Membership {
         consumer.subscribe(&[&topic])?;
         let stop = Arc::new(AtomicBool::new(false));
         let rejoin = Rejoin::default();
+        let leave_group = LeaveGroup::default();
         let poller = {
             let stop = Arc::clone(&stop);
             let rejoin = rejoin.clone();
+            let leave_group = leave_group.clone();
             std::thread::Builder::new()
                 .name("shard-membership".into())
                 .spawn(move || {
@@ -178,6 +196,11 @@ impl Membership {
                         // Serves the rebalance callbacks; the topic has no messages.
                         if let Some(Err(error)) = consumer.poll(Duration::from_millis(100)) {
                             tracing::warn!(%error, "shard membership");
+                        }
+                        if leave_group.take() {
+                            tracing::info!("leaving the shards group (draining)");
+                            consumer.unsubscribe();
+                            continue;
                         }
                         if rejoin.take() {
                             tracing::info!("leaving and joining the shards group again");
@@ -199,6 +222,7 @@ impl Membership {
             Self {
                 stop,
                 rejoin,
+                leave_group,
                 poller: Some(poller),
             },
             received,
@@ -210,6 +234,11 @@ impl Membership {
     /// A handle that asks for a rejoin (see [`Rejoin`]).
     pub fn rejoin(&self) -> Rejoin {
         self.rejoin.clone()
+    }
+
+    /// A handle that makes this node leave the group and stay out (a drain).
+    pub fn leave_group(&self) -> LeaveGroup {
+        self.leave_group.clone()
     }
 
     /// Leaves the group and waits (off the async workers) until the revocation of this

@@ -7,17 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::Shop;
-use persistence::{ShardLease, ShardLeases};
+use persistence::ShardLeases;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::placement::{NodeCommand, Reconciler};
 use crate::{
-    ClusterError, Membership, MembershipSettings, OwnershipChange, Rejoin, ShardRoutes,
-    ensure_shard_topic,
+    ClusterError, Membership, MembershipSettings, Rejoin, ShardRoutes, ensure_shard_topic,
 };
 
-/// Pause between attempts to take a lease while the store does not answer.
-const TAKE_RETRY: Duration = Duration::from_millis(250);
 /// How often a node refreshes its entry in the directory (its `seen_at`).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How often the shard routes are read again. A request that meets a moved shard refreshes
@@ -36,6 +34,7 @@ pub struct ClusterView {
     settings: MembershipSettings,
     routes: Arc<ShardRoutes>,
     store: Arc<dyn ShardLeases>,
+    commands: mpsc::UnboundedSender<NodeCommand>,
 }
 
 impl ClusterView {
@@ -68,6 +67,27 @@ impl ClusterView {
             .map_err(|error| ClusterError::Failed(format!("reading the leases: {error}")))
     }
 
+    /// Hands every shard of this node to the others and leaves the group; the node keeps
+    /// answering (by forwarding). Returns once it serves no shard.
+    pub async fn drain(&self) -> Result<(), ClusterError> {
+        let (done, drained) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(NodeCommand::Drain(done))
+            .map_err(|_| ClusterError::Failed("the node is stopping".into()))?;
+        drained
+            .await
+            .map_err(|_| ClusterError::Failed("the node stopped while draining".into()))
+    }
+
+    /// Places `shard` on `node` (an operator's move): its holder hands it off, then `node`
+    /// takes it.
+    pub async fn place(&self, shard: u32, node: &str) -> Result<(), ClusterError> {
+        self.store
+            .place_shard(shard, node, actors::clock::now_ms())
+            .await
+            .map_err(|error| ClusterError::Failed(format!("placing shard {shard}: {error}")))
+    }
+
     /// The shards group as the broker sees it.
     pub async fn group_state(&self) -> Result<crate::ops::GroupState, ClusterError> {
         let (brokers, group) = (self.settings.brokers.clone(), self.settings.group());
@@ -98,10 +118,12 @@ impl ClusterNode {
         ensure_shard_topic(&settings).await?;
         let routes = ShardRoutes::start(Arc::clone(&leases), ROUTES_EVERY).await?;
         let (membership, changes) = Membership::join(&settings)?;
+        let (commands, received_commands) = mpsc::unbounded_channel();
         let view = ClusterView {
             settings: settings.clone(),
             routes,
             store: Arc::clone(&leases),
+            commands,
         };
         let heartbeat = tokio::spawn(heartbeat(
             Arc::clone(&leases),
@@ -112,7 +134,8 @@ impl ClusterNode {
             },
             membership.rejoin(),
         ));
-        let applier = tokio::spawn(apply_changes(shop, leases, settings, changes));
+        let reconciler = Reconciler::new(shop, leases, settings, membership.leave_group());
+        let applier = tokio::spawn(reconciler.run(changes, received_commands));
         Ok(Self {
             view,
             membership,
@@ -211,62 +234,4 @@ async fn stale_lease_holders(
     stale.sort();
     stale.dedup();
     Ok(stale)
-}
-
-async fn apply_changes(
-    shop: Shop,
-    leases: Arc<dyn ShardLeases>,
-    settings: MembershipSettings,
-    mut changes: mpsc::UnboundedReceiver<OwnershipChange>,
-) {
-    while let Some(change) = changes.recv().await {
-        match change {
-            OwnershipChange::Assigned(shards) => {
-                let taken = take_leases(&*leases, &settings, &shards).await;
-                if let Err(error) = shop.take_shards(taken).await {
-                    // Owned but without their unpaid orders on the clock: the next
-                    // rebalance (or a restart) loads them again.
-                    tracing::error!(%error, "shards taken but their pending orders not loaded");
-                }
-            }
-            OwnershipChange::Revoked { shards, released } => {
-                shop.release_shards(&shards).await;
-                let _ = released.send(());
-            }
-        }
-    }
-}
-
-/// Takes each shard's lease, retrying while the store does not answer, for at most a
-/// session timeout: past that the group has likely moved on, and a late take would steal
-/// the shard from its next owner. A shard not taken is not served here.
-async fn take_leases(
-    leases: &dyn ShardLeases,
-    settings: &MembershipSettings,
-    shards: &[u32],
-) -> Vec<ShardLease> {
-    let give_up_at = Instant::now() + settings.session_timeout;
-    let mut taken = Vec::with_capacity(shards.len());
-    for shard in shards {
-        loop {
-            match leases
-                .take_shard(*shard, &settings.node_id, actors::clock::now_ms())
-                .await
-            {
-                Ok(lease) => {
-                    taken.push(lease);
-                    break;
-                }
-                Err(error) if Instant::now() < give_up_at => {
-                    tracing::warn!(shard, %error, "could not take a shard lease; retrying");
-                    tokio::time::sleep(TAKE_RETRY).await;
-                }
-                Err(error) => {
-                    tracing::error!(shard, %error, "giving up on a shard lease");
-                    break;
-                }
-            }
-        }
-    }
-    taken
 }

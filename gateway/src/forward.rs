@@ -24,8 +24,10 @@ pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-flashcart-forwar
 /// On a `shard_moved` answer: the shard whose route is stale.
 pub const SHARD_MOVED: HeaderName = HeaderName::from_static("x-flashcart-shard-moved");
 
-/// Tries of one request, each after reading the routes again.
-const ATTEMPTS: usize = 5;
+/// Tries of one request, each after reading the routes again: 3 s in all, what a shard's
+/// hand-off takes (the holder's actors commit, the next owner sees the placement, takes
+/// the lease and loads the shard), so a move or a drain fails no request.
+const ATTEMPTS: usize = 15;
 /// Pause before a retry: a hand-off (or a take after a node died) takes a moment.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -72,15 +74,17 @@ impl Forwarder {
         headers.contains_key(FORWARDED_BY)
     }
 
-    /// Sends the request to the node serving `shard` and returns its answer.
+    /// Sends the request to the node serving `shard` and returns its answer; `None` when
+    /// the shard came to this node meanwhile (`served_here` says so): serve it here.
     pub async fn forward(
         &self,
         shard: u32,
+        served_here: impl Fn() -> bool,
         method: Method,
         path: &str,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Option<Response>, ApiError> {
         let mut last_problem = String::from("no node serves it");
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -94,6 +98,9 @@ impl Forwarder {
                 continue;
             };
             if route.node_id == self.node_id {
+                if served_here() {
+                    return Ok(None);
+                }
                 // The routes say here, the shop says no: a take or a hand-off is under way.
                 last_problem = "the shard is moving".into();
                 continue;
@@ -129,10 +136,11 @@ impl Forwarder {
                 last_problem = format!("node {} no longer serves it", route.node_id);
                 continue;
             }
-            return Ok(relay(answer).await);
+            return Ok(Some(relay(answer).await));
         }
         Err(ApiError::Unavailable(format!(
-            "shard {shard} could not be reached: {last_problem}"
+            "shard {shard} could not be reached from node {}: {last_problem}",
+            self.node_id
         )))
     }
 }
@@ -160,7 +168,11 @@ pub async fn to_owner(
     if Forwarder::was_forwarded(headers) {
         return Some(Err(ApiError::ShardMoved(shard)));
     }
-    Some(forwarder.forward(shard, method, path, headers, body).await)
+    let served_here = || ctx.shop.serves(product_id);
+    forwarder
+        .forward(shard, served_here, method, path, headers, body)
+        .await
+        .transpose()
 }
 
 /// [`to_owner`] for a JSON body the handler has parsed (and checked) already.

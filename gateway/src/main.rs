@@ -98,6 +98,21 @@ enum ClusterCommand {
         #[arg(long)]
         product: u64,
     },
+    /// Hand every shard of a node to the others; it keeps answering by forwarding.
+    Drain {
+        #[arg(long)]
+        node: String,
+        /// Return once the other nodes hold every one of its shards.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Move one shard to a node (its holder hands it off first).
+    Move {
+        #[arg(long)]
+        shard: u32,
+        #[arg(long)]
+        to: String,
+    },
     /// Flash sales.
     Sales {
         #[command(subcommand)]
@@ -264,6 +279,12 @@ async fn cluster(
         }
         ClusterCommand::Inspect { product } => {
             (client.inspect(product).await?, ops_cli::fields_table)
+        }
+        ClusterCommand::Drain { node, wait } => {
+            (client.drain(&node, wait).await?, ops_cli::fields_table)
+        }
+        ClusterCommand::Move { shard, to } => {
+            (client.move_shard(shard, &to).await?, ops_cli::fields_table)
         }
         ClusterCommand::Sales {
             command: SalesCommand::List,

@@ -65,6 +65,64 @@ impl OpsClient {
             .await
     }
 
+    /// Asks `node` to hand all its shards over; with `wait`, returns once the other nodes
+    /// hold every one of them.
+    pub async fn drain(&self, node: &str, wait: bool) -> anyhow::Result<Value> {
+        let answer = self
+            .post(
+                "/api/v1/cluster/drain",
+                &serde_json::json!({ "node": node }),
+            )
+            .await?;
+        if !wait {
+            return Ok(answer);
+        }
+        self.until(|status| {
+            let nodes = status["nodes"].as_array()?;
+            let holds = nodes
+                .iter()
+                .find(|entry| entry["nodeId"] == node)
+                .and_then(|entry| entry["shards"].as_array())
+                .is_some_and(|shards| !shards.is_empty());
+            (!holds).then(|| serde_json::json!({ "node": node, "drained": true, "shardsLeft": 0 }))
+        })
+        .await
+    }
+
+    /// Places `shard` on `to` and waits until `to` holds its lease.
+    pub async fn move_shard(&self, shard: u32, to: &str) -> anyhow::Result<Value> {
+        self.post(
+            "/api/v1/cluster/move",
+            &serde_json::json!({ "shard": shard, "to": to }),
+        )
+        .await?;
+        self.until(|status| {
+            let nodes = status["nodes"].as_array()?;
+            let holder = nodes.iter().find(|entry| {
+                entry["shards"]
+                    .as_array()
+                    .is_some_and(|shards| shards.iter().any(|held| held == shard))
+            })?;
+            (holder["nodeId"] == to).then(|| serde_json::json!({ "shard": shard, "node": to }))
+        })
+        .await
+    }
+
+    /// Polls `status` until `done` says so (30 s at most).
+    async fn until(&self, done: impl Fn(&Value) -> Option<Value>) -> anyhow::Result<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status().await?;
+            if let Some(value) = done(&status) {
+                return Ok(value);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("not done after 30 s; see `flashcart cluster status`");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn sales(&self) -> anyhow::Result<Value> {
         self.get("/api/v1/flash-sales").await
     }

@@ -63,7 +63,7 @@ pub use outbox::Outbox;
 pub use page_cache::PageCache;
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
 pub use reviews::{Review, ReviewStore, ReviewSummary};
-pub use shard_leases::{ClusterNodeEntry, LeaseRecord, ShardLease, ShardLeases};
+pub use shard_leases::{ClusterNodeEntry, LeaseRecord, ShardLease, ShardLeases, ShardPlacement};
 pub use write::{
     CheckoutDetails, Delivery, LedgerKind, PaymentRecord, Shipment, StatusChange, StockMove,
     WriteOp,

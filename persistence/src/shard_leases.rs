@@ -49,6 +49,28 @@ pub trait ShardLeases: Send + Sync + 'static {
 
     /// Every node of the directory, by id.
     async fn cluster_nodes(&self) -> Result<Vec<ClusterNodeEntry>, StoreError>;
+
+    /// Places a shard on a node, whatever the group assigns (an operator's move). The
+    /// placement starts unreleased: its current holder has to let it go first.
+    async fn place_shard(&self, shard: u32, node: &str, at_ms: u64) -> Result<(), StoreError>;
+
+    /// The holder of a shard placed on `node` let it go: `node` may take it now.
+    async fn release_placement(&self, shard: u32, node: &str) -> Result<(), StoreError>;
+
+    /// Forgets the placements on `node` (a draining node's shards follow the group again).
+    async fn clear_placements(&self, node: &str) -> Result<(), StoreError>;
+
+    /// Every placement, by shard.
+    async fn placements(&self) -> Result<Vec<ShardPlacement>, StoreError>;
+}
+
+/// A shard an operator placed on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardPlacement {
+    pub shard: u32,
+    pub node_id: String,
+    /// Its previous holder let it go.
+    pub released: bool,
 }
 
 /// A lease and when it was taken.
@@ -82,6 +104,20 @@ const RECORDS: &str = concat!(
     ts_to_ms!("taken_at"),
     " AS taken_at_ms FROM shard_leases ORDER BY shard"
 );
+
+const PLACE: &str = concat!(
+    "INSERT INTO shard_placements (shard, node_id, released, placed_at) VALUES ($1, $2, false, ",
+    ms_to_ts!("$3"),
+    ") ON CONFLICT (shard) DO UPDATE SET node_id = excluded.node_id, released = false, ",
+    "placed_at = excluded.placed_at"
+);
+
+const RELEASE_PLACEMENT: &str =
+    "UPDATE shard_placements SET released = true WHERE shard = $1 AND node_id = $2";
+
+const CLEAR_PLACEMENTS: &str = "DELETE FROM shard_placements WHERE node_id = $1";
+
+const PLACEMENTS: &str = "SELECT shard, node_id, released FROM shard_placements ORDER BY shard";
 
 const REGISTER: &str = concat!(
     "INSERT INTO cluster_nodes (node_id, internal_address, started_at, seen_at) VALUES ($1, $2, ",
@@ -168,6 +204,52 @@ impl ShardLeases for Database {
             .execute(pool)
             .await?;
         Ok(())
+    }
+
+    async fn place_shard(&self, shard: u32, node: &str, at_ms: u64) -> Result<(), StoreError> {
+        if node.is_empty() {
+            return Err(StoreError::Conflict("a placement needs a node id".into()));
+        }
+        sqlx::query(PLACE)
+            .bind(shard_number(shard)?)
+            .bind(node)
+            .bind(int(at_ms)?)
+            .execute(postgres(self)?)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_placement(&self, shard: u32, node: &str) -> Result<(), StoreError> {
+        sqlx::query(RELEASE_PLACEMENT)
+            .bind(shard_number(shard)?)
+            .bind(node)
+            .execute(postgres(self)?)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_placements(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query(CLEAR_PLACEMENTS)
+            .bind(node)
+            .execute(postgres(self)?)
+            .await?;
+        Ok(())
+    }
+
+    async fn placements(&self) -> Result<Vec<ShardPlacement>, StoreError> {
+        sqlx::query(PLACEMENTS)
+            .fetch_all(postgres(self)?)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ShardPlacement {
+                    shard: u32::try_from(row.int("shard")?)
+                        .map_err(|_| StoreError::Decode("a negative shard".into()))?,
+                    node_id: row.text("node_id")?,
+                    released: sqlx::Row::try_get::<bool, _>(row, "released")?,
+                })
+            })
+            .collect()
     }
 
     async fn cluster_nodes(&self) -> Result<Vec<ClusterNodeEntry>, StoreError> {

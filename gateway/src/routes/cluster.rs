@@ -4,7 +4,11 @@
 //!   the shards group's state, and the shards whose lease changed in the last minute;
 //! - `GET /cluster/node`: this node's own figures (what `status` asks each node);
 //! - `GET /cluster/where?product=ID`: the product's shard, owner and epoch;
-//! - `GET /cluster/inspect?product=ID`: its live actor, asked of its owner.
+//! - `GET /cluster/inspect?product=ID`: its live actor, asked of its owner;
+//! - `POST /cluster/drain {"node"}`: that node hands all its shards to the others, leaves
+//!   the group and keeps forwarding; answered once it serves no shard;
+//! - `POST /cluster/move {"shard", "to"}`: the shard is placed on that node; its holder
+//!   hands it off, then the node takes it (`cluster/src/placement.rs`).
 //!
 //! A node alone answers 404 to all of them: there is no cluster to look at.
 
@@ -18,7 +22,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use cluster::ClusterView;
 use engine::ProductId;
 use serde::{Deserialize, Serialize};
@@ -26,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Json, Query};
 use crate::forward;
 use crate::time_format::format_rfc3339_ms;
 
@@ -36,6 +40,8 @@ pub fn router() -> Router<ApiContext> {
         .route("/cluster/node", get(node))
         .route("/cluster/where", get(where_is))
         .route("/cluster/inspect", get(inspect))
+        .route("/cluster/drain", post(drain))
+        .route("/cluster/move", post(move_shard))
 }
 
 /// How far back `status` lists shards whose lease changed.
@@ -137,7 +143,7 @@ struct StatusBody {
     answered_by: String,
     group: GroupBody,
     nodes: Vec<NodeBody>,
-    recently_moved: Vec<MoveBody>,
+    recently_moved: Vec<MovedBody>,
 }
 
 #[derive(Serialize)]
@@ -162,7 +168,7 @@ struct NodeBody {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MoveBody {
+struct MovedBody {
     shard: u32,
     node: String,
     epoch: u64,
@@ -234,7 +240,7 @@ async fn status(
     let recently_moved = leases
         .into_iter()
         .filter(|record| record.taken_at_ms >= moved_since)
-        .map(|record| MoveBody {
+        .map(|record| MovedBody {
             shard: record.lease.shard,
             node: record.lease.owner_node,
             epoch: record.lease.epoch,
@@ -370,4 +376,98 @@ async fn inspect(
         held_lines: inspection.held_lines,
     })
     .into_response())
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DrainBody {
+    node: String,
+}
+
+async fn drain(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(body): Json<DrainBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ops = ops(&ctx)?;
+    if body.node == ops.view.node_id() {
+        ops.view.drain().await.map_err(store_failed)?;
+        return Ok(
+            axum::Json(serde_json::json!({ "node": body.node, "drained": true })).into_response(),
+        );
+    }
+    if forward::Forwarder::was_forwarded(&headers) {
+        return Err(ApiError::Unavailable(format!(
+            "node {} is not this one",
+            body.node
+        )));
+    }
+    let address = alive_address(ops, &body.node).await?;
+    let mut request = ops
+        .client
+        .post(format!("http://{address}/api/v1/cluster/drain"))
+        .header(forward::FORWARDED_BY, ops.view.node_id())
+        .timeout(Duration::from_secs(60))
+        .json(&body);
+    if let Some(token) = headers.get(header::AUTHORIZATION) {
+        request = request.header(header::AUTHORIZATION, token);
+    }
+    let answer = request
+        .send()
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("node {}: {error}", body.node)))?;
+    let status = answer.status();
+    let value: serde_json::Value = answer
+        .json()
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("node {}: {error}", body.node)))?;
+    Ok((status, axum::Json(value)).into_response())
+}
+
+/// The node channel of a live node of the directory, or 404/422 naming what is wrong.
+async fn alive_address(ops: &ClusterOps, node: &str) -> Result<String, ApiError> {
+    let directory = ops.view.directory().await.map_err(store_failed)?;
+    let Some(entry) = directory.into_iter().find(|entry| entry.node_id == node) else {
+        return Err(ApiError::NotFound(format!("no node {node} in the cluster")));
+    };
+    let alive_since = actors::clock::now_ms()
+        .saturating_sub(ops.view.session_timeout().as_millis() as u64 + 1_000);
+    if entry.seen_at_ms < alive_since {
+        return Err(ApiError::invalid(
+            "node",
+            format!("node {node} is not alive"),
+        ));
+    }
+    Ok(entry.internal_address)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MoveBody {
+    shard: u32,
+    to: String,
+}
+
+async fn move_shard(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Json(body): Json<MoveBody>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let ops = ops(&ctx)?;
+    let shard_count = ctx.shop.settings().shard_count;
+    if body.shard >= shard_count {
+        return Err(ApiError::invalid(
+            "shard",
+            format!("must be below {shard_count}"),
+        ));
+    }
+    alive_address(ops, &body.to).await?;
+    ops.view
+        .place(body.shard, &body.to)
+        .await
+        .map_err(store_failed)?;
+    Ok(axum::Json(serde_json::json!({ "shard": body.shard, "to": body.to })).into_response())
 }

@@ -688,3 +688,76 @@ async fn the_ops_cli_reports_and_acts_on_a_running_cluster() {
     n2.stop().await;
     database.drop_database().await;
 }
+
+/// `move` and `drain` under load: shoppers keep buying one product through both nodes
+/// while its shard moves to the other node, and then that node drains. Every answer is a
+/// 201 (the stock is ample), and every one of them is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_moves_and_a_node_drains_under_load_without_a_failed_request() {
+    let database = persistence::test_support::TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let n1 = node(&database.url, &prefix, "n1").await;
+    let n2 = node(&database.url, &prefix, "n2").await;
+    shards_spread_over(&[&n1, &n2]).await;
+    let product = product_served_by(&n2, 0);
+    let shard = n2.shop.shard_of(ProductId(product));
+    create_product_at(&n1, &n1.address, product, 1_000_000).await;
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answers = std::sync::Mutex::new(Vec::new());
+    let lanes = (0..6u64).map(|lane| {
+        let (stop, answers, n1, n2) = (&stop, &answers, &n1, &n2);
+        async move {
+            let mut user = lane * 100_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                user += 1;
+                let through = if user % 2 == 0 { n1 } else { n2 };
+                let (_, status, body) = buy(through, user, product).await;
+                answers.lock().expect("not poisoned").push((status, body));
+            }
+        }
+    });
+    let operator = async {
+        let placed = || answers.lock().expect("not poisoned").len();
+        eventually(WAIT, || async { (placed() >= 50).then_some(()) }).await;
+        let moved =
+            flashcart_json(&n1, &["move", "--shard", &shard.to_string(), "--to", "n1"]).await;
+        assert_eq!(moved["node"], "n1", "{moved}");
+        assert!(n1.shop.serves(ProductId(product)));
+        let before = placed();
+        eventually(WAIT, || async { (placed() >= before + 50).then_some(()) }).await;
+        let drained = flashcart_json(&n1, &["drain", "--node", "n1", "--wait"]).await;
+        assert_eq!(drained["drained"], true, "{drained}");
+        assert!(n1.shop.shard_leases().is_empty());
+        let before = placed();
+        eventually(WAIT, || async { (placed() >= before + 50).then_some(()) }).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(futures_util::future::join_all(lanes), operator);
+
+    let answers = answers.into_inner().expect("not poisoned");
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::CREATED)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
+    let stored = n2.stored_orders(product).await;
+    assert_eq!(
+        stored.len(),
+        answers.len(),
+        "every 201 is stored, and only those"
+    );
+    eprintln!(
+        "move and drain under load: {} orders, none failed",
+        answers.len()
+    );
+
+    n1.stop().await;
+    n2.stop().await;
+    database.drop_database().await;
+}
