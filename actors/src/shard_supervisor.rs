@@ -76,8 +76,13 @@ impl Actor for ShardSupervisor {
                 let _ = reply.send(state.create(product, stock).await);
             }
             ShardMsg::Preload(product_ids, reply) => {
-                let _ = reply.send(state.preload(product_ids).await);
+                state.preload_some(&myself, product_ids, 0, reply).await;
             }
+            ShardMsg::PreloadRest {
+                rest,
+                loaded,
+                reply,
+            } => state.preload_some(&myself, rest, loaded, reply).await,
             ShardMsg::Sweep => state.sweep().await,
             ShardMsg::Release(reply) => {
                 let _ = reply.send(state.release().await);
@@ -156,6 +161,33 @@ impl ShardState {
         self.members.insert(product_id, handle.clone());
         self.ctx.register_product(product_id, handle.clone());
         Ok(handle)
+    }
+
+    /// Loads the first few of `product_ids`, then queues the rest behind whatever arrived
+    /// meanwhile (a startup preload of a large catalog took seconds per shard, and a Buy
+    /// Now's spawn behind it timed out).
+    async fn preload_some(
+        &mut self,
+        myself: &ActorRef<ShardMsg>,
+        mut product_ids: Vec<ProductId>,
+        loaded: usize,
+        reply: ractor::RpcReplyPort<usize>,
+    ) {
+        const PER_MESSAGE: usize = 8;
+        let rest = product_ids.split_off(PER_MESSAGE.min(product_ids.len()));
+        let loaded = loaded + self.preload(product_ids).await;
+        if rest.is_empty() {
+            let _ = reply.send(loaded);
+            return;
+        }
+        let message = ShardMsg::PreloadRest {
+            rest,
+            loaded,
+            reply,
+        };
+        if let Err(error) = myself.cast(message) {
+            tracing::debug!(%error, "preload stopped with its shard");
+        }
     }
 
     async fn preload(&mut self, product_ids: Vec<ProductId>) -> usize {

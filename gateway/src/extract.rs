@@ -4,10 +4,11 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use engine::IdempotencyKey;
 use serde::de::DeserializeOwned;
 
+use crate::app::ApiContext;
 use crate::error::ApiError;
 
 pub struct Json<T>(pub T);
@@ -114,5 +115,25 @@ impl IdempotencyKeyHeader {
             .map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))?;
         IdempotencyKey::parse(text)
             .map_err(|error| ApiError::invalid("Idempotency-Key", error.to_string()))
+    }
+}
+
+/// The request's headers, for a handler that may forward the request to another node
+/// (`forward.rs`). Copied only on a cluster node: a node alone never forwards, and its Buy
+/// Now does not pay for copying every header.
+pub struct ForwardableHeaders(pub HeaderMap);
+
+impl FromRequestParts<ApiContext> for ForwardableHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiContext,
+    ) -> Result<Self, Self::Rejection> {
+        if state.forwarder.is_some() {
+            Ok(Self(parts.headers.clone()))
+        } else {
+            Ok(Self(HeaderMap::new()))
+        }
     }
 }

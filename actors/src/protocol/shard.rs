@@ -23,6 +23,13 @@ pub enum ShardMsg {
     /// Load these products' state into memory without starting actors; answers how many
     /// were loaded.
     Preload(Vec<ProductId>, RpcReplyPort<usize>),
+    /// The rest of a preload, `loaded` so far: a preload goes a few products per message,
+    /// so a Buy Now's `Spawn` waits for a few store reads, not for the whole shard.
+    PreloadRest {
+        rest: Vec<ProductId>,
+        loaded: usize,
+        reply: RpcReplyPort<usize>,
+    },
     /// Look for idle product actors and stop them.
     Sweep,
     /// The shard leaves this node: let every product actor finish what it decided, stop

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::{IdempotencyKeyHeader, Json};
+use crate::extract::{ForwardableHeaders, IdempotencyKeyHeader, Json};
 use crate::forward;
 use crate::time_format::format_rfc3339_ms;
 
@@ -47,7 +47,7 @@ async fn buy_now(
     State(ctx): State<ApiContext>,
     caller: Caller,
     key_header: IdempotencyKeyHeader,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<BuyNowBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;

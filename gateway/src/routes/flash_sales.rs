@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use engine::{FlashSale, FlashSaleDraft, Money, ProductId};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::Json;
+use crate::extract::{ForwardableHeaders, Json};
 use crate::forward;
 use crate::time_format::{format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -87,7 +87,7 @@ impl From<&FlashSale> for FlashSaleBody {
 async fn schedule(
     State(ctx): State<ApiContext>,
     caller: Caller,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<NewFlashSale>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use engine::ProductId;
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::app::ApiContext;
 use crate::error::ApiError;
-use crate::extract::Path;
+use crate::extract::{ForwardableHeaders, Path};
 use crate::forward;
 use crate::routes::flash_sales::FlashSaleBody;
 
@@ -75,7 +75,7 @@ impl From<Inventory> for InventoryBody {
 async fn show(
     State(ctx): State<ApiContext>,
     Path(product_id): Path<u64>,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
 ) -> Result<Response, ApiError> {
     let product_id = ProductId(product_id);
     // The live counts are the owner's: a cluster node asks it.

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::OrderId;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::app::ApiContext;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::Path;
+use crate::extract::{ForwardableHeaders, Path};
 use crate::forward;
 use crate::time_format::format_rfc3339_ms;
 
@@ -102,7 +102,7 @@ async fn cancel(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
 ) -> Result<Response, ApiError> {
     let id = order_id(&id)?;
     visible_order(&ctx, &caller, id).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::{Money, Product, ProductDraft, ProductEdit, ProductId};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{ForwardableHeaders, Json, Path, Query};
 use crate::forward;
 
 pub fn router() -> Router<ApiContext> {
@@ -107,7 +107,7 @@ impl From<&Product> for ProductBody {
 async fn create(
     State(ctx): State<ApiContext>,
     caller: Caller,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<NewProduct>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
@@ -130,7 +130,7 @@ async fn replace(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<u64>,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<ProductReplacement>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;

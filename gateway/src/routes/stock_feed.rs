@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::app::ApiContext;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{ForwardableHeaders, Query};
 use crate::forward::Forwarder;
 
 pub fn router() -> Router<ApiContext> {
@@ -42,7 +42,7 @@ struct Params {
 async fn subscribe(
     State(ctx): State<ApiContext>,
     Query(params): Query<Params>,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let product_ids = parse_products(&params.products)?;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{ForwardableHeaders, Json, Path};
 use crate::forward;
 use crate::routes::orders::OrderBody;
 use crate::time_format::parse_rfc3339_ms;
@@ -74,7 +74,7 @@ async fn ship(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<ShipBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Logistics, Role::Admin])?;
@@ -127,7 +127,7 @@ async fn location(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<LocationBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Delivery, Role::Admin])?;
@@ -160,7 +160,7 @@ async fn complete(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<CompleteBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Delivery, Role::Admin])?;
