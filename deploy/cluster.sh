@@ -9,7 +9,8 @@
 # Settings (environment): CLUSTER_DIR (state, logs; default target/cluster), CLUSTER_DB
 # (database name, default flashcart_cluster), FLASHCART_BIN (default target/release/flashcart,
 # built if missing), CLUSTER_SESSION_TIMEOUT_MS (default 6000), CLUSTER_PREFIX (Kafka topic
-# and group prefix, default cluster.). Every node shares one JWT secret (in CLUSTER_DIR), so a
+# and group prefix, default cluster.), CLUSTER_PIN=1 (node n runs on core n-1, `taskset`,
+# for measuring nodes that do not share cores). Every node shares one JWT secret (in CLUSTER_DIR), so a
 # token from `flashcart demo-token --data-dir $CLUSTER_DIR` works on any node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,8 @@ up() {
         fi
         local public=$((PUBLIC_BASE + n)) internal=$((INTERNAL_BASE + n))
         mkdir -p "$DIR/n$n"
+        local pin=()
+        if [ "${CLUSTER_PIN:-0}" = 1 ]; then pin=(taskset -c $(((n - 1) % $(nproc)))); fi
         FLASHCART_STORE__DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
         FLASHCART_REDIS__URL="redis://127.0.0.1:6379" \
         FLASHCART_REDIS__KEY_PREFIX="$PREFIX" \
@@ -69,7 +72,7 @@ up() {
         FLASHCART_CLUSTER__NODE_ID="n$n" \
         FLASHCART_CLUSTER__INTERNAL_LISTEN="127.0.0.1:$internal" \
         FLASHCART_CLUSTER__SESSION_TIMEOUT_MS="$SESSION_TIMEOUT_MS" \
-            nohup "$BIN" serve --listen "127.0.0.1:$public" --data-dir "$DIR/n$n" \
+            nohup "${pin[@]}" "$BIN" serve --listen "127.0.0.1:$public" --data-dir "$DIR/n$n" \
             >"$DIR/n$n.log" 2>&1 &
         echo $! >"$DIR/n$n.pid"
         for _ in $(seq 100); do

@@ -218,9 +218,21 @@ impl App {
             outbox: Arc::new(OutboxOnCommitter::new(database.clone(), shop.committer())),
             deliveries: database.clone(),
         };
-        let workflow = Workflow::start(settings.workflow_settings(), workflow_stores, sender)
-            .await
-            .context("starting the event relay and the order workflow (kafka, rabbitmq)")?;
+        // The outbox is shared: on a cluster, the holder of shard 0 relays it.
+        let relay_gate: workflow::relay::RelayGate = if cluster.is_some() {
+            let shop = shop.clone();
+            Arc::new(move || shop.serves_shard(0))
+        } else {
+            Arc::new(|| true)
+        };
+        let workflow = Workflow::start_gated(
+            settings.workflow_settings(),
+            workflow_stores,
+            sender,
+            relay_gate,
+        )
+        .await
+        .context("starting the event relay and the order workflow (kafka, rabbitmq)")?;
         if settings.demo {
             crate::demo::seed(&shop)
                 .await

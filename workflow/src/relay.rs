@@ -29,13 +29,30 @@ const IDLE: Duration = Duration::from_millis(20);
 const GATHER: Duration = Duration::from_millis(5);
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
 
-pub fn start_relay(outbox: Arc<dyn Outbox>, sinks: Vec<Arc<dyn EventSink>>) -> JoinHandle<()> {
-    tokio::spawn(relay(outbox, sinks))
+/// Whether this process relays the outbox now. The outbox is shared by every node of a
+/// cluster and must be relayed by one, or each event would go out once per node: there,
+/// the holder of shard 0's lease relays (a hand-off of shard 0 may repeat a batch, as a
+/// failed delete does). A node alone always relays.
+pub type RelayGate = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How often a node that does not relay looks again.
+const GATE_POLL: Duration = Duration::from_millis(100);
+
+pub fn start_relay(
+    outbox: Arc<dyn Outbox>,
+    sinks: Vec<Arc<dyn EventSink>>,
+    gate: RelayGate,
+) -> JoinHandle<()> {
+    tokio::spawn(relay(outbox, sinks, gate))
 }
 
-async fn relay(outbox: Arc<dyn Outbox>, sinks: Vec<Arc<dyn EventSink>>) {
+async fn relay(outbox: Arc<dyn Outbox>, sinks: Vec<Arc<dyn EventSink>>, gate: RelayGate) {
     let mut retry_delay = IDLE;
     loop {
+        if !gate() {
+            tokio::time::sleep(GATE_POLL).await;
+            continue;
+        }
         let rows = match outbox.oldest_events(BATCH_MAX).await {
             Ok(rows) => rows,
             Err(error) => {

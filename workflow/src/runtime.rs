@@ -13,7 +13,7 @@ use crate::jobs::{ChannelWorker, JobQueue, Sender};
 use crate::kafka::{KafkaSettings, KafkaSink, create_topics, start_analytics_consumer};
 use crate::local::{AnalyticsSink, LocalJobQueue, SagaSink};
 use crate::rabbit::{Rabbit, RabbitJobQueue, RabbitSettings, RabbitSink, start_worker};
-use crate::relay::{EventSink, start_relay};
+use crate::relay::{EventSink, RelayGate, start_relay};
 use crate::saga::{OrderSaga, SagaSettings};
 
 #[derive(Clone, Debug)]
@@ -50,6 +50,17 @@ impl Workflow {
         settings: WorkflowSettings,
         stores: WorkflowStores,
         sender: Arc<dyn Sender>,
+    ) -> Result<Self, WorkflowError> {
+        Self::start_gated(settings, stores, sender, Arc::new(|| true)).await
+    }
+
+    /// [`Workflow::start`] for a node of a cluster: it relays the outbox only while `gate`
+    /// says so (see [`RelayGate`]).
+    pub async fn start_gated(
+        settings: WorkflowSettings,
+        stores: WorkflowStores,
+        sender: Arc<dyn Sender>,
+        gate: RelayGate,
     ) -> Result<Self, WorkflowError> {
         let analytics = Arc::new(Analytics::new(settings.trending_window.as_millis() as u64));
         let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
@@ -109,7 +120,7 @@ impl Workflow {
                 None
             }
         };
-        tasks.push(start_relay(stores.outbox, sinks));
+        tasks.push(start_relay(stores.outbox, sinks, gate));
         Ok(Self {
             analytics,
             rabbit,

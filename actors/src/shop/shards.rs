@@ -31,6 +31,11 @@ impl Shop {
         self.ctx.admits(product_id)
     }
 
+    /// New requests for this shard are served on this node.
+    pub fn serves_shard(&self, shard: u32) -> bool {
+        self.ctx.ownership().admits(shard)
+    }
+
     /// The shards this node owns now, with their leases (none for a node alone).
     pub fn shard_leases(&self) -> Vec<ShardLease> {
         self.ctx.ownership().leases()

@@ -234,6 +234,39 @@ async fn three_nodes_sell_a_sale_exactly_and_any_node_answers_any_shopper() {
         "orders were placed through a node that does not own the product"
     );
 
+    // The outbox is relayed once for the cluster: each order is placed once on Kafka.
+    let topic = format!("{prefix}order-events");
+    let placed_events = eventually(WAIT, || async {
+        let tail = cluster::ops::Tail {
+            brokers: kafka_brokers(),
+            topic: topic.clone(),
+            from_beginning: true,
+            max: None,
+            idle: Some(Duration::from_secs(2)),
+        };
+        let keys = tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            cluster::ops::tail(&tail, |event| {
+                if event.payload.contains("\"order_placed\"") {
+                    keys.push(event.key);
+                }
+            })
+            .map(|_| keys)
+        })
+        .await
+        .expect("the tail ends")
+        .ok()?;
+        (keys.len() as u64 >= UNITS).then_some(keys)
+    })
+    .await;
+    let distinct: HashSet<&String> = placed_events.iter().collect();
+    assert_eq!(distinct.len() as u64, UNITS);
+    assert_eq!(
+        placed_events.len(),
+        distinct.len(),
+        "an order placed twice on Kafka"
+    );
+
     // A retry of a key on another node answers the same order.
     for (user, order_id) in placed.iter().take(12) {
         let other = nodes[((user + 1) % 3) as usize];

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Cluster figures (issue 15), with wrk, every request a new order (loadtests/wrk/buy_now.lua):
+#   1. Buy Now served by the product's owner against Buy Now forwarded by the other node, in
+#      one run, alternating (local, forwarded, local, forwarded);
+#   2. one node against two, each node pinned to its own core (taskset) and each fed by its
+#      own wrk for a product it owns (the generator's share is the same in both).
+#
+#   loadtests/cluster.sh [seconds per run, default 10] [connections, default 64]
+#
+# Nodes come from deploy/cluster.sh (PostgreSQL, Redis, the local broker) on a fresh
+# database. Two cores: nodes, PostgreSQL, Redis and wrk share them, as every figure printed
+# here does. Each run ends with the engine's count of new orders beside wrk's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${1:-10}"
+CONNECTIONS="${2:-64}"
+source loadtests/common.sh
+export CLUSTER_DIR="target/loadtest-cluster"
+export CLUSTER_DB="flashcart_loadtest_cluster"
+export FLASHCART_BIN="$BIN/flashcart"
+WORK="$(mktemp -d)"
+cleanup() {
+    ./deploy/cluster.sh down >/dev/null 2>&1 || true
+    drop_database "$CLUSTER_DB"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+services_and_build
+ensure_wrk
+command -v jq >/dev/null 2>&1 || apt-get install -y -qq jq >/dev/null
+./deploy/kafka.sh >/dev/null
+
+# A cluster of $1 nodes on a fresh database and broker prefix; waits until every shard is
+# leased and sets ADMIN and SECRET.
+fresh_cluster() {
+    ./deploy/cluster.sh down >/dev/null 2>&1 || true
+    drop_database "$CLUSTER_DB"
+    rm -rf "$CLUSTER_DIR"
+    CLUSTER_PREFIX="lt$(date +%s%N)." ./deploy/cluster.sh up "$1" >/dev/null
+    SECRET="$(cat "$CLUSTER_DIR/jwt-secret")"
+    ADMIN="$(FLASHCART_AUTH__JWT_SECRET="$SECRET" "$BIN/flashcart" demo-token --user 1 --role admin \
+        --data-dir "$WORK" | tail -1)"
+    for _ in $(seq 150); do
+        local leased
+        leased="$("$BIN/flashcart" cluster status --server http://127.0.0.1:8081 --token "$ADMIN" --json |
+            jq '[.nodes[] | select(.alive) | .shards | length] | add // 0')"
+        [ "$leased" = 256 ] && [ "$("$BIN/flashcart" cluster status --server http://127.0.0.1:8081 \
+            --token "$ADMIN" --json | jq '[.nodes[] | select(.alive and (.shards | length) > 0)] | length')" = "$1" ] && return 0
+        sleep 0.2
+    done
+    echo "the cluster did not settle" >&2
+    return 1
+}
+
+# A plan (product with a live sale, shopper tokens) prepared through node $1; prints the
+# plan file and sets OWNER to the node serving its product.
+prepare_plan() {
+    local plan="$WORK/plan-$RANDOM"
+    FLASHCART_AUTH__JWT_SECRET="$SECRET" "$BIN/flashcart-wrk" --host "http://127.0.0.1:808$1" \
+        prepare --shoppers 20000 --out "$plan" >/dev/null
+    local product
+    product="$(sed -n 's/^product //p' "$plan")"
+    OWNER="$("$BIN/flashcart" cluster where --product "$product" --server http://127.0.0.1:8081 \
+        --token "$ADMIN" --json | jq -r '.node | ltrimstr("n")')"
+    echo "$plan"
+}
+
+# wrk against node $1 with plan $2 ($3 threads, $4 connections): one JSON line.
+run_wrk() {
+    wrk -t"$3" -c"$4" -d"${DURATION}s" -s loadtests/wrk/buy_now.lua "http://127.0.0.1:808$1" \
+        -- "$2" | tail -1
+}
+
+row() { # label, wrk JSON
+    echo "$2" | jq -r --arg label "$1" --argjson seconds "$DURATION" \
+        '"\($label)\t\(.requests - .non_2xx - .socket_errors) orders\t\(((.requests - .non_2xx) / $seconds) | floor)/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\tnon-2xx \(.non_2xx)"'
+}
+
+echo "== 1. local against forwarded Buy Now (2 nodes, $CONNECTIONS connections, ${DURATION}s each)"
+fresh_cluster 2
+plan="$(prepare_plan 1)"
+other=$((OWNER == 1 ? 2 : 1))
+for round in 1 2; do
+    row "local (n$OWNER) #$round" "$(run_wrk "$OWNER" "$plan" 2 "$CONNECTIONS")"
+    row "forwarded (n$other -> n$OWNER) #$round" "$(run_wrk "$other" "$plan" 2 "$CONNECTIONS")"
+done
+
+echo "== 2. one node against two, each pinned to a core ($CONNECTIONS connections in all)"
+CLUSTER_PIN=1 fresh_cluster 1
+plan="$(prepare_plan 1)"
+row "1 node (core 0)" "$(run_wrk 1 "$plan" 2 "$CONNECTIONS")"
+CLUSTER_PIN=1 fresh_cluster 2
+declare -A plans=()
+for _ in $(seq 12); do
+    plan="$(prepare_plan 1)"
+    [ -n "${plans[$OWNER]:-}" ] || plans[$OWNER]="$plan"
+    [ ${#plans[@]} = 2 ] && break
+done
+[ ${#plans[@]} = 2 ] || { echo "could not place a product on each node" >&2; exit 1; }
+half=$((CONNECTIONS / 2))
+run_wrk 1 "${plans[1]}" 1 "$half" >"$WORK/n1.json" &
+run_wrk 2 "${plans[2]}" 1 "$half" >"$WORK/n2.json"
+wait
+row "2 nodes: n1 (core 0)" "$(cat "$WORK/n1.json")"
+row "2 nodes: n2 (core 1)" "$(cat "$WORK/n2.json")"
+jq -s --argjson seconds "$DURATION" \
+    '"2 nodes in all\t\((map(.requests - .non_2xx) | add) / $seconds | floor)/s"' -r \
+    "$WORK/n1.json" "$WORK/n2.json"
