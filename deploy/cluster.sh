@@ -7,8 +7,8 @@
 #   deploy/cluster.sh down      # SIGTERM every node (each hands its shards off first)
 #
 # Settings (environment): CLUSTER_DIR (state, logs; default target/cluster), CLUSTER_DB
-# (database name, default flashcart_cluster), FLASHCART_BIN (default target/release/flashcart,
-# built if missing), CLUSTER_SESSION_TIMEOUT_MS (default 6000), CLUSTER_PREFIX (Kafka topic
+# (database name, default flashcart_cluster), CLUSTER_BIN (default target/release/flashcart,
+# built if missing; not FLASHCART_*: the engine refuses environment variables it does not know), CLUSTER_SESSION_TIMEOUT_MS (default 6000), CLUSTER_PREFIX (Kafka topic
 # and group prefix, default cluster.), CLUSTER_PIN=1 (node n runs on core n-1, `taskset`,
 # for measuring nodes that do not share cores). Every node shares one JWT secret (in CLUSTER_DIR), so a
 # token from `flashcart demo-token --data-dir $CLUSTER_DIR` works on any node.
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 DIR="${CLUSTER_DIR:-target/cluster}"
 DB="${CLUSTER_DB:-flashcart_cluster}"
-BIN="${FLASHCART_BIN:-target/release/flashcart}"
+BIN="${CLUSTER_BIN:-target/release/flashcart}"
 SESSION_TIMEOUT_MS="${CLUSTER_SESSION_TIMEOUT_MS:-6000}"
 PREFIX="${CLUSTER_PREFIX:-cluster.}"
 PUBLIC_BASE=8080

@@ -18,7 +18,7 @@ CONNECTIONS="${2:-64}"
 source loadtests/common.sh
 export CLUSTER_DIR="target/loadtest-cluster"
 export CLUSTER_DB="flashcart_loadtest_cluster"
-export FLASHCART_BIN="$BIN/flashcart"
+export CLUSTER_BIN="$BIN/flashcart"
 WORK="$(mktemp -d)"
 cleanup() {
     ./deploy/cluster.sh down >/dev/null 2>&1 || true
@@ -46,24 +46,24 @@ fresh_cluster() {
         leased="$("$BIN/flashcart" cluster status --server http://127.0.0.1:8081 --token "$ADMIN" --json |
             jq '[.nodes[] | select(.alive) | .shards | length] | add // 0')"
         [ "$leased" = 256 ] && [ "$("$BIN/flashcart" cluster status --server http://127.0.0.1:8081 \
-            --token "$ADMIN" --json | jq '[.nodes[] | select(.alive and (.shards | length) > 0)] | length')" = "$1" ] && return 0
+            --token "$ADMIN" --json | jq '[.nodes[] | select(.alive and (.shards | length) > 0)] | length')" = "$1" ] &&
+            { sleep 3; return 0; } # the group may still settle a last rebalance
         sleep 0.2
     done
     echo "the cluster did not settle" >&2
     return 1
 }
 
-# A plan (product with a live sale, shopper tokens) prepared through node $1; prints the
-# plan file and sets OWNER to the node serving its product.
+# A plan (product with a live sale, shopper tokens) prepared through node $1 into file $2;
+# sets OWNER to the node serving its product.
 prepare_plan() {
-    local plan="$WORK/plan-$RANDOM"
+    local plan="$2"
     FLASHCART_AUTH__JWT_SECRET="$SECRET" "$BIN/flashcart-wrk" --host "http://127.0.0.1:808$1" \
         prepare --shoppers 20000 --out "$plan" >/dev/null
     local product
     product="$(sed -n 's/^product //p' "$plan")"
     OWNER="$("$BIN/flashcart" cluster where --product "$product" --server http://127.0.0.1:8081 \
         --token "$ADMIN" --json | jq -r '.node | ltrimstr("n")')"
-    echo "$plan"
 }
 
 # wrk against node $1 with plan $2 ($3 threads, $4 connections): one JSON line.
@@ -73,13 +73,14 @@ run_wrk() {
 }
 
 row() { # label, wrk JSON
-    echo "$2" | jq -r --arg label "$1" --argjson seconds "$DURATION" \
-        '"\($label)\t\(.requests - .non_2xx - .socket_errors) orders\t\(((.requests - .non_2xx) / $seconds) | floor)/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\tnon-2xx \(.non_2xx)"'
+    echo "$2" | jq -r --arg name "$1" --argjson seconds "$DURATION" \
+        '"\($name)\t\(.requests - .non_2xx - .socket_errors) orders\t\(((.requests - .non_2xx) / $seconds) | floor)/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\tnon-2xx \(.non_2xx)"'
 }
 
 echo "== 1. local against forwarded Buy Now (2 nodes, $CONNECTIONS connections, ${DURATION}s each)"
 fresh_cluster 2
-plan="$(prepare_plan 1)"
+plan="$WORK/plan-forwarding"
+prepare_plan 1 "$plan"
 other=$((OWNER == 1 ? 2 : 1))
 for round in 1 2; do
     row "local (n$OWNER) #$round" "$(run_wrk "$OWNER" "$plan" 2 "$CONNECTIONS")"
@@ -88,12 +89,14 @@ done
 
 echo "== 2. one node against two, each pinned to a core ($CONNECTIONS connections in all)"
 CLUSTER_PIN=1 fresh_cluster 1
-plan="$(prepare_plan 1)"
+plan="$WORK/plan-one-node"
+prepare_plan 1 "$plan"
 row "1 node (core 0)" "$(run_wrk 1 "$plan" 2 "$CONNECTIONS")"
 CLUSTER_PIN=1 fresh_cluster 2
 declare -A plans=()
-for _ in $(seq 12); do
-    plan="$(prepare_plan 1)"
+for attempt in $(seq 12); do
+    plan="$WORK/plan-two-nodes-$attempt"
+    prepare_plan $((attempt % 2 + 1)) "$plan"
     [ -n "${plans[$OWNER]:-}" ] || plans[$OWNER]="$plan"
     [ ${#plans[@]} = 2 ] && break
 done

@@ -410,7 +410,41 @@ impl Context {
             .fetch_max(product_id.0, Ordering::Relaxed);
     }
 
-    pub fn allocate_sale_id(&self) -> SaleId {
-        SaleId(self.next_sale_id.fetch_add(1, Ordering::Relaxed) + 1)
+    /// A new sale id for a sale of `product_id`. A node alone counts up. On a cluster each
+    /// node allocates for its own shards only, so the id is the next one of the product's
+    /// shard's residue class (`id % shard_count == shard`): two owners of different shards
+    /// never collide, and the owner of a shard counts past every id in the store when it
+    /// takes the shard (`shards.rs`), so it never reuses its predecessor's.
+    pub fn allocate_sale_id(&self, product_id: ProductId) -> SaleId {
+        if !self.ownership.is_clustered() {
+            return SaleId(self.next_sale_id.fetch_add(1, Ordering::Relaxed) + 1);
+        }
+        let count = u64::from(self.settings.shard_count.max(1));
+        let shard = u64::from(self.shard_of(product_id));
+        let mut current = self.next_sale_id.load(Ordering::Relaxed);
+        loop {
+            let above = current + 1;
+            let mut next = above + (shard + count - above % count) % count;
+            if next == 0 {
+                next = count;
+            }
+            match self.next_sale_id.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return SaleId(next),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Ids the store holds now: new ones are allocated past them.
+    pub fn observe_high_water(&self, high_water: persistence::IdHighWater) {
+        self.next_product_id
+            .fetch_max(high_water.product_id, Ordering::Relaxed);
+        self.next_sale_id
+            .fetch_max(high_water.sale_id, Ordering::Relaxed);
     }
 }

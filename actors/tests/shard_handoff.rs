@@ -229,3 +229,49 @@ async fn a_handed_off_shard_arrives_whole_with_its_unpaid_orders() {
     b.shutdown().await;
     database.drop_database().await;
 }
+
+/// Sale ids are allocated by each shard's owner, from its own counter: two nodes must not
+/// hand out the same one (each sale a row of its own).
+#[tokio::test]
+async fn sales_scheduled_on_two_nodes_get_distinct_ids() {
+    let database = TestDatabase::create().await;
+    let (store_a, store_b) = (connect(&database).await, connect(&database).await);
+    let (a, b) = (node(&store_a).await, node(&store_b).await);
+    take(&store_a, &a, "a", &[0, 1]).await;
+    take(&store_b, &b, "b", &[2, 3]).await;
+    let served = |node: &Shop| -> Vec<ProductId> {
+        (1..200)
+            .map(ProductId)
+            .filter(|id| node.serves(*id))
+            .take(2)
+            .collect()
+    };
+    let now = actors::clock::now_ms();
+    let mut ids = Vec::new();
+    for (node, products) in [(&a, served(&a)), (&b, served(&b))] {
+        for product in products {
+            node.create_product(Some(product), draft(product.0), 10)
+                .await
+                .expect("the owner creates the product");
+            let sale = node
+                .schedule_sale(engine::FlashSaleDraft {
+                    product_id: product,
+                    sale_price: Money(5_000),
+                    original_price: Money(10_000),
+                    start_ms: now + 3_600_000,
+                    end_ms: None,
+                    stock: 5,
+                    per_user_limit: 1,
+                })
+                .await
+                .expect("the owner schedules the sale");
+            ids.push(sale.id);
+        }
+    }
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+
+    a.shutdown().await;
+    b.shutdown().await;
+    database.drop_database().await;
+}

@@ -413,7 +413,9 @@ impl Settings {
         if let Some(path) = config_file {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("FLASHCART_").split("__"));
+        // FLASHCART_TOKEN is the ops CLI's (`flashcart cluster`), not a setting: a shell
+        // that exported it still starts engines.
+        figment = figment.merge(Env::prefixed("FLASHCART_").ignore(&["token"]).split("__"));
         if let Some(listen) = overrides.listen {
             figment = figment.merge(Serialized::default("server.listen", listen.to_string()));
         }

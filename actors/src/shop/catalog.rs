@@ -31,7 +31,7 @@ impl Shop {
                 self.ctx.observe_product_id(id);
                 id
             }
-            None => self.ctx.allocate_product_id(),
+            None => self.allocate_served_product_id()?,
         };
         let product = draft.validate(id)?;
         let Some(shard) = self.ctx.shard(id) else {
@@ -52,6 +52,24 @@ impl Shop {
             Ok(CallResult::Success(result)) => result,
             Ok(_) | Err(_) => Err(AdminError::Unavailable("the shard did not answer".into())),
         }
+    }
+
+    /// The next free id, among those whose shard this node serves. A node creates products
+    /// only in its own shards, and it knows every product of them (it loads the catalog
+    /// when it takes a shard), so an id it hands out is free in the cluster too; ids of
+    /// other nodes' shards are skipped, not reused.
+    fn allocate_served_product_id(&self) -> Result<ProductId, AdminError> {
+        // With N nodes about one id in N is ours: this many tries miss once in a lifetime.
+        let tries = 64 * self.ctx.settings().shard_count.max(1);
+        for _ in 0..tries {
+            let id = self.ctx.allocate_product_id();
+            if self.ctx.admits(id) {
+                return Ok(id);
+            }
+        }
+        Err(AdminError::Unavailable(
+            "this node serves no shard right now; create the product with an id".into(),
+        ))
     }
 
     /// Changes a product's record (the fields `edit` names) and, with `stock`, its units
@@ -96,7 +114,8 @@ impl Shop {
         if !self.ctx.catalog().contains(product_id) {
             return Err(AdminError::UnknownProduct(product_id));
         }
-        let sale = draft.validate(self.ctx.allocate_sale_id(), self.ctx.now_ms())?;
+        let sale_id = self.ctx.allocate_sale_id(draft.product_id);
+        let sale = draft.validate(sale_id, self.ctx.now_ms())?;
         self.call_product(product_id, |reply| {
             ProductMsg::ScheduleSale(Box::new(sale), reply)
         })

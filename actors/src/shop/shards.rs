@@ -49,6 +49,9 @@ impl Shop {
             return Ok(());
         }
         let shards: HashSet<u32> = leases.iter().map(|lease| lease.shard).collect();
+        // Ids other nodes handed out since this one started: allocate past them.
+        self.ctx
+            .observe_high_water(self.ctx.ledger().id_high_water().await?);
         // Products created by other nodes since this one read the catalog may be among them.
         for product in self.ctx.stores().catalog.load_catalog().await? {
             if !self.ctx.catalog().contains(product.id) {

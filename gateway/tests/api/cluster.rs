@@ -85,6 +85,8 @@ fn node_process(
             "FLASHCART_PAYMENTS__WEBHOOK_SECRET",
             WEBHOOK_SECRET.to_owned(),
         ),
+        // An operator's shell has the CLI's token exported; the engine must still start.
+        ("FLASHCART_TOKEN", "an-operator-token".to_owned()),
     ];
     let env: Vec<(&str, &str)> = env
         .iter()
