@@ -225,7 +225,7 @@ impl Context {
         &self,
         product_id: ProductId,
     ) -> Result<ProductHandle, HandleError> {
-        if self.ownership.is_clustered() && !self.admits(product_id) {
+        if !self.admits(product_id) {
             return Err(HandleError::Elsewhere(self.shard_of(product_id)));
         }
         if let Some(handle) = self.products.get(&product_id) {

@@ -42,8 +42,9 @@ impl ClusterView {
         &self.settings.node_id
     }
 
-    pub fn session_timeout(&self) -> Duration {
-        self.settings.session_timeout
+    /// The oldest heartbeat of a node still alive now ([`alive_since_ms`]).
+    pub fn alive_since_ms(&self) -> u64 {
+        alive_since_ms(self.settings.session_timeout, actors::clock::now_ms())
     }
 
     /// Which node serves each shard.
@@ -157,6 +158,14 @@ impl ClusterNode {
     }
 }
 
+/// The oldest heartbeat of a node still counted alive at `now_ms`: one session timeout, plus
+/// one heartbeat of slack for a write in flight. The one rule every reader of the directory
+/// applies (routing a move, asking for a rebalance, reporting status).
+pub fn alive_since_ms(session_timeout: Duration, now_ms: u64) -> u64 {
+    let slack = session_timeout + HEARTBEAT_EVERY;
+    now_ms.saturating_sub(slack.as_millis() as u64)
+}
+
 /// This node's entry in the directory.
 struct Directory {
     node_id: String,
@@ -209,8 +218,7 @@ async fn stale_lease_holders(
     now_ms: u64,
 ) -> Result<Vec<String>, persistence::StoreError> {
     let nodes = leases.cluster_nodes().await?;
-    let slack = directory.session_timeout + HEARTBEAT_EVERY;
-    let alive_since = now_ms.saturating_sub(slack.as_millis() as u64);
+    let alive_since = alive_since_ms(directory.session_timeout, now_ms);
     let first_alive = nodes
         .iter()
         .find(|node| node.seen_at_ms >= alive_since)

@@ -210,8 +210,8 @@ impl Reconciler {
                     .collect();
             }
         };
-        let slack = self.settings.session_timeout + Duration::from_secs(1);
-        let alive_since = actors::clock::now_ms().saturating_sub(slack.as_millis() as u64);
+        let alive_since =
+            crate::node::alive_since_ms(self.settings.session_timeout, actors::clock::now_ms());
         let holder_alive = |shard: u32| {
             let Some(lease) = leases.iter().find(|lease| lease.shard == shard) else {
                 return false;

@@ -194,11 +194,7 @@ impl App {
                 let internal = TcpListener::bind(internal_listen).await.with_context(|| {
                     format!("binding {internal_listen} (cluster.internal_listen)")
                 })?;
-                // Port 0 (tests) binds some free port: that one is what the others dial.
-                let advertise = match &settings.cluster.advertise {
-                    Some(advertise) => advertise.clone(),
-                    None => internal.local_addr()?.to_string(),
-                };
+                let advertise = settings.cluster.advertised(internal.local_addr()?);
                 let node = cluster::ClusterNode::join(
                     shop.clone(),
                     database.clone(),

@@ -194,11 +194,6 @@ pub async fn json_to_owner(
     to_owner(ctx, product_id, method, path, headers, body.into()).await
 }
 
-/// This node is a cluster node: an order's operations may belong to another node.
-pub fn needed_for_orders(ctx: &ApiContext) -> bool {
-    ctx.forwarder.is_some()
-}
-
 /// The answer of the node serving the order's products (the product of its first line),
 /// when it is not this one: where its stock moves and its reservation clock runs. An
 /// order this node cannot read is served here (which answers it as unknown or failed).
@@ -214,6 +209,22 @@ pub async fn to_order_owner(
     let order = ctx.shop.order(order_id).await.ok().flatten()?;
     let product_id = order.items.first()?.product_id;
     to_owner(ctx, product_id, method, path, headers, body).await
+}
+
+/// [`to_order_owner`] for a JSON body the handler has parsed (and checked) already.
+pub async fn json_to_order_owner(
+    ctx: &ApiContext,
+    order_id: engine::OrderId,
+    path: &str,
+    headers: &HeaderMap,
+    body: &impl serde::Serialize,
+) -> Option<Result<Response, ApiError>> {
+    ctx.forwarder.as_ref()?;
+    let body = match serde_json::to_vec(body) {
+        Ok(body) => body,
+        Err(error) => return Some(Err(ApiError::Unavailable(error.to_string()))),
+    };
+    to_order_owner(ctx, order_id, Method::POST, path, headers, body.into()).await
 }
 
 /// The owner's answer as this node's: status, the headers that matter, the body.

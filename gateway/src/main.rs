@@ -250,45 +250,25 @@ async fn cluster(
     command: ClusterCommand,
 ) -> anyhow::Result<()> {
     use gateway::ops_cli::{self, OpsClient};
-    if let ClusterCommand::Events {
-        command:
-            EventsCommand::Tail {
-                topic,
-                from_beginning,
-                brokers,
-                prefix,
-                max,
-                idle_secs,
-            },
-    } = command
-    {
-        let tail = cluster::ops::Tail {
-            brokers,
-            topic: format!("{prefix}{topic}"),
-            from_beginning,
-            max,
-            idle: idle_secs.map(std::time::Duration::from_secs),
-        };
-        return tail_events(tail, json).await;
-    }
-    let client = OpsClient::new(&server, token)?;
+    let client = || OpsClient::new(&server, token.clone());
     let (value, table): (serde_json::Value, fn(&serde_json::Value) -> String) = match command {
-        ClusterCommand::Status => (client.status().await?, ops_cli::status_table),
+        ClusterCommand::Status => (client()?.status().await?, ops_cli::status_table),
         ClusterCommand::Where { product } => {
-            (client.where_is(product).await?, ops_cli::fields_table)
+            (client()?.where_is(product).await?, ops_cli::fields_table)
         }
         ClusterCommand::Inspect { product } => {
-            (client.inspect(product).await?, ops_cli::fields_table)
+            (client()?.inspect(product).await?, ops_cli::fields_table)
         }
         ClusterCommand::Drain { node, wait } => {
-            (client.drain(&node, wait).await?, ops_cli::fields_table)
+            (client()?.drain(&node, wait).await?, ops_cli::fields_table)
         }
-        ClusterCommand::Move { shard, to } => {
-            (client.move_shard(shard, &to).await?, ops_cli::fields_table)
-        }
+        ClusterCommand::Move { shard, to } => (
+            client()?.move_shard(shard, &to).await?,
+            ops_cli::fields_table,
+        ),
         ClusterCommand::Sales {
             command: SalesCommand::List,
-        } => (client.sales().await?, ops_cli::sales_table),
+        } => (client()?.sales().await?, ops_cli::sales_table),
         ClusterCommand::Sales {
             command:
                 SalesCommand::Create {
@@ -305,9 +285,29 @@ async fn cluster(
                 "productId": product, "salePrice": sale_price, "originalPrice": original_price,
                 "startTime": start, "endTime": end, "stock": stock, "perUserLimit": per_user_limit,
             });
-            (client.create_sale(&sale).await?, ops_cli::fields_table)
+            (client()?.create_sale(&sale).await?, ops_cli::fields_table)
         }
-        ClusterCommand::Events { .. } => return Ok(()),
+        // The broker's, not an API call: no token needed.
+        ClusterCommand::Events {
+            command:
+                EventsCommand::Tail {
+                    topic,
+                    from_beginning,
+                    brokers,
+                    prefix,
+                    max,
+                    idle_secs,
+                },
+        } => {
+            let tail = cluster::ops::Tail {
+                brokers,
+                topic: format!("{prefix}{topic}"),
+                from_beginning,
+                max,
+                idle: idle_secs.map(std::time::Duration::from_secs),
+            };
+            return tail_events(tail, json).await;
+        }
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);

@@ -197,11 +197,10 @@ impl Settings {
 }
 
 impl ClusterConfig {
-    /// What the other nodes dial.
-    pub fn advertised(&self) -> String {
-        self.advertise
-            .clone()
-            .unwrap_or_else(|| self.internal_listen.to_string())
+    /// What the other nodes dial: `advertise`, else the address `internal_listen` bound
+    /// (`bound`: a port 0 in tests binds some free port, and that one is what they dial).
+    pub fn advertised(&self, bound: SocketAddr) -> String {
+        self.advertise.clone().unwrap_or_else(|| bound.to_string())
     }
 }
 
@@ -598,7 +597,12 @@ mod tests {
         let cluster = "[cluster]\nnode_id = \"n1\"\ninternal_listen = \"127.0.0.1:7102\"\n";
         let settings = load(&format!("{postgres}{kafka}{cluster}")).expect("a full node loads");
         assert_eq!(settings.cluster.node_id.as_deref(), Some("n1"));
-        assert_eq!(settings.cluster.advertised(), "127.0.0.1:7102");
+        assert_eq!(
+            settings
+                .cluster
+                .advertised(settings.cluster.internal_listen),
+            "127.0.0.1:7102"
+        );
         assert_eq!(settings.cluster.session_timeout_ms, 6_000);
 
         let defaults = Settings::load(None, &Overrides::default()).expect("defaults");

@@ -211,7 +211,7 @@ async fn status(
         },
     };
     let now_ms = actors::clock::now_ms();
-    let alive_since = now_ms.saturating_sub(view.session_timeout().as_millis() as u64 + 1_000);
+    let alive_since = view.alive_since_ms();
     let mut nodes = Vec::with_capacity(directory.len());
     for entry in directory {
         let alive = entry.seen_at_ms >= alive_since;
@@ -432,8 +432,7 @@ async fn alive_address(ops: &ClusterOps, node: &str) -> Result<String, ApiError>
     let Some(entry) = directory.into_iter().find(|entry| entry.node_id == node) else {
         return Err(ApiError::NotFound(format!("no node {node} in the cluster")));
     };
-    let alive_since = actors::clock::now_ms()
-        .saturating_sub(ops.view.session_timeout().as_millis() as u64 + 1_000);
+    let alive_since = ops.view.alive_since_ms();
     if entry.seen_at_ms < alive_since {
         return Err(ApiError::invalid(
             "node",

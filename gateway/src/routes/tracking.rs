@@ -8,7 +8,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::OrderId;
@@ -83,7 +82,7 @@ async fn ship(
     let estimated_delivery_ms = parse_rfc3339_ms(&body.estimated_delivery)
         .ok_or_else(|| ApiError::invalid("estimatedDelivery", "must be an RFC 3339 time"))?;
     let path = format!("/api/v1/orders/{id}/ship");
-    if let Some(answer) = to_order_owner(&ctx, id, &path, &headers, &body).await {
+    if let Some(answer) = forward::json_to_order_owner(&ctx, id, &path, &headers, &body).await {
         return answer;
     }
     let order = ctx
@@ -95,24 +94,6 @@ async fn ship(
         )
         .await?;
     Ok(axum::Json(OrderBody::from(&order)).into_response())
-}
-
-/// An order's delivery is followed (and watched live) on its products' owner.
-async fn to_order_owner(
-    ctx: &ApiContext,
-    id: OrderId,
-    path: &str,
-    headers: &HeaderMap,
-    body: &impl Serialize,
-) -> Option<Result<Response, ApiError>> {
-    if !forward::needed_for_orders(ctx) {
-        return None;
-    }
-    let body = match serde_json::to_vec(body) {
-        Ok(body) => body,
-        Err(error) => return Some(Err(ApiError::Unavailable(error.to_string()))),
-    };
-    forward::to_order_owner(ctx, id, Method::POST, path, headers, body.into()).await
 }
 
 #[derive(Deserialize, Serialize)]
@@ -139,7 +120,7 @@ async fn location(
         return Err(ApiError::invalid("lng", "must be between -180 and 180"));
     }
     let path = format!("/api/v1/deliveries/{id}/location");
-    if let Some(answer) = to_order_owner(&ctx, id, &path, &headers, &body).await {
+    if let Some(answer) = forward::json_to_order_owner(&ctx, id, &path, &headers, &body).await {
         return answer;
     }
     let view = ctx
@@ -171,7 +152,7 @@ async fn complete(
         return Err(ApiError::invalid("photoUrl", "must be an http(s) URL"));
     }
     let path = format!("/api/v1/deliveries/{id}/complete");
-    if let Some(answer) = to_order_owner(&ctx, id, &path, &headers, &body).await {
+    if let Some(answer) = forward::json_to_order_owner(&ctx, id, &path, &headers, &body).await {
         return answer;
     }
     let order = ctx
