@@ -9,6 +9,7 @@ use persistence::{CartItem, StoreError};
 
 use crate::checkout::CHECKOUT_LINES_MAX;
 use crate::error::AdminError;
+use crate::node_channel::ShardMoved;
 use crate::shop::Shop;
 
 /// Distinct products in one cart: what one checkout takes.
@@ -62,11 +63,15 @@ impl From<StoreError> for CartError {
     }
 }
 
-/// The price and units of a product as of now.
-struct Offer {
-    unit_price: Money,
-    available: u64,
-    on_sale: bool,
+/// The price and units of a product as of now, as its owner has them (on a cluster,
+/// another node's products are asked of their node: `node_channel.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    pub title: String,
+    pub unit_price: Money,
+    pub available: u64,
+    pub on_sale: bool,
 }
 
 impl Offer {
@@ -87,15 +92,16 @@ impl Shop {
         let mut items = Vec::new();
         let mut total = Money(0);
         for line in self.cart_lines(user).await? {
-            let Some(product) = self.product(line.product_id) else {
-                continue;
+            let offer = match self.offer(line.product_id).await {
+                Ok(offer) => offer,
+                Err(CartError::UnknownProduct(_)) => continue,
+                Err(error) => return Err(error),
             };
-            let offer = self.offer(line.product_id).await?;
             let line_total = Money(offer.unit_price.0.saturating_mul(u64::from(line.quantity)));
             total = Money(total.0.saturating_add(line_total.0));
             items.push(CartLineView {
                 product_id: line.product_id,
-                title: product.title.clone(),
+                title: offer.title,
                 quantity: line.quantity,
                 unit_price: offer.unit_price,
                 line_total,
@@ -201,6 +207,36 @@ impl Shop {
     }
 
     async fn offer(&self, product_id: ProductId) -> Result<Offer, CartError> {
+        if let Some(channel) = self.ctx.node_channel()
+            && !self.ctx.admits(product_id)
+        {
+            let shard = self.ctx.shard_of(product_id);
+            return match channel.offer(shard, product_id).await {
+                Ok(Some(offer)) => Ok(offer),
+                Ok(None) => Err(CartError::UnknownProduct(product_id)),
+                Err(why) => Err(CartError::Unavailable(why)),
+            };
+        }
+        self.offer_here(product_id).await
+    }
+
+    /// Another node's cart wants the offer of a product this node serves: `Ok(None)` for
+    /// no such product.
+    pub async fn offer_for_peer(
+        &self,
+        product_id: ProductId,
+    ) -> Result<Result<Option<Offer>, CartError>, ShardMoved> {
+        if !self.ctx.admits(product_id) {
+            return Err(ShardMoved(self.ctx.shard_of(product_id)));
+        }
+        Ok(match self.offer_here(product_id).await {
+            Ok(offer) => Ok(Some(offer)),
+            Err(CartError::UnknownProduct(_)) => Ok(None),
+            Err(error) => Err(error),
+        })
+    }
+
+    async fn offer_here(&self, product_id: ProductId) -> Result<Offer, CartError> {
         let product = self
             .product(product_id)
             .ok_or(CartError::UnknownProduct(product_id))?;
@@ -213,11 +249,13 @@ impl Shop {
             })?;
         Ok(match inventory.sale {
             Some(sale) if sale.phase == SalePhase::Live => Offer {
+                title: product.title.clone(),
                 unit_price: sale.sale.sale_price,
                 available: sale.counters.left,
                 on_sale: true,
             },
             _ => Offer {
+                title: product.title.clone(),
                 unit_price: product.price,
                 available: inventory.regular_available,
                 on_sale: false,

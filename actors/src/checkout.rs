@@ -58,6 +58,9 @@ pub enum CheckoutReply {
     Refused(Vec<LineRefusal>),
     /// Another checkout of the same user is running right now; retry with the same key.
     InProgress,
+    /// On a cluster, no line of the cart is served here: the node serving this product
+    /// (the first line's) places the order, so its reservation clock runs there.
+    Elsewhere(ProductId),
     /// No decision could be made durable; retrying with the same key is safe.
     Unavailable(Unavailable),
 }
@@ -117,15 +120,26 @@ impl Shop {
                 )));
             }
         };
+        let mut lines: Vec<CheckoutLine> = cart
+            .iter()
+            .map(|item| CheckoutLine {
+                product_id: item.product_id,
+                quantity: item.quantity,
+            })
+            .collect();
+        if self.ctx.node_channel().is_some() {
+            // An order's first line says which node runs its reservation clock and its
+            // later changes (`shards.rs`): one of this node's, other nodes hold the rest.
+            if let Some(first) = lines.first()
+                && !lines.iter().any(|line| self.ctx.admits(line.product_id))
+            {
+                return Ok(CheckoutReply::Elsewhere(first.product_id));
+            }
+            lines.sort_by_key(|line| !self.ctx.admits(line.product_id));
+        }
         let request = CheckoutRequest {
             user_id: checkout.user_id,
-            lines: cart
-                .iter()
-                .map(|item| CheckoutLine {
-                    product_id: item.product_id,
-                    quantity: item.quantity,
-                })
-                .collect(),
+            lines,
             idempotency_key: checkout.idempotency_key,
             address_id: address_id.to_owned(),
             payment_method: checkout.payment_method,

@@ -16,10 +16,12 @@ use ractor::{ActorId, ActorRef};
 
 use crate::catalog::Catalog;
 use crate::clock::{Clock, OrderIds};
+use crate::node_channel::NodeChannel;
 use crate::ownership::{Fence, Ownership};
 use crate::protocol::{
     ClockMsg, HandleError, OrderMsg, OrderSupervisorMsg, ProductHandle, ShardMsg,
 };
+use crate::remote_hold::HeldForPeers;
 use crate::settings::ShopSettings;
 use crate::shard::shard_of;
 use crate::stock_feed::StockFeed;
@@ -59,6 +61,10 @@ pub(crate) struct Context {
     pending: DashMap<OrderId, u64>,
     /// Users with a checkout running (one at a time each, see `checkout.rs`).
     checkouts: DashMap<UserId, ()>,
+    /// How orders spanning nodes hold lines elsewhere (a cluster node's channel).
+    node_channel: OnceLock<Arc<dyn NodeChannel>>,
+    /// Lines held here for orders coordinated on other nodes (`remote_hold.rs`).
+    held_for_peers: HeldForPeers,
     actors: OnceLock<Actors>,
     /// Actors that panicked (a bug: an assertion fired). Counted by their supervisors.
     actor_failures: AtomicU64,
@@ -107,6 +113,8 @@ impl Context {
             orders: DashMap::new(),
             pending: DashMap::with_shard_amount(PENDING_SHARDS),
             checkouts: DashMap::new(),
+            node_channel: OnceLock::new(),
+            held_for_peers: HeldForPeers::default(),
             actors: OnceLock::new(),
             actor_failures: AtomicU64::new(0),
             orders_placed: AtomicU64::new(0),
@@ -216,6 +224,24 @@ impl Context {
     /// What a batch of writes to this product's stock must carry.
     pub fn fence_for(&self, product_id: ProductId) -> Fence {
         self.ownership.fence(self.shard_of(product_id))
+    }
+
+    // Orders spanning nodes.
+
+    /// The channel to the other nodes, on a cluster node.
+    pub fn node_channel(&self) -> Option<&Arc<dyn NodeChannel>> {
+        self.node_channel.get()
+    }
+
+    /// Set once, when the node joins its cluster.
+    pub fn set_node_channel(&self, peers: Arc<dyn NodeChannel>) {
+        if self.node_channel.set(peers).is_err() {
+            tracing::warn!("the channel to the other nodes was connected twice; keeping the first");
+        }
+    }
+
+    pub fn held_for_peers(&self) -> &HeldForPeers {
+        &self.held_for_peers
     }
 
     // Live product actors.

@@ -11,7 +11,8 @@
 //! - [`admission`]: ractor mailboxes are unbounded, so each product has an in-flight bound;
 //!   past it a caller is told `Overloaded` at once.
 //! - `hold.rs`: an order spanning several products (a cart checkout) holds a line in each
-//!   product actor and commits them in one transaction, all or none (`checkout.rs`).
+//!   product actor and commits them in one transaction, all or none (`checkout.rs`); on a
+//!   cluster, lines of other nodes' shards are held there (`remote_hold.rs`).
 //! - `protocol/`: every message between actors; `context.rs`: what they share, private
 //!   behind methods. Modules import in one direction (see `protocol/mod.rs`).
 //! - [`Shop`]: the one entry point the gateway uses, split by what callers do
@@ -27,11 +28,13 @@ pub mod error;
 pub mod events;
 mod expiry;
 mod hold;
+mod node_channel;
 mod order;
 mod order_supervisor;
 mod ownership;
 mod product;
 mod protocol;
+mod remote_hold;
 pub mod reviews;
 pub mod settings;
 pub mod shard;
@@ -41,7 +44,7 @@ pub mod stock_feed;
 mod stores;
 pub mod tracking;
 
-pub use cart::{CART_LINES_MAX, CartError, CartLineView, CartView};
+pub use cart::{CART_LINES_MAX, CartError, CartLineView, CartView, Offer};
 pub use catalog::{Catalog, ListQuery, ListSort, Page};
 pub use checkout::{
     ADDRESS_ID_LENGTH_MAX, CHECKOUT_LINES_MAX, CHECKOUT_SCOPE, CartCheckout, CheckoutError,
@@ -50,10 +53,12 @@ pub use checkout::{
 pub use clock::{Clock, OrderIds};
 pub use engine::Refusal;
 pub use error::{AdminError, BuyNowError, OrderError};
+pub use node_channel::{NodeChannel, ShardMoved};
 pub use product::idempotency_scope;
 pub use protocol::{
-    BuyNowReply, Placement, PrepareRefused, ProductInspection, ProductMsg, Unavailable,
+    BuyNowReply, Placement, PrepareRefused, PrepareStep, ProductInspection, ProductMsg, Unavailable,
 };
+pub use remote_hold::{HoldAnswer, HoldReply, HoldRequest, HoldSettlement, PeerAnswer, Settlement};
 pub use reviews::{ReviewAdded, ReviewError};
 pub use settings::ShopSettings;
 pub use shop::{BuyNowRequest, Shop, ShopParts};

@@ -80,6 +80,16 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// For serde fields holding keys the engine made (a checkout's too), not a client's:
+    /// `#[serde(deserialize_with = "IdempotencyKey::deserialize_stored")]`.
+    pub fn deserialize_stored<'de, D>(deserializer: D) -> Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        let text = <String as Deserialize>::deserialize(deserializer)?;
+        Self::parse_stored(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 const CHECKOUT_PREFIX: &str = "checkout ";

@@ -44,7 +44,7 @@ pub enum OrderEvent {
 }
 
 /// What a transition does to the reserved units of the order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StockEffect {
     None,
     /// Reserved units become sold.

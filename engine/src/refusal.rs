@@ -3,7 +3,7 @@
 //! checkout), and the gateway maps it to a status and an error code in one place.
 
 /// A refused Buy Now or checkout line. Nothing was reserved.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Refusal {
     /// Not enough units where this purchase would come from (the live sale's pool, else
     /// the shelf): `left` is what there is.

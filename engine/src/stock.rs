@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flash_sale::{FlashSale, SalePhase};
 use crate::ids::{IdempotencyKey, OrderId, ProductId, SaleId, UserId};
@@ -98,7 +98,7 @@ impl SalePool {
 }
 
 /// Where one order's units are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LineState {
     Reserved,
@@ -111,10 +111,11 @@ pub enum LineState {
 }
 
 /// One order's claim on this product's stock, as remembered by the state machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub order_id: OrderId,
     pub user_id: UserId,
+    #[serde(deserialize_with = "IdempotencyKey::deserialize_stored")]
     pub idempotency_key: IdempotencyKey,
     pub quantity: u32,
     pub unit_price: Money,
@@ -146,7 +147,7 @@ pub enum ReserveOutcome {
 }
 
 /// Why a confirm or release cannot start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum LineError {
     #[error("no order {0} holds stock of this product")]
     UnknownOrder(OrderId),

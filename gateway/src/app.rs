@@ -52,7 +52,7 @@ pub struct ApiParts {
     /// Rendered product listings (cache-aside): in Redis when configured, else in memory.
     pub pages: PageCache,
     /// A cluster node's way to the owners of products it does not serve.
-    pub forwarder: Option<crate::forward::Forwarder>,
+    pub forwarder: Option<Arc<crate::forward::Forwarder>>,
     /// A cluster node's screens of products served elsewhere.
     pub remote_feeds: Option<Arc<crate::remote_feeds::RemoteFeeds>>,
     /// A cluster node's view for the operators' API.
@@ -146,7 +146,8 @@ pub struct App {
     /// This node's membership of the cluster, if it is one.
     cluster: Option<cluster::ClusterNode>,
     /// Where the other nodes of the cluster send this node's requests.
-    internal: Option<TcpListener>,
+    /// The node channel: its listener and what it serves (the API and the node-only routes).
+    internal: Option<(TcpListener, Router)>,
 }
 
 impl App {
@@ -251,6 +252,21 @@ impl App {
         let websocket_slots = Arc::new(tokio::sync::Semaphore::new(
             settings.server.websocket_connections_max,
         ));
+        let forwarder = cluster.as_ref().map(|node| {
+            let view = node.view();
+            Arc::new(crate::forward::Forwarder::new(
+                view.node_id().to_owned(),
+                Arc::clone(view.routes()),
+                settings.shop_settings().request_timeout,
+            ))
+        });
+        // Orders spanning nodes hold their other lines over the same channel.
+        if let Some(forwarder) = &forwarder {
+            shop.connect_node_channel(Arc::new(crate::node_channel::HttpNodeChannel::new(
+                Arc::clone(forwarder),
+                shop.clone(),
+            )));
+        }
         let ctx = ApiContext(Arc::new(ApiParts {
             shop: shop.clone(),
             keys: Arc::clone(&keys),
@@ -266,14 +282,7 @@ impl App {
             analytics: workflow.analytics(),
             search,
             pages,
-            forwarder: cluster.as_ref().map(|node| {
-                let view = node.view();
-                crate::forward::Forwarder::new(
-                    view.node_id().to_owned(),
-                    Arc::clone(view.routes()),
-                    settings.shop_settings().request_timeout,
-                )
-            }),
+            forwarder: forwarder.clone(),
             remote_feeds: cluster.as_ref().map(|node| {
                 let view = node.view();
                 crate::remote_feeds::RemoteFeeds::new(
@@ -286,9 +295,14 @@ impl App {
                 .as_ref()
                 .map(|node| crate::routes::cluster::ClusterOps::start(node.view(), shop.clone())),
         }));
-        let router = crate::routes::router()
-            .layer(DefaultBodyLimit::max(settings.server.body_limit_bytes))
-            .with_state(ctx);
+        let body_limit = DefaultBodyLimit::max(settings.server.body_limit_bytes);
+        let internal = internal.map(|listener| {
+            let router = crate::routes::internal_router()
+                .layer(body_limit)
+                .with_state(ctx.clone());
+            (listener, router)
+        });
+        let router = crate::routes::router().layer(body_limit).with_state(ctx);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -339,8 +353,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_internal, internal_stopped) = tokio::sync::watch::channel(false);
-        let internal = self.internal.map(|listener| {
-            let router = self.router.clone();
+        let internal = self.internal.map(|(listener, router)| {
             let mut stopped = internal_stopped;
             tokio::spawn(async move {
                 let stop = async move {

@@ -85,6 +85,25 @@ impl Forwarder {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Option<Response>, ApiError> {
+        match self
+            .send(shard, served_here, method, path, headers, body)
+            .await?
+        {
+            Some((_, answer)) => Ok(Some(relay(answer).await)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Self::forward`], with the owner's answer as it came and the address it came from.
+    pub async fn send(
+        &self,
+        shard: u32,
+        served_here: impl Fn() -> bool,
+        method: Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Option<(String, reqwest::Response)>, ApiError> {
         let mut last_problem = String::from("no node serves it");
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -136,12 +155,30 @@ impl Forwarder {
                 last_problem = format!("node {} no longer serves it", route.node_id);
                 continue;
             }
-            return Ok(Some(relay(answer).await));
+            return Ok(Some((route.address.clone(), answer)));
         }
         Err(ApiError::Unavailable(format!(
             "shard {shard} could not be reached from node {}: {last_problem}",
             self.node_id
         )))
+    }
+
+    /// Posts JSON to a node by its address, once (for messages whose loss is tolerated).
+    pub async fn post_json(
+        &self,
+        address: &str,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<StatusCode, String> {
+        let answer = self
+            .client
+            .post(format!("http://{address}{path}"))
+            .header(FORWARDED_BY, self.node_id.as_str())
+            .json(body)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(answer.status())
     }
 }
 

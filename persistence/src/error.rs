@@ -23,6 +23,10 @@ pub enum StoreError {
     /// shard over, and nothing of the batch was written.
     #[error("fenced: {0}")]
     Fenced(String),
+    /// A batch carried a hold deadline (`WriteOp::HoldUntil`) that had passed: the node
+    /// holding those lines gave up on them, and nothing of the batch was written.
+    #[error("hold expired: {0}")]
+    HoldExpired(String),
     /// A store beside the database (Redis) could not be reached.
     #[error("{0}")]
     Unavailable(String),

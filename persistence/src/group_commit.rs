@@ -277,6 +277,15 @@ async fn commit(
                 (ops, writers) =
                     drop_stale_writers(ledger, refused, writers, &reason, lost_leases).await;
             }
+            Transaction::HoldExpired(reason, refused) if attempt < FENCED_ATTEMPTS_MAX => {
+                (ops, writers) = drop_holding_writers(refused, writers, &reason);
+            }
+            Transaction::HoldExpired(reason, _) => {
+                for writer in writers.drain(..) {
+                    (writer.on_done)(CommitOutcome::NotWritten(Arc::clone(&reason)));
+                }
+                break;
+            }
             Transaction::Fenced(reason, _) => {
                 for writer in writers.drain(..) {
                     (writer.on_done)(CommitOutcome::NotWritten(Arc::clone(&reason)));
@@ -311,6 +320,8 @@ enum Transaction {
     /// The store refused a lease of the batch and wrote nothing; the writes come back, so
     /// the writers whose leases are still current can go again.
     Fenced(Arc<str>, Vec<WriteOp>),
+    /// A hold the batch carried had ended (`WriteOp::HoldUntil`); nothing was written.
+    HoldExpired(Arc<str>, Vec<WriteOp>),
 }
 
 /// Runs one transaction, bounded by the commit timeout; if it is still running then, it is
@@ -332,6 +343,10 @@ async fn transaction(
         Ok(Ok((Err(StoreError::Fenced(reason)), ops))) => {
             tracing::info!(%reason, write_count, "batch fenced");
             Transaction::Fenced(format!("fenced: {reason}").into(), ops)
+        }
+        Ok(Ok((Err(StoreError::HoldExpired(reason)), ops))) => {
+            tracing::info!(%reason, write_count, "batch refused: a hold had ended");
+            Transaction::HoldExpired(format!("hold expired: {reason}").into(), ops)
         }
         Ok(Ok((Err(error), _))) => {
             tracing::warn!(%error, write_count, "batch commit failed");
@@ -432,6 +447,29 @@ async fn drop_stale_writers(
             }
         }
         (writer.on_done)(CommitOutcome::NotWritten(Arc::clone(reason)));
+    }
+    (kept_ops, kept)
+}
+
+/// After a batch refused for an ended hold (nothing was written): every writer that
+/// carries a hold deadline is told `NotWritten` (only they can have caused it; their
+/// holder has given up on them), the others go again.
+fn drop_holding_writers(
+    mut refused: Vec<WriteOp>,
+    writers: Vec<Writer>,
+    reason: &Arc<str>,
+) -> (Vec<WriteOp>, Vec<Writer>) {
+    let mut kept_ops = Vec::with_capacity(refused.len());
+    let mut kept = Vec::with_capacity(writers.len());
+    let mut rest = refused.drain(..);
+    for writer in writers {
+        let own: Vec<WriteOp> = rest.by_ref().take(writer.ops).collect();
+        if own.iter().any(|op| matches!(op, WriteOp::HoldUntil(_))) {
+            (writer.on_done)(CommitOutcome::NotWritten(Arc::clone(reason)));
+        } else {
+            kept_ops.extend(own);
+            kept.push(writer);
+        }
     }
     (kept_ops, kept)
 }

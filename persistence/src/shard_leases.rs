@@ -15,7 +15,9 @@ use crate::error::StoreError;
 use crate::row::{StoredRow, int};
 
 /// A node's claim on a shard, valid while `epoch` is the shard's current one.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ShardLease {
     pub shard: u32,
     pub owner_node: String,
@@ -62,6 +64,13 @@ pub trait ShardLeases: Send + Sync + 'static {
 
     /// Every placement, by shard.
     async fn placements(&self) -> Result<Vec<ShardPlacement>, StoreError>;
+
+    /// Whether a hold on lines of these shards has ended for good: PostgreSQL's clock has
+    /// passed `until_ms`, read while their lease rows are locked. Then no batch carrying
+    /// that deadline ([`WriteOp::HoldUntil`](crate::WriteOp::HoldUntil)) can commit any
+    /// more, and every one that did is visible: what the store holds is the final word on
+    /// the held lines.
+    async fn hold_expired(&self, shards: &[u32], until_ms: u64) -> Result<bool, StoreError>;
 }
 
 /// A shard an operator placed on a node.
@@ -116,6 +125,14 @@ const RELEASE_PLACEMENT: &str =
     "UPDATE shard_placements SET released = true WHERE shard = $1 AND node_id = $2";
 
 const CLEAR_PLACEMENTS: &str = "DELETE FROM shard_placements WHERE node_id = $1";
+
+/// Locks the lease rows first (waiting for the batches that hold them `FOR SHARE`), then
+/// reads the clock: a CASE tries its branches in order.
+const HOLD_EXPIRED: &str = concat!(
+    "WITH locked AS (SELECT 1 FROM shard_leases WHERE shard = ANY($1::int4[]) FOR UPDATE) ",
+    "SELECT CASE WHEN (SELECT count(*) FROM locked) < 0 THEN false ",
+    "ELSE clock_timestamp() >= to_timestamp($2::int8 / 1000.0) END AS expired"
+);
 
 const PLACEMENTS: &str = "SELECT shard, node_id, released FROM shard_placements ORDER BY shard";
 
@@ -250,6 +267,19 @@ impl ShardLeases for Database {
                 })
             })
             .collect()
+    }
+
+    async fn hold_expired(&self, shards: &[u32], until_ms: u64) -> Result<bool, StoreError> {
+        let shards = shards
+            .iter()
+            .map(|shard| shard_number(*shard))
+            .collect::<Result<Vec<_>, _>>()?;
+        let row = sqlx::query(HOLD_EXPIRED)
+            .bind(&shards)
+            .bind(int(until_ms)?)
+            .fetch_one(postgres(self)?)
+            .await?;
+        Ok(sqlx::Row::try_get::<bool, _>(&row, "expired")?)
     }
 
     async fn cluster_nodes(&self) -> Result<Vec<ClusterNodeEntry>, StoreError> {

@@ -45,6 +45,11 @@ pub enum WriteOp {
     /// The batch commits only if this shard lease is still current (a clustered node's
     /// writes for a shard carry its lease: `shard_leases.rs`). PostgreSQL only.
     Fence(ShardLease),
+    /// The batch commits only if PostgreSQL's clock is still before this time (ms since
+    /// the epoch), checked while the batch holds its leases: an order whose lines another
+    /// node holds for it commits before that node gives up waiting, or never
+    /// (`ShardLeases::hold_expired`). PostgreSQL only.
+    HoldUntil(u64),
 }
 
 /// What a cart checkout adds to its order.

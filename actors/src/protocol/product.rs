@@ -137,13 +137,15 @@ pub struct Prepare {
     pub reply: oneshot::Sender<Result<Line, PrepareRefused>>,
 }
 
-/// What a prepared line does to the product's stock.
-#[derive(Clone, Debug)]
+/// What a prepared line does to the product's stock. Serializable: a line may be held on
+/// another node for an order coordinated here (`remote_hold.rs`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum PrepareStep {
     /// Reserve units for a new order (the engine's Buy Now rules, sale and limits included).
     Reserve {
         user_id: UserId,
         quantity: u32,
+        #[serde(deserialize_with = "IdempotencyKey::deserialize_stored")]
         idempotency_key: IdempotencyKey,
         now_ms: u64,
         expires_at_ms: u64,
@@ -153,7 +155,7 @@ pub enum PrepareStep {
 }
 
 /// Why a line could not be prepared. Nothing of it is held.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PrepareRefused {
     #[error("no such product")]
     UnknownProduct,

@@ -230,6 +230,7 @@ fn describe(ops: &[WriteOp]) -> String {
             WriteOp::ForgetEvents(seqs) => format!("forget {} events", seqs.len()),
             WriteOp::RecordNotifications(notes) => format!("{} notifications", notes.len()),
             WriteOp::Fence(lease) => format!("fence shard {} epoch {}", lease.shard, lease.epoch),
+            WriteOp::HoldUntil(until_ms) => format!("hold until {until_ms}"),
         })
         .collect();
     parts.join(", ")

@@ -5,7 +5,7 @@
 use actors::{CartCheckout, CheckoutReply, PrepareRefused};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
@@ -14,14 +14,15 @@ use serde_json::json;
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, line_problem};
-use crate::extract::{IdempotencyKeyHeader, Json};
+use crate::extract::{ForwardableHeaders, IdempotencyKeyHeader, Json};
+use crate::forward;
 use crate::routes::orders::OrderBody;
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/orders", post(checkout))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CheckoutBody {
     address_id: String,
@@ -41,6 +42,7 @@ async fn checkout(
     State(ctx): State<ApiContext>,
     caller: Caller,
     key_header: IdempotencyKeyHeader,
+    ForwardableHeaders(headers): ForwardableHeaders,
     Json(body): Json<CheckoutBody>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Customer, Role::Admin])?;
@@ -50,7 +52,16 @@ async fn checkout(
         address_id: body.address_id.clone(),
         payment_method: body.payment_method.clone(),
     };
-    match ctx.shop.checkout_cart(request).await? {
+    let mut reply = ctx.shop.checkout_cart(request.clone()).await?;
+    if let CheckoutReply::Elsewhere(product_id) = reply {
+        let path = "/api/v1/orders";
+        match forward::json_to_owner(&ctx, product_id, Method::POST, path, &headers, &body).await {
+            Some(answer) => return answer,
+            // The product's shard came here meanwhile.
+            None => reply = ctx.shop.checkout_cart(request).await?,
+        }
+    }
+    match reply {
         CheckoutReply::Placed { order, duplicate } => {
             let body = PlacedOrderBody {
                 order: OrderBody::from(&order),
@@ -108,5 +119,8 @@ async fn checkout(
                     .into(),
         }),
         CheckoutReply::Unavailable(why) => Err(ApiError::Unavailable(format!("{why:?}"))),
+        CheckoutReply::Elsewhere(product_id) => Err(ApiError::Unavailable(format!(
+            "product {product_id}'s shard is moving; retry with the same Idempotency-Key"
+        ))),
     }
 }

@@ -7,6 +7,7 @@ mod checkout;
 pub mod cluster;
 mod flash_sales;
 mod health;
+mod internal;
 mod inventory;
 mod notifications;
 pub(crate) mod orders;
@@ -90,6 +91,11 @@ pub(crate) fn check_filters(
         return Err(ApiError::invalid("ratingMin", "must be between 0 and 5"));
     }
     Ok(())
+}
+
+/// The public API plus what only other nodes ask: served on a node's internal listener.
+pub fn internal_router() -> Router<ApiContext> {
+    router().merge(internal::router())
 }
 
 async fn not_found() -> ApiError {

@@ -3,6 +3,8 @@
 //! (fenced by its leases), and any one answers any request, forwarding it to the product's
 //! owner. A node that leaves, dies or pauses loses its shards to the others, which sell on;
 //! an operator moves a shard or drains a node under load; the ops CLI reports all of it.
+//! A cart whose products live on several nodes is shown, checked out, paid and
+//! cancelled through any node, every line moving with the order or none.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -793,5 +795,148 @@ async fn a_shard_moves_and_a_node_drains_under_load_without_a_failed_request() {
 
     n1.stop().await;
     n2.stop().await;
+    database.drop_database().await;
+}
+
+async fn add_to_cart(through: &TestApp, user: u64, product: u64, quantity: u32) {
+    let response = through
+        .post(
+            "/api/v1/cart/items",
+            &through.token(user, Role::Customer),
+            serde_json::json!({"productId": product, "quantity": quantity}),
+        )
+        .await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::CREATED, "adding {product}: {body}");
+}
+
+async fn check_out(through: &TestApp, user: u64, key: &str) -> reqwest::Response {
+    through
+        .client
+        .post(through.url("/api/v1/orders"))
+        .bearer_auth(through.token(user, Role::Customer))
+        .header("Idempotency-Key", key)
+        .json(&serde_json::json!({"addressId": "home", "paymentMethod": "UPI"}))
+        .send()
+        .await
+        .expect("request sent")
+}
+
+/// (sold, reserved, left) of a product, asked through `through` (forwarded to its owner).
+async fn counts(through: &TestApp, product: u64) -> (u64, u64, u64) {
+    let inventory = through.inventory(product).await;
+    let count = |name: &str| inventory[name].as_u64().expect(name);
+    (count("sold"), count("reserved"), count("left"))
+}
+
+fn lines_of(order: &Value) -> Vec<u64> {
+    order["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["productId"].as_u64().expect("productId"))
+        .collect()
+}
+
+/// One product on each of three nodes. A cart of products of two nodes, checked out
+/// through the third: placed by the first line's node, which holds the other line on its
+/// node; a cart of all three, checked out through one of them. Paid and cancelled through
+/// yet other nodes, every line moves; a retry on another node answers the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() {
+    let database = persistence::test_support::TestDatabase::create().await;
+    let prefix = unique_prefix();
+    let n1 = node(&database.url, &prefix, "n1").await;
+    let n2 = node(&database.url, &prefix, "n2").await;
+    let n3 = node(&database.url, &prefix, "n3").await;
+    let nodes = [&n1, &n2, &n3];
+    shards_spread_over(&nodes).await;
+    let (p1, p2, p3) = (
+        product_served_by(&n1, 0),
+        product_served_by(&n2, 0),
+        product_served_by(&n3, 0),
+    );
+    for (owner, product) in [(&n1, p1), (&n2, p2), (&n3, p3)] {
+        owner.create_product(product, 1_000, 10).await;
+    }
+
+    // User 1: products of n2 and n3, added through n1, shown whole by n1.
+    add_to_cart(&n1, 1, p2, 2).await;
+    add_to_cart(&n1, 1, p3, 1).await;
+    let cart: Value = n1
+        .get_as("/api/v1/cart/items", &n1.token(1, Role::Customer))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cart["total"], 3_000, "{cart}");
+    // Checked out through n1, which serves neither: placed by n2 (the first line's).
+    let placed = check_out(&n1, 1, "span-1").await;
+    let status = placed.status();
+    let first: Value = placed.json().await.expect("json");
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(lines_of(&first), vec![p2, p3], "{first}");
+    assert_eq!(counts(&n1, p2).await, (0, 2, 8));
+    assert_eq!(counts(&n1, p3).await, (0, 1, 9));
+
+    // User 2: one unit of each, through n2; checked out through n3, whose line comes first.
+    for product in [p1, p2, p3] {
+        add_to_cart(&n2, 2, product, 1).await;
+    }
+    let placed = check_out(&n3, 2, "span-2").await;
+    let status = placed.status();
+    let second: Value = placed.json().await.expect("json");
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(lines_of(&second), vec![p3, p1, p2], "{second}");
+    assert_eq!(counts(&n2, p1).await, (0, 1, 9));
+    assert_eq!(counts(&n2, p2).await, (0, 3, 7));
+    assert_eq!(counts(&n2, p3).await, (0, 2, 8));
+    // The retry on another node, the cart emptied meanwhile: the same order.
+    let retried = check_out(&n1, 2, "span-2").await;
+    assert_eq!(retried.status(), StatusCode::CREATED);
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    let retried: Value = retried.json().await.expect("json");
+    assert_eq!(retried["orderId"], second["orderId"]);
+
+    // The first order paid through n3: both lines sold, on their own nodes.
+    let verdict = serde_json::json!({
+        "orderId": first["orderId"], "status": "SUCCESS", "transactionId": "span-txn-1"
+    });
+    let paid = n3.payment_webhook(&verdict, Some(WEBHOOK_SECRET)).await;
+    assert_eq!(paid.status(), StatusCode::OK);
+    assert_eq!(paid.json::<Value>().await.expect("json")["status"], "PAID");
+    assert_eq!(counts(&n3, p2).await, (2, 1, 7));
+    assert_eq!(counts(&n3, p3).await, (1, 1, 8));
+
+    // The second cancelled through n1: its three lines go back.
+    let order_id = second["orderId"].as_str().expect("orderId");
+    let cancelled = n1
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            &n1.token(2, Role::Customer),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    assert_eq!(
+        cancelled.json::<Value>().await.expect("json")["status"],
+        "CANCELLED"
+    );
+    assert_eq!(counts(&n1, p1).await, (0, 0, 10));
+    assert_eq!(counts(&n1, p2).await, (2, 0, 8));
+    assert_eq!(counts(&n1, p3).await, (1, 0, 9));
+    // What the store holds agrees: every line of both orders, under their statuses.
+    for (product, expected) in [(p1, 1), (p2, 2), (p3, 2)] {
+        assert_eq!(
+            n1.stored_orders(product).await.len(),
+            expected,
+            "product {product}"
+        );
+    }
+
+    n1.stop().await;
+    n2.stop().await;
+    n3.stop().await;
     database.drop_database().await;
 }

@@ -53,6 +53,8 @@ pub struct Batch {
     pub(super) notification_sent: Vec<i64>,
     /// Shard leases the batch commits under, each once (PostgreSQL's `shard_leases`).
     pub(super) fences: BTreeSet<ShardLease>,
+    /// The earliest time any of the batch's holds ends (`WriteOp::HoldUntil`).
+    pub(super) hold_until: Option<u64>,
     /// sale -> net change of the units its pool holds (PostgreSQL's `flash_sales.held`).
     pub(super) sale_held: BTreeMap<i64, i64>,
     /// product -> (reserved, sold, left) deltas (PostgreSQL's `inventory`).
@@ -86,6 +88,13 @@ impl Batch {
                 }
                 WriteOp::Fence(lease) => {
                     batch.fences.insert(lease.clone());
+                }
+                WriteOp::HoldUntil(until_ms) => {
+                    batch.hold_until = Some(
+                        batch
+                            .hold_until
+                            .map_or(*until_ms, |earliest| earliest.min(*until_ms)),
+                    );
                 }
                 WriteOp::PutProduct { .. }
                 | WriteOp::PutSale { .. }

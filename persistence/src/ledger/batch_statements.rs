@@ -75,6 +75,10 @@ const POSTGRES_BATCH: &str = concat!(
     " FROM UNNEST($26::int8[], $27::int4[], $28::text[], $29::int8[], $30::int8[]) AS l(product_id, order_count, kind, quantity, at)) ",
     "SELECT CASE WHEN (SELECT count(*) FROM fences) <> $50 THEN ",
     "('shard lease lost: ' || (SELECT count(*) FROM fences) || ' of ' || $50 || ' leases are current')::int ",
+    // Read after the leases are locked (a CASE tries its branches in order), so a node
+    // that saw the deadline pass while holding those leases never sees this batch commit.
+    "WHEN $51::int8 IS NOT NULL AND clock_timestamp() >= to_timestamp($51::int8 / 1000.0) THEN ",
+    "('hold deadline passed at ' || $51::int8)::int ",
     "WHEN (SELECT count(*) FROM changed) = $31 AND (SELECT count(*) FROM stock) = $32 ",
     "AND (SELECT count(*) FROM pools) = $17 THEN 0 ",
     "ELSE ('batch guard failed: ' || (SELECT count(*) FROM changed) || ' of ' || $31 || ' status changes, ' ",
@@ -121,6 +125,7 @@ impl Batch {
             fence_epochs.push(int(lease.epoch)?);
         }
         let expected_fences = fence_shards.len() as i64;
+        let hold_until = self.hold_until.map(int).transpose()?;
         let expected_changes = self.change_ids.len() as i64;
         let expected_products = products.len() as i64;
         sqlx::query(POSTGRES_BATCH)
@@ -174,6 +179,7 @@ impl Batch {
             .bind(&fence_nodes)
             .bind(&fence_epochs)
             .bind(expected_fences)
+            .bind(hold_until)
             .execute(executor)
             .await
             .map_err(guard_error)?;
@@ -184,7 +190,7 @@ impl Batch {
         self,
         tx: &mut sqlx::Transaction<'_, Sqlite>,
     ) -> Result<(), StoreError> {
-        if !self.fences.is_empty() {
+        if !self.fences.is_empty() || self.hold_until.is_some() {
             return Err(leases_need_postgres());
         }
         // First, alone: its guard needs the count of the rows it changed.
@@ -387,6 +393,9 @@ fn guard_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(database) if database.message().contains("shard lease lost") => {
             StoreError::Fenced(database.message().to_owned())
+        }
+        sqlx::Error::Database(database) if database.message().contains("hold deadline passed") => {
+            StoreError::HoldExpired(database.message().to_owned())
         }
         sqlx::Error::Database(database) if database.message().contains("batch guard failed") => {
             StoreError::Conflict(database.message().to_owned())

@@ -94,6 +94,12 @@ pub trait OrderLedger: Send + Sync + 'static {
         Err(crate::shard_leases::leases_need_postgres())
     }
 
+    /// Whether lines held for another node's order are settled by the store alone
+    /// ([`ShardLeases::hold_expired`](crate::ShardLeases::hold_expired)).
+    async fn hold_expired(&self, _shards: &[u32], _until_ms: u64) -> Result<bool, StoreError> {
+        Err(crate::shard_leases::leases_need_postgres())
+    }
+
     /// Called by the group committer after each batch, when none of its writes is in
     /// flight: upkeep that must not race the writer (SQLite: starting the WAL over).
     async fn between_batches(&self) {}
@@ -231,7 +237,8 @@ impl OrderLedger for Database {
                 | WriteOp::PutCheckout(_)
                 | WriteOp::ForgetEvents(_)
                 | WriteOp::RecordNotifications(_)
-                | WriteOp::Fence(_) => {}
+                | WriteOp::Fence(_)
+                | WriteOp::HoldUntil(_) => {}
             }
         }
         batch.write(&mut tx).await?;
@@ -371,6 +378,10 @@ impl OrderLedger for Database {
 
     async fn current_leases(&self) -> Result<Vec<ShardLease>, StoreError> {
         self.shard_leases().await
+    }
+
+    async fn hold_expired(&self, shards: &[u32], until_ms: u64) -> Result<bool, StoreError> {
+        crate::ShardLeases::hold_expired(self, shards, until_ms).await
     }
 
     async fn between_batches(&self) {
