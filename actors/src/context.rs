@@ -405,6 +405,17 @@ impl Context {
         }
     }
 
+    /// Remembers a sale of a product another node serves, unless a later one is known.
+    pub fn note_followed_sale(&self, sale: FlashSale) {
+        let newer = self
+            .sales
+            .get(&sale.product_id)
+            .is_none_or(|known| known.id <= sale.id);
+        if newer {
+            self.sales.insert(sale.product_id, sale);
+        }
+    }
+
     /// Every product's current sale.
     pub fn sales(&self) -> Vec<FlashSale> {
         self.sales.iter().map(|sale| sale.clone()).collect()

@@ -21,6 +21,9 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How often the shard routes are read again. A request that meets a moved shard refreshes
 /// them at once; this bounds how long a route to a node that left can stay.
 const ROUTES_EVERY: Duration = Duration::from_millis(500);
+/// How often the other nodes' catalog changes are read: a product created or a sale
+/// scheduled on any node shows on every node within about this long.
+const CATALOG_EVERY: Duration = Duration::from_millis(500);
 
 pub struct ClusterNode {
     view: ClusterView,
@@ -135,12 +138,13 @@ impl ClusterNode {
             },
             membership.rejoin(),
         ));
+        let catalog = tokio::spawn(follow_catalog(shop.clone()));
         let reconciler = Reconciler::new(shop, leases, settings, membership.leave_group());
         let applier = tokio::spawn(reconciler.run(changes, received_commands));
         Ok(Self {
             view,
             membership,
-            tasks: vec![heartbeat, applier],
+            tasks: vec![heartbeat, applier, catalog],
         })
     }
 
@@ -176,6 +180,20 @@ struct Directory {
 /// Keeps this node's directory entry fresh (operators see when each node was last alive),
 /// and asks the group for a rebalance when shards stay leased to a node whose entry went
 /// stale: see [`crate::Rejoin`] for why the group alone is not enough on every broker.
+/// Keeps this node's catalog and sale listings in step with the other nodes' writes.
+async fn follow_catalog(shop: Shop) {
+    let mut ticks = tokio::time::interval(CATALOG_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since_ms = 0;
+    loop {
+        ticks.tick().await;
+        match shop.follow_catalog_changes(since_ms).await {
+            Ok(newest) => since_ms = newest,
+            Err(error) => tracing::warn!(%error, "other nodes' catalog changes not read"),
+        }
+    }
+}
+
 async fn heartbeat(leases: Arc<dyn ShardLeases>, directory: Directory, rejoin: Rejoin) {
     let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
     let mut last_rejoin: Option<Instant> = None;

@@ -23,6 +23,20 @@ use crate::write::LedgerKind;
 pub trait CatalogStore: Send + Sync + 'static {
     /// Every product's catalog record, by id.
     async fn load_catalog(&self) -> Result<Vec<Product>, StoreError>;
+
+    /// Product records written and sales scheduled at or after `since_ms` (by the writer's
+    /// clock), oldest first: how a cluster node follows the others' catalog. PostgreSQL
+    /// only.
+    async fn catalog_changes(&self, since_ms: u64) -> Result<CatalogChanges, StoreError>;
+}
+
+/// What changed in the catalog since a time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CatalogChanges {
+    /// Records with when they were written.
+    pub products: Vec<(Product, u64)>,
+    /// Sales with when they were scheduled.
+    pub sales: Vec<(FlashSale, u64)>,
 }
 
 macro_rules! product_columns {
@@ -57,6 +71,26 @@ const CATALOG: Sql = Sql::both(concat!(
     " FROM products p ORDER BY p.id"
 ));
 
+const CHANGED_PRODUCTS: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    ", ",
+    crate::database::ts_to_ms!("p.updated_at"),
+    " AS changed_ms FROM products p WHERE p.updated_at >= ",
+    ms_to_ts!("$1"),
+    " ORDER BY p.updated_at, p.id"
+);
+
+const CHANGED_SALES: &str = concat!(
+    "SELECT ",
+    postgres_sale_columns!(),
+    ", ",
+    crate::database::ts_to_ms!("s.created_at"),
+    " AS changed_ms FROM flash_sales s WHERE s.created_at >= ",
+    ms_to_ts!("$1"),
+    " ORDER BY s.created_at, s.id"
+);
+
 #[async_trait]
 impl CatalogStore for Database {
     async fn load_catalog(&self) -> Result<Vec<Product>, StoreError> {
@@ -70,6 +104,33 @@ impl CatalogStore for Database {
             }
             Ok(products)
         })
+    }
+
+    async fn catalog_changes(&self, since_ms: u64) -> Result<CatalogChanges, StoreError> {
+        let Backend::Postgres(pool) = self.pool() else {
+            return Err(crate::shard_leases::leases_need_postgres());
+        };
+        let since = int(since_ms)?;
+        let mut changes = CatalogChanges::default();
+        for row in sqlx::query(CHANGED_PRODUCTS)
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        {
+            changes
+                .products
+                .push((decode_product(&row)?, row.uint("changed_ms")?));
+        }
+        for row in sqlx::query(CHANGED_SALES)
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        {
+            changes
+                .sales
+                .push((decode_sale(&row)?, row.uint("changed_ms")?));
+        }
+        Ok(changes)
     }
 }
 

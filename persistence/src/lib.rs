@@ -48,7 +48,7 @@ pub mod test_support;
 mod write;
 
 pub use carts::{CartItem, CartStore, Carts};
-pub use catalog::CatalogStore;
+pub use catalog::{CatalogChanges, CatalogStore};
 pub use catalog_import::{ImportSummary, ImportedProduct};
 pub use database::{Database, PostgresSettings};
 pub use deliveries::Deliveries;

@@ -10,6 +10,7 @@
 
 mod buying;
 mod catalog;
+mod followed_catalog;
 mod operations;
 mod orders;
 mod shards;

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use engine::order::Order;
 use engine::{IdempotencyKey, OrderId, Product, ProductId, UserId};
 use persistence::{
-    CartItem, CartStore, CatalogStore, Database, IdHighWater, InventoryLevel, OrderLedger,
-    OrderLookup, ProductState, StoreError, WriteOp,
+    CartItem, CartStore, CatalogChanges, CatalogStore, Database, IdHighWater, InventoryLevel,
+    OrderLedger, OrderLookup, ProductState, StoreError, WriteOp,
 };
 use tokio::sync::oneshot;
 
@@ -340,6 +340,14 @@ impl CatalogStore for FaultyStore {
         self.read("catalog".into(), |inner| async move {
             inner.load_catalog().await
         })
+        .await
+    }
+
+    async fn catalog_changes(&self, since_ms: u64) -> Result<CatalogChanges, StoreError> {
+        self.read(
+            format!("catalog since {since_ms}"),
+            move |inner| async move { inner.catalog_changes(since_ms).await },
+        )
         .await
     }
 }

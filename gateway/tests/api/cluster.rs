@@ -839,7 +839,7 @@ fn lines_of(order: &Value) -> Vec<u64> {
         .collect()
 }
 
-/// One product on each of three nodes. A cart of products of two nodes, checked out
+/// One product on each of three nodes, shown by all three. A cart of products of two nodes, checked out
 /// through the third: placed by the first line's node, which holds the other line on its
 /// node; a cart of all three, checked out through one of them. Paid and cancelled through
 /// yet other nodes, every line moves; a retry on another node answers the same order.
@@ -860,6 +860,43 @@ async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() 
     for (owner, product) in [(&n1, p1), (&n2, p2), (&n3, p3)] {
         owner.create_product(product, 1_000, 10).await;
     }
+    // Every node shows every node's products (browse, search) and sales, soon after.
+    let on_sale = product_served_by(&n1, p1);
+    n1.create_product(on_sale, 99_900, 10).await;
+    n1.start_sale(on_sale, 5, 1).await;
+    let created = std::time::Instant::now();
+    for node in nodes {
+        eventually(WAIT, || async {
+            let ids = |body: &Value, field: &str| -> Vec<u64> {
+                body.as_array()
+                    .or_else(|| body["items"].as_array())
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|item| item[field].as_u64())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let listed: Value = node
+                .get("/api/v1/products?pageSize=50")
+                .await
+                .json()
+                .await
+                .ok()?;
+            let found: Value = node.get("/api/v1/search?q=phone").await.json().await.ok()?;
+            let sales: Value = node.get("/api/v1/flash-sales").await.json().await.ok()?;
+            let everywhere = [p1, p2, p3, on_sale]
+                .iter()
+                .all(|id| ids(&listed, "id").contains(id) && ids(&found, "id").contains(id));
+            (everywhere && ids(&sales, "productId").contains(&on_sale)).then_some(())
+        })
+        .await;
+    }
+    println!(
+        "every node listed, found and showed the sale of the new products {} ms after they were created",
+        created.elapsed().as_millis()
+    );
 
     // User 1: products of n2 and n3, added through n1, shown whole by n1.
     add_to_cart(&n1, 1, p2, 2).await;
