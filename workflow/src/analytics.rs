@@ -2,13 +2,16 @@
 //!
 //! Figures count each event they are given: with at-least-once delivery a replay after a
 //! crash can count a few events twice, which analytics tolerates and billing would not.
+//!
+//! On a cluster every node's consumer takes a share of the partitions, so each event is
+//! counted by one node; the cluster's figures are the sum of the nodes' [`FiguresShare`]s.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use engine::{Money, ProductId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::EventBody;
 
@@ -24,7 +27,7 @@ const BUCKET_MS: u64 = 60_000;
 /// A placed order says more about interest than a page view.
 const ORDER_WEIGHT: u64 = 5;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductSales {
     pub product_id: ProductId,
@@ -36,7 +39,7 @@ pub struct ProductSales {
     pub revenue: Money,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Trending {
     pub product_id: ProductId,
@@ -128,16 +131,8 @@ impl Analytics {
     /// Best sellers first (by units sold, then orders placed).
     pub fn sales(&self, limit: usize) -> Vec<ProductSales> {
         let figures = self.lock();
-        let mut sales: Vec<ProductSales> = figures.sales.values().copied().collect();
-        sales.sort_by(|a, b| {
-            (b.units_sold, b.orders_placed, a.product_id).cmp(&(
-                a.units_sold,
-                a.orders_placed,
-                b.product_id,
-            ))
-        });
-        sales.truncate(limit);
-        sales
+        let sales: Vec<ProductSales> = figures.sales.values().copied().collect();
+        best_sellers(sales, limit)
     }
 
     pub fn sales_of(&self, product_id: ProductId) -> Option<ProductSales> {
@@ -161,7 +156,7 @@ impl Analytics {
                 totals.entry(*product).or_default().1 += orders;
             }
         }
-        let mut trending: Vec<Trending> = totals
+        let trending = totals
             .into_iter()
             .map(|(product_id, (views, orders_placed))| Trending {
                 product_id,
@@ -170,9 +165,15 @@ impl Analytics {
                 orders_placed,
             })
             .collect();
-        trending.sort_by(|a, b| (b.score, a.product_id).cmp(&(a.score, b.product_id)));
-        trending.truncate(limit);
-        trending
+        most_trending(trending, limit)
+    }
+
+    /// Everything this node counted: what a cluster sums up.
+    pub fn share(&self) -> FiguresShare {
+        FiguresShare {
+            sales: self.sales(usize::MAX),
+            trending: self.trending(usize::MAX),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Figures> {
@@ -218,6 +219,85 @@ impl Analytics {
     }
 }
 
+/// One node's figures, whole: every product's sales and its trending totals over the
+/// window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiguresShare {
+    pub sales: Vec<ProductSales>,
+    pub trending: Vec<Trending>,
+}
+
+impl FiguresShare {
+    /// The sum of several nodes' shares (each event was counted by one of them).
+    pub fn merge(shares: impl IntoIterator<Item = FiguresShare>) -> Self {
+        let mut sales: HashMap<ProductId, ProductSales> = HashMap::new();
+        let mut trending: HashMap<ProductId, Trending> = HashMap::new();
+        for share in shares {
+            for part in share.sales {
+                let sum = sales.entry(part.product_id).or_insert(ProductSales {
+                    product_id: part.product_id,
+                    orders_placed: 0,
+                    units_sold: 0,
+                    revenue: Money(0),
+                });
+                sum.orders_placed += part.orders_placed;
+                sum.units_sold += part.units_sold;
+                sum.revenue = Money(sum.revenue.0.saturating_add(part.revenue.0));
+            }
+            for part in share.trending {
+                let sum = trending.entry(part.product_id).or_insert(Trending {
+                    product_id: part.product_id,
+                    score: 0,
+                    views: 0,
+                    orders_placed: 0,
+                });
+                sum.score += part.score;
+                sum.views += part.views;
+                sum.orders_placed += part.orders_placed;
+            }
+        }
+        Self {
+            sales: best_sellers(sales.into_values().collect(), usize::MAX),
+            trending: most_trending(trending.into_values().collect(), usize::MAX),
+        }
+    }
+
+    /// Best sellers first, as [`Analytics::sales`].
+    pub fn sales(&self, limit: usize) -> Vec<ProductSales> {
+        best_sellers(self.sales.clone(), limit)
+    }
+
+    pub fn sales_of(&self, product_id: ProductId) -> Option<ProductSales> {
+        self.sales
+            .iter()
+            .find(|sales| sales.product_id == product_id)
+            .copied()
+    }
+
+    /// Most interest first, as [`Analytics::trending`].
+    pub fn trending(&self, limit: usize) -> Vec<Trending> {
+        most_trending(self.trending.clone(), limit)
+    }
+}
+
+fn best_sellers(mut sales: Vec<ProductSales>, limit: usize) -> Vec<ProductSales> {
+    sales.sort_by(|a, b| {
+        (b.units_sold, b.orders_placed, a.product_id).cmp(&(
+            a.units_sold,
+            a.orders_placed,
+            b.product_id,
+        ))
+    });
+    sales.truncate(limit);
+    sales
+}
+
+fn most_trending(mut trending: Vec<Trending>, limit: usize) -> Vec<Trending> {
+    trending.sort_by(|a, b| (b.score, a.product_id).cmp(&(a.score, b.product_id)));
+    trending.truncate(limit);
+    trending
+}
+
 impl Figures {
     fn sales_of(&mut self, product_id: ProductId) -> &mut ProductSales {
         self.sales.entry(product_id).or_insert(ProductSales {
@@ -233,4 +313,51 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sold(product: u64, orders_placed: u64, units_sold: u64, revenue: u64) -> ProductSales {
+        ProductSales {
+            product_id: ProductId(product),
+            orders_placed,
+            units_sold,
+            revenue: Money(revenue),
+        }
+    }
+
+    fn trend(product: u64, views: u64, orders_placed: u64) -> Trending {
+        Trending {
+            product_id: ProductId(product),
+            score: views + orders_placed * ORDER_WEIGHT,
+            views,
+            orders_placed,
+        }
+    }
+
+    #[test]
+    fn a_cluster_sums_its_nodes_shares() {
+        let first = FiguresShare {
+            sales: vec![sold(1, 3, 2, 200), sold(2, 1, 0, 0)],
+            trending: vec![trend(1, 10, 3), trend(2, 1, 1)],
+        };
+        let second = FiguresShare {
+            sales: vec![sold(2, 4, 4, 400)],
+            trending: vec![trend(2, 20, 4), trend(3, 2, 0)],
+        };
+        let cluster = FiguresShare::merge([first, second]);
+        assert_eq!(
+            cluster.sales(10),
+            vec![sold(2, 5, 4, 400), sold(1, 3, 2, 200)]
+        );
+        assert_eq!(cluster.sales_of(ProductId(1)), Some(sold(1, 3, 2, 200)));
+        assert_eq!(cluster.sales_of(ProductId(3)), None);
+        assert_eq!(
+            cluster.trending(2),
+            vec![trend(2, 21, 5), trend(1, 10, 3)],
+            "scores add up, the top ones first"
+        );
+    }
 }

@@ -1,12 +1,14 @@
 //! Figures kept from the event stream by the `analytics` consumer group: sales per product
-//! (admins) and trending products (anyone: the home page shows them).
+//! (admins) and trending products (anyone: the home page shows them). On a cluster each
+//! node counts the events of its share of the partitions: the answer sums every live
+//! node's share (`/internal/v1/analytics/share`).
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use engine::ProductId;
 use serde::{Deserialize, Serialize};
-use workflow::analytics::{ProductSales, Trending};
+use workflow::analytics::{FiguresShare, ProductSales, Trending};
 
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
@@ -22,6 +24,20 @@ pub fn router() -> Router<ApiContext> {
         .route("/analytics/sales", get(sales))
         .route("/analytics/sales/{product_id}", get(sales_of))
         .route("/analytics/trending", get(trending))
+}
+
+/// Where an analytics share is asked of a node, on its node channel.
+pub const SHARE_PATH: &str = "/internal/v1/analytics/share";
+
+/// The cluster's figures (every live node's share, summed), or `None` for a node alone,
+/// whose own figures are the whole.
+async fn cluster_figures(ctx: &ApiContext) -> Result<Option<FiguresShare>, ApiError> {
+    let Some(ops) = ctx.cluster.as_ref() else {
+        return Ok(None);
+    };
+    let mut shares: Vec<FiguresShare> = ops.gather(SHARE_PATH).await?;
+    shares.push(ctx.analytics.share());
+    Ok(Some(FiguresShare::merge(shares)))
 }
 
 #[derive(Deserialize)]
@@ -54,9 +70,12 @@ async fn sales(
     Query(params): Query<LimitParams>,
 ) -> Result<axum::Json<SalesBody>, ApiError> {
     caller.require(&[Role::Admin])?;
-    Ok(axum::Json(SalesBody {
-        products: ctx.analytics.sales(params.limit()?),
-    }))
+    let limit = params.limit()?;
+    let products = match cluster_figures(&ctx).await? {
+        Some(cluster) => cluster.sales(limit),
+        None => ctx.analytics.sales(limit),
+    };
+    Ok(axum::Json(SalesBody { products }))
 }
 
 async fn sales_of(
@@ -65,8 +84,11 @@ async fn sales_of(
     Path(product_id): Path<u64>,
 ) -> Result<axum::Json<ProductSales>, ApiError> {
     caller.require(&[Role::Admin])?;
-    ctx.analytics
-        .sales_of(ProductId(product_id))
+    let sales = match cluster_figures(&ctx).await? {
+        Some(cluster) => cluster.sales_of(ProductId(product_id)),
+        None => ctx.analytics.sales_of(ProductId(product_id)),
+    };
+    sales
         .map(axum::Json)
         .ok_or_else(|| ApiError::NotFound(format!("no sales recorded for product {product_id}")))
 }
@@ -80,7 +102,10 @@ async fn trending(
     State(ctx): State<ApiContext>,
     Query(params): Query<LimitParams>,
 ) -> Result<axum::Json<TrendingBody>, ApiError> {
-    Ok(axum::Json(TrendingBody {
-        products: ctx.analytics.trending(params.limit()?),
-    }))
+    let limit = params.limit()?;
+    let products = match cluster_figures(&ctx).await? {
+        Some(cluster) => cluster.trending(limit),
+        None => ctx.analytics.trending(limit),
+    };
+    Ok(axum::Json(TrendingBody { products }))
 }

@@ -60,6 +60,38 @@ pub struct ClusterOps {
 }
 
 impl ClusterOps {
+    /// Asks every other live node of the directory for its part of something only the
+    /// nodes together have (`path` on their node channel), as JSON. A live node that does
+    /// not answer fails the whole: a sum with a missing part would be wrong, not partial.
+    pub async fn gather<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, ApiError> {
+        let directory = self.view.directory().await.map_err(store_failed)?;
+        let alive_since = self.view.alive_since_ms();
+        let mut parts = Vec::new();
+        for entry in directory {
+            if entry.node_id == self.view.node_id() || entry.seen_at_ms < alive_since {
+                continue;
+            }
+            let url = format!("http://{}{path}", entry.internal_address);
+            let answer = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|error| {
+                    ApiError::Unavailable(format!("node {}: {error}", entry.node_id))
+                })?;
+            let part = answer.json().await.map_err(|error| {
+                ApiError::Unavailable(format!("node {}'s answer: {error}", entry.node_id))
+            })?;
+            parts.push(part);
+        }
+        Ok(parts)
+    }
+
     pub fn start(view: ClusterView, shop: Shop) -> Arc<Self> {
         let ops = Arc::new(Self {
             view,

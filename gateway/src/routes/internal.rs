@@ -1,7 +1,8 @@
 //! What only other nodes ask, on the node channel (the internal listener) and nowhere
 //! else: holding lines of this node's shards for an order another node coordinates,
-//! hearing how it ended (`actors/src/remote_hold.rs`), and a product's offer for another
-//! node's cart (`node_channel.rs` is the asking side).
+//! hearing how it ended (`actors/src/remote_hold.rs`), a product's offer for another
+//! node's cart (`node_channel.rs` is the asking side), and this node's share of the
+//! analytics figures (`analytics.rs` sums them).
 
 use actors::{HoldAnswer, HoldRequest, HoldSettlement, ShardMoved};
 use axum::Router;
@@ -10,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::ProductId;
+use workflow::analytics::FiguresShare;
 
 use crate::app::ApiContext;
 use crate::error::ApiError;
@@ -21,6 +23,7 @@ pub fn router() -> Router<ApiContext> {
         .route(HOLDS_PATH, post(hold))
         .route(SETTLEMENTS_PATH, post(settle))
         .route(OFFERS_PATH, get(offer))
+        .route(super::analytics::SHARE_PATH, get(analytics_share))
 }
 
 async fn hold(
@@ -51,4 +54,8 @@ async fn offer(
         Ok(Err(error)) => Err(error.into()),
         Err(ShardMoved(shard)) => Err(ApiError::ShardMoved(shard)),
     }
+}
+
+async fn analytics_share(State(ctx): State<ApiContext>) -> axum::Json<FiguresShare> {
+    axum::Json(ctx.analytics.share())
 }

@@ -842,7 +842,8 @@ fn lines_of(order: &Value) -> Vec<u64> {
 /// One product on each of three nodes, shown by all three. A cart of products of two nodes, checked out
 /// through the third: placed by the first line's node, which holds the other line on its
 /// node; a cart of all three, checked out through one of them. Paid and cancelled through
-/// yet other nodes, every line moves; a retry on another node answers the same order.
+/// yet other nodes, every line moves; a retry on another node answers the same order;
+/// every node's analytics count the orders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() {
     let database = persistence::test_support::TestDatabase::create().await;
@@ -945,6 +946,16 @@ async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() 
     assert_eq!(paid.json::<Value>().await.expect("json")["status"], "PAID");
     assert_eq!(counts(&n3, p2).await, (2, 1, 7));
     assert_eq!(counts(&n3, p3).await, (1, 1, 8));
+    // Analytics through any node count the whole cluster's events, though each node's
+    // consumer reads only its share of the partitions.
+    for node in nodes {
+        eventually(WAIT, || async {
+            let path = format!("/api/v1/analytics/sales/{p2}");
+            let body: Value = node.get_as(&path, &node.admin()).await.json().await.ok()?;
+            (body["unitsSold"] == 2 && body["ordersPlaced"] == 2).then_some(())
+        })
+        .await;
+    }
 
     // The second cancelled through n1: its three lines go back.
     let order_id = second["orderId"].as_str().expect("orderId");
