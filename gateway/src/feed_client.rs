@@ -82,6 +82,29 @@ impl OrderFeedClient {
         Ok(Self { socket })
     }
 
+    /// An order's tracking from the node serving it, asked by cluster node `from_node`
+    /// for one of its screens (`routes/tracking.rs`), with that screen's token.
+    pub async fn connect_from_node(
+        base: &str,
+        order_id: OrderId,
+        token: &str,
+        from_node: &str,
+    ) -> Result<Self, FeedError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/ws/orders/{order_id}", ws_base(base));
+        let mut request = url.into_client_request()?;
+        let from_node = from_node.parse().map_err(|_| {
+            FeedError::Request(format!("node id {from_node:?} is not a header value"))
+        })?;
+        request
+            .headers_mut()
+            .insert(crate::forward::FORWARDED_BY, from_node);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let hello = serde_json::json!({ "token": token }).to_string();
+        socket.send(Message::Text(hello.into())).await?;
+        Ok(Self { socket })
+    }
+
     pub async fn next(&mut self) -> Result<TrackingView, FeedError> {
         next_json(&mut self.socket).await
     }

@@ -163,6 +163,16 @@ impl Forwarder {
         )))
     }
 
+    /// The node channel address of the node serving `shard`, when it is another node.
+    pub fn address_of(&self, shard: u32) -> Option<String> {
+        let route = self.routes.route(shard)?;
+        (route.node_id != self.node_id).then_some(route.address)
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
     /// Posts JSON to a node by its address, once (for messages whose loss is tolerated).
     pub async fn post_json(
         &self,

@@ -95,17 +95,21 @@ impl FromRequestParts<ApiContext> for Caller {
         parts: &mut Parts,
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing Authorization header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized(
-                "expected `Authorization: Bearer <token>`",
-            ))?;
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Err(ApiError::Unauthorized("missing Authorization header"));
+        }
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
+            "expected `Authorization: Bearer <token>`",
+        ))?;
         caller_from_token(ctx, token)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if the request has one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
 }

@@ -1,5 +1,6 @@
 //! Orders on their way: logistics ships, the courier reports positions and the delivery,
-//! and the buyer watches it live on `GET /ws/orders/{orderId}`.
+//! and the buyer watches it live on `GET /ws/orders/{orderId}` (on a cluster, through any
+//! node: the order's node's feed is relayed).
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::OrderId;
@@ -20,7 +22,8 @@ use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{ForwardableHeaders, Json, Path};
-use crate::forward;
+use crate::feed_client::{FeedError, OrderFeedClient};
+use crate::forward::{self, Forwarder};
 use crate::routes::orders::OrderBody;
 use crate::time_format::parse_rfc3339_ms;
 
@@ -170,9 +173,11 @@ struct TokenMessage {
 /// The buyer's live view of an order. The token comes in the `Authorization` header or,
 /// for browsers (which cannot set headers on a WebSocket), as the first message
 /// `{"token": "..."}`. Anyone but the owner or an admin gets a policy-violation close.
+/// On a cluster, an order served by another node (its first line's) is relayed from that
+/// node's feed, with the same token: the owner's board is the one that changes.
 async fn watch_order(
     State(ctx): State<ApiContext>,
-    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -188,13 +193,27 @@ async fn watch_order(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
-    let header_caller = caller.ok();
+    let header_token = crate::auth::bearer_token(&headers).map(str::to_owned);
+    // A feed asked for by another node is served here, even if the order moved on: one
+    // hop, never a loop.
+    let owner = if Forwarder::was_forwarded(&headers) {
+        None
+    } else {
+        owner_elsewhere(&ctx, &order)
+    };
     let write_timeout = ctx.limits.websocket_write_timeout;
     Ok(upgrade.on_upgrade(move |mut socket| async move {
-        let caller = match header_caller {
-            Some(caller) => Some(caller),
-            None => first_message_caller(&ctx, &mut socket).await,
+        // A header whose token is not valid is ignored, as if absent: the first message
+        // may still bring one.
+        let header_token =
+            header_token.filter(|token| crate::auth::caller_from_token(&ctx, token).is_ok());
+        let token = match header_token {
+            Some(token) => Some(token),
+            None => first_message_token(&mut socket).await,
         };
+        let caller = token
+            .as_deref()
+            .and_then(|token| crate::auth::caller_from_token(&ctx, token).ok());
         if !caller.is_some_and(|caller| caller.may_see(order.user_id)) {
             let frame = CloseFrame {
                 code: close_code::POLICY,
@@ -203,12 +222,30 @@ async fn watch_order(
             let _ = socket.send(Message::Close(Some(frame))).await;
             return;
         }
-        stream(socket, receiver, write_timeout).await;
+        match (owner, token) {
+            (Some((address, node_id)), Some(token)) => {
+                drop(receiver);
+                relay(socket, &address, &node_id, id, &token, write_timeout).await;
+            }
+            _ => stream(socket, receiver, write_timeout).await,
+        }
         drop(permit);
     }))
 }
 
-async fn first_message_caller(ctx: &ApiContext, socket: &mut WebSocket) -> Option<Caller> {
+/// The node channel of the node serving the order (its first line's product), and this
+/// node's id, when that is another node.
+fn owner_elsewhere(ctx: &ApiContext, order: &engine::order::Order) -> Option<(String, String)> {
+    let forwarder = ctx.forwarder.as_ref()?;
+    let product_id = order.items.first()?.product_id;
+    if ctx.shop.serves(product_id) {
+        return None;
+    }
+    let address = forwarder.address_of(ctx.shop.shard_of(product_id))?;
+    Some((address, forwarder.node_id().to_owned()))
+}
+
+async fn first_message_token(socket: &mut WebSocket) -> Option<String> {
     let message = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, socket.next())
         .await
         .ok()??
@@ -217,7 +254,64 @@ async fn first_message_caller(ctx: &ApiContext, socket: &mut WebSocket) -> Optio
         return None;
     };
     let token: TokenMessage = serde_json::from_str(&text).ok()?;
-    crate::auth::caller_from_token(ctx, &token.token).ok()
+    Some(token.token)
+}
+
+/// Passes the owner's feed on: each view as it comes (coalesced there), its end as the
+/// end. If the owner cannot be reached or goes away mid-feed, the screen is told to come
+/// back (1012, "service restart"): reconnecting finds the order's node again.
+async fn relay(
+    socket: WebSocket,
+    address: &str,
+    node_id: &str,
+    id: OrderId,
+    token: &str,
+    write_timeout: Duration,
+) {
+    let (mut sink, mut incoming) = socket.split();
+    let restart = || {
+        Message::Close(Some(CloseFrame {
+            code: close_code::RESTART,
+            reason: "the order's node is moving; reconnect".into(),
+        }))
+    };
+    let base = format!("http://{address}");
+    let mut source = match OrderFeedClient::connect_from_node(&base, id, token, node_id).await {
+        Ok(source) => source,
+        Err(error) => {
+            tracing::info!(order_id = %id, %error, "the order's node could not be reached for its feed");
+            let _ = sink.send(restart()).await;
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            view = source.next() => match view {
+                Ok(view) => {
+                    let Ok(text) = serde_json::to_string(&view) else {
+                        return;
+                    };
+                    let sent = tokio::time::timeout(write_timeout, sink.send(Message::Text(text.into())));
+                    if !matches!(sent.await, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                // Delivered: the owner's board let go of the order.
+                Err(FeedError::Closed(None)) => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                }
+                Err(_) => {
+                    let _ = sink.send(restart()).await;
+                    return;
+                }
+            },
+            message = incoming.next() => match message {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 async fn stream(

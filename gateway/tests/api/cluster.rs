@@ -18,7 +18,8 @@ use workflow::test_support::{kafka_brokers, unique_prefix};
 
 use actors::StockStatus;
 use gateway::auth::Role;
-use gateway::feed_client::StockFeedClient;
+use gateway::feed_client::{FeedError, OrderFeedClient, StockFeedClient};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::helpers::{
     Server, TestApp, WEBHOOK_SECRET, eventually, free_port, spawn_app_with, wait_ready,
@@ -830,6 +831,13 @@ async fn counts(through: &TestApp, product: u64) -> (u64, u64, u64) {
     (count("sold"), count("reserved"), count("left"))
 }
 
+async fn next_view(feed: &mut OrderFeedClient) -> actors::TrackingView {
+    tokio::time::timeout(WAIT, feed.next())
+        .await
+        .expect("the feed moves on")
+        .expect("the feed stays open")
+}
+
 fn lines_of(order: &Value) -> Vec<u64> {
     order["items"]
         .as_array()
@@ -843,7 +851,8 @@ fn lines_of(order: &Value) -> Vec<u64> {
 /// through the third: placed by the first line's node, which holds the other line on its
 /// node; a cart of all three, checked out through one of them. Paid and cancelled through
 /// yet other nodes, every line moves; a retry on another node answers the same order;
-/// every node's analytics count the orders.
+/// the buyer watches the order through a node that is not its own; every node's
+/// analytics count the orders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() {
     let database = persistence::test_support::TestDatabase::create().await;
@@ -918,6 +927,30 @@ async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() 
     assert_eq!(counts(&n1, p2).await, (0, 2, 8));
     assert_eq!(counts(&n1, p3).await, (0, 1, 9));
 
+    // The buyer watches the order through n1; its node is n2, whose feed n1 relays. A
+    // stranger is turned away by n1 as n2 would.
+    let first_id = engine::OrderId(
+        first["orderId"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("an order id"),
+    );
+    let mut tracking =
+        OrderFeedClient::connect(&n1.address, first_id, &n1.token(1, Role::Customer))
+            .await
+            .expect("the tracking feed connects");
+    let view = next_view(&mut tracking).await;
+    assert_eq!(view.status, engine::order::OrderStatus::PendingPayment);
+    let mut stranger =
+        OrderFeedClient::connect(&n1.address, first_id, &n1.token(99, Role::Customer))
+            .await
+            .expect("the socket opens");
+    let refused = tokio::time::timeout(WAIT, stranger.next()).await;
+    assert!(
+        matches!(refused, Ok(Err(FeedError::Closed(Some(CloseCode::Policy))))),
+        "only the owner watches: {refused:?}"
+    );
+
     // User 2: one unit of each, through n2; checked out through n3, whose line comes first.
     for product in [p1, p2, p3] {
         add_to_cart(&n2, 2, product, 1).await;
@@ -946,6 +979,18 @@ async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() 
     assert_eq!(paid.json::<Value>().await.expect("json")["status"], "PAID");
     assert_eq!(counts(&n3, p2).await, (2, 1, 7));
     assert_eq!(counts(&n3, p3).await, (1, 1, 8));
+    // Shipped through n3: n1's screen sees it.
+    let shipped = n3
+        .post(
+            &format!("/api/v1/orders/{first_id}/ship"),
+            &n3.admin(),
+            serde_json::json!({"trackingId": "TRK-1", "estimatedDelivery": "2030-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(shipped.status(), StatusCode::OK);
+    let view = next_view(&mut tracking).await;
+    assert_eq!(view.status, engine::order::OrderStatus::Shipped);
+    assert_eq!(view.tracking_id.as_deref(), Some("TRK-1"));
     // Analytics through any node count the whole cluster's events, though each node's
     // consumer reads only its share of the partitions.
     for node in nodes {
