@@ -26,6 +26,9 @@ pub enum AdminError {
     SaleRefused(#[from] SaleRefused),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The product's shard is served by another node now; nothing was done here.
+    #[error("shard {0} is served by another node")]
+    Moved(u32),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,4 +41,8 @@ pub enum OrderError {
     NotInTransit(engine::order::OrderStatus),
     #[error("the order cannot change right now: {0}")]
     Unavailable(String),
+    /// The order's shard (its first line's) is served by another node now; nothing was
+    /// done here.
+    #[error("shard {0} is served by another node")]
+    Moved(u32),
 }

@@ -20,7 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::context::Context;
 use crate::error::OrderError;
-use crate::protocol::{OrderMsg, PrepareStep, ProductMsg, Transition};
+use crate::protocol::{HandleError, OrderMsg, PrepareStep, ProductMsg, Transition};
 
 /// Pause before an expiry that could not be made durable is tried again.
 const EXPIRY_RETRY: Duration = Duration::from_secs(1);
@@ -192,11 +192,14 @@ impl OrderActorState {
         let [item] = self.order.items.as_slice() else {
             return self.move_lines(from, to, at_ms, payment, events).await;
         };
-        let handle = self
-            .ctx
-            .product_handle(item.product_id)
-            .await
-            .map_err(|error| OrderError::Unavailable(error.to_string()))?;
+        let handle =
+            self.ctx
+                .product_handle(item.product_id)
+                .await
+                .map_err(|error| match error {
+                    HandleError::Elsewhere(shard) => OrderError::Moved(shard),
+                    other => OrderError::Unavailable(other.to_string()),
+                })?;
         let order_id = self.order.id;
         let answer = handle
             .actor

@@ -67,6 +67,9 @@ const PAGE_CACHE_TTL: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct Limits {
     pub page_size_max: u32,
+    /// The largest request body taken (also what a cluster node keeps of a request it may
+    /// have to re-route: `forward::reroute_moved`).
+    pub body_limit_bytes: usize,
     pub websocket_write_timeout: Duration,
     /// Demo mode: the page may hand out shopper tokens.
     pub demo: bool,
@@ -272,6 +275,7 @@ impl App {
             keys: Arc::clone(&keys),
             limits: Arc::new(Limits {
                 page_size_max: settings.server.page_size_max,
+                body_limit_bytes: settings.server.body_limit_bytes,
                 websocket_write_timeout: Duration::from_millis(
                     settings.server.websocket_write_timeout_ms,
                 ),
@@ -302,7 +306,18 @@ impl App {
                 .with_state(ctx.clone());
             (listener, router)
         });
-        let router = crate::routes::router().layer(body_limit).with_state(ctx);
+        let router = crate::routes::router().layer(body_limit);
+        // A request this node took for one of its shards, whose shard left before it was
+        // served, goes to the shard's new node.
+        let router = if ctx.forwarder.is_some() {
+            router.layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                crate::forward::reroute_moved,
+            ))
+        } else {
+            router
+        };
+        let router = router.with_state(ctx);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;

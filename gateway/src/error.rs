@@ -256,6 +256,7 @@ impl From<actors::AdminError> for ApiError {
                 message: refused.to_string(),
             },
             E::Unavailable(cause) => ApiError::Unavailable(cause),
+            E::Moved(shard) => ApiError::ShardMoved(shard),
         }
     }
 }
@@ -274,6 +275,7 @@ impl From<actors::OrderError> for ApiError {
                 message: format!("the order is {status}, not on its way"),
             },
             E::Unavailable(cause) => ApiError::Unavailable(cause),
+            E::Moved(shard) => ApiError::ShardMoved(shard),
         }
     }
 }

@@ -192,6 +192,71 @@ impl Forwarder {
     }
 }
 
+/// Middleware of a cluster node's public API: a request served here whose shard left
+/// this node before it was decided (a hand-off under way: the answer is `shard_moved`,
+/// and nothing was done) is sent on to the shard's node, as if it had been forwarded from
+/// the start. Requests forwarded here by another node are answered as they are: that
+/// node re-routes them.
+pub async fn reroute_moved(
+    axum::extract::State(ctx): axum::extract::State<ApiContext>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(forwarder) = ctx.forwarder.clone() else {
+        return next.run(request).await;
+    };
+    if Forwarder::was_forwarded(request.headers())
+        || request.headers().contains_key(header::UPGRADE)
+    {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, ctx.limits.body_limit_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            return ApiError::Rejected {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "payload_too_large",
+                message: format!(
+                    "the body is over {} bytes, or was cut short",
+                    ctx.limits.body_limit_bytes
+                ),
+            }
+            .into_response();
+        }
+    };
+    let method = parts.method.clone();
+    let path = parts.uri.path_and_query().map_or_else(
+        || parts.uri.path().to_owned(),
+        |path| path.as_str().to_owned(),
+    );
+    let headers = parts.headers.clone();
+    let answer = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(body.clone()),
+        ))
+        .await;
+    let moved = answer
+        .headers()
+        .get(SHARD_MOVED)
+        .and_then(|shard| shard.to_str().ok())
+        .and_then(|shard| shard.parse::<u32>().ok());
+    let Some(shard) = moved else {
+        return answer;
+    };
+    let served_here = || ctx.shop.serves_shard(shard);
+    match forwarder
+        .forward(shard, served_here, method, &path, &headers, body)
+        .await
+    {
+        Ok(Some(rerouted)) => rerouted,
+        // The shard came back here meanwhile: the caller's retry is served here.
+        Ok(None) => answer,
+        Err(error) => error.into_response(),
+    }
+}
+
 /// This node is a cluster node and does not serve the product's shard.
 pub fn needed(ctx: &ApiContext, product_id: engine::ProductId) -> bool {
     ctx.forwarder.is_some() && !ctx.shop.serves(product_id)

@@ -241,9 +241,7 @@ impl Shop {
             .map_err(|error| match error {
                 HandleError::UnknownProduct(id) => AdminError::UnknownProduct(id),
                 HandleError::Unavailable(reason) => AdminError::Unavailable(reason),
-                elsewhere @ HandleError::Elsewhere(_) => {
-                    AdminError::Unavailable(elsewhere.to_string())
-                }
+                HandleError::Elsewhere(shard) => AdminError::Moved(shard),
             })?;
         handle.touch(self.ctx.now_ms());
         match handle

@@ -111,9 +111,7 @@ impl Shop {
             Ok(_) => Ok(()),
             Err(HandleError::UnknownProduct(id)) => Err(AdminError::UnknownProduct(id)),
             Err(HandleError::Unavailable(reason)) => Err(AdminError::Unavailable(reason)),
-            Err(elsewhere @ HandleError::Elsewhere(_)) => {
-                Err(AdminError::Unavailable(elsewhere.to_string()))
-            }
+            Err(HandleError::Elsewhere(shard)) => Err(AdminError::Moved(shard)),
         }
     }
 

@@ -754,6 +754,35 @@ async fn a_shard_moves_and_a_node_drains_under_load_without_a_failed_request() {
             }
         }
     });
+    // An operator reads and edits the product meanwhile, through either node.
+    let admin_answers = std::sync::Mutex::new(Vec::new());
+    let admin_lane = async {
+        let mut round = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            round += 1;
+            let through = if round.is_multiple_of(2) { &n1 } else { &n2 };
+            let read = through
+                .get(&format!("/api/v1/inventory/{product}"))
+                .await
+                .status();
+            let edited = through
+                .client
+                .put(through.url(&format!("/api/v1/products/{product}")))
+                .bearer_auth(through.admin())
+                .json(&serde_json::json!({
+                    "title": format!("Phone {product} rev {round}"), "brand": "Acme",
+                    "category": "mobiles", "description": "", "price": 10_000
+                }))
+                .send()
+                .await
+                .expect("request sent")
+                .status();
+            admin_answers
+                .lock()
+                .expect("not poisoned")
+                .extend([("inventory", read), ("replace", edited)]);
+        }
+    };
     let operator = async {
         let placed = || answers.lock().expect("not poisoned").len();
         eventually(WAIT, || async { (placed() >= 50).then_some(()) }).await;
@@ -770,7 +799,18 @@ async fn a_shard_moves_and_a_node_drains_under_load_without_a_failed_request() {
         eventually(WAIT, || async { (placed() >= before + 50).then_some(()) }).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     };
-    tokio::join!(futures_util::future::join_all(lanes), operator);
+    tokio::join!(futures_util::future::join_all(lanes), operator, admin_lane);
+    let admin_answers = admin_answers.into_inner().expect("not poisoned");
+    let admin_failed: Vec<_> = admin_answers
+        .iter()
+        .filter(|(_, status)| *status != StatusCode::OK)
+        .collect();
+    assert!(
+        admin_failed.is_empty(),
+        "{} of {} reads and edits failed: {admin_failed:?}",
+        admin_failed.len(),
+        admin_answers.len()
+    );
 
     let answers = answers.into_inner().expect("not poisoned");
     let failed: Vec<_> = answers
