@@ -9,7 +9,7 @@
 #
 # Nodes come from deploy/cluster.sh (PostgreSQL, Redis, the local broker) on a fresh
 # database. Two cores: nodes, PostgreSQL, Redis and wrk share them, as every figure printed
-# here does. Each run ends with the engine's count of new orders beside wrk's.
+# here does. Each run's row ends with the orders PostgreSQL gained beside wrk's 2xx count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,15 +66,34 @@ prepare_plan() {
         --token "$ADMIN" --json | jq -r '.node | ltrimstr("n")')"
 }
 
-# wrk against node $1 with plan $2 ($3 threads, $4 connections): one JSON line.
+# wrk against node $1 with plan $2 ($3 threads, $4 connections): one JSON line. Each run
+# gets a run id of its own: the keys of a run that reused another's would be replays of
+# its orders (answered without a commit), not new orders.
 run_wrk() {
+    local plan
+    plan="$(mktemp -p "$WORK")"
+    sed "s/^run .*/run r$(date +%s%N)/" "$2" >"$plan"
+    grep -q '^run ' "$plan" || echo "run r$(date +%s%N)" >>"$plan"
     wrk -t"$3" -c"$4" -d"${DURATION}s" -s loadtests/wrk/buy_now.lua "http://127.0.0.1:808$1" \
-        -- "$2" | tail -1
+        -- "$plan" | tail -1
 }
 
-row() { # label, wrk JSON
-    echo "$2" | jq -r --arg name "$1" --argjson seconds "$DURATION" \
-        '"\($name)\t\(.requests - .non_2xx - .socket_errors) orders\t\(((.requests - .non_2xx) / $seconds) | floor)/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\tnon-2xx \(.non_2xx)"'
+# Orders PostgreSQL holds: every 2xx of a run must be one more.
+stored_orders() {
+    psql -h 127.0.0.1 -U postgres -d "$CLUSTER_DB" -tAc "SELECT count(*) FROM orders"
+}
+
+row() { # label, wrk JSON[, new orders in PostgreSQL]
+    echo "$2" | jq -r --arg name "$1" --arg stored "${3:-}" --argjson seconds "$DURATION" \
+        '"\($name)\t\(.requests - .non_2xx - .socket_errors) orders\t\(((.requests - .non_2xx) / $seconds) | floor)/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\tnon-2xx \(.non_2xx)\(if $stored == "" then "" else "\tstored \($stored)" end)"'
+}
+
+# row for one run against node $1 with plan $2, counting the orders it stored.
+measured_row() { # label, node, plan, threads, connections
+    local before answer
+    before="$(stored_orders)"
+    answer="$(run_wrk "$2" "$3" "$4" "$5")"
+    row "$1" "$answer" "$(($(stored_orders) - before))"
 }
 
 echo "== 1. local against forwarded Buy Now (2 nodes, $CONNECTIONS connections, ${DURATION}s each)"
@@ -83,15 +102,15 @@ plan="$WORK/plan-forwarding"
 prepare_plan 1 "$plan"
 other=$((OWNER == 1 ? 2 : 1))
 for round in 1 2; do
-    row "local (n$OWNER) #$round" "$(run_wrk "$OWNER" "$plan" 2 "$CONNECTIONS")"
-    row "forwarded (n$other -> n$OWNER) #$round" "$(run_wrk "$other" "$plan" 2 "$CONNECTIONS")"
+    measured_row "local (n$OWNER) #$round" "$OWNER" "$plan" 2 "$CONNECTIONS"
+    measured_row "forwarded (n$other -> n$OWNER) #$round" "$other" "$plan" 2 "$CONNECTIONS"
 done
 
 echo "== 2. one node against two, each pinned to a core ($CONNECTIONS connections in all)"
 CLUSTER_PIN=1 fresh_cluster 1
 plan="$WORK/plan-one-node"
 prepare_plan 1 "$plan"
-row "1 node (core 0)" "$(run_wrk 1 "$plan" 2 "$CONNECTIONS")"
+measured_row "1 node (core 0)" 1 "$plan" 2 "$CONNECTIONS"
 CLUSTER_PIN=1 fresh_cluster 2
 declare -A plans=()
 for attempt in $(seq 12); do
@@ -102,11 +121,12 @@ for attempt in $(seq 12); do
 done
 [ ${#plans[@]} = 2 ] || { echo "could not place a product on each node" >&2; exit 1; }
 half=$((CONNECTIONS / 2))
+before="$(stored_orders)"
 run_wrk 1 "${plans[1]}" 1 "$half" >"$WORK/n1.json" &
 run_wrk 2 "${plans[2]}" 1 "$half" >"$WORK/n2.json"
 wait
 row "2 nodes: n1 (core 0)" "$(cat "$WORK/n1.json")"
 row "2 nodes: n2 (core 1)" "$(cat "$WORK/n2.json")"
-jq -s --argjson seconds "$DURATION" \
-    '"2 nodes in all\t\((map(.requests - .non_2xx) | add) / $seconds | floor)/s"' -r \
+jq -s --argjson seconds "$DURATION" --arg stored "$(($(stored_orders) - before))" \
+    '"2 nodes in all\t\((map(.requests - .non_2xx) | add) / $seconds | floor)/s\tstored \($stored)"' -r \
     "$WORK/n1.json" "$WORK/n2.json"

@@ -48,16 +48,9 @@ impl StockFeedClient {
         product: ProductId,
         from_node: &str,
     ) -> Result<Self, FeedError> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/ws/stock?products={product}", ws_base(base));
-        let mut request = url.into_client_request()?;
-        let from_node = from_node.parse().map_err(|_| {
-            FeedError::Request(format!("node id {from_node:?} is not a header value"))
-        })?;
-        request
-            .headers_mut()
-            .insert(crate::forward::FORWARDED_BY, from_node);
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let (socket, _) =
+            tokio_tungstenite::connect_async(from_node_request(url, from_node)?).await?;
         Ok(Self { socket })
     }
 
@@ -90,15 +83,8 @@ impl OrderFeedClient {
         token: &str,
         from_node: &str,
     ) -> Result<Self, FeedError> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/ws/orders/{order_id}", ws_base(base));
-        let mut request = url.into_client_request()?;
-        let from_node = from_node.parse().map_err(|_| {
-            FeedError::Request(format!("node id {from_node:?} is not a header value"))
-        })?;
-        request
-            .headers_mut()
-            .insert(crate::forward::FORWARDED_BY, from_node);
+        let request = from_node_request(url, from_node)?;
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
         let hello = serde_json::json!({ "token": token }).to_string();
         socket.send(Message::Text(hello.into())).await?;
@@ -108,6 +94,23 @@ impl OrderFeedClient {
     pub async fn next(&mut self) -> Result<TrackingView, FeedError> {
         next_json(&mut self.socket).await
     }
+}
+
+/// A feed request marked as asked by cluster node `from_node` (served there, never relayed
+/// again).
+fn from_node_request(
+    url: String,
+    from_node: &str,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, FeedError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request()?;
+    let from_node = from_node
+        .parse()
+        .map_err(|_| FeedError::Request(format!("node id {from_node:?} is not a header value")))?;
+    request
+        .headers_mut()
+        .insert(crate::forward::FORWARDED_BY, from_node);
+    Ok(request)
 }
 
 async fn next_json<T: serde::de::DeserializeOwned>(socket: &mut Socket) -> Result<T, FeedError> {

@@ -801,28 +801,9 @@ async fn a_shard_moves_and_a_node_drains_under_load_without_a_failed_request() {
     };
     tokio::join!(futures_util::future::join_all(lanes), operator, admin_lane);
     let admin_answers = admin_answers.into_inner().expect("not poisoned");
-    let admin_failed: Vec<_> = admin_answers
-        .iter()
-        .filter(|(_, status)| *status != StatusCode::OK)
-        .collect();
-    assert!(
-        admin_failed.is_empty(),
-        "{} of {} reads and edits failed: {admin_failed:?}",
-        admin_failed.len(),
-        admin_answers.len()
-    );
-
+    none_failed(&admin_answers, |(_, status)| *status == StatusCode::OK);
     let answers = answers.into_inner().expect("not poisoned");
-    let failed: Vec<_> = answers
-        .iter()
-        .filter(|(status, _)| *status != StatusCode::CREATED)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {failed:?}",
-        failed.len(),
-        answers.len()
-    );
+    none_failed(&answers, |(status, _)| *status == StatusCode::CREATED);
     let stored = n2.stored_orders(product).await;
     assert_eq!(
         stored.len(),
@@ -837,6 +818,16 @@ async fn a_shard_moves_and_a_node_drains_under_load_without_a_failed_request() {
     n1.stop().await;
     n2.stop().await;
     database.drop_database().await;
+}
+
+fn none_failed<T: std::fmt::Debug>(answers: &[T], succeeded: impl Fn(&T) -> bool) {
+    let failed: Vec<&T> = answers.iter().filter(|answer| !succeeded(answer)).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
 }
 
 async fn add_to_cart(through: &TestApp, user: u64, product: u64, quantity: u32) {
