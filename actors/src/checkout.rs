@@ -290,6 +290,7 @@ async fn place(ctx: &Context, request: CheckoutRequest) -> Result<CheckoutReply,
     Ok(match held.commit(ctx, ops).await {
         CommitOutcome::Committed => {
             ctx.track_new_orders(vec![(order.id, order.expires_at_ms)]);
+            ctx.count_checkout_placed();
             CheckoutReply::Placed {
                 order,
                 duplicate: false,

@@ -70,6 +70,8 @@ pub(crate) struct Context {
     actor_failures: AtomicU64,
     /// Buy Now orders made durable since the start (the operators' orders a second).
     orders_placed: AtomicU64,
+    /// Checkout orders made durable since the start.
+    checkouts_placed: AtomicU64,
     next_product_id: AtomicU64,
     next_sale_id: AtomicU64,
 }
@@ -118,6 +120,7 @@ impl Context {
             actors: OnceLock::new(),
             actor_failures: AtomicU64::new(0),
             orders_placed: AtomicU64::new(0),
+            checkouts_placed: AtomicU64::new(0),
             next_product_id: AtomicU64::new(parts.high_water.product_id),
             next_sale_id: AtomicU64::new(parts.high_water.sale_id),
         }
@@ -200,6 +203,15 @@ impl Context {
     pub fn count_placed(&self, count: usize) {
         self.orders_placed
             .fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// A checkout's order is durable.
+    pub fn count_checkout_placed(&self) {
+        self.checkouts_placed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn checkouts_placed(&self) -> u64 {
+        self.checkouts_placed.load(Ordering::Relaxed)
     }
 
     pub fn orders_placed(&self) -> u64 {

@@ -306,7 +306,10 @@ impl App {
                 .with_state(ctx.clone());
             (listener, router)
         });
-        let router = crate::routes::router().layer(body_limit);
+        crate::metrics::handle();
+        let router = crate::routes::router()
+            .layer(body_limit)
+            .layer(axum::middleware::from_fn(crate::metrics::record_http));
         // A request this node took for one of its shards, whose shard left before it was
         // served, goes to the shard's new node.
         let router = if ctx.forwarder.is_some() {

@@ -111,8 +111,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Unavailable(cause) = &self {
-            tracing::warn!(%cause, "answering 503");
+        match &self {
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "answering 503"),
+            ApiError::Overloaded => crate::metrics::count_shed(code),
+            ApiError::SoldOut { .. }
+            | ApiError::LimitReached { .. }
+            | ApiError::SaleNotStarted { .. }
+            | ApiError::SaleEnded { .. }
+            | ApiError::IdempotencyKeyReused => crate::metrics::count_refusal(code),
+            _ => {}
         }
         let mut error = json!({ "code": code, "message": self.client_message() });
         match &self {

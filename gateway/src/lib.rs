@@ -14,6 +14,7 @@ mod extract;
 pub mod feed_client;
 pub mod forward;
 pub mod import;
+pub mod metrics;
 pub mod node_channel;
 pub mod ops_cli;
 pub mod remote_feeds;

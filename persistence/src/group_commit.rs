@@ -258,11 +258,16 @@ async fn commit(
         });
         ops.append(&mut submission.ops);
     }
+    if !writers.is_empty() {
+        metrics::histogram!(BATCH_SIZE).record(writers.len() as f64);
+    }
     for attempt in 1.. {
         if ops.is_empty() {
             break;
         }
+        let started = Instant::now();
         let (ended, unfinished) = transaction(ledger, ops, settings).await;
+        metrics::histogram!(BATCH_DURATION).record(started.elapsed().as_secs_f64());
         match ended {
             Transaction::Ended(outcome) => {
                 for writer in writers.drain(..) {
@@ -303,6 +308,11 @@ async fn commit(
         on_done(CommitOutcome::Committed);
     }
 }
+
+/// Submissions per batch (a Prometheus histogram; the gateway exports it).
+pub const BATCH_SIZE: &str = "flashcart_group_commit_batch_size";
+/// Seconds one batch's transaction took, commit included.
+pub const BATCH_DURATION: &str = "flashcart_group_commit_duration_seconds";
 
 /// A fenced batch is tried again without its stale writers, at most this many times in
 /// all (each retry drops at least one writer, unless the leases moved again meanwhile).

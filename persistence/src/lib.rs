@@ -54,7 +54,10 @@ pub use database::{Database, PostgresSettings};
 pub use deliveries::Deliveries;
 pub use error::StoreError;
 pub use event::{Event, OutboxRow, Topic};
-pub use group_commit::{CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError};
+pub use group_commit::{
+    BATCH_DURATION as GROUP_COMMIT_DURATION_METRIC, BATCH_SIZE as GROUP_COMMIT_BATCH_SIZE_METRIC,
+    CommitOutcome, GroupCommitSettings, GroupCommitter, SubmitError,
+};
 pub use ledger::{Batch, IdHighWater, InventoryLevel, OrderLedger, ProductState, SaleLevel};
 pub use notifications::{Notification, NotificationStore};
 pub use on_committer::{NotificationsOnCommitter, OutboxOnCommitter};

@@ -35,6 +35,11 @@ impl Shop {
         self.ctx.orders_placed()
     }
 
+    /// Checkout orders made durable since the start.
+    pub fn checkouts_placed(&self) -> u64 {
+        self.ctx.checkouts_placed()
+    }
+
     /// Requests admitted and not yet answered, over every live product actor, and the most
     /// waiting on one of them (its mailbox and its batch being committed).
     pub fn in_flight_totals(&self) -> (u64, u32) {

@@ -46,6 +46,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(stock_feed::router())
         .merge(tracking::websocket_router())
         .merge(health::router())
+        .route("/metrics", axum::routing::get(crate::metrics::scrape))
         .merge(page::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

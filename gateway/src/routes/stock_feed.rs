@@ -62,6 +62,7 @@ async fn subscribe(
     }
     let limits = ctx.limits.clone();
     Ok(upgrade.on_upgrade(move |socket| async move {
+        let _open = crate::metrics::OpenFeed::open("stock");
         serve(socket, feeds, limits.websocket_write_timeout).await;
         drop(permit);
     }))

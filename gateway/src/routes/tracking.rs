@@ -222,6 +222,7 @@ async fn watch_order(
             let _ = socket.send(Message::Close(Some(frame))).await;
             return;
         }
+        let _open = crate::metrics::OpenFeed::open("orders");
         match (owner, token) {
             (Some((address, node_id)), Some(token)) => {
                 drop(receiver);

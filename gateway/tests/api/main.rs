@@ -10,6 +10,7 @@ mod checkout;
 mod cluster;
 mod import;
 mod lifecycle;
+mod metrics;
 mod outages;
 mod payments;
 mod products;

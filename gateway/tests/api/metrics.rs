@@ -1,0 +1,111 @@
+//! `GET /metrics`: the Prometheus text exposition, with the engine's names, moving with
+//! what the engine does. (The engines of this test binary share one recorder, so counters
+//! other tests move are compared before and after, never read as absolute numbers.)
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// The value of the first sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    response.text().await.expect("text")
+}
+
+#[tokio::test]
+async fn metrics_follow_orders_refusals_requests_and_commits() {
+    let app = spawn_app().await;
+    app.create_product(1, 1_000, 2).await;
+    let before = scrape(&app).await;
+    let buy_now_201 = [
+        ("route", "/api/v1/buy-now"),
+        ("method", "POST"),
+        ("status", "201"),
+    ];
+    let sold_out = [("reason", "sold_out")];
+    let count =
+        |text: &str, name: &str, labels: &[(&str, &str)]| sample(text, name, labels).unwrap_or(0.0);
+
+    for user in 1..=3 {
+        app.buy(user, 1, 1, &format!("metrics-{user}")).await;
+    }
+    let after = scrape(&app).await;
+
+    assert_eq!(
+        sample(
+            &after,
+            "flashcart_orders_placed_total",
+            &[("path", "buy_now")]
+        ),
+        Some(2.0),
+        "this engine placed two orders"
+    );
+    assert_eq!(
+        count(&after, "flashcart_http_requests_total", &buy_now_201)
+            - count(&before, "flashcart_http_requests_total", &buy_now_201),
+        2.0
+    );
+    assert!(
+        count(&after, "flashcart_buy_now_refused_total", &sold_out)
+            > count(&before, "flashcart_buy_now_refused_total", &sold_out)
+    );
+    let route = [("route", "/api/v1/buy-now"), ("le", "+Inf")];
+    assert!(
+        count(
+            &after,
+            "flashcart_http_request_duration_seconds_bucket",
+            &route
+        ) >= 3.0
+    );
+    assert!(
+        count(&after, "flashcart_group_commit_batch_size_count", &[]) >= 2.0,
+        "every batch is measured"
+    );
+    assert!(
+        sample(
+            &after,
+            "flashcart_group_commit_duration_seconds_bucket",
+            &[("le", "0.005")]
+        )
+        .is_some()
+    );
+    assert!(sample(&after, "flashcart_product_actors_live", &[]).is_some_and(|live| live >= 1.0));
+    assert!(sample(&after, "flashcart_mailbox_depth_max", &[]).is_some());
+    // Bounded labels: a path with an id is counted under its route template.
+    app.get("/api/v1/products/1").await;
+    let templated = scrape(&app).await;
+    assert!(
+        sample(
+            &templated,
+            "flashcart_http_requests_total",
+            &[("route", "/api/v1/products/{id}")]
+        )
+        .is_some(),
+        "{templated}"
+    );
+    assert!(!templated.contains("route=\"/api/v1/products/1\""));
+
+    app.stop().await;
+}
