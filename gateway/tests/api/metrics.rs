@@ -2,9 +2,12 @@
 //! what the engine does. (The engines of this test binary share one recorder, so counters
 //! other tests move are compared before and after, never read as absolute numbers.)
 
-use reqwest::StatusCode;
+use std::time::Duration;
 
-use crate::helpers::{TestApp, spawn_app};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, eventually, free_port, spawn_app};
 
 /// The value of the first sample of `name` whose labels include every one of `labels`.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -107,5 +110,97 @@ async fn metrics_follow_orders_refusals_requests_and_commits() {
     );
     assert!(!templated.contains("route=\"/api/v1/products/1\""));
 
+    app.stop().await;
+}
+
+/// A Prometheus server (the Debian package, `deploy/prometheus.sh`) scraping `target`
+/// every second, on a free loopback port; stopped when dropped.
+struct Prometheus {
+    process: std::process::Child,
+    address: String,
+    _data: tempfile::TempDir,
+}
+
+impl Prometheus {
+    async fn scraping(target: &str) -> Self {
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let config = data.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: flashcart\n    metrics_path: /metrics\n\
+                 \x20   static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("the config is written");
+        let address = format!("127.0.0.1:{}", free_port());
+        let process = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus starts (deploy/prometheus.sh installs it)");
+        let prometheus = Self {
+            process,
+            address,
+            _data: data,
+        };
+        let ready = format!("http://{}/-/ready", prometheus.address);
+        eventually(Duration::from_secs(30), || async {
+            let answer = reqwest::get(&ready).await.ok()?;
+            (answer.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+        prometheus
+    }
+
+    /// The value of an instant query with one series, if it has one.
+    async fn query(&self, query: &str) -> Option<f64> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("http://{}/api/v1/query", self.address),
+            &[("query", query)],
+        )
+        .ok()?;
+        let answer: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        answer["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The real Prometheus server scrapes the engine and answers what it sold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_engine() {
+    let app = spawn_app().await;
+    let target = app.address.trim_start_matches("http://").to_owned();
+    let prometheus = Prometheus::scraping(&target).await;
+    app.create_product(1, 1_000, 10).await;
+    for user in 1..=3 {
+        app.buy(user, 1, 1, &format!("scraped-{user}")).await;
+    }
+    let placed = eventually(Duration::from_secs(30), || async {
+        prometheus
+            .query(r#"flashcart_orders_placed_total{job="flashcart",path="buy_now"}"#)
+            .await
+            .filter(|placed| *placed >= 3.0)
+    })
+    .await;
+    assert_eq!(placed, 3.0);
+    let up = prometheus.query(r#"up{job="flashcart"}"#).await;
+    assert_eq!(up, Some(1.0), "the target is healthy");
     app.stop().await;
 }
