@@ -70,6 +70,8 @@ pub struct Limits {
     /// The largest request body taken (also what a cluster node keeps of a request it may
     /// have to re-route: `forward::reroute_moved`).
     pub body_limit_bytes: usize,
+    /// `/metrics` answers (`[telemetry] metrics`).
+    pub metrics: bool,
     pub websocket_write_timeout: Duration,
     /// Demo mode: the page may hand out shopper tokens.
     pub demo: bool,
@@ -276,6 +278,7 @@ impl App {
             limits: Arc::new(Limits {
                 page_size_max: settings.server.page_size_max,
                 body_limit_bytes: settings.server.body_limit_bytes,
+                metrics: settings.telemetry.metrics,
                 websocket_write_timeout: Duration::from_millis(
                     settings.server.websocket_write_timeout_ms,
                 ),
@@ -306,10 +309,13 @@ impl App {
                 .with_state(ctx.clone());
             (listener, router)
         });
-        crate::metrics::handle();
-        let router = crate::routes::router()
-            .layer(body_limit)
-            .layer(axum::middleware::from_fn(crate::metrics::record_http));
+        let router = crate::routes::router().layer(body_limit);
+        let router = if settings.telemetry.metrics {
+            crate::metrics::handle();
+            router.layer(axum::middleware::from_fn(crate::metrics::record_http))
+        } else {
+            router
+        };
         // A request this node took for one of its shards, whose shard left before it was
         // served, goes to the shard's new node.
         let router = if ctx.forwarder.is_some() {

@@ -119,6 +119,12 @@ impl Drop for OpenFeed {
 
 /// `GET /metrics`: the shop's figures as of now, then everything recorded.
 pub async fn scrape(State(ctx): State<ApiContext>) -> Response {
+    if !ctx.limits.metrics {
+        return crate::error::ApiError::NotFound(
+            "metrics are off on this engine ([telemetry] metrics)".into(),
+        )
+        .into_response();
+    }
     let Some(handle) = handle() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -26,8 +26,24 @@ pub struct Settings {
     pub workflow: WorkflowConfig,
     pub shop: ShopConfig,
     pub cluster: ClusterConfig,
+    pub telemetry: TelemetrySettings,
     /// Seed a demo catalog (when empty) and print tokens to try it.
     pub demo: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Record Prometheus metrics and serve them at `/metrics`. On by default: operators
+    /// need them during a sale; off only to measure what they cost
+    /// (`loadtests/metrics_cost.sh`).
+    pub metrics: bool,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { metrics: true }
+    }
 }
 
 #[derive(Debug, Deserialize)]

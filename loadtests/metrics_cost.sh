@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What Prometheus metrics cost Buy Now (issue 16: under 3%): the engine on PostgreSQL +
+# Redis with `[telemetry] metrics` on and off, alternating (on, off, on, off...) in one go,
+# each run a fresh engine and database with wrk and every request a new order
+# (loadtests/wrk/buy_now.lua). The run with metrics on also scrapes /metrics once a second,
+# as Prometheus would.
+#
+#   loadtests/metrics_cost.sh [seconds per run, default 10] [connections, default 64] [pairs, default 3]
+#
+# Two cores: the engine, PostgreSQL, Redis and wrk share them, as every figure printed here
+# does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${1:-10}"
+CONNECTIONS="${2:-64}"
+PAIRS="${3:-3}"
+ADDRESS=127.0.0.1:18095
+SECRET="metrics-cost-secret"
+source loadtests/common.sh
+begin_engine_runs flashcart_metrics_cost
+
+run() { # on|off, pair number
+    local metrics=true
+    [ "$1" = off ] && metrics=false
+    local data="$WORK/$1-$2"
+    FLASHCART_TELEMETRY__METRICS="$metrics" start_engine postgres-redis "$ADDRESS" "$data" \
+        flashcart_metrics_cost "$SECRET"
+    local plan="$data.plan"
+    "$BIN/flashcart-wrk" --host "http://$ADDRESS" prepare --jwt-secret "$SECRET" --out "$plan" >/dev/null
+    local scraper=""
+    if [ "$1" = on ]; then
+        (while true; do curl -sf "http://$ADDRESS/metrics" >/dev/null || true; sleep 1; done) &
+        scraper=$!
+    fi
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s loadtests/wrk/buy_now.lua \
+        "http://$ADDRESS" -- "$plan" | tail -1 >"$data.json"
+    [ -z "$scraper" ] || kill "$scraper" 2>/dev/null || true
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=""
+    jq -r --arg name "metrics $1 #$2" --argjson seconds "$DURATION" \
+        '"\($name)\t\(((.requests - .non_2xx) / $seconds) | floor) orders/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\tnon-2xx \(.non_2xx)"' \
+        "$data.json"
+}
+
+command -v jq >/dev/null 2>&1 || apt-get install -y -qq jq >/dev/null
+echo "== Buy Now with metrics on and off (PostgreSQL + Redis, $CONNECTIONS connections, ${DURATION}s each)"
+for pair in $(seq "$PAIRS"); do
+    run on "$pair"
+    run off "$pair"
+done
+python3 - "$WORK" <<'PY'
+import glob, json, sys
+def rates(kind):
+    out = []
+    for path in sorted(glob.glob(f"{sys.argv[1]}/{kind}-*.json")):
+        run = json.load(open(path))
+        out.append((run["requests"] - run["non_2xx"]) / (run["duration_us"] / 1e6))
+    return out
+on, off = rates("on"), rates("off")
+mean = lambda values: sum(values) / len(values)
+print(f"metrics on: {mean(on):,.0f} orders/s, off: {mean(off):,.0f} orders/s "
+      f"({len(on)} runs each): on is {100 * (mean(on) / mean(off) - 1):+.1f}%")
+PY
