@@ -32,6 +32,7 @@ pub use persistence::{
     GROUP_COMMIT_BATCH_SIZE_METRIC as GROUP_COMMIT_BATCH_SIZE,
     GROUP_COMMIT_DURATION_METRIC as GROUP_COMMIT_DURATION,
 };
+pub use workflow::jobs::JOBS_METRIC as JOBS;
 
 /// Seconds: a Buy Now answers in a few milliseconds; a slow one in hundreds.
 const LATENCY_BUCKETS: [f64; 14] = [

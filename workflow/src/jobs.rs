@@ -14,6 +14,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
 
+/// Work items a worker finished, by queue (a RabbitMQ queue, or `jobs.<channel>` in
+/// process) and outcome: `done`, `retried`, `dead_lettered`, `failed` (given up in process)
+/// or `requeued` (could not be rescheduled). A Prometheus counter; the gateway exports it.
+pub const JOBS_METRIC: &str = "flashcart_jobs_total";
+
+/// Counts one work item's outcome on `queue`.
+pub fn count_job(queue: &str, outcome: &'static str) {
+    metrics::counter!(JOBS_METRIC, "queue" => queue.to_owned(), "outcome" => outcome).increment(1);
+}
+
 /// Every channel a notification worker serves.
 pub const CHANNELS: [&str; 3] = ["email", "sms", "payment_provider"];
 

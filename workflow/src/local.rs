@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use crate::WorkflowError;
 use crate::analytics::Analytics;
 use crate::event::EventBody;
-use crate::jobs::{Job, JobQueue, Sender, backoff};
+use crate::jobs::{Job, JobQueue, Sender, backoff, count_job};
 use crate::relay::EventSink;
 use crate::saga::OrderSaga;
 
@@ -122,13 +122,19 @@ impl JobQueue for LocalJobQueue {
                         };
                         sender.send(&channel, &job).await
                     };
+                    let queue = format!("jobs.{channel}");
                     match outcome {
-                        Ok(()) => return,
+                        Ok(()) => {
+                            count_job(&queue, "done");
+                            return;
+                        }
                         Err(error) if attempt < attempts => {
+                            count_job(&queue, "retried");
                             tracing::info!(job = %job.id, %channel, attempt, %error, "job retried later");
                             tokio::time::sleep(backoff(base, attempt)).await;
                         }
                         Err(error) => {
+                            count_job(&queue, "failed");
                             tracing::warn!(job = %job.id, %channel, %error, "job failed for good");
                         }
                     }

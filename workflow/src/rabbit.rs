@@ -469,13 +469,17 @@ async fn work(
 ) {
     let outcome = handler.handle(&delivery.data, delivery.redelivered).await;
     let settled = match outcome {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            crate::jobs::count_job(queue, "done");
+            Ok(())
+        }
         Err(error) => retry_or_dead_letter(rabbit, queue, &delivery, &error).await,
     };
     let acked = match settled {
         Ok(()) => delivery.ack(BasicAckOptions::default()).await,
         // Not retried and not dead-lettered: hand it back to the queue as it was.
         Err(error) => {
+            crate::jobs::count_job(queue, "requeued");
             tracing::warn!(%queue, %error, "could not reschedule a failed message; requeueing");
             delivery
                 .nack(BasicNackOptions {
@@ -504,6 +508,7 @@ async fn retry_or_dead_letter(
         AMQPValue::LongString(LongString::from(error.to_string().as_str())),
     );
     if attempt >= rabbit.settings.attempts {
+        crate::jobs::count_job(queue, "dead_lettered");
         tracing::warn!(%queue, attempt, %error, "message dead-lettered");
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
         return rabbit
@@ -516,6 +521,7 @@ async fn retry_or_dead_letter(
             .await;
     }
     let delay = backoff(rabbit.settings.backoff, attempt);
+    crate::jobs::count_job(queue, "retried");
     tracing::info!(%queue, attempt, %error, delay_ms = delay.as_millis() as u64, "message retried later");
     headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt + 1));
     let waiting = format!("{queue}.retry.{}ms", delay.as_millis());

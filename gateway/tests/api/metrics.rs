@@ -96,6 +96,12 @@ async fn metrics_follow_orders_refusals_requests_and_commits() {
     );
     assert!(sample(&after, "flashcart_product_actors_live", &[]).is_some_and(|live| live >= 1.0));
     assert!(sample(&after, "flashcart_mailbox_depth_max", &[]).is_some());
+    // The orders' jobs (each order asks the payment provider) are counted as they finish.
+    eventually(Duration::from_secs(20), || async {
+        let text = scrape(&app).await;
+        sample(&text, "flashcart_jobs_total", &[("outcome", "done")]).filter(|done| *done >= 1.0)
+    })
+    .await;
     // Bounded labels: a path with an id is counted under its route template.
     app.get("/api/v1/products/1").await;
     let templated = scrape(&app).await;
