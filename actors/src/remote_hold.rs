@@ -100,6 +100,8 @@ impl From<&CommitOutcome> for Settlement {
 pub enum HoldAnswer {
     Held(HoldReply),
     Moved(u32),
+    /// The hold could not be attempted (a bug: its task failed); nothing is held.
+    Failed(String),
 }
 
 /// The coordinator's record of a node holding lines for its order.
@@ -192,8 +194,8 @@ impl Shop {
         let shard = request.shard;
         let running = tokio::spawn(async move { hold_here(ctx, request).await });
         running.await.unwrap_or_else(|error| {
-            tracing::error!(%error, "holding lines for another node failed");
-            HoldAnswer::Moved(shard)
+            tracing::error!(%error, shard, "holding lines for another node failed");
+            HoldAnswer::Failed(error.to_string())
         })
     }
 

@@ -337,6 +337,7 @@ impl NodeChannel for Channel {
                 reply,
             },
             HoldAnswer::Moved(shard) => PeerAnswer::Unavailable(format!("shard {shard} moved")),
+            HoldAnswer::Failed(why) => PeerAnswer::Unavailable(why),
         }
     }
 

@@ -25,6 +25,33 @@ impl HttpNodeChannel {
     pub fn new(forwarder: Arc<Forwarder>, shop: Shop) -> Self {
         Self { forwarder, shop }
     }
+
+    /// Sends to the node serving `shard` (re-routed while it moves): the answer and the
+    /// address it came from, or why there is none.
+    async fn send_to_shard(
+        &self,
+        shard: u32,
+        method: Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(String, reqwest::Response), String> {
+        let shop = &self.shop;
+        let sent = self
+            .forwarder
+            .send(
+                shard,
+                || shop.serves_shard(shard),
+                method,
+                path,
+                headers,
+                body.into(),
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        // The caller saw the shard elsewhere a moment ago; asking again settles it.
+        sent.ok_or_else(|| format!("shard {shard} came to this node meanwhile; retry"))
+    }
 }
 
 #[async_trait::async_trait]
@@ -40,27 +67,12 @@ impl NodeChannel for HttpNodeChannel {
             HeaderValue::from_static("application/json"),
         );
         let shard = request.shard;
-        let shop = &self.shop;
-        let sent = self
-            .forwarder
-            .send(
-                shard,
-                || shop.serves_shard(shard),
-                Method::POST,
-                HOLDS_PATH,
-                &headers,
-                body.into(),
-            )
-            .await;
-        let (peer, answer) = match sent {
-            Ok(Some(sent)) => sent,
-            // The caller saw the shard elsewhere a moment ago; asking again settles it.
-            Ok(None) => {
-                return PeerAnswer::Unavailable(format!(
-                    "shard {shard} came to this node during the checkout; retry"
-                ));
-            }
-            Err(error) => return PeerAnswer::Unavailable(error.to_string()),
+        let (peer, answer) = match self
+            .send_to_shard(shard, Method::POST, HOLDS_PATH, &headers, body)
+            .await
+        {
+            Ok(sent) => sent,
+            Err(why) => return PeerAnswer::Unavailable(why),
         };
         if answer.status() != StatusCode::OK {
             return PeerAnswer::Unavailable(format!(
@@ -89,22 +101,9 @@ impl NodeChannel for HttpNodeChannel {
 
     async fn offer(&self, shard: u32, product_id: ProductId) -> Result<Option<Offer>, String> {
         let path = OFFERS_PATH.replace("{product_id}", &product_id.to_string());
-        let shop = &self.shop;
-        let sent = self
-            .forwarder
-            .send(
-                shard,
-                || shop.serves_shard(shard),
-                Method::GET,
-                &path,
-                &HeaderMap::new(),
-                Default::default(),
-            )
-            .await
-            .map_err(|error| error.to_string())?;
-        let Some((peer, answer)) = sent else {
-            return Err(format!("shard {shard} came to this node; ask again"));
-        };
+        let (peer, answer) = self
+            .send_to_shard(shard, Method::GET, &path, &HeaderMap::new(), Vec::new())
+            .await?;
         match answer.status() {
             StatusCode::OK => answer
                 .json::<Offer>()

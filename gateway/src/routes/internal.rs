@@ -33,6 +33,7 @@ async fn hold(
     match ctx.shop.hold_for_peer(request).await {
         HoldAnswer::Held(reply) => Ok(axum::Json(reply).into_response()),
         HoldAnswer::Moved(shard) => Err(ApiError::ShardMoved(shard)),
+        HoldAnswer::Failed(why) => Err(ApiError::Unavailable(why)),
     }
 }
 
