@@ -52,7 +52,10 @@ ensure_wrk() {
 # Sets PID and STORE_URL (the store flashcart-wrk count reads).
 start_engine() {
     local store="$1" address="$2" data_dir="$3" database="$4" secret="$5"
-    local environment=(FLASHCART_AUTH__JWT_SECRET="$secret")
+    # Every simulated shopper calls from 127.0.0.1: the per-address buckets would measure
+    # themselves. LOADTEST_RATE_LIMITS=true keeps them (the shoppers honour Retry-After).
+    local environment=(FLASHCART_AUTH__JWT_SECRET="$secret"
+                       FLASHCART_RATE_LIMITS__ENABLED="${LOADTEST_RATE_LIMITS:-false}")
     STORE_URL="sqlite://$data_dir/flashcart.db"
     if [ "$store" = postgres-redis ]; then
         STORE_URL="$(fresh_database "$database")"

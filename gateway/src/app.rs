@@ -57,6 +57,10 @@ pub struct ApiParts {
     pub remote_feeds: Option<Arc<crate::remote_feeds::RemoteFeeds>>,
     /// A cluster node's view for the operators' API.
     pub cluster: Option<Arc<crate::routes::cluster::ClusterOps>>,
+    /// Events waiting to be relayed (read for `flashcart_outbox_pending`).
+    pub outbox: Arc<dyn persistence::Outbox>,
+    /// Per-user and per-IP buckets (`[rate_limits]`), when enabled.
+    pub rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
 }
 
 /// How long Redis keeps a rendered listing. Changes never wait for it (pages are keyed by
@@ -146,6 +150,7 @@ pub struct App {
     shop: Shop,
     keys: Arc<JwtKeys>,
     websocket_slots: Arc<tokio::sync::Semaphore>,
+    rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
     workflow: Workflow,
     indexer: tokio::task::JoinHandle<()>,
     /// This node's membership of the cluster, if it is one.
@@ -216,8 +221,10 @@ impl App {
         // The workflow writes through the shop's group committer: one writer.
         let notifications = NotificationsOnCommitter::new(database.clone(), shop.committer());
         let sender = Arc::new(RecordingSender::new(Arc::new(notifications)));
+        let outbox: Arc<dyn persistence::Outbox> =
+            Arc::new(OutboxOnCommitter::new(database.clone(), shop.committer()));
         let workflow_stores = WorkflowStores {
-            outbox: Arc::new(OutboxOnCommitter::new(database.clone(), shop.committer())),
+            outbox: Arc::clone(&outbox),
             deliveries: database.clone(),
         };
         // The outbox is shared: on a cluster, the holder of shard 0 relays it.
@@ -272,6 +279,10 @@ impl App {
                 shop.clone(),
             )));
         }
+        let rate_limiter = settings
+            .rate_limits
+            .enabled
+            .then(|| crate::rate_limit::RateLimiter::start(&settings.rate_limits));
         let ctx = ApiContext(Arc::new(ApiParts {
             shop: shop.clone(),
             keys: Arc::clone(&keys),
@@ -301,15 +312,29 @@ impl App {
             cluster: cluster
                 .as_ref()
                 .map(|node| crate::routes::cluster::ClusterOps::start(node.view(), shop.clone())),
+            outbox,
+            rate_limiter: rate_limiter.clone(),
         }));
         let body_limit = DefaultBodyLimit::max(settings.server.body_limit_bytes);
         let internal = internal.map(|listener| {
             let router = crate::routes::internal_router()
                 .layer(body_limit)
+                .layer(axum::middleware::from_fn(
+                    crate::unread_body::close_if_unread,
+                ))
                 .with_state(ctx.clone());
             (listener, router)
         });
         let router = crate::routes::router().layer(body_limit);
+        // Only on the public listener: what other nodes forward was limited where it came in.
+        let router = if rate_limiter.is_some() {
+            router.layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                crate::rate_limit::limit,
+            ))
+        } else {
+            router
+        };
         let router = if settings.telemetry.metrics {
             crate::metrics::handle();
             router.layer(axum::middleware::from_fn(crate::metrics::record_http))
@@ -326,7 +351,11 @@ impl App {
         } else {
             router
         };
-        let router = router.with_state(ctx);
+        let router = router
+            .layer(axum::middleware::from_fn(
+                crate::unread_body::close_if_unread,
+            ))
+            .with_state(ctx);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -336,6 +365,7 @@ impl App {
             shop,
             keys,
             websocket_slots,
+            rate_limiter,
             workflow,
             indexer,
             cluster,
@@ -360,6 +390,11 @@ impl App {
     /// Free WebSocket slots (tests count open connections with it).
     pub fn websocket_slots(&self) -> Arc<tokio::sync::Semaphore> {
         Arc::clone(&self.websocket_slots)
+    }
+
+    /// The rate limiter, when `[rate_limits]` is enabled (tests watch its buckets).
+    pub fn rate_limiter(&self) -> Option<Arc<crate::rate_limit::RateLimiter>> {
+        self.rate_limiter.clone()
     }
 
     pub fn workflow(&self) -> &Workflow {
@@ -391,7 +426,11 @@ impl App {
                 }
             })
         });
-        axum::serve(self.listener, self.router)
+        // The peer's address keys the rate limits of anonymous callers.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;

@@ -48,6 +48,9 @@ pub enum ApiError {
     },
     #[error("too many requests for this product right now")]
     Overloaded,
+    /// The caller used up its bucket of this class of request (`rate_limit.rs`).
+    #[error("too many requests: try again in {} s", retry_after_secs(*wait))]
+    RateLimited { wait: std::time::Duration },
     /// The engine could not make a decision durable. The cause goes to the log.
     #[error("the engine is temporarily unavailable")]
     Unavailable(String),
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::LinesRefused { .. } => (StatusCode::CONFLICT, "lines_refused"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::ShardMoved(_) => (StatusCode::SERVICE_UNAVAILABLE, "shard_moved"),
         }
@@ -113,7 +117,7 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         match &self {
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "answering 503"),
-            ApiError::Overloaded => crate::metrics::count_shed(code),
+            ApiError::Overloaded | ApiError::RateLimited { .. } => crate::metrics::count_shed(code),
             ApiError::SoldOut { .. }
             | ApiError::LimitReached { .. }
             | ApiError::SaleNotStarted { .. }
@@ -133,7 +137,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(crate::forward::SHARD_MOVED, HeaderValue::from(*shard));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let ApiError::RateLimited { wait } = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(*wait)),
+            );
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             // Short on purpose: a flash sale is over in minutes.
             response
                 .headers_mut()
@@ -285,4 +294,12 @@ impl From<actors::OrderError> for ApiError {
             E::Moved(shard) => ApiError::ShardMoved(shard),
         }
     }
+}
+
+/// Whole seconds, rounded up and at least one: a client that waits `Retry-After` must find
+/// a token in its bucket.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1_000))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }

@@ -17,11 +17,13 @@ pub mod import;
 pub mod metrics;
 pub mod node_channel;
 pub mod ops_cli;
+pub mod rate_limit;
 pub mod remote_feeds;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
 mod time_format;
+pub mod unread_body;
 
 pub use app::{ApiContext, ApiParts, App};
 pub use settings::Settings;

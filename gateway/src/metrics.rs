@@ -28,6 +28,7 @@ pub const MAILBOX_DEPTH_MAX: &str = "flashcart_mailbox_depth_max";
 pub const PENDING_ORDERS: &str = "flashcart_pending_orders";
 pub const WS_CONNECTIONS: &str = "flashcart_ws_connections";
 pub const SHARDS_OWNED: &str = "flashcart_shards_owned";
+pub const OUTBOX_PENDING: &str = "flashcart_outbox_pending";
 pub use persistence::{
     GROUP_COMMIT_BATCH_SIZE_METRIC as GROUP_COMMIT_BATCH_SIZE,
     GROUP_COMMIT_DURATION_METRIC as GROUP_COMMIT_DURATION,
@@ -140,6 +141,11 @@ pub async fn scrape(State(ctx): State<ApiContext>) -> Response {
     metrics::gauge!(PENDING_ORDERS).set(shop.pending_order_count() as f64);
     let (_, deepest) = shop.in_flight_totals();
     metrics::gauge!(MAILBOX_DEPTH_MAX).set(f64::from(deepest));
+    // One sum over a table the relay keeps near empty; on a cluster, the shared outbox.
+    match ctx.outbox.pending_events().await {
+        Ok(pending) => metrics::gauge!(OUTBOX_PENDING).set(pending as f64),
+        Err(error) => tracing::warn!(%error, "cannot count the outbox for /metrics"),
+    }
     if shop.is_clustered() {
         metrics::gauge!(SHARDS_OWNED).set(shop.shard_leases().len() as f64);
     }

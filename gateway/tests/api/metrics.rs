@@ -7,7 +7,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, eventually, free_port, spawn_app};
+use gateway::auth::{Claims, JwtKeys, Role};
+use gateway::feed_client::StockFeedClient;
+use serde_json::json;
+
+use crate::helpers::{Server, TestApp, eventually, free_port, spawn_app, wait_ready};
 
 /// The value of the first sample of `name` whose labels include every one of `labels`.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -119,7 +123,7 @@ async fn metrics_follow_orders_refusals_requests_and_commits() {
     app.stop().await;
 }
 
-/// A Prometheus server (the Debian package, `deploy/prometheus.sh`) scraping `target`
+/// A Prometheus server (the Debian package, `deploy/ops_servers.sh`) scraping `target`
 /// every second, on a free loopback port; stopped when dropped.
 struct Prometheus {
     process: std::process::Child,
@@ -151,7 +155,7 @@ impl Prometheus {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("prometheus starts (deploy/prometheus.sh installs it)");
+            .expect("prometheus starts (deploy/ops_servers.sh installs it)");
         let prometheus = Self {
             process,
             address,
@@ -181,6 +185,23 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    /// Whether the query API runs `query` (valid PromQL over known functions).
+    async fn accepts(&self, query: &str) -> bool {
+        let Ok(url) = reqwest::Url::parse_with_params(
+            &format!("http://{}/api/v1/query", self.address),
+            &[("query", query)],
+        ) else {
+            return false;
+        };
+        let Ok(answer) = reqwest::get(url).await else {
+            return false;
+        };
+        let answer: Value = answer.json().await.unwrap_or(Value::Null);
+        answer["status"] == "success"
+    }
+}
+
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.process.kill();
@@ -188,16 +209,71 @@ impl Drop for Prometheus {
     }
 }
 
-/// The real Prometheus server scrapes the engine and answers what it sold.
+/// The engine binary in a process of its own (so its counters are its own), scraped by the
+/// real Prometheus server. Prometheus answers what it sold, and every query of the shipped
+/// Grafana dashboard is valid PromQL over names the engine exports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_scrapes_the_engine() {
-    let app = spawn_app().await;
-    let target = app.address.trim_start_matches("http://").to_owned();
-    let prometheus = Prometheus::scraping(&target).await;
-    app.create_product(1, 1_000, 10).await;
+async fn prometheus_scrapes_the_engine_and_the_dashboard_queries_what_it_exports() {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let port = free_port();
+    let _engine = Server::start(data.path(), port);
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &address).await;
+    let prometheus = Prometheus::scraping(&format!("127.0.0.1:{port}")).await;
+
+    let keys = JwtKeys::new(secrecy::SecretString::from("test-secret".to_owned()));
+    let token = |user: u64, role: Role| {
+        keys.encode(&Claims {
+            sub: user.to_string(),
+            role,
+            exp: actors::clock::now_ms() / 1_000 + 3_600,
+        })
+    };
+    let created = client
+        .post(format!("{address}/api/v1/products"))
+        .bearer_auth(token(1, Role::Admin))
+        .json(&json!({
+            "id": 1, "title": "Phone", "brand": "Acme", "category": "mobiles",
+            "price": 1_000, "stock": 3
+        }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    // A screen stays open while Prometheus scrapes.
+    let _screen = StockFeedClient::connect(&address, &[engine::ProductId(1)])
+        .await
+        .expect("a stock screen");
+    let buy = |user: u64, key: String| {
+        client
+            .post(format!("{address}/api/v1/buy-now"))
+            .bearer_auth(token(user, Role::Customer))
+            .header("Idempotency-Key", key)
+            .json(&json!({ "productId": 1, "quantity": 1 }))
+            .send()
+    };
     for user in 1..=3 {
-        app.buy(user, 1, 1, &format!("scraped-{user}")).await;
+        let bought = buy(user, format!("scraped-{user}")).await.expect("sent");
+        assert_eq!(bought.status(), StatusCode::CREATED);
     }
+    // Sold out now: refusals. One user pressing past the default Buy Now bucket (burst
+    // 10): shedding.
+    let mut statuses = Vec::new();
+    for press in 0..15 {
+        statuses.push(
+            buy(9, format!("press-{press}"))
+                .await
+                .expect("sent")
+                .status(),
+        );
+    }
+    assert!(statuses.contains(&StatusCode::CONFLICT), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+
     let placed = eventually(Duration::from_secs(30), || async {
         prometheus
             .query(r#"flashcart_orders_placed_total{job="flashcart",path="buy_now"}"#)
@@ -208,5 +284,68 @@ async fn prometheus_scrapes_the_engine() {
     assert_eq!(placed, 3.0);
     let up = prometheus.query(r#"up{job="flashcart"}"#).await;
     assert_eq!(up, Some(1.0), "the target is healthy");
-    app.stop().await;
+
+    // Every name the dashboard queries is in the engine's scrape, once the jobs of the
+    // three orders have run.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/grafana/dashboards/flashcart.json"),
+        )
+        .expect("the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().expect("an expr").to_owned())
+        .collect();
+    assert!(queries.len() >= 10, "{queries:?}");
+    let names: std::collections::BTreeSet<String> = queries
+        .iter()
+        .flat_map(|query| metric_names(query))
+        .collect();
+    let text = eventually(Duration::from_secs(20), || async {
+        let text = client
+            .get(format!("{address}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        names
+            .iter()
+            .all(|name| exported(&text, name))
+            .then_some(text)
+    })
+    .await;
+    for name in &names {
+        assert!(exported(&text, name), "{name} is not in the scrape");
+    }
+    for query in &queries {
+        assert!(
+            prometheus.accepts(query).await,
+            "Prometheus refuses {query}"
+        );
+    }
+}
+
+/// The `flashcart_...` names a PromQL query reads.
+fn metric_names(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("flashcart_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether a scrape has samples of `name` (a histogram's `_bucket`, `_sum`, `_count` too).
+fn exported(scrape: &str, name: &str) -> bool {
+    scrape.lines().any(|line| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
 }

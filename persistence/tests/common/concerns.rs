@@ -246,6 +246,7 @@ pub async fn the_outbox_hands_out_events_in_order(store: Arc<Database>) {
     let keys = |rows: &[persistence::OutboxRow]| -> Vec<String> {
         rows.iter().map(|row| row.key.clone()).collect()
     };
+    assert_eq!(store.pending_events().await.expect("count"), 6);
     // Whole packs that fit in the limit, and always the oldest even if it is larger.
     let rows = store.oldest_events(4).await.expect("read");
     assert_eq!(keys(&rows), ["1", "2", "3"]);
@@ -265,9 +266,11 @@ pub async fn the_outbox_hands_out_events_in_order(store: Arc<Database>) {
     store.delete_events(&seqs).await.expect("delete");
     let rest = store.oldest_events(10).await.expect("read");
     assert_eq!(keys(&rest), ["4", "5", "6"]);
+    assert_eq!(store.pending_events().await.expect("count"), 3);
     let seqs: Vec<i64> = rest.iter().map(|row| row.seq).collect();
     store.delete_events(&seqs).await.expect("delete");
     assert!(store.oldest_events(10).await.expect("read").is_empty());
+    assert_eq!(store.pending_events().await.expect("count"), 0);
 }
 
 /// An order is found by its key in its scope only, and a key makes one order; "delivered

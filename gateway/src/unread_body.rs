@@ -1,0 +1,76 @@
+//! A request answered before its body was read (401 from the token check, 413 from the
+//! declared length, 429 from the rate limit...) says `Connection: close`.
+//!
+//! Why: hyper keeps a connection alive after such an answer only if the rest of the body is
+//! already in its buffer; otherwise it closes the connection, silently. A client that sent
+//! its headers and body in two writes then finds a broken pipe on its next request. Reading
+//! the unread body to the end would cost the engine what the early answer saved (and let an
+//! unauthenticated caller make it read); telling the client is free.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+/// The middleware: watches the body of a request that has one.
+pub async fn close_if_unread(request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let read_to_end = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| {
+        Body::new(Watched {
+            inner: body,
+            read_to_end: Arc::clone(&read_to_end),
+        })
+    });
+    let mut response = next.run(request).await;
+    if !read_to_end.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A body that notes when it has been read to its end.
+struct Watched {
+    inner: Body,
+    read_to_end: Arc<AtomicBool>,
+}
+
+impl HttpBody for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            self.read_to_end.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
