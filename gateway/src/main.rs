@@ -67,6 +67,13 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Read the configuration as `serve` would (file, FLASHCART_* env vars), refuse what it
+    /// does not know, and print what the engine would listen on and run against, as JSON.
+    /// Deployment manifests are checked with it.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print a bearer token for trying the API (its last line is the token).
     DemoToken {
         #[arg(long)]
@@ -221,6 +228,23 @@ fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let settings = load_settings(config, Overrides::data_dir(data_dir))?;
             runtime()?.block_on(import_products(settings, file))
+        }
+        Command::CheckConfig { config } => {
+            let settings = load_settings(config, Overrides::default())?;
+            let summary = serde_json::json!({
+                "listen": settings.server.listen.to_string(),
+                "internalListen": settings.cluster.internal_listen.to_string(),
+                "clustered": settings.cluster.node_id.is_some(),
+                "store": if settings.store.database_url.is_some() { "postgres" } else { "embedded" },
+                "dataDir": settings.store.data_dir,
+                "redis": settings.redis.url.is_some(),
+                "kafka": settings.kafka.brokers.is_some(),
+                "rabbitmq": settings.rabbitmq.url.is_some(),
+                "rateLimits": settings.rate_limits.enabled,
+                "metrics": settings.telemetry.metrics,
+            });
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
         }
         Command::DemoToken {
             user,

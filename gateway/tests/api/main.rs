@@ -11,6 +11,7 @@ mod cluster;
 mod connections;
 mod import;
 mod lifecycle;
+mod manifests;
 mod metrics;
 mod nginx;
 mod outages;
