@@ -76,6 +76,8 @@ pub struct Limits {
     pub body_limit_bytes: usize,
     /// `/metrics` answers (`[telemetry] metrics`).
     pub metrics: bool,
+    /// One log line per answered request (`[telemetry] access_log`).
+    pub access_log: bool,
     pub websocket_write_timeout: Duration,
     /// Demo mode: the page may hand out shopper tokens.
     pub demo: bool,
@@ -290,6 +292,7 @@ impl App {
                 page_size_max: settings.server.page_size_max,
                 body_limit_bytes: settings.server.body_limit_bytes,
                 metrics: settings.telemetry.metrics,
+                access_log: settings.telemetry.access_log,
                 websocket_write_timeout: Duration::from_millis(
                     settings.server.websocket_write_timeout_ms,
                 ),
@@ -321,6 +324,10 @@ impl App {
                 .layer(body_limit)
                 .layer(axum::middleware::from_fn(
                     crate::unread_body::close_if_unread,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    ctx.clone(),
+                    crate::request_trace::trace_request,
                 ))
                 .with_state(ctx.clone());
             (listener, router)
@@ -354,6 +361,10 @@ impl App {
         let router = router
             .layer(axum::middleware::from_fn(
                 crate::unread_body::close_if_unread,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                crate::request_trace::trace_request,
             ))
             .with_state(ctx);
         let listener = TcpListener::bind(settings.server.listen)

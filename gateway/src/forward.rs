@@ -32,12 +32,13 @@ const ATTEMPTS: usize = 15;
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Request headers the owner needs to decide as this node would.
-const PASSED_ON: [HeaderName; 5] = [
+const PASSED_ON: [HeaderName; 6] = [
     header::AUTHORIZATION,
     header::CONTENT_TYPE,
     HeaderName::from_static("idempotency-key"),
     HeaderName::from_static(crate::routes::payments::SIGNATURE_HEADER),
     header::ACCEPT,
+    crate::request_trace::REQUEST_ID,
 ];
 /// Answer headers passed back.
 const PASSED_BACK: [HeaderName; 3] = [

@@ -19,6 +19,7 @@ pub mod node_channel;
 pub mod ops_cli;
 pub mod rate_limit;
 pub mod remote_feeds;
+pub mod request_trace;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;

@@ -211,15 +211,18 @@ fn run(command: Command) -> anyhow::Result<()> {
             data_dir,
             demo,
         } => {
-            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            gateway::telemetry::init("info", std::io::stdout, ansi);
             let overrides = Overrides {
                 listen,
                 data_dir,
                 demo,
             };
             let settings = load_settings(config, overrides)?;
-            runtime()?.block_on(serve(settings))
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            runtime()?.block_on(async {
+                let _telemetry =
+                    gateway::telemetry::init_with(&settings.telemetry, std::io::stdout, ansi)?;
+                serve(settings).await
+            })
         }
         Command::ImportProducts {
             file,

@@ -39,11 +39,35 @@ pub struct TelemetrySettings {
     /// need them during a sale; off only to measure what they cost
     /// (`loadtests/metrics_cost.sh`).
     pub metrics: bool,
+    /// `text` for people, `json` (one object per line) for log shippers.
+    pub format: LogFormat,
+    /// One INFO line per answered request (route, status, milliseconds). Off by default: at
+    /// a sale's rate the proxy's access log already holds them, and writing each costs.
+    pub access_log: bool,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (`http://collector:4318`): spans of
+    /// every request, shop call, actor turn and commit go to `<url>/v1/traces`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { metrics: true }
+        Self {
+            metrics: true,
+            format: LogFormat::Text,
+            access_log: false,
+            otlp_endpoint: None,
+            service_name: "flashcart".into(),
+        }
     }
 }
 

@@ -242,6 +242,15 @@ fn restore(
 
 impl ProductActorState {
     fn buy_now(&mut self, myself: &ActorRef<ProductMsg>, buy: BuyNow) {
+        // The turn is traced under the buyer's request; without a collector the DEBUG span
+        // is never created, and the request's own span still tags what is logged here.
+        let turn = tracing::debug_span!(parent: &buy.waiter.span, "actor.turn", product = self.product.id.0);
+        let _turn = if turn.is_disabled() {
+            buy.waiter.span.clone()
+        } else {
+            turn
+        }
+        .entered();
         if self.recovering {
             buy.waiter
                 .answer(BuyNowReply::Unavailable(Unavailable::Recovering));
@@ -325,8 +334,10 @@ impl ProductActorState {
         self.committing.insert(batch_id, batch.followers);
 
         let placed = batch.placed;
+        let commit = commit_span(self.product.id, &placed);
         let actor = myself.clone();
         let on_done = move |outcome: CommitOutcome| {
+            let _commit = commit.entered();
             // Buyers are answered here, on the committer's task, without a hop through
             // the actor: the answer only depends on the outcome.
             for (waiter, placement) in placed {
@@ -549,6 +560,25 @@ impl ProductActorState {
             held_lines: self.held.len(),
         }
     }
+}
+
+/// The group commit of a batch, traced as a child of its first buyer's request and linked
+/// to every other buyer's (OpenTelemetry's way of showing one piece of work done for many).
+/// It lasts until the committer answers.
+fn commit_span(product_id: ProductId, placed: &[(Waiter, Placement)]) -> tracing::Span {
+    let first = placed.first().map(|(waiter, _)| waiter.span.id());
+    let commit = tracing::debug_span!(
+        parent: first.flatten(),
+        "commit",
+        product = product_id.0,
+        orders = placed.len()
+    );
+    if !commit.is_disabled() {
+        for (waiter, _) in placed.iter().skip(1) {
+            commit.follows_from(&waiter.span);
+        }
+    }
+    commit
 }
 
 fn reply_for(outcome: &CommitOutcome, placement: Placement) -> BuyNowReply {

@@ -68,13 +68,18 @@ pub struct BuyNow {
 pub struct Waiter {
     reply: oneshot::Sender<BuyNowReply>,
     _permit: Permit,
+    /// The buyer's request (its span carries the request id): the actor's turn and the
+    /// commit are traced and logged under it.
+    pub span: tracing::Span,
 }
 
 impl Waiter {
+    /// Takes the caller's current span along.
     pub fn new(reply: oneshot::Sender<BuyNowReply>, permit: Permit) -> Self {
         Self {
             reply,
             _permit: permit,
+            span: tracing::Span::current(),
         }
     }
 

@@ -20,6 +20,12 @@ pub struct BuyNowRequest {
 impl Shop {
     /// Buy Now: reserve, make durable, answer. Business outcomes (placed, sold out, limit)
     /// are `Ok`; `Err` only for an unknown product or an overloaded one.
+    #[tracing::instrument(
+        name = "shop.buy_now",
+        level = "debug",
+        skip_all,
+        fields(product = request.product_id.0, quantity = request.quantity)
+    )]
     pub async fn buy_now(&self, request: BuyNowRequest) -> Result<BuyNowReply, BuyNowError> {
         // A second attempt only happens when the first reached an actor that was stopping
         // (passivated or restarted): then nothing of the request was written.

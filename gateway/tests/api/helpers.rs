@@ -439,6 +439,16 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
+        Self::start_logging(data_dir, port, env, Stdio::null())
+    }
+
+    /// Like `start_with`, with the engine's standard output (its log) going to `log`.
+    pub fn start_logging(
+        data_dir: &std::path::Path,
+        port: u16,
+        env: &[(&str, &str)],
+        log: impl Into<Stdio>,
+    ) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_flashcart"))
             .args([
                 "serve",
@@ -448,8 +458,9 @@ impl Server {
             ])
             .arg(data_dir)
             .env("FLASHCART_AUTH__JWT_SECRET", "test-secret")
+            .env_remove("RUST_LOG")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .expect("the flashcart binary starts");

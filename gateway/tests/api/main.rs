@@ -22,5 +22,6 @@ mod restart;
 mod reviews;
 mod search;
 mod stock_feed;
+mod tracing;
 mod tracking;
 mod workflow;
