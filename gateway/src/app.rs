@@ -40,6 +40,8 @@ pub struct ApiParts {
     /// Every rule of the shop: buying, orders, catalog, cart, reviews.
     pub shop: Shop,
     pub keys: Arc<JwtKeys>,
+    /// The shop's identity provider (`[auth] jwks_url`), if its tokens are accepted.
+    pub identity_provider: Option<Arc<crate::auth::IdentityProvider>>,
     pub limits: Arc<Limits>,
     /// Shared with the payment provider, to check its webhook signatures.
     pub webhook_secret: Arc<[u8]>,
@@ -288,6 +290,8 @@ impl App {
         let ctx = ApiContext(Arc::new(ApiParts {
             shop: shop.clone(),
             keys: Arc::clone(&keys),
+            identity_provider: crate::auth::IdentityProvider::from_settings(&settings.auth)?
+                .map(Arc::new),
             limits: Arc::new(Limits {
                 page_size_max: settings.server.page_size_max,
                 body_limit_bytes: settings.server.body_limit_bytes,

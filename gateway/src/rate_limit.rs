@@ -202,8 +202,10 @@ pub async fn limit(State(ctx): State<ApiContext>, mut request: Request, next: Ne
     let Some(class) = Class::of(request.method(), route) else {
         return next.run(request).await;
     };
-    let caller =
-        bearer_token(request.headers()).and_then(|token| caller_from_token(&ctx, token).ok());
+    let caller = match bearer_token(request.headers()) {
+        Some(token) => caller_from_token(&ctx, token).await.ok(),
+        None => None,
+    };
     let bucket = match caller {
         Some(caller) => {
             request.extensions_mut().insert(caller);

@@ -164,13 +164,48 @@ impl Default for ServerSettings {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// HS256 secret for bearer tokens. When unset, one is generated on first start and
     /// kept in `<data_dir>/jwt-secret` (mode 0600), so `serve` and `demo-token` agree
     /// without anyone choosing a weak default.
     pub jwt_secret: Option<SecretString>,
+    /// The shop's identity provider (Keycloak, Auth0, Cognito...): its JWKS document. When
+    /// set, its RS256/ES256 tokens are accepted besides the engine's own HS256 ones.
+    pub jwks_url: Option<String>,
+    /// The provider's `iss`; required with `jwks_url`.
+    pub issuer: Option<String>,
+    /// This API's `aud` at the provider; required with `jwks_url`.
+    pub audience: Option<String>,
+    /// Where the role is in the provider's claims, dotted (`realm_access.roles`): a string or
+    /// a list of strings; admin, logistics, delivery or customer (the first of these found,
+    /// in that order). A caller without one is a customer.
+    pub role_claim: String,
+    /// The algorithms the provider signs with. Never `none`, never an HMAC one: a public key
+    /// must not become a shared secret.
+    pub algorithms: Vec<String>,
+    /// A token naming a key we do not have refreshes the JWKS, at most this often (a flood of
+    /// made-up `kid`s must not become a flood of fetches).
+    pub jwks_refresh_min_ms: u64,
+    /// Keys are fetched again after this long anyway, so keys the provider rotated out stop
+    /// being accepted.
+    pub jwks_max_age_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            role_claim: "role".into(),
+            algorithms: vec!["RS256".into(), "ES256".into()],
+            jwks_refresh_min_ms: 10_000,
+            jwks_max_age_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -582,8 +617,27 @@ impl Settings {
         ];
         match rules.iter().find(|(holds, _)| !holds) {
             Some((_, rule)) => Err((*rule).to_owned()),
-            None => self.check_cluster(),
+            None => {
+                self.check_identity_provider()?;
+                self.check_cluster()
+            }
         }
+    }
+
+    /// An identity provider's tokens are only checked with an issuer and an audience, and
+    /// only with public-key algorithms.
+    fn check_identity_provider(&self) -> Result<(), String> {
+        let auth = &self.auth;
+        if auth.jwks_url.is_none() {
+            return Ok(());
+        }
+        if auth.issuer.is_none() || auth.audience.is_none() {
+            return Err("auth.jwks_url needs auth.issuer and auth.audience".into());
+        }
+        if auth.algorithms.is_empty() {
+            return Err("auth.algorithms must name at least one algorithm".into());
+        }
+        crate::auth::public_key_algorithms(&auth.algorithms).map(|_| ())
     }
 
     /// A node id asks for cluster mode: say at once what it lacks.

@@ -69,6 +69,14 @@ impl JwtKeys {
         format!("{signing_input}.{signature}")
     }
 
+    /// Whether `token` has the engine's own header (HS256, no key id): anything else is
+    /// left to the identity provider.
+    pub fn is_own(token: &str) -> bool {
+        token
+            .split_once('.')
+            .is_some_and(|(header, _)| header == HEADER)
+    }
+
     pub fn decode(&self, token: &str, now_secs: u64) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =

@@ -1,8 +1,10 @@
 //! Who is calling: a bearer JWT (HS256) with `sub` (user id), `role` and `exp`.
 
+mod identity_provider;
 mod jwt;
 mod secret;
 
+pub use identity_provider::{IdentityProvider, ProviderError, public_key_algorithms};
 pub use jwt::{Claims, JwtKeys, TokenError};
 pub use secret::load_or_create_secret;
 
@@ -68,10 +70,32 @@ impl Caller {
     }
 }
 
-/// The caller a bearer token names, checked against the engine's key.
-pub fn caller_from_token(ctx: &ApiContext, token: &str) -> Result<Caller, ApiError> {
+/// The caller a bearer token names: the engine's own HS256 tokens are checked against its
+/// key; with `[auth] jwks_url`, any other token against the identity provider's keys.
+pub async fn caller_from_token(ctx: &ApiContext, token: &str) -> Result<Caller, ApiError> {
+    let token = token.trim();
+    if let Some(provider) = &ctx.identity_provider
+        && !JwtKeys::is_own(token)
+    {
+        let caller = provider.verify(token).await.map_err(|error| {
+            tracing::debug!(%error, "identity provider token refused");
+            error
+        });
+        let caller = caller.map_err(|error| match error {
+            ProviderError::Unreachable => ApiError::Unavailable(error.to_string()),
+            ProviderError::Expired => ApiError::Unauthorized("the token has expired"),
+            ProviderError::UnknownKey => ApiError::Unauthorized(
+                "the token is signed with a key the provider does not publish",
+            ),
+            _ => ApiError::Unauthorized("the token is not valid"),
+        })?;
+        return Ok(Caller {
+            user_id: UserId(caller.user_id),
+            role: caller.role,
+        });
+    }
     let now_secs = actors::clock::now_ms() / 1_000;
-    let claims = ctx.keys.decode(token.trim(), now_secs).map_err(|error| {
+    let claims = ctx.keys.decode(token, now_secs).map_err(|error| {
         ApiError::Unauthorized(match error {
             TokenError::Expired => "the token has expired",
             _ => "the token is not valid",
@@ -104,7 +128,7 @@ impl FromRequestParts<ApiContext> for Caller {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
             "expected `Authorization: Bearer <token>`",
         ))?;
-        caller_from_token(ctx, token)
+        caller_from_token(ctx, token).await
     }
 }
 

@@ -205,15 +205,24 @@ async fn watch_order(
     Ok(upgrade.on_upgrade(move |mut socket| async move {
         // A header whose token is not valid is ignored, as if absent: the first message
         // may still bring one.
-        let header_token =
-            header_token.filter(|token| crate::auth::caller_from_token(&ctx, token).is_ok());
-        let token = match header_token {
-            Some(token) => Some(token),
-            None => first_message_token(&mut socket).await,
+        let header_caller = match &header_token {
+            Some(token) => crate::auth::caller_from_token(&ctx, token)
+                .await
+                .ok()
+                .map(|caller| (token.clone(), caller)),
+            None => None,
         };
-        let caller = token
-            .as_deref()
-            .and_then(|token| crate::auth::caller_from_token(&ctx, token).ok());
+        let (token, caller) = match header_caller {
+            Some((token, caller)) => (Some(token), Some(caller)),
+            None => {
+                let token = first_message_token(&mut socket).await;
+                let caller = match &token {
+                    Some(token) => crate::auth::caller_from_token(&ctx, token).await.ok(),
+                    None => None,
+                };
+                (token, caller)
+            }
+        };
         if !caller.is_some_and(|caller| caller.may_see(order.user_id)) {
             let frame = CloseFrame {
                 code: close_code::POLICY,

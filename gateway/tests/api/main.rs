@@ -9,6 +9,7 @@ mod cart;
 mod checkout;
 mod cluster;
 mod connections;
+mod identity_provider;
 mod import;
 mod lifecycle;
 mod manifests;
