@@ -6,6 +6,7 @@
 //! `engine::stock::ProductStock::reserve` -> the group committer
 //! (`persistence/src/group_commit.rs`).
 
+pub mod api_doc;
 pub mod app;
 pub mod auth;
 pub mod demo;

@@ -3,9 +3,7 @@
 //! node counts the events of its share of the partitions: the answer sums every live
 //! node's share (`/internal/v1/analytics/share`).
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use engine::ProductId;
 use serde::{Deserialize, Serialize};
 use workflow::analytics::{FiguresShare, ProductSales, Trending};
@@ -19,11 +17,46 @@ use crate::extract::{Path, Query};
 const LIMIT_MAX: usize = 1_000;
 const LIMIT_DEFAULT: usize = 20;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/analytics/sales", get(sales))
-        .route("/analytics/sales/{product_id}", get(sales_of))
-        .route("/analytics/trending", get(trending))
+use crate::api_doc::ErrorBody;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(sales))
+        .routes(routes!(sales_of))
+        .routes(routes!(trending))
+}
+
+/// The schema of `workflow::analytics::ProductSales` as answered (the workflow crate stays
+/// free of the API's documentation).
+#[derive(ToSchema)]
+#[schema(as = ProductSales)]
+#[allow(dead_code)]
+struct ProductSalesSchema {
+    #[schema(rename = "productId")]
+    product_id: u64,
+    /// Orders placed (reserved), paid or not.
+    #[schema(rename = "ordersPlaced")]
+    orders_placed: u64,
+    /// Units of confirmed (paid) orders.
+    #[schema(rename = "unitsSold")]
+    units_sold: u64,
+    /// Revenue of confirmed orders, in minor units.
+    revenue: u64,
+}
+
+/// The schema of `workflow::analytics::Trending` as answered.
+#[derive(ToSchema)]
+#[schema(as = Trending)]
+#[allow(dead_code)]
+struct TrendingSchema {
+    #[schema(rename = "productId")]
+    product_id: u64,
+    score: u64,
+    views: u64,
+    #[schema(rename = "ordersPlaced")]
+    orders_placed: u64,
 }
 
 /// Where an analytics share is asked of a node, on its node channel.
@@ -40,9 +73,11 @@ async fn cluster_figures(ctx: &ApiContext) -> Result<Option<FiguresShare>, ApiEr
     Ok(Some(FiguresShare::merge(shares)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LimitParams {
+    /// How many, 1 to 1,000 (default 20).
     limit: Option<usize>,
 }
 
@@ -59,11 +94,25 @@ impl LimitParams {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SalesBody {
+    #[schema(value_type = Vec<ProductSalesSchema>)]
     products: Vec<ProductSales>,
 }
 
+/// Sales per product, best first (admins).
+#[utoipa::path(
+    get,
+    path = "/analytics/sales",
+    tag = "analytics",
+    security(("bearer" = [])),
+    params(LimitParams),
+    responses(
+        (status = 200, description = "Products by orders placed.", body = SalesBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 422, description = "A bad `limit` (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn sales(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -78,6 +127,19 @@ async fn sales(
     Ok(axum::Json(SalesBody { products }))
 }
 
+/// One product's sales (admins).
+#[utoipa::path(
+    get,
+    path = "/analytics/sales/{product_id}",
+    tag = "analytics",
+    security(("bearer" = [])),
+    params(("product_id" = u64, Path, description = "The product's id.")),
+    responses(
+        (status = 200, description = "The product's figures.", body = ProductSalesSchema),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No sales recorded for it (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn sales_of(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -93,11 +155,23 @@ async fn sales_of(
         .ok_or_else(|| ApiError::NotFound(format!("no sales recorded for product {product_id}")))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TrendingBody {
+    #[schema(value_type = Vec<TrendingSchema>)]
     products: Vec<Trending>,
 }
 
+/// What is trending: views and orders of the last window, scored.
+#[utoipa::path(
+    get,
+    path = "/analytics/trending",
+    tag = "analytics",
+    params(LimitParams),
+    responses(
+        (status = 200, description = "Products by score.", body = TrendingBody),
+        (status = 422, description = "A bad `limit` (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn trending(
     State(ctx): State<ApiContext>,
     Query(params): Query<LimitParams>,

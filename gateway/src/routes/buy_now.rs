@@ -1,11 +1,9 @@
 //! Buy Now: the hot path. Authenticate, validate, hand to the shop, map the outcome.
 
 use actors::{BuyNowReply, BuyNowRequest, Placement};
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use engine::ProductId;
 use serde::{Deserialize, Serialize};
 
@@ -15,13 +13,15 @@ use crate::error::ApiError;
 use crate::extract::{ForwardableHeaders, IdempotencyKeyHeader, Json};
 use crate::forward;
 use crate::time_format::format_rfc3339_ms;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/buy-now", post(buy_now))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(buy_now))
 }
 
 /// The request body. Public for the JSON benchmark.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuyNowBody {
     pub product_id: u64,
@@ -29,7 +29,7 @@ pub struct BuyNowBody {
 }
 
 /// The 201 body. Public for the JSON benchmark.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlacedBody {
     pub order_id: String,
@@ -43,6 +43,23 @@ pub struct PlacedBody {
     pub expires_at: String,
 }
 
+/// Buy one product now: the order is durable when the answer comes. Retries with the same
+/// `Idempotency-Key` get the same order (`Idempotent-Replayed: true`).
+#[utoipa::path(
+    post,
+    path = "/buy-now",
+    tag = "buying",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "A unique id per purchase attempt, reused on retries (at most 64 printable characters).")),
+    request_body = BuyNowBody,
+    responses(
+        (status = 201, description = "The order, reserved until `expiresAt`.", body = PlacedBody),
+        (status = 403, description = "Only customers and admins buy (`forbidden`).", body = crate::api_doc::ErrorBody),
+        (status = 404, description = "No such product (`not_found`).", body = crate::api_doc::ErrorBody),
+        (status = 409, description = "`sold_out`, or the sale's per-user limit (`limit_reached`).", body = crate::api_doc::ErrorBody),
+        (status = 422, description = "A bad field (`invalid_field`), the sale has not started (`sale_not_started`) or has ended (`sale_ended`), or the key was used for another request (`idempotency_key_reused`).", body = crate::api_doc::ErrorBody),
+    )
+)]
 async fn buy_now(
     State(ctx): State<ApiContext>,
     caller: Caller,

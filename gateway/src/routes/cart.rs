@@ -2,10 +2,8 @@
 //! holding it, prices as of now) are the shop's (`actors/src/cart.rs`).
 
 use actors::{CartLineView, CartView};
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
 use engine::{Money, ProductId};
 use serde::{Deserialize, Serialize};
 
@@ -14,41 +12,50 @@ use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/cart/items", get(show).post(add))
-        .route("/cart/items/{product_id}", patch(change).delete(remove))
+use crate::api_doc::ErrorBody;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(show, add))
+        .routes(routes!(change, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewLine {
     product_id: u64,
     quantity: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Quantity {
     quantity: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CartLineBody {
+    #[schema(value_type = u64)]
     product_id: ProductId,
     title: String,
     quantity: u32,
+    /// The price now (the sale's while one is live), minor units.
+    #[schema(value_type = u64)]
     unit_price: Money,
+    #[schema(value_type = u64)]
     line_total: Money,
     available: u64,
     on_sale: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CartBody {
     items: Vec<CartLineBody>,
+    #[schema(value_type = u64)]
     total: Money,
 }
 
@@ -81,6 +88,17 @@ fn units(quantity: i64) -> u32 {
     u32::try_from(quantity).unwrap_or(if quantity < 0 { 0 } else { u32::MAX })
 }
 
+/// The caller's cart, priced as of now.
+#[utoipa::path(
+    get,
+    path = "/cart/items",
+    tag = "cart",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart.", body = CartBody),
+        (status = 403, description = "Customers and admins only (`forbidden`).", body = ErrorBody),
+    )
+)]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -90,6 +108,19 @@ async fn show(
 }
 
 /// Adds units of a product (to the units already in the cart).
+#[utoipa::path(
+    post,
+    path = "/cart/items",
+    tag = "cart",
+    security(("bearer" = [])),
+    request_body = NewLine,
+    responses(
+        (status = 201, description = "The cart.", body = CartBody),
+        (status = 403, description = "Customers and admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+        (status = 409, description = "Not that many units left (`insufficient_stock`).", body = ErrorBody),
+    )
+)]
 async fn add(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -108,6 +139,20 @@ async fn add(
 }
 
 /// Sets the units of a product already in the cart.
+#[utoipa::path(
+    patch,
+    path = "/cart/items/{product_id}",
+    tag = "cart",
+    security(("bearer" = [])),
+    params(("product_id" = u64, Path, description = "The product's id.")),
+    request_body = Quantity,
+    responses(
+        (status = 200, description = "The cart.", body = CartBody),
+        (status = 403, description = "Customers and admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The product is not in the cart (`not_found`).", body = ErrorBody),
+        (status = 409, description = "Not that many units left (`insufficient_stock`).", body = ErrorBody),
+    )
+)]
 async fn change(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -122,6 +167,19 @@ async fn change(
     Ok(axum::Json(cart.into()))
 }
 
+/// Takes a product out of the cart.
+#[utoipa::path(
+    delete,
+    path = "/cart/items/{product_id}",
+    tag = "cart",
+    security(("bearer" = [])),
+    params(("product_id" = u64, Path, description = "The product's id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, description = "Customers and admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The product is not in the cart (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn remove(
     State(ctx): State<ApiContext>,
     caller: Caller,

@@ -3,11 +3,9 @@
 //! the shop's (`actors/src/checkout.rs`); this route parses and maps.
 
 use actors::{CartCheckout, CheckoutReply, PrepareRefused};
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -18,18 +16,22 @@ use crate::extract::{ForwardableHeaders, IdempotencyKeyHeader, Json};
 use crate::forward;
 use crate::routes::orders::OrderBody;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/orders", post(checkout))
+use crate::api_doc::ErrorBody;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(checkout))
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CheckoutBody {
     address_id: String,
     payment_method: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PlacedOrderBody {
     #[serde(flatten)]
@@ -38,6 +40,21 @@ struct PlacedOrderBody {
     payment_method: String,
 }
 
+/// Order the caller's cart: every line reserved in one order, or none (the refused lines
+/// are named). Retries with the same `Idempotency-Key` get the same order.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "A unique id per checkout attempt, reused on retries.")),
+    request_body = CheckoutBody,
+    responses(
+        (status = 201, description = "The order, reserved until `expiresAt`; the cart no longer holds its lines.", body = PlacedOrderBody),
+        (status = 403, description = "Only customers and admins check out (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "Some lines cannot be ordered, nothing was reserved (`lines_refused`, with `lines`), or another checkout of this user is running (`checkout_in_progress`).", body = ErrorBody),
+    )
+)]
 async fn checkout(
     State(ctx): State<ApiContext>,
     caller: Caller,

@@ -17,12 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use actors::Shop;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use cluster::ClusterView;
 use engine::ProductId;
 use serde::{Deserialize, Serialize};
@@ -34,14 +32,28 @@ use crate::extract::{Json, Query};
 use crate::forward;
 use crate::time_format::format_rfc3339_ms;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/cluster/status", get(status))
-        .route("/cluster/node", get(node))
-        .route("/cluster/where", get(where_is))
-        .route("/cluster/inspect", get(inspect))
-        .route("/cluster/drain", post(drain))
-        .route("/cluster/move", post(move_shard))
+use crate::api_doc::ErrorBody;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(node))
+        .routes(routes!(where_is))
+        .routes(routes!(inspect))
+        .routes(routes!(drain))
+        .routes(routes!(move_shard))
+}
+
+/// The answer of `drain` and `move`: what was asked, done.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ActionDone {
+    node: Option<String>,
+    drained: Option<bool>,
+    shard: Option<u32>,
+    to: Option<String>,
 }
 
 /// How far back `status` lists shards whose lease changed.
@@ -155,7 +167,7 @@ impl ClusterOps {
 }
 
 /// One node's own figures.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeFigures {
     pub node_id: String,
@@ -169,7 +181,7 @@ pub struct NodeFigures {
     pub orders_per_second: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct StatusBody {
     answered_by: String,
@@ -178,14 +190,14 @@ struct StatusBody {
     recently_moved: Vec<MovedBody>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct GroupBody {
     state: String,
     members: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NodeBody {
     node_id: String,
@@ -198,7 +210,7 @@ struct NodeBody {
     figures: Option<NodeFigures>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MovedBody {
     shard: u32,
@@ -217,11 +229,35 @@ fn store_failed(error: cluster::ClusterError) -> ApiError {
     ApiError::Unavailable(error.to_string())
 }
 
+/// This node's own figures (admins).
+#[utoipa::path(
+    get,
+    path = "/cluster/node",
+    tag = "cluster",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The figures.", body = NodeFigures),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "This engine runs alone: there is no cluster (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn node(State(ctx): State<ApiContext>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin])?;
     Ok(axum::Json(ops(&ctx)?.figures()).into_response())
 }
 
+/// Every node (alive, shards, figures), the consumer group, recent shard moves (admins).
+#[utoipa::path(
+    get,
+    path = "/cluster/status",
+    tag = "cluster",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cluster as this node sees it.", body = StatusBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "This engine runs alone: there is no cluster (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn status(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -303,13 +339,15 @@ async fn figures_of(ops: &ClusterOps, address: &str, headers: &HeaderMap) -> Opt
     answer.json().await.ok()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ProductParam {
+    /// The product's id.
     product: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct WhereBody {
     product_id: u64,
@@ -319,6 +357,19 @@ struct WhereBody {
     epoch: Option<u64>,
 }
 
+/// The shard, owner node and epoch of a product (admins).
+#[utoipa::path(
+    get,
+    path = "/cluster/where",
+    tag = "cluster",
+    security(("bearer" = [])),
+    params(ProductParam),
+    responses(
+        (status = 200, description = "Where the product lives.", body = WhereBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "This engine runs alone: there is no cluster (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn where_is(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -338,7 +389,7 @@ async fn where_is(
     .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct InspectBody {
     product_id: u64,
@@ -359,8 +410,9 @@ struct InspectBody {
     held_lines: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ClusterSale)]
 struct SaleBody {
     sale_id: u64,
     initial: u64,
@@ -369,6 +421,19 @@ struct SaleBody {
     left: u64,
 }
 
+/// A product's live actor, asked of its owner (admins).
+#[utoipa::path(
+    get,
+    path = "/cluster/inspect",
+    tag = "cluster",
+    security(("bearer" = [])),
+    params(ProductParam),
+    responses(
+        (status = 200, description = "The actor's state.", body = InspectBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "This engine runs alone: there is no cluster (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn inspect(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -410,12 +475,25 @@ async fn inspect(
     .into_response())
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DrainBody {
     node: String,
 }
 
+/// Hand every shard of a node to the others; it keeps answering by forwarding (admins).
+#[utoipa::path(
+    post,
+    path = "/cluster/drain",
+    tag = "cluster",
+    security(("bearer" = [])),
+    request_body = DrainBody,
+    responses(
+        (status = 200, description = "`{node, drained: true}`.", body = ActionDone),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "This engine runs alone: there is no cluster (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn drain(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -474,13 +552,26 @@ async fn alive_address(ops: &ClusterOps, node: &str) -> Result<String, ApiError>
     Ok(entry.internal_address)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MoveBody {
     shard: u32,
     to: String,
 }
 
+/// Move one shard to a node; its holder hands it off first (admins).
+#[utoipa::path(
+    post,
+    path = "/cluster/move",
+    tag = "cluster",
+    security(("bearer" = [])),
+    request_body = MoveBody,
+    responses(
+        (status = 200, description = "`{shard, to}`.", body = ActionDone),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "This engine runs alone: there is no cluster (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn move_shard(
     State(ctx): State<ApiContext>,
     caller: Caller,

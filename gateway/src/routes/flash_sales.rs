@@ -1,10 +1,8 @@
 //! Scheduling a flash sale (admin).
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use engine::{FlashSale, FlashSaleDraft, Money, ProductId};
 use serde::{Deserialize, Serialize};
 
@@ -15,11 +13,15 @@ use crate::extract::{ForwardableHeaders, Json};
 use crate::forward;
 use crate::time_format::{format_rfc3339_ms, parse_rfc3339_ms};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/flash-sales", post(schedule).get(list))
+use crate::api_doc::ErrorBody;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(schedule, list))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CurrentSale {
     #[serde(flatten)]
@@ -29,6 +31,12 @@ struct CurrentSale {
 }
 
 /// Sales scheduled or live, soonest first: what a sale board shows.
+#[utoipa::path(
+    get,
+    path = "/flash-sales",
+    tag = "sales",
+    responses((status = 200, description = "Sales scheduled or live, with their product's title and brand.", body = Vec<CurrentSale>))
+)]
 async fn list(State(ctx): State<ApiContext>) -> axum::Json<Vec<CurrentSale>> {
     let sales = ctx
         .shop
@@ -43,7 +51,7 @@ async fn list(State(ctx): State<ApiContext>) -> axum::Json<Vec<CurrentSale>> {
     axum::Json(sales)
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewFlashSale {
     product_id: u64,
@@ -56,7 +64,7 @@ struct NewFlashSale {
     per_user_limit: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlashSaleBody {
     pub id: u64,
@@ -84,6 +92,21 @@ impl From<&FlashSale> for FlashSaleBody {
     }
 }
 
+/// Schedule a flash sale of a product: a pool of its stock at a sale price, with a
+/// per-user limit (admins).
+#[utoipa::path(
+    post,
+    path = "/flash-sales",
+    tag = "sales",
+    security(("bearer" = [])),
+    request_body = NewFlashSale,
+    responses(
+        (status = 201, description = "The sale.", body = FlashSaleBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The product cannot hold this sale now: another sale overlaps, or the shelf lacks the units (`sale_refused`).", body = ErrorBody),
+    )
+)]
 async fn schedule(
     State(ctx): State<ApiContext>,
     caller: Caller,

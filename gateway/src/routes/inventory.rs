@@ -1,11 +1,9 @@
 //! A product's stock counters, public: every shopper's screen shows "only N left".
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use engine::ProductId;
 use engine::flash_sale::SalePhase;
 use engine::stock::Inventory;
@@ -17,11 +15,15 @@ use crate::extract::{ForwardableHeaders, Path};
 use crate::forward;
 use crate::routes::flash_sales::FlashSaleBody;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/inventory/{product_id}", get(show))
+use crate::api_doc::ErrorBody;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(show))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct InventoryBody {
     product_id: u64,
@@ -35,11 +37,13 @@ struct InventoryBody {
     sale: Option<SaleInventoryBody>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SaleInventoryBody {
     #[serde(flatten)]
     sale: FlashSaleBody,
+    /// scheduled, live or ended.
+    #[schema(value_type = String)]
     phase: SalePhase,
     initial: u64,
     reserved: u64,
@@ -72,6 +76,17 @@ impl From<Inventory> for InventoryBody {
     }
 }
 
+/// A product's stock counters, and its sale pool's while a sale is scheduled or live.
+#[utoipa::path(
+    get,
+    path = "/inventory/{product_id}",
+    tag = "catalog",
+    params(("product_id" = u64, Path, description = "The product's id.")),
+    responses(
+        (status = 200, description = "The counters.", body = InventoryBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn show(
     State(ctx): State<ApiContext>,
     Path(product_id): Path<u64>,

@@ -19,14 +19,22 @@ mod search;
 mod stock_feed;
 mod tracking;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::ApiContext;
 use crate::error::ApiError;
 
+/// The public routes, and the OpenAPI document describing them (`api_doc.rs`): every
+/// route under `/api/v1` and the two live feeds are registered with their description, so
+/// one cannot be served undocumented. Health checks, `/metrics`, the page and the document
+/// itself are not part of the API.
 pub fn router() -> Router<ApiContext> {
-    let api = Router::new()
+    let api = OpenApiRouter::new()
         .merge(products::router())
         .merge(flash_sales::router())
         .merge(buy_now::router())
@@ -41,10 +49,25 @@ pub fn router() -> Router<ApiContext> {
         .merge(search::router())
         .merge(reviews::router())
         .merge(cluster::router());
-    Router::new()
+    let (documented, document) = OpenApiRouter::with_openapi(crate::api_doc::ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(stock_feed::router())
         .merge(tracking::websocket_router())
+        .split_for_parts();
+    let document: Arc<[u8]> = crate::api_doc::render(&crate::api_doc::complete(document)).into();
+    documented
+        .route(
+            crate::api_doc::DOCUMENT_PATH,
+            axum::routing::get(move || {
+                let document = Arc::clone(&document);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        axum::body::Bytes::copy_from_slice(&document),
+                    )
+                }
+            }),
+        )
         .merge(health::router())
         .route("/metrics", axum::routing::get(crate::metrics::scrape))
         .merge(page::router())

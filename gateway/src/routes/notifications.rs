@@ -1,9 +1,7 @@
 //! A customer's messages: what the notification jobs sent (with the default sender, what
 //! they would have sent), newest first.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApiContext;
@@ -13,32 +11,55 @@ use crate::extract::Query;
 
 const LIMIT_MAX: u32 = 200;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/notifications", get(list))
+use crate::api_doc::ErrorBody;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// How many, 1 to 200 (default 50).
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NotificationBody {
+    /// order_confirmed, payment_failed, shipped, review_request...
     kind: String,
+    /// email, sms or push.
     channel: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = false)]
     order_id: Option<engine::OrderId>,
+    /// What was sent, as the job rendered it.
     body: serde_json::Value,
     sent_at_ms: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = NotificationList)]
 struct ListBody {
     notifications: Vec<NotificationBody>,
 }
 
+/// The caller's messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/notifications",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The messages.", body = ListBody),
+        (status = 422, description = "A bad `limit` (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     caller: Caller,

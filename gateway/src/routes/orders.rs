@@ -1,11 +1,9 @@
 //! Reading and cancelling an order (its owner, or an admin).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use engine::OrderId;
 use engine::order::{Order, OrderEvent};
 use serde::Serialize;
@@ -18,17 +16,23 @@ use crate::extract::{ForwardableHeaders, Path};
 use crate::forward;
 use crate::time_format::format_rfc3339_ms;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/orders/{id}", get(show))
-        .route("/orders/{id}/cancel", post(cancel))
+use crate::api_doc::ErrorBody;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(cancel))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderBody {
     order_id: String,
     user_id: u64,
+    /// pending_payment, confirmed, shipped, delivered, cancelled, expired or failed.
+    #[schema(value_type = String)]
     status: &'static str,
     items: Vec<ItemBody>,
     total: u64,
@@ -37,7 +41,7 @@ pub struct OrderBody {
     expires_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ItemBody {
     product_id: u64,
@@ -89,6 +93,18 @@ async fn visible_order(ctx: &ApiContext, caller: &Caller, id: OrderId) -> Result
     }
 }
 
+/// An order, to its owner or an admin.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 200, description = "The order.", body = OrderBody),
+        (status = 404, description = "No such order, or not the caller's (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -98,6 +114,19 @@ async fn show(
     Ok(axum::Json(OrderBody::from(&order)))
 }
 
+/// Cancel an order not yet shipped: its units go back on the shelf (or the sale's pool).
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/cancel",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 200, description = "The cancelled order.", body = OrderBody),
+        (status = 404, description = "No such order, or not the caller's (`not_found`).", body = ErrorBody),
+        (status = 409, description = "Too late to cancel (`illegal_transition`).", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(ctx): State<ApiContext>,
     caller: Caller,

@@ -4,12 +4,10 @@
 //! `X-Payment-Signature: sha256=<hex>`; a bad or missing signature is 401 and changes
 //! nothing. Replays are harmless: the same verdict again answers the order as it is.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use engine::OrderId;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -21,21 +19,44 @@ use crate::error::ApiError;
 use crate::forward;
 use crate::routes::orders::OrderBody;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/payments/webhook", post(webhook))
+use crate::api_doc::ErrorBody;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(webhook))
 }
 
 pub const SIGNATURE_HEADER: &str = "x-payment-signature";
 const TRANSACTION_ID_LENGTH_MAX: usize = 128;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Verdict {
+    /// The order's id (a UUID).
+    #[schema(value_type = String)]
     order_id: Uuid,
+    /// SUCCESS or FAILED.
     status: String,
     transaction_id: String,
 }
 
+/// The payment provider's verdict on an order: SUCCESS confirms it, FAILED releases its
+/// units. Signed, never rate-limited; replays answer the order as it is.
+#[utoipa::path(
+    post,
+    path = "/payments/webhook",
+    tag = "payments",
+    security(("webhook_signature" = [])),
+    request_body = Verdict,
+    responses(
+        (status = 200, description = "The order after the verdict.", body = crate::routes::orders::OrderBody),
+        (status = 401, description = "No signature, or not the body's (`unauthorized`); nothing changed.", body = ErrorBody),
+        (status = 404, description = "No such order (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The order cannot take this payment now (`order_not_payable`).", body = ErrorBody),
+        (status = 422, description = "Not a verdict (`invalid_body`), or a bad `status` or `transactionId` (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn webhook(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use engine::{Money, Product, ProductDraft, ProductEdit, ProductId};
 use serde::{Deserialize, Serialize};
 
@@ -16,15 +14,19 @@ use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{ForwardableHeaders, Json, Path, Query};
 use crate::forward;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/products", post(create).get(list))
-        .route("/products/{id}", get(show).put(replace))
+use crate::api_doc::ErrorBody;
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, replace))
 }
 
 /// A product to create: the body of `POST /products`, and a line of a catalog import.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct NewProduct {
     /// Optional: a seller's own id. Allocated when absent.
@@ -60,7 +62,7 @@ impl NewProduct {
     }
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ProductReplacement {
     title: String,
@@ -76,7 +78,7 @@ struct ProductReplacement {
     stock: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductBody {
     id: u64,
@@ -104,6 +106,19 @@ impl From<&Product> for ProductBody {
     }
 }
 
+/// Add a product to the catalog (admins).
+#[utoipa::path(
+    post,
+    path = "/products",
+    tag = "catalog",
+    security(("bearer" = [])),
+    request_body = NewProduct,
+    responses(
+        (status = 201, description = "The product.", body = ProductBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "A product with this id exists (`product_exists`).", body = ErrorBody),
+    )
+)]
 async fn create(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -126,6 +141,20 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(ProductBody::from(&product))).into_response())
 }
 
+/// Replace a product's record; `stock`, when given, sets the units on the shelf (admins).
+#[utoipa::path(
+    put,
+    path = "/products/{id}",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("id" = u64, Path, description = "The product's id.")),
+    request_body = ProductReplacement,
+    responses(
+        (status = 200, description = "The product as it is now.", body = ProductBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn replace(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -156,6 +185,17 @@ async fn replace(
     Ok(axum::Json(ProductBody::from(&product)).into_response())
 }
 
+/// One product.
+#[utoipa::path(
+    get,
+    path = "/products/{id}",
+    tag = "catalog",
+    params(("id" = u64, Path, description = "The product's id.")),
+    responses(
+        (status = 200, description = "The product.", body = ProductBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn show(
     State(ctx): State<ApiContext>,
     Path(id): Path<u64>,
@@ -172,8 +212,9 @@ async fn show(
     Ok(axum::Json(ProductBody::from(product.as_ref())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 struct ListParams {
     category: Option<String>,
     price_min: Option<u64>,
@@ -185,8 +226,9 @@ struct ListParams {
     page_size: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ProductPage)]
 struct ListBody {
     items: Vec<ProductBody>,
     page: u32,
@@ -199,6 +241,16 @@ const PAGE_SIZE_DEFAULT: u32 = 20;
 
 /// A listing, cache-aside: served from the page cache when the catalog has not changed
 /// since it was rendered (`x-cache: hit`), else rendered from memory and stored (`miss`).
+#[utoipa::path(
+    get,
+    path = "/products",
+    tag = "catalog",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of products; `x-cache` says whether it came from the page cache.", body = ListBody),
+        (status = 422, description = "A bad filter, sort or page (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     Query(params): Query<ListParams>,

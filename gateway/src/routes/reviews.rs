@@ -2,10 +2,8 @@
 //! the product's rating becomes the reviews' average and feeds browse and search. The
 //! rules are the engine's (`engine/src/review.rs`) and the shop's (`actors/src/reviews.rs`).
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use engine::ProductId;
 use engine::review::ReviewDraft;
 use persistence::{Review, ReviewSummary};
@@ -18,20 +16,25 @@ use crate::extract::{Json, Path, Query};
 
 const PAGE_SIZE_DEFAULT: u32 = 20;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/products/{id}/reviews", get(list).post(add))
+use crate::api_doc::ErrorBody;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(list, add))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewReview {
+    /// 1 to 5 stars.
     rating: i64,
     title: String,
     #[serde(default)]
     body: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReviewBody {
     user_id: u64,
@@ -53,7 +56,7 @@ impl From<Review> for ReviewBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AddedBody {
     review: ReviewBody,
@@ -61,6 +64,21 @@ struct AddedBody {
     review_count: u64,
 }
 
+/// Rate a product received (customers, once per product).
+#[utoipa::path(
+    post,
+    path = "/products/{id}/reviews",
+    tag = "reviews",
+    security(("bearer" = [])),
+    params(("id" = u64, Path, description = "The product's id.")),
+    request_body = NewReview,
+    responses(
+        (status = 201, description = "The review, and the product's new rating.", body = AddedBody),
+        (status = 403, description = "Customers only (`forbidden`), who received the product (`not_received`).", body = ErrorBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+        (status = 409, description = "Already reviewed by this customer (`already_reviewed`).", body = ErrorBody),
+    )
+)]
 async fn add(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -87,15 +105,17 @@ async fn add(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 struct PageParams {
     page: Option<u32>,
     page_size: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ReviewPage)]
 struct ListBody {
     items: Vec<ReviewBody>,
     page: u32,
@@ -104,6 +124,18 @@ struct ListBody {
     average_rating: f32,
 }
 
+/// A product's reviews, newest first, and its average rating.
+#[utoipa::path(
+    get,
+    path = "/products/{id}/reviews",
+    tag = "reviews",
+    params(("id" = u64, Path, description = "The product's id."), PageParams),
+    responses(
+        (status = 200, description = "A page of reviews.", body = ListBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+        (status = 422, description = "A bad page (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn list(
     State(ctx): State<ApiContext>,
     Path(id): Path<u64>,

@@ -1,9 +1,7 @@
 //! Product search: `GET /search?q=samsung+galaxy+s24&priceMin=&priceMax=&ratingMin=&brand=&page=`
 //! over the tantivy index (`search/`), typo-tolerant, with brand and price facets.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use engine::Money;
 use serde::{Deserialize, Serialize};
 
@@ -19,12 +17,17 @@ const PAGE_MAX: u32 = 1_000;
 /// Default price histogram bucket: 1,000.00 in minor units.
 const PRICE_INTERVAL_DEFAULT: u64 = 100_000;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/search", get(search))
+use crate::api_doc::ErrorBody;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(search))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 struct SearchParams {
     q: Option<String>,
     price_min: Option<u64>,
@@ -36,7 +39,7 @@ struct SearchParams {
     price_interval: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HitBody {
     #[serde(flatten)]
@@ -44,27 +47,27 @@ struct HitBody {
     score: f32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BrandCount {
     brand: String,
     count: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PriceBucket {
     from: u64,
     to: u64,
     count: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Facets {
     brands: Vec<BrandCount>,
     price_histogram: Vec<PriceBucket>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SearchBody {
     items: Vec<HitBody>,
@@ -74,6 +77,17 @@ struct SearchBody {
     facets: Facets,
 }
 
+/// Full-text search of the catalog, typo-tolerant, with brand and price facets.
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "catalog",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "A page of hits, best first, and the facets of all hits.", body = SearchBody),
+        (status = 422, description = "A bad query, filter or page (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn search(
     State(ctx): State<ApiContext>,
     Query(params): Query<SearchParams>,

@@ -10,13 +10,11 @@
 use std::time::Duration;
 
 use actors::StockUpdate;
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
 use engine::ProductId;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -26,19 +24,42 @@ use crate::error::ApiError;
 use crate::extract::{ForwardableHeaders, Query};
 use crate::forward::Forwarder;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/ws/stock", get(subscribe))
+use crate::api_doc::ErrorBody;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(subscribe))
 }
 
 /// Products one connection may watch: a page of results, not the catalog.
 pub const PRODUCTS_PER_CONNECTION_MAX: usize = 50;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Params {
+    /// Product ids, comma-separated (at most 50).
     products: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/ws/stock",
+    tag = "live feeds",
+    description = "A WebSocket (connect with `Upgrade: websocket`), no token needed. Live stock: \
+        on connect one text message per product with its current stock, then one whenever it \
+        changes, at most `stock_feed_rate_per_second` a product (sold out at once). Each message \
+        is `{\"productId\", \"left\", \"reserved\", \"sold\", \"price\", \"salePrice\", \"status\"}`; \
+        a client that reads slowly skips to the newest, one that stops reading is dropped.",
+    params(Params),
+    responses(
+        (status = 101, description = "Switching to WebSocket: stock messages follow as text."),
+        (status = 400, description = "Not a WebSocket request (`websocket_expected`), or no readable product list (`invalid_query`).", body = ErrorBody),
+        (status = 404, description = "A product does not exist (`not_found`).", body = ErrorBody),
+        (status = 422, description = "Too many products, or none (`invalid_field`).", body = ErrorBody),
+    )
+)]
 async fn subscribe(
     State(ctx): State<ApiContext>,
     Query(params): Query<Params>,

@@ -5,13 +5,11 @@
 use std::time::Duration;
 
 use actors::{DeliveryStatus, TrackingView};
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use engine::OrderId;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -27,16 +25,20 @@ use crate::forward::{self, Forwarder};
 use crate::routes::orders::OrderBody;
 use crate::time_format::parse_rfc3339_ms;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/orders/{id}/ship", post(ship))
-        .route("/deliveries/{id}/location", post(location))
-        .route("/deliveries/{id}/complete", post(complete))
+use crate::api_doc::ErrorBody;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(ship))
+        .routes(routes!(location))
+        .routes(routes!(complete))
 }
 
 /// Mounted at the root, next to `/ws/stock`.
-pub fn websocket_router() -> Router<ApiContext> {
-    Router::new().route("/ws/orders/{id}", get(watch_order))
+pub fn websocket_router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(watch_order))
 }
 
 const TEXT_LENGTH_MAX: usize = 200;
@@ -64,7 +66,7 @@ fn check_text(field: &'static str, text: &str, length_max: usize) -> Result<(), 
     Ok(())
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ShipBody {
     tracking_id: String,
@@ -72,6 +74,21 @@ struct ShipBody {
     estimated_delivery: String,
 }
 
+/// Hand a confirmed order to the carrier (logistics, admins).
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/ship",
+    tag = "delivery",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID).")),
+    request_body = ShipBody,
+    responses(
+        (status = 200, description = "The shipped order.", body = crate::routes::orders::OrderBody),
+        (status = 403, description = "Logistics and admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such order (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The order is not confirmed (`illegal_transition`).", body = ErrorBody),
+    )
+)]
 async fn ship(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -99,14 +116,32 @@ async fn ship(
     Ok(axum::Json(OrderBody::from(&order)).into_response())
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LocationBody {
     lat: f64,
     lng: f64,
+    /// PICKED_UP, IN_TRANSIT, OUT_FOR_DELIVERY or NEARBY.
+    #[schema(value_type = String)]
     status: DeliveryStatus,
 }
 
+/// The courier's position and what they say of the parcel (delivery partners, admins):
+/// the buyer's live view moves.
+#[utoipa::path(
+    post,
+    path = "/deliveries/{id}/location",
+    tag = "delivery",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID).")),
+    request_body = LocationBody,
+    responses(
+        (status = 200, description = "The order's live view, as `/ws/orders/{id}` shows it.", body = serde_json::Value),
+        (status = 403, description = "Delivery partners and admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such order (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The order is not on its way (`not_in_transit`).", body = ErrorBody),
+    )
+)]
 async fn location(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -133,13 +168,28 @@ async fn location(
     Ok(axum::Json(view).into_response())
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CompleteBody {
     signature: String,
     photo_url: String,
 }
 
+/// The parcel is delivered: signature and photo (delivery partners, admins).
+#[utoipa::path(
+    post,
+    path = "/deliveries/{id}/complete",
+    tag = "delivery",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID).")),
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "The delivered order.", body = crate::routes::orders::OrderBody),
+        (status = 403, description = "Delivery partners and admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such order (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The order is not on its way (`not_in_transit`).", body = ErrorBody),
+    )
+)]
 async fn complete(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -175,6 +225,19 @@ struct TokenMessage {
 /// `{"token": "..."}`. Anyone but the owner or an admin gets a policy-violation close.
 /// On a cluster, an order served by another node (its first line's) is relayed from that
 /// node's feed, with the same token: the owner's board is the one that changes.
+#[utoipa::path(
+    get,
+    path = "/ws/orders/{id}",
+    tag = "live feeds",
+    description = "A WebSocket (connect with `Upgrade: websocket`). The buyer's live view of an order:         each text message is the order's tracking view as JSON (status, carrier, tracking id,         estimated delivery, last position), sent when it changes. The token comes in the         `Authorization` header or, from browsers, as the first message `{\"token\": \"...\"}`         within 5 s. Anyone but the owner or an admin gets close code 1008 (policy).",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 101, description = "Switching to WebSocket: tracking views follow as text messages."),
+        (status = 400, description = "Not a WebSocket request (`websocket_expected`), or a bad id (`invalid_path`).", body = ErrorBody),
+        (status = 404, description = "No such order (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn watch_order(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,

@@ -15,6 +15,7 @@ mod lifecycle;
 mod manifests;
 mod metrics;
 mod nginx;
+mod openapi;
 mod outages;
 mod payments;
 mod products;
