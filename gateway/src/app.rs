@@ -80,6 +80,9 @@ pub struct Limits {
     pub metrics: bool,
     /// One log line per answered request (`[telemetry] access_log`).
     pub access_log: bool,
+    /// Spans go to a collector (`[telemetry] otlp_endpoint`): requests' spans carry their
+    /// method, route and status.
+    pub spans_exported: bool,
     pub websocket_write_timeout: Duration,
     /// Demo mode: the page may hand out shopper tokens.
     pub demo: bool,
@@ -297,6 +300,7 @@ impl App {
                 body_limit_bytes: settings.server.body_limit_bytes,
                 metrics: settings.telemetry.metrics,
                 access_log: settings.telemetry.access_log,
+                spans_exported: settings.telemetry.otlp_endpoint.is_some(),
                 websocket_write_timeout: Duration::from_millis(
                     settings.server.websocket_write_timeout_ms,
                 ),

@@ -34,25 +34,44 @@ pub async fn trace_request(
             generated
         }
     };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+    // Method and route, when something will show them (an exported span, the access log).
+    let details = (ctx.limits.spans_exported || ctx.limits.access_log).then(|| {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str)
+            .to_owned();
+        (request.method().clone(), route)
+    });
+    // Only the id is formatted into the span when it opens: the log layer formats every
+    // field of every span it sees, once per request. The rest is recorded only for a
+    // collector.
     let span = tracing::info_span!(
         "request",
         request_id = id.to_str().unwrap_or_default(),
-        method = %request.method(),
-        route = %route,
+        method = tracing::field::Empty,
+        route = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    if let Some((method, route)) = &details
+        && ctx.limits.spans_exported
+    {
+        span.record("method", method.as_str());
+        span.record("route", route.as_str());
+    }
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    span.record("status", status);
-    if ctx.limits.access_log {
+    if ctx.limits.spans_exported {
+        span.record("status", status);
+    }
+    if let Some((method, route)) = &details
+        && ctx.limits.access_log
+    {
         span.in_scope(|| {
             tracing::info!(
+                method = %method,
+                route = %route,
                 status,
                 elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0,
                 "answered"

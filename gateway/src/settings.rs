@@ -37,7 +37,7 @@ pub struct Settings {
 pub struct TelemetrySettings {
     /// Record Prometheus metrics and serve them at `/metrics`. On by default: operators
     /// need them during a sale; off only to measure what they cost
-    /// (`loadtests/metrics_cost.sh`).
+    /// (`loadtests/feature_cost.sh metrics`).
     pub metrics: bool,
     /// `text` for people, `json` (one object per line) for log shippers.
     pub format: LogFormat,

@@ -474,6 +474,30 @@ impl Server {
         self.child.id()
     }
 
+    /// A token the binary accepts (it runs with the tests' secret).
+    pub fn token(&self, user: u64, role: Role) -> String {
+        JwtKeys::new(SecretString::from("test-secret".to_owned())).encode(&Claims {
+            sub: user.to_string(),
+            role,
+            exp: actors::clock::now_ms() / 1_000 + 3_600,
+        })
+    }
+
+    /// Creates product `id` ("Phone", price 1,000) with `stock` units, as an admin.
+    pub async fn create_product(&self, client: &reqwest::Client, id: u64, stock: u64) {
+        let created = client
+            .post(format!("{}/api/v1/products", self.address))
+            .bearer_auth(self.token(1, Role::Admin))
+            .json(&json!({
+                "id": id, "title": "Phone", "brand": "Acme", "category": "mobiles",
+                "price": 1_000, "stock": stock
+            }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+
     /// SIGKILL: no drain, no flush, nothing.
     pub fn kill_9(&mut self) {
         self.child.kill().expect("SIGKILL");
@@ -511,4 +535,17 @@ pub async fn wait_ready(client: &reqwest::Client, address: &str) {
         (response.status() == StatusCode::OK).then_some(())
     })
     .await;
+}
+
+/// Serves `router` on a free loopback port (a stand-in for a service the engine calls: an
+/// OTLP collector, an identity provider); returns its address.
+pub async fn serve_on_loopback(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    address
 }

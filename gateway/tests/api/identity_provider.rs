@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, serve_on_loopback, spawn_app_with};
 
 const ISSUER: &str = "https://id.shop.test/realms/shop";
 const AUDIENCE: &str = "flashcart-api";
@@ -74,13 +74,7 @@ async fn jwks_server(published: Arc<Mutex<Vec<Jwk>>>, fetches: Arc<AtomicUsize>)
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let address = serve_on_loopback(app).await;
     format!("http://{address}/certs")
 }
 

@@ -10,9 +10,9 @@ use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use gateway::auth::{Claims, JwtKeys, Role};
+use gateway::auth::Role;
 
-use crate::helpers::{Server, eventually, free_port, wait_ready};
+use crate::helpers::{Server, eventually, free_port, serve_on_loopback, wait_ready};
 
 /// An OTLP/HTTP receiver: keeps every JSON body posted to `/v1/traces`.
 async fn otlp_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -29,13 +29,7 @@ async fn otlp_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let address = serve_on_loopback(app).await;
     (format!("http://{address}"), received)
 }
 
@@ -76,7 +70,7 @@ async fn a_buy_nows_request_id_is_in_its_answer_its_json_log_and_its_exported_sp
     let log_path = data.path().join("engine.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let port = free_port();
-    let _engine = Server::start_logging(
+    let engine_server = Server::start_logging(
         &data.path().join("store"),
         port,
         &[
@@ -92,25 +86,8 @@ async fn a_buy_nows_request_id_is_in_its_answer_its_json_log_and_its_exported_sp
     let client = reqwest::Client::new();
     wait_ready(&client, &address).await;
 
-    let keys = JwtKeys::new(secrecy::SecretString::from("test-secret".to_owned()));
-    let token = |user: u64, role: Role| {
-        keys.encode(&Claims {
-            sub: user.to_string(),
-            role,
-            exp: actors::clock::now_ms() / 1_000 + 3_600,
-        })
-    };
-    let created = client
-        .post(format!("{address}/api/v1/products"))
-        .bearer_auth(token(1, Role::Admin))
-        .json(&json!({
-            "id": 1, "title": "Phone", "brand": "Acme", "category": "mobiles",
-            "price": 1_000, "stock": 5
-        }))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(created.status(), StatusCode::CREATED);
+    let token = |user: u64, role: Role| engine_server.token(user, role);
+    engine_server.create_product(&client, 1, 5).await;
 
     // The caller's id is kept and returned.
     let bought = client

@@ -1,35 +1,46 @@
 #!/usr/bin/env bash
-# What Prometheus metrics cost Buy Now (issue 16: under 3%): the engine on PostgreSQL +
-# Redis with `[telemetry] metrics` on and off, alternating (on, off, off, on, ...) in one go,
-# each run a fresh engine and database with wrk and every request a new order
-# (loadtests/wrk/buy_now.lua). The run with metrics on also scrapes /metrics once a second,
-# as Prometheus would.
+# What an operations feature costs Buy Now: the engine on PostgreSQL + Redis with the
+# feature on and off, alternating (on, off, off, on, ...) in one go, each run a fresh engine
+# and database with wrk and every request a new order (loadtests/wrk/buy_now.lua).
+#   metrics      `[telemetry] metrics` (issue 16: under 3%); the "on" runs also scrape
+#                /metrics once a second, as Prometheus would.
+#   rate_limits  `[rate_limits]`: every request is a new user, so every one makes a bucket.
 #
-#   loadtests/metrics_cost.sh [seconds per run, default 10] [connections, default 64] [pairs, default 4]
+#   loadtests/feature_cost.sh <metrics|rate_limits> [seconds per run, default 10] [connections, default 64] [pairs, default 4]
 #
 # Two cores: the engine, PostgreSQL, Redis and wrk share them, as every figure printed here
 # does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${1:-10}"
-CONNECTIONS="${2:-64}"
-PAIRS="${3:-4}"
+FEATURE="${1:?usage: loadtests/feature_cost.sh <metrics|rate_limits> [seconds] [connections] [pairs]}"
+DURATION="${2:-10}"
+CONNECTIONS="${3:-64}"
+PAIRS="${4:-4}"
 ADDRESS=127.0.0.1:18095
-SECRET="metrics-cost-secret"
+SECRET="feature-cost-secret"
+case "$FEATURE" in
+    metrics|rate_limits) ;;
+    *) echo "unknown feature $FEATURE: metrics or rate_limits" >&2; exit 2 ;;
+esac
 source loadtests/common.sh
-begin_engine_runs flashcart_metrics_cost
+begin_engine_runs flashcart_feature_cost
 
 run() { # on|off, pair number
-    local metrics=true
-    [ "$1" = off ] && metrics=false
+    local enabled=true
+    [ "$1" = off ] && enabled=false
     local data="$WORK/$1-$2"
-    FLASHCART_TELEMETRY__METRICS="$metrics" start_engine postgres-redis "$ADDRESS" "$data" \
-        flashcart_metrics_cost "$SECRET"
+    if [ "$FEATURE" = metrics ]; then
+        FLASHCART_TELEMETRY__METRICS="$enabled" start_engine postgres-redis "$ADDRESS" "$data" \
+            flashcart_feature_cost "$SECRET"
+    else
+        LOADTEST_RATE_LIMITS="$enabled" start_engine postgres-redis "$ADDRESS" "$data" \
+            flashcart_feature_cost "$SECRET"
+    fi
     local plan="$data.plan"
     "$BIN/flashcart-wrk" --host "http://$ADDRESS" prepare --jwt-secret "$SECRET" --out "$plan" >/dev/null
     local scraper=""
-    if [ "$1" = on ]; then
+    if [ "$1" = on ] && [ "$FEATURE" = metrics ]; then
         (while true; do curl -sf "http://$ADDRESS/metrics" >/dev/null || true; sleep 1; done) &
         scraper=$!
     fi
@@ -39,13 +50,13 @@ run() { # on|off, pair number
     kill "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
     PID=""
-    jq -r --arg name "metrics $1 #$2" --argjson seconds "$DURATION" \
+    jq -r --arg name "$FEATURE $1 #$2" --argjson seconds "$DURATION" \
         '"\($name)\t\(((.requests - .non_2xx) / $seconds) | floor) orders/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\tnon-2xx \(.non_2xx)"' \
         "$data.json"
 }
 
 command -v jq >/dev/null 2>&1 || apt-get install -y -qq jq >/dev/null
-echo "== Buy Now with metrics on and off (PostgreSQL + Redis, $CONNECTIONS connections, ${DURATION}s each)"
+echo "== Buy Now with $FEATURE on and off (PostgreSQL + Redis, $CONNECTIONS connections, ${DURATION}s each)"
 # The order flips every pair (on-off, off-on, ...): whatever drifts during the runs (the
 # database's checkpoints, the machine) weighs on both sides alike.
 for pair in $(seq "$PAIRS"); do
@@ -57,7 +68,7 @@ for pair in $(seq "$PAIRS"); do
         run on "$pair"
     fi
 done
-python3 - "$WORK" <<'PY'
+python3 - "$WORK" "$FEATURE" <<'PY'
 import glob, json, sys
 def rates(kind):
     out = []
@@ -67,6 +78,6 @@ def rates(kind):
     return out
 on, off = rates("on"), rates("off")
 mean = lambda values: sum(values) / len(values)
-print(f"metrics on: {mean(on):,.0f} orders/s, off: {mean(off):,.0f} orders/s "
+print(f"{sys.argv[2]} on: {mean(on):,.0f} orders/s, off: {mean(off):,.0f} orders/s "
       f"({len(on)} runs each): on is {100 * (mean(on) / mean(off) - 1):+.1f}%")
 PY
