@@ -53,9 +53,12 @@ ensure_wrk() {
 start_engine() {
     local store="$1" address="$2" data_dir="$3" database="$4" secret="$5"
     # Every simulated shopper calls from 127.0.0.1: the per-address buckets would measure
-    # themselves. LOADTEST_RATE_LIMITS=true keeps them (the shoppers honour Retry-After).
-    local environment=(FLASHCART_AUTH__JWT_SECRET="$secret"
-                       FLASHCART_RATE_LIMITS__ENABLED="${LOADTEST_RATE_LIMITS:-false}")
+    # themselves. LOADTEST_RATE_LIMITS=true keeps them (the shoppers honour Retry-After);
+    # =omit says nothing, for builds older than [rate_limits] (they refuse unknown keys).
+    local environment=(FLASHCART_AUTH__JWT_SECRET="$secret")
+    if [ "${LOADTEST_RATE_LIMITS:-false}" != omit ]; then
+        environment+=(FLASHCART_RATE_LIMITS__ENABLED="${LOADTEST_RATE_LIMITS:-false}")
+    fi
     STORE_URL="sqlite://$data_dir/flashcart.db"
     if [ "$store" = postgres-redis ]; then
         STORE_URL="$(fresh_database "$database")"

@@ -5,6 +5,8 @@
 #   metrics      `[telemetry] metrics` (issue 16: under 3%); the "on" runs also scrape
 #                /metrics once a second, as Prometheus would.
 #   rate_limits  `[rate_limits]`: every request is a new user, so every one makes a bucket.
+#   build=<dir>  a whole build: "on" runs this one (LOADTEST_BIN or target/release), "off"
+#                the binaries in <dir> (e.g. an older commit built with CARGO_TARGET_DIR).
 #
 #   loadtests/feature_cost.sh <metrics|rate_limits> [seconds per run, default 10] [connections, default 64] [pairs, default 4]
 #
@@ -13,25 +15,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FEATURE="${1:?usage: loadtests/feature_cost.sh <metrics|rate_limits> [seconds] [connections] [pairs]}"
+FEATURE="${1:?usage: loadtests/feature_cost.sh <metrics|rate_limits|build=DIR> [seconds] [connections] [pairs]}"
 DURATION="${2:-10}"
 CONNECTIONS="${3:-64}"
 PAIRS="${4:-4}"
 ADDRESS=127.0.0.1:18095
 SECRET="feature-cost-secret"
+OTHER_BIN=""
 case "$FEATURE" in
     metrics|rate_limits) ;;
-    *) echo "unknown feature $FEATURE: metrics or rate_limits" >&2; exit 2 ;;
+    build=*) OTHER_BIN="${FEATURE#build=}"; FEATURE=build ;;
+    *) echo "unknown feature $FEATURE: metrics, rate_limits or build=DIR" >&2; exit 2 ;;
 esac
 source loadtests/common.sh
+THIS_BIN="$BIN"
 begin_engine_runs flashcart_feature_cost
 
 run() { # on|off, pair number
     local enabled=true
     [ "$1" = off ] && enabled=false
     local data="$WORK/$1-$2"
+    BIN="$THIS_BIN"
     if [ "$FEATURE" = metrics ]; then
         FLASHCART_TELEMETRY__METRICS="$enabled" start_engine postgres-redis "$ADDRESS" "$data" \
+            flashcart_feature_cost "$SECRET"
+    elif [ "$FEATURE" = build ]; then
+        local limits=false
+        if [ "$enabled" = false ]; then BIN="$OTHER_BIN"; limits=omit; fi
+        LOADTEST_RATE_LIMITS="$limits" start_engine postgres-redis "$ADDRESS" "$data" \
             flashcart_feature_cost "$SECRET"
     else
         LOADTEST_RATE_LIMITS="$enabled" start_engine postgres-redis "$ADDRESS" "$data" \
