@@ -330,12 +330,9 @@ impl App {
         let internal = internal.map(|listener| {
             let router = crate::routes::internal_router()
                 .layer(body_limit)
-                .layer(axum::middleware::from_fn(
-                    crate::unread_body::close_if_unread,
-                ))
                 .layer(axum::middleware::from_fn_with_state(
                     ctx.clone(),
-                    crate::request_trace::trace_request,
+                    crate::envelope::around_request,
                 ))
                 .with_state(ctx.clone());
             (listener, router)
@@ -350,12 +347,10 @@ impl App {
         } else {
             router
         };
-        let router = if settings.telemetry.metrics {
+        if settings.telemetry.metrics {
+            // Installed before the first request makes its handles.
             crate::metrics::handle();
-            router.layer(axum::middleware::from_fn(crate::metrics::record_http))
-        } else {
-            router
-        };
+        }
         // A request this node took for one of its shards, whose shard left before it was
         // served, goes to the shard's new node.
         let router = if ctx.forwarder.is_some() {
@@ -367,12 +362,9 @@ impl App {
             router
         };
         let router = router
-            .layer(axum::middleware::from_fn(
-                crate::unread_body::close_if_unread,
-            ))
             .layer(axum::middleware::from_fn_with_state(
                 ctx.clone(),
-                crate::request_trace::trace_request,
+                crate::envelope::around_request,
             ))
             .with_state(ctx);
         let listener = TcpListener::bind(settings.server.listen)

@@ -10,6 +10,7 @@ pub mod api_doc;
 pub mod app;
 pub mod auth;
 pub mod demo;
+pub mod envelope;
 pub mod error;
 mod extract;
 pub mod feed_client;

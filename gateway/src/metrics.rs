@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -77,19 +76,34 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Counts every request by route template, method and status, and times it.
-pub async fn record_http(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let handles = route_handles(route);
-    let method = request.method().clone();
-    let response = next.run(request).await;
-    handles.count(&method, response.status());
-    handles.duration.record(started.elapsed().as_secs_f64());
-    response
+/// A request being counted: its route's handles, its method, when it came in.
+pub struct RequestMetrics {
+    handles: &'static RouteHandles,
+    method: Method,
+    started: Instant,
+}
+
+impl RequestMetrics {
+    /// Starts counting a request (its route template, not its path: bounded labels).
+    pub fn begin(request: &Request) -> Self {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        Self {
+            handles: route_handles(route),
+            method: request.method().clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts the answer by status and records how long it took.
+    pub fn finish(self, status: StatusCode) {
+        self.handles.count(&self.method, status);
+        self.handles
+            .duration
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// One route's handles, made once: recording through a handle is an atomic add, where

@@ -2,40 +2,42 @@
 //! fresh one, returned in the answer, and carried by every log line written while the
 //! request is served, in the product actor's turn too (`actors::protocol::Waiter`).
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
-use tracing::Instrument as _;
 
-use crate::app::ApiContext;
+use crate::app::Limits;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest caller-given id kept; longer or odd ones are replaced, not trusted into logs.
 const REQUEST_ID_MAX: usize = 128;
 
-/// The middleware: the request's span, its id both ways, and the access log line if asked.
-pub async fn trace_request(
-    State(ctx): State<ApiContext>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// One request's trace: its id, its span, and what the access log line says.
+pub struct RequestTrace {
+    id: HeaderValue,
+    pub span: tracing::Span,
+    details: Option<(Method, String)>,
+    started: Instant,
+}
+
+/// The request's id (the caller's, else a new one, set on the request so a forwarding node
+/// passes it on) and its span.
+pub fn begin(limits: &Limits, request: &mut Request) -> RequestTrace {
     let id = match request.headers().get(&REQUEST_ID) {
         Some(given) if acceptable(given) => given.clone(),
         _ => {
-            let generated = HeaderValue::try_from(uuid::Uuid::now_v7().simple().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown"));
-            // Forwarded to the product's node with the request (`forward.rs`), so both
-            // nodes log the same id.
+            let generated = new_id();
             request.headers_mut().insert(REQUEST_ID, generated.clone());
             generated
         }
     };
     // Method and route, when something will show them (an exported span, the access log).
-    let details = (ctx.limits.spans_exported || ctx.limits.access_log).then(|| {
+    let details = (limits.spans_exported || limits.access_log).then(|| {
         let route = request
             .extensions()
             .get::<MatchedPath>()
@@ -54,32 +56,52 @@ pub async fn trace_request(
         status = tracing::field::Empty,
     );
     if let Some((method, route)) = &details
-        && ctx.limits.spans_exported
+        && limits.spans_exported
     {
         span.record("method", method.as_str());
         span.record("route", route.as_str());
     }
-    let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    if ctx.limits.spans_exported {
-        span.record("status", status);
+    RequestTrace {
+        id,
+        span,
+        details,
+        started: Instant::now(),
     }
-    if let Some((method, route)) = &details
-        && ctx.limits.access_log
-    {
-        span.in_scope(|| {
-            tracing::info!(
-                method = %method,
-                route = %route,
-                status,
-                elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0,
-                "answered"
-            );
-        });
+}
+
+impl RequestTrace {
+    /// The id on the answer; its status on the span and in the access log.
+    pub fn finish(self, limits: &Limits, response: &mut Response) {
+        let status = response.status().as_u16();
+        if limits.spans_exported {
+            self.span.record("status", status);
+        }
+        if let Some((method, route)) = &self.details
+            && limits.access_log
+        {
+            self.span.in_scope(|| {
+                tracing::info!(
+                    method = %method,
+                    route = %route,
+                    status,
+                    elapsed_ms = self.started.elapsed().as_secs_f64() * 1_000.0,
+                    "answered"
+                );
+            });
+        }
+        response.headers_mut().insert(REQUEST_ID, self.id);
     }
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
+}
+
+/// A new request id: this process's random prefix and a counter, 32 hex digits. Unique
+/// across nodes and restarts in practice, and no clock or random read per request.
+fn new_id() -> HeaderValue {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::now_v7().as_u64_pair().1);
+    let sequence = NEXT.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::try_from(format!("{prefix:016x}{sequence:016x}"))
+        .unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// Short, printable, no spaces: safe to put in every log line.

@@ -15,14 +15,16 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
-/// The middleware: watches the body of a request that has one.
-pub async fn close_if_unread(request: Request, next: Next) -> Response {
+/// Whether a request's body was read to its end, once the answer is ready.
+pub struct BodyWatch(Option<Arc<AtomicBool>>);
+
+/// Watches the body of `request`, if it has one.
+pub fn watch(request: Request) -> (Request, BodyWatch) {
     if request.body().is_end_stream() {
-        return next.run(request).await;
+        return (request, BodyWatch(None));
     }
     let read_to_end = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| {
@@ -31,13 +33,20 @@ pub async fn close_if_unread(request: Request, next: Next) -> Response {
             read_to_end: Arc::clone(&read_to_end),
         })
     });
-    let mut response = next.run(request).await;
-    if !read_to_end.load(Ordering::Acquire) {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    (request, BodyWatch(Some(read_to_end)))
+}
+
+impl BodyWatch {
+    /// `Connection: close` on `response` if the body was left unread.
+    pub fn finish(self, response: &mut Response) {
+        if let Some(read_to_end) = self.0
+            && !read_to_end.load(Ordering::Acquire)
+        {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
     }
-    response
 }
 
 /// A body that notes when it has been read to its end.
