@@ -332,21 +332,12 @@ impl App {
                 .layer(body_limit)
                 .layer(axum::middleware::from_fn_with_state(
                     ctx.clone(),
-                    crate::envelope::around_request,
+                    crate::envelope::around_node_request,
                 ))
                 .with_state(ctx.clone());
             (listener, router)
         });
         let router = crate::routes::router().layer(body_limit);
-        // Only on the public listener: what other nodes forward was limited where it came in.
-        let router = if rate_limiter.is_some() {
-            router.layer(axum::middleware::from_fn_with_state(
-                ctx.clone(),
-                crate::rate_limit::limit,
-            ))
-        } else {
-            router
-        };
         if settings.telemetry.metrics {
             // Installed before the first request makes its handles.
             crate::metrics::handle();

@@ -11,9 +11,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -188,22 +187,24 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-/// The middleware: classifies the request, finds its caller, takes a token or answers 429.
-/// A caller it authenticated is left in the request's extensions, so the handler's
-/// [`Caller`] does not check the token a second time.
-pub async fn limit(State(ctx): State<ApiContext>, mut request: Request, next: Next) -> Response {
-    let Some(limiter) = ctx.rate_limiter.as_deref() else {
-        return next.run(request).await;
-    };
+/// Classifies the request, finds its caller, takes a token from its bucket, or gives the
+/// 429 to answer. A caller it authenticated is left in the request's extensions, so the
+/// handler's [`Caller`] does not check the token a second time. (Called by
+/// `envelope.rs` on the public listener, when `[rate_limits]` is on.)
+pub async fn admit(
+    limiter: &RateLimiter,
+    ctx: &ApiContext,
+    request: &mut Request,
+) -> Result<(), Response> {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let Some(class) = Class::of(request.method(), route) else {
-        return next.run(request).await;
+        return Ok(());
     };
     let caller = match bearer_token(request.headers()) {
-        Some(token) => caller_from_token(&ctx, token).await.ok(),
+        Some(token) => caller_from_token(ctx, token).await.ok(),
         None => None,
     };
     let bucket = match caller {
@@ -221,10 +222,9 @@ pub async fn limit(State(ctx): State<ApiContext>, mut request: Request, next: Ne
             ))
         }
     };
-    match limiter.take(class, &bucket) {
-        Ok(()) => next.run(request).await,
-        Err(wait) => ApiError::RateLimited { wait }.into_response(),
-    }
+    limiter
+        .take(class, &bucket)
+        .map_err(|wait| ApiError::RateLimited { wait }.into_response())
 }
 
 /// The caller the rate limiter already authenticated for this request, if it did.

@@ -49,6 +49,16 @@ impl BodyWatch {
     }
 }
 
+/// `Connection: close` on an answer given without touching the request's body at all,
+/// if it has one.
+pub fn close_unread(request: &Request, response: &mut Response) {
+    if !request.body().is_end_stream() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
 /// A body that notes when it has been read to its end.
 struct Watched {
     inner: Body,
