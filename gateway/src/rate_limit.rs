@@ -18,7 +18,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::app::ApiContext;
-use crate::auth::{Caller, bearer_token, caller_from_token};
+use crate::auth::{bearer_token, caller_from_token};
 use crate::error::ApiError;
 use crate::settings::{RateLimit, RateLimitSettings};
 
@@ -188,8 +188,8 @@ fn canonical(address: IpAddr) -> IpAddr {
 }
 
 /// Classifies the request, finds its caller, takes a token from its bucket, or gives the
-/// 429 to answer. A caller it authenticated is left in the request's extensions, so the
-/// handler's [`Caller`] does not check the token a second time. (Called by
+/// 429 to answer. A caller it authenticated is remembered on the request for the handler
+/// (`auth::remember`). (Called by
 /// `envelope.rs` on the public listener, when `[rate_limits]` is on.)
 pub async fn admit(
     limiter: &RateLimiter,
@@ -209,7 +209,7 @@ pub async fn admit(
     };
     let bucket = match caller {
         Some(caller) => {
-            request.extensions_mut().insert(caller);
+            crate::auth::remember(request.extensions_mut(), caller);
             Bucket::User(caller.user_id.0)
         }
         None => {
@@ -225,11 +225,6 @@ pub async fn admit(
     limiter
         .take(class, &bucket)
         .map_err(|wait| ApiError::RateLimited { wait }.into_response())
-}
-
-/// The caller the rate limiter already authenticated for this request, if it did.
-pub fn authenticated(parts: &axum::http::request::Parts) -> Option<Caller> {
-    parts.extensions.get::<Caller>().copied()
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Who is calling: a bearer JWT (HS256) with `sub` (user id), `role` and `exp`.
+//! Who is calling: a bearer JWT. The engine's own (HS256, `sub` a user id, `role`, `exp`),
+//! or, with `[auth] jwks_url`, the shop's identity provider's (`identity_provider.rs`).
 
 mod identity_provider;
 mod jwt;
@@ -79,15 +80,14 @@ pub async fn caller_from_token(ctx: &ApiContext, token: &str) -> Result<Caller, 
     {
         let caller = provider.verify(token).await.map_err(|error| {
             tracing::debug!(%error, "identity provider token refused");
-            error
-        });
-        let caller = caller.map_err(|error| match error {
-            ProviderError::Unreachable => ApiError::Unavailable(error.to_string()),
-            ProviderError::Expired => ApiError::Unauthorized("the token has expired"),
-            ProviderError::UnknownKey => ApiError::Unauthorized(
-                "the token is signed with a key the provider does not publish",
-            ),
-            _ => ApiError::Unauthorized("the token is not valid"),
+            match error {
+                ProviderError::Unreachable => ApiError::Unavailable(error.to_string()),
+                ProviderError::Expired => ApiError::Unauthorized("the token has expired"),
+                ProviderError::UnknownKey => ApiError::Unauthorized(
+                    "the token is signed with a key the provider does not publish",
+                ),
+                _ => ApiError::Unauthorized("the token is not valid"),
+            }
         })?;
         return Ok(Caller {
             user_id: UserId(caller.user_id),
@@ -119,8 +119,9 @@ impl FromRequestParts<ApiContext> for Caller {
         parts: &mut Parts,
         ctx: &ApiContext,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(caller) = crate::rate_limit::authenticated(parts) {
-            return Ok(caller);
+        // Checked already by the rate limiter (`remember`).
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(*caller);
         }
         if !parts.headers.contains_key(AUTHORIZATION) {
             return Err(ApiError::Unauthorized("missing Authorization header"));
@@ -130,6 +131,12 @@ impl FromRequestParts<ApiContext> for Caller {
         ))?;
         caller_from_token(ctx, token).await
     }
+}
+
+/// Keeps a caller already authenticated on the request, so the handler's [`Caller`] does
+/// not check the token a second time.
+pub fn remember(extensions: &mut axum::http::Extensions, caller: Caller) {
+    extensions.insert(caller);
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if the request has one.

@@ -108,12 +108,7 @@ pub async fn spawn_app_in(data_dir: &Path, configure: impl FnOnce(&mut Settings)
 
 impl TestApp {
     pub fn token(&self, user: u64, role: Role) -> String {
-        let claims = Claims {
-            sub: user.to_string(),
-            role,
-            exp: actors::clock::now_ms() / 1_000 + 3_600,
-        };
-        self.keys.encode(&claims)
+        sign(&self.keys, user, role)
     }
 
     /// Sends a payment verdict as the provider would, signed with `secret`.
@@ -476,11 +471,11 @@ impl Server {
 
     /// A token the binary accepts (it runs with the tests' secret).
     pub fn token(&self, user: u64, role: Role) -> String {
-        JwtKeys::new(SecretString::from("test-secret".to_owned())).encode(&Claims {
-            sub: user.to_string(),
+        sign(
+            &JwtKeys::new(SecretString::from("test-secret".to_owned())),
+            user,
             role,
-            exp: actors::clock::now_ms() / 1_000 + 3_600,
-        })
+        )
     }
 
     /// Creates product `id` ("Phone", price 1,000) with `stock` units, as an admin.
@@ -548,4 +543,13 @@ pub async fn serve_on_loopback(router: axum::Router) -> std::net::SocketAddr {
         let _ = axum::serve(listener, router).await;
     });
     address
+}
+
+/// A token of `user` with `role`, valid for an hour.
+fn sign(keys: &JwtKeys, user: u64, role: Role) -> String {
+    keys.encode(&Claims {
+        sub: user.to_string(),
+        role,
+        exp: actors::clock::now_ms() / 1_000 + 3_600,
+    })
 }
