@@ -164,6 +164,13 @@ impl PostgresSettings {
 #[derive(Clone)]
 pub struct Database {
     pool: Backend<SqlitePool, PgPool>,
+    /// SQLite's one writer: a connection of its own, never lent to a reader. Why: in WAL
+    /// mode a connection drops its whole page cache when it finds the WAL changed by
+    /// another connection. Taking the next idle connection of a shared pool for each
+    /// commit therefore started every commit on a cold cache, reading the indexes it
+    /// touches back from the WAL (issue 14). On PostgreSQL, and for the shared in-memory
+    /// database, the pool itself.
+    sqlite_writer: Option<SqlitePool>,
     /// When the committer last started SQLite's WAL over (`restart_wal_when_due`).
     wal_restart_tried: Arc<Mutex<Instant>>,
 }
@@ -215,18 +222,32 @@ impl Database {
             .pragma("temp_store", "memory")
             // One writer, but a reader may briefly hold the WAL.
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        // Four connections: the committer's writer plus readers for recovery, lookups and
-        // the relay. SQLite has one writer at a time anyway; more connections would queue.
+        // Readers for recovery, lookups, the relay and the checkpoints, and the occasional
+        // write outside the group commit (carts, reviews).
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(3)
             // No ping before each use: every commit would pay a round trip to SQLite's
             // thread for it (a third of an empty commit, measured). A connection that
             // broke fails its statement instead, which the committer reports as unknown.
             .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await?;
+        let database = Self::migrated(Backend::Sqlite(pool.clone())).await?;
+        // The writer opens after the migrations, so its cache starts on the final schema.
+        // It is kept for the life of the pool: a new connection would start cold.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        tokio::spawn(checkpoint_now_and_then(pool.clone()));
-        Self::migrated(Backend::Sqlite(pool)).await
+        tokio::spawn(checkpoint_now_and_then(pool));
+        Ok(Self {
+            sqlite_writer: Some(writer),
+            ..database
+        })
     }
 
     /// A SQLite database in memory, named so that other pools of this process can open
@@ -285,6 +306,7 @@ impl Database {
         }
         Ok(Self {
             pool,
+            sqlite_writer: None,
             wal_restart_tried: Arc::new(Mutex::new(Instant::now())),
         })
     }
@@ -295,15 +317,21 @@ impl Database {
             Backend::Sqlite(pool) => pool.close().await,
             Backend::Postgres(pool) => pool.close().await,
         }
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await;
+        }
     }
 
     pub(crate) fn pool(&self) -> &Backend<SqlitePool, PgPool> {
         &self.pool
     }
 
+    /// A write transaction: on SQLite, on the one writer's connection.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static>, StoreError> {
         Ok(match &self.pool {
-            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin().await?),
+            Backend::Sqlite(pool) => {
+                Backend::Sqlite(self.sqlite_writer.as_ref().unwrap_or(pool).begin().await?)
+            }
             Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
         })
     }
@@ -374,6 +402,7 @@ impl Database {
         let Backend::Sqlite(pool) = &self.pool else {
             return;
         };
+        let pool = self.sqlite_writer.as_ref().unwrap_or(pool);
         let last = *self
             .wal_restart_tried
             .lock()
