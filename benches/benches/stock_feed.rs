@@ -180,9 +180,13 @@ impl Screens {
             runtime.block_on(async move {
                 let frames = Arc::new(AtomicU64::new(0));
                 for _ in 0..count {
-                    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-                        .await
-                        .expect("ws");
+                    // A screen's buffers sized as the engine's own feed clients are
+                    // (`gateway::websocket`): tungstenite's default zero-fills 128 KiB per read.
+                    let config = Some(gateway::websocket::feed_client_config());
+                    let (mut socket, _) =
+                        tokio_tungstenite::connect_async_with_config(url.as_str(), config, true)
+                            .await
+                            .expect("ws");
                     socket.next().await.expect("first frame").expect("frame");
                     let frames = Arc::clone(&frames);
                     tokio::spawn(async move {

@@ -23,6 +23,15 @@ pub enum FeedError {
     Request(String),
 }
 
+/// Opens a feed with the feeds' buffer sizes (`websocket.rs`).
+async fn connect(
+    request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> Result<Socket, FeedError> {
+    let config = Some(crate::websocket::feed_client_config());
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, config, true).await?;
+    Ok(socket)
+}
+
 /// `base` is the engine's HTTP address, like `http://127.0.0.1:8080`.
 fn ws_base(base: &str) -> String {
     base.trim_end_matches('/').replacen("http", "ws", 1)
@@ -37,7 +46,7 @@ impl StockFeedClient {
     pub async fn connect(base: &str, products: &[ProductId]) -> Result<Self, FeedError> {
         let ids: Vec<String> = products.iter().map(|id| id.0.to_string()).collect();
         let url = format!("{}/ws/stock?products={}", ws_base(base), ids.join(","));
-        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let socket = connect(url).await?;
         Ok(Self { socket })
     }
 
@@ -49,8 +58,7 @@ impl StockFeedClient {
         from_node: &str,
     ) -> Result<Self, FeedError> {
         let url = format!("{}/ws/stock?products={product}", ws_base(base));
-        let (socket, _) =
-            tokio_tungstenite::connect_async(from_node_request(url, from_node)?).await?;
+        let socket = connect(from_node_request(url, from_node)?).await?;
         Ok(Self { socket })
     }
 
@@ -69,7 +77,7 @@ impl OrderFeedClient {
     /// Sends the token as the first message, the way a browser does.
     pub async fn connect(base: &str, order_id: OrderId, token: &str) -> Result<Self, FeedError> {
         let url = format!("{}/ws/orders/{order_id}", ws_base(base));
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut socket = connect(url).await?;
         let hello = serde_json::json!({ "token": token }).to_string();
         socket.send(Message::Text(hello.into())).await?;
         Ok(Self { socket })
@@ -85,7 +93,7 @@ impl OrderFeedClient {
     ) -> Result<Self, FeedError> {
         let url = format!("{}/ws/orders/{order_id}", ws_base(base));
         let request = from_node_request(url, from_node)?;
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let mut socket = connect(request).await?;
         let hello = serde_json::json!({ "token": token }).to_string();
         socket.send(Message::Text(hello.into())).await?;
         Ok(Self { socket })

@@ -27,6 +27,7 @@ pub mod settings;
 pub mod telemetry;
 mod time_format;
 pub mod unread_body;
+pub mod websocket;
 
 pub use app::{ApiContext, ApiParts, App};
 pub use settings::Settings;

@@ -265,6 +265,7 @@ async fn watch_order(
         owner_elsewhere(&ctx, &order)
     };
     let write_timeout = ctx.limits.websocket_write_timeout;
+    let upgrade = crate::websocket::feed_upgrade(upgrade);
     Ok(upgrade.on_upgrade(move |mut socket| async move {
         // A header whose token is not valid is ignored, as if absent: the first message
         // may still bring one.

@@ -169,3 +169,58 @@ async fn bad_subscriptions_are_refused_before_the_upgrade() {
         (true, "websocket_expected")
     );
 }
+
+#[tokio::test]
+async fn a_screen_that_sends_more_than_a_feed_reads_is_closed_and_the_others_keep_watching() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = spawn_app().await;
+    app.create_product(4, 99_900, 10).await;
+    let mut watcher = StockFeedClient::connect(&app.address, &[engine::ProductId(4)])
+        .await
+        .expect("the watcher connects");
+    assert_eq!(watcher.next().await.expect("snapshot").left, 10);
+    let (mut chatty, _) = tokio_tungstenite::connect_async(ws_url(&app, "4"))
+        .await
+        .expect("connects");
+    let first = chatty.next().await.expect("snapshot").expect("frame");
+    assert!(first.is_text());
+    // What a screen may send: a ping is answered and the feed stays open.
+    chatty
+        .send(Message::Ping(b"still there?".to_vec().into()))
+        .await
+        .expect("ping sent");
+    let pong = tokio::time::timeout(Duration::from_secs(5), chatty.next())
+        .await
+        .expect("answered")
+        .expect("open")
+        .expect("frame");
+    assert_eq!(pong, Message::Pong(b"still there?".to_vec().into()));
+    // More than a feed ever reads: the connection is closed, not buffered.
+    let oversized = "x".repeat(gateway::websocket::CLIENT_MESSAGE_MAX_BYTES + 1);
+    let _ = chatty.send(Message::Text(oversized.into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match chatty.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the oversized message ends the connection");
+    // The other screen still follows the product.
+    assert_eq!(sell(&app, 4, 10, 4).await, 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let view = tokio::time::timeout(remaining, watcher.next())
+            .await
+            .expect("sold out reaches the watcher")
+            .expect("a stock value");
+        if view.left == 0 {
+            break;
+        }
+    }
+}
