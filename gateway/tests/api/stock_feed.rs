@@ -60,9 +60,14 @@ async fn watch_until_sold_out(base: String, product_id: u64) -> Watched {
     let mut feed = StockFeedClient::connect(&base, &[engine::ProductId(product_id)])
         .await
         .expect("websocket connects");
+    read_until_sold_out(&mut feed, Duration::from_secs(60)).await
+}
+
+/// Reads a connected feed until it shows sold out, within `limit`.
+async fn read_until_sold_out(feed: &mut StockFeedClient, limit: Duration) -> Watched {
     let mut messages = 0;
     let mut first_at = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let view = tokio::time::timeout(remaining, feed.next())
@@ -212,15 +217,6 @@ async fn a_screen_that_sends_more_than_a_feed_reads_is_closed_and_the_others_kee
     assert!(ended.is_ok(), "the oversized message ends the connection");
     // The other screen still follows the product.
     assert_eq!(sell(&app, 4, 10, 4).await, 10);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let view = tokio::time::timeout(remaining, watcher.next())
-            .await
-            .expect("sold out reaches the watcher")
-            .expect("a stock value");
-        if view.left == 0 {
-            break;
-        }
-    }
+    let watched = read_until_sold_out(&mut watcher, Duration::from_secs(10)).await;
+    assert_eq!(watched.last.left, 0);
 }
