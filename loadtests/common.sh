@@ -85,6 +85,9 @@ begin_engine_runs() {
 
 end_engine_runs() {
     [ -z "$PID" ] || kill "$PID" 2>/dev/null || true
+    # LOADTEST_KEEP_LOG=<file>: the engine's log outlives the run (e.g. with
+    # RUST_LOG=info,persistence=debug, to line stalls up with commits and checkpoints).
+    [ -z "${LOADTEST_KEEP_LOG:-}" ] || cat "$WORK"/*.log >"$LOADTEST_KEEP_LOG" 2>/dev/null || true
     drop_database "$RUNS_DATABASE"
     rm -rf "$WORK"
 }

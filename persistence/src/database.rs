@@ -15,8 +15,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use engine::OrderId;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -26,6 +26,7 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::wal::Wal;
 
 /// One of the two databases, holding whatever each needs (a pool, a transaction...).
 #[derive(Clone)]
@@ -171,8 +172,8 @@ pub struct Database {
     /// touches back from the WAL (issue 14). On PostgreSQL, and for the shared in-memory
     /// database, the pool itself.
     sqlite_writer: Option<SqlitePool>,
-    /// When the committer last started SQLite's WAL over (`restart_wal_when_due`).
-    wal_restart_tried: Arc<Mutex<Instant>>,
+    /// The embedded file's WAL: its background checkpoints and the committer's restarts.
+    wal: Option<Arc<Wal>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -195,9 +196,8 @@ impl Database {
     ///   cut, not only a `kill -9`. Group commit pays that fsync once per batch.
     /// - No automatic checkpoint inside a commit: by default the commit that fills the WAL
     ///   to 1,000 pages copies it into the database file itself, a stall of the whole hot
-    ///   path. A background task checkpoints instead (`checkpoint_now_and_then`), beside
-    ///   the writer (WAL allows it), and the committer starts the WAL over between
-    ///   batches (`restart_wal_when_due`).
+    ///   path. A background task checkpoints instead, beside the writer (WAL allows it),
+    ///   and the committer starts the WAL over between batches (`wal.rs`).
     /// - A 64 MiB page cache per connection and memory-mapped reads: the indexes every
     ///   order touches stay in memory instead of costing a `pread` per page.
     /// - Foreign keys are not enforced, as on PostgreSQL's hot tables (its migration 0002):
@@ -243,9 +243,9 @@ impl Database {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        tokio::spawn(checkpoint_now_and_then(pool));
         Ok(Self {
             sqlite_writer: Some(writer),
+            wal: Some(Wal::start(pool)),
             ..database
         })
     }
@@ -307,7 +307,7 @@ impl Database {
         Ok(Self {
             pool,
             sqlite_writer: None,
-            wal_restart_tried: Arc::new(Mutex::new(Instant::now())),
+            wal: None,
         })
     }
 
@@ -346,116 +346,16 @@ impl Database {
 }
 
 /// How long a SQLite statement waits for a lock another connection holds.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The same, as the pragma that puts it back on a connection.
-const RESTORE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
-const _: () = assert!(SQLITE_BUSY_TIMEOUT.as_millis() == 5_000);
-
-/// How often the WAL is copied into the database file. Each checkpoint copies what a
-/// quarter second of orders wrote: small enough to never wait, often enough to keep the
-/// WAL (and reads through it) short.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// How often the committer tries to start the WAL over, between two batches.
-const WAL_RESTART_EVERY: Duration = Duration::from_secs(1);
-
-/// Checkpoints the WAL beside the writer, until the pool is closed (or the runtime ends).
-/// PASSIVE never waits for the writer or a reader: it copies what it can now and leaves
-/// the rest for next time. Starting the WAL over is the committer's job
-/// ([`Database::restart_wal_when_due`]).
-async fn checkpoint_now_and_then(pool: SqlitePool) {
-    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !pool.is_closed() {
-        ticks.tick().await;
-        let started = Instant::now();
-        // The pragma's row: busy, frames in the WAL, frames copied into the database.
-        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&pool)
-            .await
-        {
-            Ok((_, wal_frames, copied_frames)) => tracing::debug!(
-                wal_frames,
-                copied_frames,
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "passive checkpoint"
-            ),
-            Err(error) => {
-                tracing::warn!(%error, "WAL checkpoint failed; the next one will try again")
-            }
-        }
-    }
-}
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Database {
-    /// Under a steady stream of commits a PASSIVE checkpoint never catches the last frame,
-    /// and SQLite writes the WAL from its start again only once one has: the file grew
-    /// without end (770 MB after 15 s of Buy Now at 256 connections) and every commit
-    /// extended it. So once a second the committer, between two batches (when no write
-    /// can be in flight: it is the only writer), runs a RESTART checkpoint that never
-    /// waits: it copies what is left and starts the WAL over if no reader (or background
-    /// checkpoint) is inside it at that moment, or gives up at once and tries again after
-    /// the next batch. Waiting for readers instead (the pool's 5 s busy timeout) held Buy
-    /// Now behind them: slices with a p99 of 828 ms. A RESTART from the background task
-    /// (before this) raced the committer and often lost.
+    /// Between two batches of the group commit: on SQLite, the WAL is started over when
+    /// that is cheap (`wal.rs`).
     pub(crate) async fn restart_wal_when_due(&self) {
-        let Backend::Sqlite(pool) = &self.pool else {
-            return;
-        };
-        let pool = self.sqlite_writer.as_ref().unwrap_or(pool);
-        let last = *self
-            .wal_restart_tried
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if last.elapsed() < WAL_RESTART_EVERY {
-            return;
-        }
-        let started = Instant::now();
-        let restarted = restart_wal(pool).await;
-        // What a restart costs the committer (issue 14, embedded at 256 connections: 2-44
-        // ms, once a second; starting it right after a background checkpoint caught up
-        // was measured and did not make it cheaper).
-        tracing::debug!(
-            restarted = restarted.as_ref().is_ok_and(|restarted| *restarted),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "WAL restart"
-        );
-        match restarted {
-            Ok(true) => {
-                *self
-                    .wal_restart_tried
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-            }
-            // Busy: after the next batch.
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(%error, "WAL restart failed; the next batch will try again");
-            }
+        if let (Some(wal), Some(writer)) = (&self.wal, &self.sqlite_writer) {
+            wal.restart_when_due(writer).await;
         }
     }
-}
-
-/// Whether the WAL was started over (false: a reader or a checkpoint was in the way).
-async fn restart_wal(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
-    let mut connection = pool.acquire().await?;
-    sqlx::query("PRAGMA busy_timeout = 0")
-        .execute(&mut *connection)
-        .await?;
-    // Busy is an answer, not an error: the first column of the pragma's row.
-    let checkpoint = sqlx::query_scalar::<_, i64>("PRAGMA wal_checkpoint(RESTART)")
-        .fetch_one(&mut *connection)
-        .await;
-    if let Err(error) = sqlx::query(RESTORE_BUSY_TIMEOUT)
-        .execute(&mut *connection)
-        .await
-    {
-        // A pooled connection left with a zero busy timeout would fail the committer's
-        // next write at the first contention: close it instead of reusing it.
-        connection.close_on_drop();
-        return Err(error);
-    }
-    Ok(checkpoint? == 0)
 }
 
 impl Transaction<'_> {

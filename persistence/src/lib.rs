@@ -45,6 +45,7 @@ mod row;
 mod shard_leases;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod wal;
 mod write;
 
 pub use carts::{CartItem, CartStore, Carts};

@@ -26,7 +26,8 @@ macro_rules! on_sqlite {
 contracts!(on_sqlite);
 
 /// Under commits that never pause, the WAL stays bounded: the group committer, between two
-/// batches, tries a RESTART once a second, after which SQLite writes the WAL from its
+/// batches, runs a RESTART checkpoint once the background checkpoints caught up with a WAL
+/// past 32 MiB (or, failing that, every 2 s), after which SQLite writes the WAL from its
 /// start again (and cuts a file grown past the size limit back to it). Before, PASSIVE
 /// checkpoints never caught the last frame under such a stream and the file grew with
 /// everything written (261 MB after 4 s here); a RESTART from the background task raced
