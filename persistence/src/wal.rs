@@ -42,6 +42,8 @@ const RESTART_FRAMES: i64 = 8_192;
 const RESTART_AT_LEAST_EVERY: Duration = Duration::from_secs(2);
 
 /// The same as the pool's busy timeout, as the pragma that puts it back on a connection.
+/// A literal, checked against the constant at compile time: sqlx 0.9 takes only literal
+/// SQL (a formatted string would need `AssertSqlSafe`).
 const RESTORE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
 const _: () = assert!(crate::database::SQLITE_BUSY_TIMEOUT.as_millis() == 5_000);
 
