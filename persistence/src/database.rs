@@ -29,7 +29,7 @@ use crate::error::StoreError;
 use crate::wal::Wal;
 
 /// One of the two databases, holding whatever each needs (a pool, a transaction...).
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub(crate) enum Backend<S, P> {
     Sqlite(S),
     Postgres(P),
@@ -198,8 +198,13 @@ impl Database {
     ///   to 1,000 pages copies it into the database file itself, a stall of the whole hot
     ///   path. A background task checkpoints instead, beside the writer (WAL allows it),
     ///   and the committer starts the WAL over between batches (`wal.rs`).
-    /// - A 64 MiB page cache per connection and memory-mapped reads: the indexes every
-    ///   order touches stay in memory instead of costing a `pread` per page.
+    /// - Memory-mapped reads, so the pages every order reads from the database file cost
+    ///   no `pread`, and an 8 MiB page cache per connection (the pages read from the WAL
+    ///   and the ones being written). Not larger: SQLite's commit scans its whole cache's
+    ///   hash table whenever a page split parked a page at the reserved 1 GiB page
+    ///   number, as most group commits do on a database under 1 GiB. With a 64 MiB cache
+    ///   that scan (`pcache1TruncateUnsafe`) was 6.9% of the engine's CPU under Buy Now,
+    ///   2.1% with 8 MiB (`loadtests/profile.sh embedded 16 64`).
     /// - Foreign keys are not enforced, as on PostgreSQL's hot tables (its migration 0002):
     ///   an order line exists only for a product whose actor reserved it, so the checks
     ///   guard against nothing the engine can do, and cost index lookups on every order.
@@ -217,7 +222,7 @@ impl Database {
             .pragma("wal_autocheckpoint", "0")
             // When the WAL starts over, a file that grew past this is cut back to it.
             .pragma("journal_size_limit", "67108864")
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-8192")
             .pragma("mmap_size", "268435456")
             .pragma("temp_store", "memory")
             // One writer, but a reader may briefly hold the WAL.
@@ -324,6 +329,15 @@ impl Database {
 
     pub(crate) fn pool(&self) -> &Backend<SqlitePool, PgPool> {
         &self.pool
+    }
+
+    /// Where a batch written as its own transaction goes: PostgreSQL's pool, or SQLite's
+    /// one writer (the shared pool for a database in memory, which has none).
+    pub(crate) fn batch_pool(&self) -> crate::ledger::AlonePool<'_> {
+        match &self.pool {
+            Backend::Sqlite(pool) => Backend::Sqlite(self.sqlite_writer.as_ref().unwrap_or(pool)),
+            Backend::Postgres(pool) => Backend::Postgres(pool),
+        }
     }
 
     /// A write transaction: on SQLite, on the one writer's connection.

@@ -280,3 +280,105 @@ mod sale_pool_counted_per_batch {
         database.drop_database().await;
     }
 }
+
+/// Orders and ledger rows stored before 0019 (checks as lists of values) are kept by its
+/// table rebuilds; the checks still refuse an unknown status or kind; and a multi-row
+/// insert, the shape of a group commit's, no longer builds a temporary b-tree for them.
+/// SQLite only: PostgreSQL's 0019 changes nothing.
+mod checks_without_value_lists {
+    use engine::{OrderId, OrderStatus};
+    use persistence::{Database, OrderLookup};
+    use sqlx::Row;
+
+    const BEFORE_COMPARISONS: i64 = 18;
+    const ORDER: &str = "0190a000-0000-7000-8000-000000000001";
+    const TWO_ORDERS: &str = "INSERT INTO orders (id, user_id, status, total_minor, \
+        idempotency_scope, idempotency_key, created_at_ms, expires_at_ms, updated_at_ms) \
+        VALUES (?, 1, 'PAID', 1, 's', ?, 1, 2, 1), (?, 1, 'PAID', 1, 's', ?, 1, 2, 1)";
+    const TWO_LEDGER_ROWS: &str = "INSERT INTO stock_ledger \
+        (product_id, order_count, kind, quantity, at_ms) \
+        VALUES (1, 1, 'reserve', 1, 1), (1, 1, 'confirm', 1, 1)";
+
+    /// The operations SQLite's plan for `statement` runs.
+    async fn plan(pool: &sqlx::SqlitePool, statement: &str) -> Vec<String> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("EXPLAIN {statement}")))
+            .fetch_all(pool)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get::<String, _>("opcode"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = super::bare_sqlite(dir.path()).await;
+        sqlx::migrate!("./migrations/sqlite")
+            .run_to(BEFORE_COMPARISONS, &pool)
+            .await
+            .expect("migrate to 0018");
+        let before = plan(&pool, TWO_ORDERS).await;
+        assert!(
+            before.iter().any(|op| op == "OpenEphemeral"),
+            "the list check built a b-tree: {before:?}"
+        );
+        for statement in [
+            "INSERT INTO products VALUES (1, 't', 'b', 'c', 'd', 100, 0, 0, 10, 1, 1)",
+            "INSERT INTO orders (id, user_id, status, total_minor, idempotency_scope, \
+             idempotency_key, created_at_ms, expires_at_ms, updated_at_ms) \
+             VALUES ('0190a000-0000-7000-8000-000000000001', 7, 'PAID', 100, 'product:1', \
+             'k-1', 1, 2, 3)",
+            "INSERT INTO stock_ledger (product_id, order_count, kind, quantity, at_ms) \
+             VALUES (1, 2, 'reserve', 3, 4), (1, 1, 'release', 1, 5)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.expect("a row");
+        }
+        pool.close().await;
+
+        let store = Database::open(dir.path()).await.expect("open and migrate");
+        let order = store
+            .order(OrderId(ORDER.parse().expect("uuid")))
+            .await
+            .expect("read")
+            .expect("the order is kept");
+        assert_eq!((order.status, order.user_id.0), (OrderStatus::Paid, 7));
+
+        let pool = super::bare_sqlite(dir.path()).await;
+        let ledger: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT seq, kind, quantity FROM stock_ledger ORDER BY seq")
+                .fetch_all(&pool)
+                .await
+                .expect("ledger");
+        assert_eq!(ledger, [(1, "reserve".into(), 3), (2, "release".into(), 1)]);
+        // AUTOINCREMENT carries on after the rows kept, never reusing a number.
+        sqlx::query(TWO_LEDGER_ROWS)
+            .execute(&pool)
+            .await
+            .expect("more rows");
+        let last: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM stock_ledger")
+            .fetch_one(&pool)
+            .await
+            .expect("max");
+        assert_eq!(last, 4);
+
+        for refused in [
+            "UPDATE orders SET status = 'LOST'",
+            "INSERT INTO stock_ledger (product_id, order_count, kind, quantity, at_ms) \
+             VALUES (1, 1, 'stolen', 1, 1)",
+        ] {
+            let error = sqlx::query(refused)
+                .execute(&pool)
+                .await
+                .expect_err("the check refuses it");
+            assert!(error.to_string().contains("CHECK"), "{error}");
+        }
+        for statement in [TWO_ORDERS, TWO_LEDGER_ROWS] {
+            let after = plan(&pool, statement).await;
+            assert!(
+                !after.iter().any(|op| op == "OpenEphemeral"),
+                "{statement}: {after:?}"
+            );
+        }
+    }
+}

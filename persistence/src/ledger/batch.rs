@@ -234,15 +234,31 @@ impl Batch {
         }
     }
 
-    /// Writes the batch as one statement, which is its own transaction (PostgreSQL only:
-    /// the hot path, a batch of orders with nothing else).
-    pub(crate) async fn write_alone(self, pool: &sqlx::PgPool) -> Result<(), StoreError> {
+    /// Writes the batch as its own transaction in one round trip to the database (the hot
+    /// path, a batch of orders with nothing else): on PostgreSQL one statement, on SQLite
+    /// one query from `BEGIN` to `COMMIT`.
+    pub(crate) async fn write_alone(self, pool: AlonePool<'_>) -> Result<(), StoreError> {
         if self.is_empty() {
             return Ok(());
         }
-        self.write_postgres(pool).await
+        match pool {
+            Backend::Postgres(pool) => self.write_postgres(pool).await,
+            Backend::Sqlite(pool) => self.write_sqlite_alone(pool).await,
+        }
+    }
+
+    /// Whether [`Batch::write_alone`] can write it: on SQLite, a status change needs a
+    /// statement of its own, whose count of changed rows is checked before the rest.
+    pub(crate) fn writes_alone_on(&self, pool: AlonePool<'_>) -> bool {
+        match pool {
+            Backend::Postgres(_) => true,
+            Backend::Sqlite(_) => self.change_ids.is_empty(),
+        }
     }
 }
+
+/// Where a batch is written alone: the PostgreSQL pool, or SQLite's writer.
+pub(crate) type AlonePool<'a> = Backend<&'a sqlx::SqlitePool, &'a sqlx::PgPool>;
 
 fn quantity(units: u32) -> Result<i32, StoreError> {
     i32::try_from(units).map_err(|_| StoreError::Conflict("quantity does not fit".into()))

@@ -20,6 +20,7 @@ use engine::stock::{LineState, SaleSnapshot, StockSnapshot};
 use engine::{FlashSale, Product, ProductId};
 use uuid::Uuid;
 
+pub(crate) use batch::AlonePool;
 pub use batch::Batch;
 
 use crate::catalog::{self, postgres_sale_columns, product_columns, sqlite_sale_columns};
@@ -208,10 +209,11 @@ impl OrderLedger for Database {
             return Ok(());
         }
         let batch = Batch::encode(ops)?;
-        let singles = ops.iter().any(is_single_row);
-        if let (false, Backend::Postgres(pool)) = (singles, self.pool()) {
-            // The hot path: a batch of orders alone is one statement, its own transaction.
-            return batch.write_alone(pool).await;
+        // The hot path: a batch of orders with nothing else is its own transaction, written
+        // in one round trip.
+        let alone = self.batch_pool();
+        if !ops.iter().any(is_single_row) && batch.writes_alone_on(alone) {
+            return batch.write_alone(alone).await;
         }
         let mut tx = self.begin().await?;
         for op in ops {

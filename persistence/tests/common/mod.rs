@@ -233,6 +233,15 @@ pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<Database>) {
         .await;
     assert!(result.is_err());
     assert!(store.pending_orders().await.expect("pending").is_empty());
+
+    // A refused batch leaves no transaction open behind it: the next one commits.
+    store
+        .commit(&[place(order(3, 1, 1, 1, None))])
+        .await
+        .expect("the next batch");
+    let pending = store.pending_orders().await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, OrderId(Uuid::from_u128(3)));
 }
 
 pub async fn the_committer_batches_submissions_and_barriers_wait_for_them(store: Arc<Database>) {
