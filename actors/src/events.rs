@@ -74,14 +74,15 @@ pub fn order_moved(order: &Order, from: OrderStatus, cause: OrderEvent, at_ms: u
         .collect()
 }
 
-pub fn flash_sale_scheduled(sale: &FlashSale, at_ms: u64) -> Event {
+/// `title` is the product's: a sale's campaign tells wishers of it by name.
+pub fn flash_sale_scheduled(sale: &FlashSale, title: &str, at_ms: u64) -> Event {
     Event::new(
         Topic::ProductEvents,
         "flash_sale_scheduled",
         sale.product_id,
         at_ms,
         &json!({
-            "saleId": sale.id, "productId": sale.product_id, "salePrice": sale.sale_price,
+            "saleId": sale.id, "productId": sale.product_id, "title": title, "salePrice": sale.sale_price,
             "originalPrice": sale.original_price, "startMs": sale.start_ms, "endMs": sale.end_ms,
             "stock": sale.stock, "perUserLimit": sale.per_user_limit,
         }),
@@ -134,6 +135,16 @@ pub fn cart_item_added(
             "userId": user, "productId": product_id, "quantity": quantity,
             "cartQuantity": cart_quantity,
         }),
+    )
+}
+
+pub fn wishlist_item_added(user: engine::UserId, product_id: ProductId, at_ms: u64) -> Event {
+    Event::new(
+        Topic::UserEvents,
+        "wishlist_item_added",
+        user,
+        at_ms,
+        &json!({ "userId": user, "productId": product_id }),
     )
 }
 

@@ -43,6 +43,7 @@ mod shop;
 pub mod stock_feed;
 mod stores;
 pub mod tracking;
+pub mod wishlist;
 
 pub use cart::{CART_LINES_MAX, CartError, CartLineView, CartView, Offer};
 pub use catalog::{Catalog, ListQuery, ListSort, Page};
@@ -65,3 +66,4 @@ pub use shop::{BuyNowRequest, Shop, ShopParts};
 pub use stock_feed::{StockStatus, StockUpdate, StockView};
 pub use stores::ShopStores;
 pub use tracking::{DeliveryStatus, Location, TrackingView};
+pub use wishlist::{WishlistAdded, WishlistError, WishlistLine, WishlistPage};

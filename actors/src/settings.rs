@@ -38,6 +38,9 @@ pub struct ShopSettings {
     pub recovery_retry: Duration,
     /// Units of one product in one order (a Buy Now, a cart line) at most.
     pub quantity_per_order_max: u32,
+    /// Products on one customer's wishlist at most: a list is read whole to render, and
+    /// 500 is far past what a person keeps (and bounds what a bad client can store).
+    pub wishlist_items_max: u32,
     pub group_commit: GroupCommitSettings,
 }
 
@@ -56,6 +59,7 @@ impl Default for ShopSettings {
             recovery_retry: Duration::from_millis(500),
             // A flash sale limits buyers to a few units; ten covers every real basket.
             quantity_per_order_max: 10,
+            wishlist_items_max: 500,
             group_commit: GroupCommitSettings::default(),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use persistence::{
     Carts, CatalogStore, Database, Deliveries, NotificationStore, OrderLedger, OrderLookup,
-    ReviewStore,
+    ReviewStore, WishlistStore,
 };
 
 #[derive(Clone)]
@@ -18,6 +18,7 @@ pub struct ShopStores {
     pub deliveries: Arc<dyn Deliveries>,
     pub reviews: Arc<dyn ReviewStore>,
     pub notifications: Arc<dyn NotificationStore>,
+    pub wishlists: Arc<dyn WishlistStore>,
     pub carts: Carts,
 }
 
@@ -44,6 +45,7 @@ impl ShopStores {
             deliveries: database.clone(),
             reviews: database.clone(),
             notifications: database.clone(),
+            wishlists: database.clone(),
             carts,
         }
     }

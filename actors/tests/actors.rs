@@ -32,6 +32,7 @@ fn settings() -> ShopSettings {
         idempotency_retention: Duration::from_secs(3_600),
         recovery_retry: Duration::from_millis(50),
         quantity_per_order_max: 5,
+        wishlist_items_max: 3,
         group_commit: GroupCommitSettings {
             batch_size_max: 256,
             batch_delay: Duration::ZERO,

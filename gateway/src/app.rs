@@ -61,6 +61,8 @@ pub struct ApiParts {
     pub cluster: Option<Arc<crate::routes::cluster::ClusterOps>>,
     /// Events waiting to be relayed (read for `flashcart_outbox_pending`).
     pub outbox: Arc<dyn persistence::Outbox>,
+    /// Sale campaigns' progress, for the admins.
+    pub campaigns: Arc<dyn persistence::CampaignStore>,
     /// Per-user and per-IP buckets (`[rate_limits]`), when enabled.
     pub rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
 }
@@ -230,9 +232,12 @@ impl App {
         let sender = Arc::new(RecordingSender::new(Arc::new(notifications)));
         let outbox: Arc<dyn persistence::Outbox> =
             Arc::new(OutboxOnCommitter::new(database.clone(), shop.committer()));
+        let campaigns: Arc<dyn persistence::CampaignStore> = database.clone();
         let workflow_stores = WorkflowStores {
             outbox: Arc::clone(&outbox),
             deliveries: database.clone(),
+            campaigns: Arc::clone(&campaigns),
+            wishlists: database.clone(),
         };
         // The outbox is shared: on a cluster, the holder of shard 0 relays it.
         let relay_gate: workflow::relay::RelayGate = if cluster.is_some() {
@@ -324,6 +329,7 @@ impl App {
                 .as_ref()
                 .map(|node| crate::routes::cluster::ClusterOps::start(node.view(), shop.clone())),
             outbox,
+            campaigns,
             rate_limiter: rate_limiter.clone(),
         }));
         let body_limit = DefaultBodyLimit::max(settings.server.body_limit_bytes);

@@ -1,5 +1,6 @@
-//! The demo catalog: a few hundred products in categories and one flash sale starting now,
-//! so that `serve --demo` has something to browse and buy.
+//! The demo catalog: a few hundred products in categories, one flash sale starting now and
+//! one starting in two hours, so that `serve --demo` has something to browse, buy, and be
+//! notified of.
 
 use actors::Shop;
 use engine::{FlashSaleDraft, Money, ProductDraft, ProductId};
@@ -7,6 +8,9 @@ use tokio::task::JoinSet;
 
 /// The product that carries the demo flash sale.
 pub const SALE_PRODUCT: ProductId = ProductId(1);
+/// The product whose sale starts later (its card offers "Notify me").
+pub const COMING_SALE_PRODUCT: ProductId = ProductId(2);
+const COMING_SALE_STARTS_IN_MS: u64 = 2 * 3_600_000;
 const PRODUCT_COUNT: u64 = 300;
 
 const CATEGORIES: [(&str, &[&str], u64); 8] = [
@@ -74,7 +78,23 @@ pub async fn seed(shop: &Shop) -> anyhow::Result<()> {
             per_user_limit: 2,
         })
         .await?;
-    tracing::info!(products = PRODUCT_COUNT, sale_id = %sale.id, "demo catalog seeded");
+    let coming = shop
+        .schedule_sale(FlashSaleDraft {
+            product_id: COMING_SALE_PRODUCT,
+            sale_price: Money(demo_product(COMING_SALE_PRODUCT.0).0.price.0 / 2),
+            original_price: demo_product(COMING_SALE_PRODUCT.0).0.price,
+            start_ms: now_ms + COMING_SALE_STARTS_IN_MS,
+            end_ms: Some(now_ms + COMING_SALE_STARTS_IN_MS + 3_600_000),
+            stock: 50,
+            per_user_limit: 1,
+        })
+        .await?;
+    tracing::info!(
+        products = PRODUCT_COUNT,
+        sale_id = %sale.id,
+        coming_sale_id = %coming.id,
+        "demo catalog seeded"
+    );
     Ok(())
 }
 

@@ -237,6 +237,17 @@ impl From<actors::CartError> for ApiError {
     }
 }
 
+impl From<actors::WishlistError> for ApiError {
+    fn from(error: actors::WishlistError) -> Self {
+        use actors::WishlistError as E;
+        match error {
+            E::UnknownProduct(_) | E::NotListed(_) => ApiError::NotFound(error.to_string()),
+            E::Full { .. } => ApiError::invalid("productId", error.to_string()),
+            E::Unavailable(cause) => ApiError::Unavailable(cause),
+        }
+    }
+}
+
 impl From<actors::ReviewError> for ApiError {
     fn from(error: actors::ReviewError) -> Self {
         use actors::ReviewError as E;

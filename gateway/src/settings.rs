@@ -24,6 +24,7 @@ pub struct Settings {
     pub kafka: KafkaConfig,
     pub rabbitmq: RabbitConfig,
     pub workflow: WorkflowConfig,
+    pub campaigns: CampaignConfig,
     pub shop: ShopConfig,
     pub cluster: ClusterConfig,
     pub telemetry: TelemetrySettings,
@@ -391,6 +392,34 @@ impl Default for WorkflowConfig {
     }
 }
 
+/// Sale campaigns: the messages to every wisher of a product when its sale is scheduled,
+/// and shortly before it starts.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// Messages a second this node sends at most, over every channel (the providers'
+    /// contract).
+    pub send_rate_per_second: u32,
+    /// How long before a sale starts its reminder goes out.
+    pub reminder_before_secs: u64,
+    /// Wishers read and queued at a time.
+    pub page_size: u32,
+    /// Messages in flight at once (in process, and per RabbitMQ campaign worker).
+    pub concurrency: u16,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        let defaults = workflow::campaigns::CampaignSettings::default();
+        Self {
+            send_rate_per_second: defaults.send_rate_per_second,
+            reminder_before_secs: defaults.reminder_before.as_secs(),
+            page_size: defaults.page_size,
+            concurrency: defaults.concurrency,
+        }
+    }
+}
+
 impl Settings {
     /// The workflow's settings: Kafka and RabbitMQ when configured.
     pub fn workflow_settings(&self) -> workflow::WorkflowSettings {
@@ -425,6 +454,13 @@ impl Settings {
             local_attempts: rabbit.attempts,
             local_backoff: Duration::from_millis(rabbit.backoff_ms),
             trending_window: Duration::from_secs(self.workflow.trending_window_secs),
+            campaigns: workflow::campaigns::CampaignSettings {
+                send_rate_per_second: self.campaigns.send_rate_per_second,
+                reminder_before: Duration::from_secs(self.campaigns.reminder_before_secs),
+                page_size: self.campaigns.page_size,
+                concurrency: self.campaigns.concurrency,
+                ..workflow::campaigns::CampaignSettings::default()
+            },
         }
     }
 }
@@ -449,6 +485,7 @@ pub struct ShopConfig {
     pub commit_queue_capacity: usize,
     pub commit_timeout_ms: u64,
     pub commit_abandon_after_ms: u64,
+    pub wishlist_items_max: u32,
 }
 
 impl Default for ShopConfig {
@@ -470,6 +507,7 @@ impl Default for ShopConfig {
             commit_queue_capacity: commit.queue_capacity,
             commit_timeout_ms: commit.commit_timeout.as_millis() as u64,
             commit_abandon_after_ms: commit.abandon_after.as_millis() as u64,
+            wishlist_items_max: shop.wishlist_items_max,
         }
     }
 }
@@ -505,6 +543,7 @@ impl ShopConfig {
             idempotency_retention: Duration::from_secs(self.idempotency_retention_secs),
             recovery_retry: ShopSettings::default().recovery_retry,
             quantity_per_order_max,
+            wishlist_items_max: self.wishlist_items_max,
             group_commit: GroupCommitSettings {
                 batch_size_max: self.commit_batch_size_max,
                 batch_delay: self
@@ -587,6 +626,10 @@ impl Settings {
                 "shop.reservation_ttl_secs must be at least 1",
             ),
             (
+                shop.wishlist_items_max > 0,
+                "shop.wishlist_items_max must be at least 1",
+            ),
+            (
                 self.server.quantity_per_order_max >= 1
                     && self.server.quantity_per_order_max <= engine::order::QUANTITY_MAX,
                 "server.quantity_per_order_max must be between 1 and 10000",
@@ -594,6 +637,12 @@ impl Settings {
             (
                 !self.workflow.delivery_partners.is_empty(),
                 "workflow.delivery_partners must name at least one partner",
+            ),
+            (
+                self.campaigns.send_rate_per_second >= 1
+                    && self.campaigns.page_size >= 1
+                    && self.campaigns.concurrency >= 1,
+                "campaigns.send_rate_per_second, page_size and concurrency must be at least 1",
             ),
             (
                 self.rabbitmq.attempts >= 1,

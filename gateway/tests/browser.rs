@@ -135,6 +135,45 @@ async fn the_sale_board_shows_stock_and_a_click_buys() {
         .expect("a success line");
     assert!(result.text().await.unwrap().contains("Reserved"));
 
+    // The demo's second sale has not started: its card offers "Notify me", which puts the
+    // product on the shopper's wishlist (the product's page then counts one wisher).
+    let coming = gateway::demo::COMING_SALE_PRODUCT.0;
+    let card = format!(".sale[data-product-id='{coming}']");
+    let buy = client
+        .find(Locator::Css(&format!("{card} .buy")))
+        .await
+        .expect("the coming sale's card");
+    assert!(
+        !buy.is_enabled().await.unwrap(),
+        "no buying before the start"
+    );
+    client
+        .find(Locator::Css(&format!("{card} .notify")))
+        .await
+        .expect("a Notify me button")
+        .click()
+        .await
+        .expect("click");
+    let told = poll("the wishlist answer", || async {
+        let text = client
+            .find(Locator::Css(&format!("{card} .result.ok")))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (!text.is_empty()).then_some(text)
+    })
+    .await;
+    assert!(told.contains("wishlist"), "{told}");
+    let product: serde_json::Value = reqwest::get(format!("{url}api/v1/products/{coming}"))
+        .await
+        .expect("product")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(product["wishlistCount"], 1, "{product}");
+
     let screenshot = client.screenshot().await.expect("screenshot");
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser");
     std::fs::create_dir_all(&target).unwrap();

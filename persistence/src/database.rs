@@ -342,10 +342,8 @@ impl Database {
 
     /// A write transaction: on SQLite, on the one writer's connection.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static>, StoreError> {
-        Ok(match &self.pool {
-            Backend::Sqlite(pool) => {
-                Backend::Sqlite(self.sqlite_writer.as_ref().unwrap_or(pool).begin().await?)
-            }
+        Ok(match self.batch_pool() {
+            Backend::Sqlite(writer) => Backend::Sqlite(writer.begin().await?),
             Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
         })
     }
@@ -375,6 +373,13 @@ impl Database {
 impl Transaction<'_> {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         dialects!(self, |tx, D| tx.commit().await?);
+        Ok(())
+    }
+
+    /// Undoes the transaction now (dropping it would too, but later, on the connection's
+    /// next use; SQLite's one writer should not carry an open transaction until then).
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        dialects!(self, |tx, D| tx.rollback().await?);
         Ok(())
     }
 }

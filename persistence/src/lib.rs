@@ -11,6 +11,9 @@
 //! - [`Outbox`] (`outbox.rs`): events waiting for the relay.
 //! - [`CartStore`] and [`Carts`] (`carts.rs`): carts in the database, or in Redis.
 //! - [`ReviewStore`] (`reviews.rs`), [`NotificationStore`] (`notifications.rs`).
+//! - [`WishlistStore`] (`wishlists.rs`): wishlists, and the wishers of a product.
+//! - [`CampaignStore`] (`campaigns.rs`): sale campaigns' cursors and counters, and the
+//!   dedupe record of their messages.
 //!
 //! [`Database`] implements every one of them; the rest of the engine holds only the
 //! traits it needs. Beside the database:
@@ -25,6 +28,7 @@
 //! (`Sql::both` or `Sql::each`) and its row decoding; a migration of the same number and
 //! name in `migrations/sqlite` and `migrations/postgres`.
 
+mod campaigns;
 mod carts;
 mod catalog;
 mod catalog_import;
@@ -46,8 +50,10 @@ mod shard_leases;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod wal;
+mod wishlists;
 mod write;
 
+pub use campaigns::{Campaign, CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore};
 pub use carts::{CartItem, CartStore, Carts};
 pub use catalog::{CatalogChanges, CatalogStore};
 pub use catalog_import::{ImportSummary, ImportedProduct};
@@ -68,6 +74,7 @@ pub use page_cache::PageCache;
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
 pub use reviews::{Review, ReviewStore, ReviewSummary};
 pub use shard_leases::{ClusterNodeEntry, LeaseRecord, ShardLease, ShardLeases, ShardPlacement};
+pub use wishlists::{WishlistAdd, WishlistItem, WishlistStore};
 pub use write::{
     CheckoutDetails, Delivery, LedgerKind, PaymentRecord, Shipment, StatusChange, StockMove,
     WriteOp,

@@ -13,6 +13,7 @@ use persistence::{Notification, NotificationStore};
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
+use crate::batch_writer::BatchWriter;
 
 /// Work items a worker finished, by queue (a RabbitMQ queue, or `jobs.<channel>` in
 /// process) and outcome: `done`, `retried`, `dead_lettered`, `failed` (given up in process)
@@ -63,20 +64,12 @@ pub trait Sender: Send + Sync + 'static {
 }
 
 /// The default sender: records each message in the store's `notifications` table instead
-/// of sending it, so users and tests can see what would have gone out.
-///
-/// Records are group-committed: concurrent sends are gathered and written with one
-/// statement (at a flash sale's peak every order asks for a payment request; one INSERT
-/// each would compete with the orders themselves for the database).
+/// of sending it, so users and tests can see what would have gone out. Records are
+/// group-committed ([`BatchWriter`]).
 #[derive(Clone)]
 pub struct RecordingSender {
-    queue: tokio::sync::mpsc::Sender<PendingRecord>,
+    records: BatchWriter<Notification>,
 }
-
-type PendingRecord = (
-    Notification,
-    tokio::sync::oneshot::Sender<Result<(), String>>,
-);
 
 /// Records waiting for the writer at most; senders wait for room beyond it.
 const RECORD_QUEUE: usize = 4_096;
@@ -86,47 +79,39 @@ const RECORD_BATCH_MAX: usize = 1_024;
 impl RecordingSender {
     /// Starts the writer task (it ends when the last sender is dropped).
     pub fn new(store: Arc<dyn NotificationStore>) -> Self {
-        let (queue, mut pending) = tokio::sync::mpsc::channel::<PendingRecord>(RECORD_QUEUE);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(RECORD_BATCH_MAX);
-            while pending.recv_many(&mut batch, RECORD_BATCH_MAX).await > 0 {
-                let (records, waiters): (Vec<Notification>, Vec<_>) = batch.drain(..).unzip();
-                let outcome = store
-                    .record_notifications(&records)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string());
-                for waiter in waiters {
-                    let _ = waiter.send(outcome.clone());
+        let records = BatchWriter::start(
+            "notification",
+            RECORD_QUEUE,
+            RECORD_BATCH_MAX,
+            move |records: Vec<Notification>| {
+                let store = Arc::clone(&store);
+                async move {
+                    store
+                        .record_notifications(&records)
+                        .await
+                        .map_err(|error| error.to_string())
                 }
-            }
-        });
-        Self { queue }
+            },
+        );
+        Self { records }
     }
 }
 
 #[async_trait]
 impl Sender for RecordingSender {
     async fn send(&self, channel: &str, job: &Job) -> Result<(), WorkflowError> {
-        let notification = Notification {
-            dedup_key: job.dedup_key(channel),
-            user_id: job.user_id,
-            order_id: job.order_id,
-            kind: job.kind.clone(),
-            channel: channel.to_owned(),
-            body: job.data.to_string(),
-            sent_at_ms: now_ms(),
-        };
-        let (done, written) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((notification, done))
-            .await
-            .map_err(|_| WorkflowError::Failed("the notification writer stopped".into()))?;
         // A record of this job from an earlier delivery is skipped: done either way.
-        written
+        self.records
+            .write(Notification {
+                dedup_key: job.dedup_key(channel),
+                user_id: job.user_id,
+                order_id: job.order_id,
+                kind: job.kind.clone(),
+                channel: channel.to_owned(),
+                body: job.data.to_string(),
+                sent_at_ms: now_ms(),
+            })
             .await
-            .map_err(|_| WorkflowError::Failed("the notification writer stopped".into()))?
-            .map_err(WorkflowError::Failed)
     }
 }
 

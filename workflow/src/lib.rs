@@ -11,8 +11,12 @@
 //!   ([`rabbit`]) when configured, in process otherwise ([`local`]).
 //! - [`jobs`] are the notifications it sends, with attempts, backoff, delays and a
 //!   concurrency limit; the default [`jobs::RecordingSender`] writes them to the store.
+//! - [`campaigns`] tell every wisher of a product about its sale, and remind them before
+//!   it starts, at a global send rate, each message once, resumable after a restart.
 
 pub mod analytics;
+mod batch_writer;
+pub mod campaigns;
 mod error;
 pub mod event;
 pub mod jobs;

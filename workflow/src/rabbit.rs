@@ -7,6 +7,9 @@
 //!   amount; its worker's queue is `payments.initiate`.
 //! - `notifications` (fanout): every notification job reaches every channel's queue
 //!   (`notifications.email`, `notifications.sms`); each worker sends the jobs naming it.
+//! - `campaigns` (fanout): a sale campaign's messages, one per wisher, reach
+//!   `campaigns.push` and `campaigns.email`. Queues of their own, so that a million
+//!   "the sale starts" messages never wait in front of an order confirmation.
 //!
 //! Every message is persistent and published with confirms. Workers ack by hand after the
 //! work is done, with a bounded prefetch. A failure goes to `<queue>.retry.<ms>` (a queue
@@ -60,6 +63,7 @@ pub struct Names {
     pub orders: String,
     pub payments: String,
     pub notifications: String,
+    pub campaigns: String,
     pub workflow_queue: String,
     pub payments_queue: String,
     prefix: String,
@@ -71,6 +75,7 @@ impl Names {
             orders: format!("{prefix}orders"),
             payments: format!("{prefix}payments"),
             notifications: format!("{prefix}notifications"),
+            campaigns: format!("{prefix}campaigns"),
             workflow_queue: format!("{prefix}workflow.orders"),
             payments_queue: format!("{prefix}payments.initiate"),
             prefix: prefix.to_owned(),
@@ -84,6 +89,11 @@ impl Names {
     /// The queue of a notification channel's worker.
     pub fn channel_queue_of(prefix: &str, channel: &str) -> String {
         format!("{prefix}notifications.{channel}")
+    }
+
+    /// The queue of a campaign channel's worker.
+    pub fn campaign_queue(&self, channel: &str) -> String {
+        format!("{}campaigns.{channel}", self.prefix)
     }
 
     pub fn dead_letter_queue(queue: &str) -> String {
@@ -154,7 +164,13 @@ impl Rabbit {
             names.payments_queue.clone(),
             names.channel_queue("email"),
             names.channel_queue("sms"),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            crate::campaigns::CAMPAIGN_CHANNELS
+                .iter()
+                .map(|channel| names.campaign_queue(channel)),
+        ) {
             queues.push(Names::dead_letter_queue(&queue));
             queues.push(queue);
         }
@@ -163,7 +179,12 @@ impl Rabbit {
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        for exchange in [&names.orders, &names.payments, &names.notifications] {
+        for exchange in [
+            &names.orders,
+            &names.payments,
+            &names.notifications,
+            &names.campaigns,
+        ] {
             self.publisher
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await?;
@@ -182,6 +203,7 @@ impl Rabbit {
             (&names.orders, ExchangeKind::Topic),
             (&names.payments, ExchangeKind::Direct),
             (&names.notifications, ExchangeKind::Fanout),
+            (&names.campaigns, ExchangeKind::Fanout),
         ] {
             channel
                 .exchange_declare(
@@ -202,6 +224,11 @@ impl Rabbit {
             let queue = names.channel_queue(channel_name);
             self.declare_work_queue(&queue).await?;
             self.bind(&queue, &names.notifications, "").await?;
+        }
+        for channel_name in crate::campaigns::CAMPAIGN_CHANNELS {
+            let queue = names.campaign_queue(channel_name);
+            self.declare_work_queue(&queue).await?;
+            self.bind(&queue, &names.campaigns, "").await?;
         }
         Ok(())
     }
@@ -286,7 +313,7 @@ impl Rabbit {
     }
 
     /// Hands a message to the broker; the returned future resolves on its confirm.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         exchange: &str,
         routing_key: &str,
@@ -422,6 +449,9 @@ impl JobQueue for RabbitJobQueue {
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, payload: &[u8], redelivered: bool) -> Result<(), WorkflowError>;
+
+    /// Called once when a message is given up on, before it goes to the dead-letter queue.
+    async fn gave_up(&self, _payload: &[u8]) {}
 }
 
 /// Consumes `queue` until the connection closes: manual acks, `prefetch` messages at a
@@ -431,8 +461,19 @@ pub async fn start_worker(
     queue: &str,
     handler: Arc<dyn Handler>,
 ) -> Result<JoinHandle<()>, WorkflowError> {
+    start_worker_with_prefetch(rabbit, queue, handler, rabbit.settings.prefetch).await
+}
+
+/// [`start_worker`] with a prefetch of its own (a campaign's senders keep more messages
+/// in flight than the order workflow's).
+pub async fn start_worker_with_prefetch(
+    rabbit: &Rabbit,
+    queue: &str,
+    handler: Arc<dyn Handler>,
+    prefetch: u16,
+) -> Result<JoinHandle<()>, WorkflowError> {
     let channel = rabbit.connection.create_channel().await?;
-    let prefetch = rabbit.settings.prefetch.max(1);
+    let prefetch = prefetch.max(1);
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await?;
@@ -473,7 +514,7 @@ async fn work(
             crate::jobs::count_job(queue, "done");
             Ok(())
         }
-        Err(error) => retry_or_dead_letter(rabbit, queue, &delivery, &error).await,
+        Err(error) => retry_or_dead_letter(rabbit, queue, handler, &delivery, &error).await,
     };
     let acked = match settled {
         Ok(()) => delivery.ack(BasicAckOptions::default()).await,
@@ -498,6 +539,7 @@ async fn work(
 async fn retry_or_dead_letter(
     rabbit: &Rabbit,
     queue: &str,
+    handler: &dyn Handler,
     delivery: &lapin::message::Delivery,
     error: &WorkflowError,
 ) -> Result<(), WorkflowError> {
@@ -508,6 +550,7 @@ async fn retry_or_dead_letter(
         AMQPValue::LongString(LongString::from(error.to_string().as_str())),
     );
     if attempt >= rabbit.settings.attempts {
+        handler.gave_up(&delivery.data).await;
         crate::jobs::count_job(queue, "dead_lettered");
         tracing::warn!(%queue, attempt, %error, "message dead-lettered");
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));

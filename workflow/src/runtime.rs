@@ -4,15 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use persistence::{Deliveries, Outbox};
+use persistence::{CampaignStore, Deliveries, Outbox, WishlistStore};
 use tokio::task::JoinHandle;
 
 use crate::WorkflowError;
 use crate::analytics::Analytics;
+use crate::campaigns::messages::{CampaignMessages, CampaignWorker};
+use crate::campaigns::planner::CampaignPlanner;
+use crate::campaigns::queue::{CampaignQueue, LocalCampaignQueue, RabbitCampaignQueue};
+use crate::campaigns::runner::CampaignRunner;
+use crate::campaigns::{CAMPAIGN_CHANNELS, CampaignSettings};
 use crate::jobs::{ChannelWorker, JobQueue, Sender};
 use crate::kafka::{KafkaSettings, KafkaSink, create_topics, start_analytics_consumer};
 use crate::local::{AnalyticsSink, LocalJobQueue, SagaSink};
-use crate::rabbit::{Rabbit, RabbitJobQueue, RabbitSettings, RabbitSink, start_worker};
+use crate::rabbit::{
+    Rabbit, RabbitJobQueue, RabbitSettings, RabbitSink, start_worker, start_worker_with_prefetch,
+};
 use crate::relay::{EventSink, RelayGate, start_relay};
 use crate::saga::{OrderSaga, SagaSettings};
 
@@ -28,14 +35,17 @@ pub struct WorkflowSettings {
     pub local_backoff: Duration,
     /// How far back trending products look.
     pub trending_window: Duration,
+    pub campaigns: CampaignSettings,
 }
 
-/// What the workflow reads and writes: the outbox it relays, and the delivery partners
-/// the saga assigns.
+/// What the workflow reads and writes: the outbox it relays, the delivery partners the
+/// saga assigns, and the campaigns it runs for the wishers of a product.
 #[derive(Clone)]
 pub struct WorkflowStores {
     pub outbox: Arc<dyn Outbox>,
     pub deliveries: Arc<dyn Deliveries>,
+    pub campaigns: Arc<dyn CampaignStore>,
+    pub wishlists: Arc<dyn WishlistStore>,
 }
 
 pub struct Workflow {
@@ -63,8 +73,17 @@ impl Workflow {
         gate: RelayGate,
     ) -> Result<Self, WorkflowError> {
         let analytics = Arc::new(Analytics::new(settings.trending_window.as_millis() as u64));
-        let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(CampaignPlanner::new(
+            Arc::clone(&stores.campaigns),
+            settings.campaigns.reminder_before,
+        ))];
         let mut tasks = Vec::new();
+        let campaign_messages = CampaignMessages::new(
+            Arc::clone(&stores.campaigns),
+            Arc::clone(&sender),
+            settings.campaigns.send_rate_per_second,
+        );
+        let campaign_queue: Arc<dyn CampaignQueue>;
         match &settings.kafka {
             Some(kafka) => {
                 // A broker that is down now is the relay's business: it retries.
@@ -102,9 +121,26 @@ impl Workflow {
                     });
                     tasks.push(start_worker(&rabbit, &queue, worker).await?);
                 }
+                for channel in CAMPAIGN_CHANNELS {
+                    let worker = Arc::new(CampaignWorker {
+                        channel: channel.to_owned(),
+                        messages: Arc::clone(&campaign_messages),
+                    });
+                    let queue = names.campaign_queue(channel);
+                    let prefetch = settings.campaigns.concurrency;
+                    tasks
+                        .push(start_worker_with_prefetch(&rabbit, &queue, worker, prefetch).await?);
+                }
+                campaign_queue = Arc::new(RabbitCampaignQueue::new(rabbit.clone()));
                 Some(rabbit)
             }
             None => {
+                campaign_queue = Arc::new(LocalCampaignQueue::new(
+                    campaign_messages,
+                    usize::from(settings.campaigns.concurrency),
+                    settings.local_attempts,
+                    settings.local_backoff,
+                ));
                 let jobs: Arc<dyn JobQueue> = Arc::new(LocalJobQueue::new(
                     sender,
                     settings.local_concurrency,
@@ -120,6 +156,13 @@ impl Workflow {
                 None
             }
         };
+        let runner = CampaignRunner {
+            campaigns: stores.campaigns,
+            wishlists: stores.wishlists,
+            queue: campaign_queue,
+            settings: settings.campaigns,
+        };
+        tasks.push(runner.start(Arc::clone(&gate)));
         tasks.push(start_relay(stores.outbox, sinks, gate));
         Ok(Self {
             analytics,

@@ -105,7 +105,11 @@ impl ProductActorState {
                     sale: sale.clone(),
                     at_ms: now,
                 },
-                WriteOp::Emit(crate::events::flash_sale_scheduled(&sale, now)),
+                WriteOp::Emit(crate::events::flash_sale_scheduled(
+                    &sale,
+                    &self.product.title,
+                    now,
+                )),
             ],
         )
         .await?;

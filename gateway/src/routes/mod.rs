@@ -2,6 +2,7 @@
 
 mod analytics;
 pub mod buy_now;
+mod campaigns;
 pub(crate) mod cart;
 mod checkout;
 pub mod cluster;
@@ -18,6 +19,7 @@ mod reviews;
 mod search;
 mod stock_feed;
 mod tracking;
+mod wishlist;
 
 use std::sync::Arc;
 
@@ -48,6 +50,8 @@ pub fn router() -> Router<ApiContext> {
         .merge(cart::router())
         .merge(search::router())
         .merge(reviews::router())
+        .merge(wishlist::router())
+        .merge(campaigns::router())
         .merge(cluster::router());
     let (documented, document) = OpenApiRouter::with_openapi(crate::api_doc::ApiDoc::openapi())
         .nest("/api/v1", api)

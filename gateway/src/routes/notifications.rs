@@ -30,7 +30,8 @@ struct ListParams {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NotificationBody {
-    /// order_confirmed, payment_failed, shipped, review_request...
+    /// order_confirmed, payment_failed, shipped, review_request, sale_scheduled,
+    /// sale_starts_soon...
     kind: String,
     /// email, sms or push.
     channel: String,

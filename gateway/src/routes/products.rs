@@ -106,6 +106,18 @@ impl From<&Product> for ProductBody {
     }
 }
 
+/// One product as its page shows it: the product, and how many customers wishlisted it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ProductDetailBody {
+    #[serde(flatten)]
+    product: ProductBody,
+    /// Customers with the product on their wishlist. Absent when the store cannot say
+    /// right now: the page is served from memory and does not fail for a count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wishlist_count: Option<u64>,
+}
+
 /// Add a product to the catalog (admins).
 #[utoipa::path(
     post,
@@ -192,14 +204,14 @@ async fn replace(
     tag = "catalog",
     params(("id" = u64, Path, description = "The product's id.")),
     responses(
-        (status = 200, description = "The product.", body = ProductBody),
+        (status = 200, description = "The product.", body = ProductDetailBody),
         (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
     )
 )]
 async fn show(
     State(ctx): State<ApiContext>,
     Path(id): Path<u64>,
-) -> Result<axum::Json<ProductBody>, ApiError> {
+) -> Result<axum::Json<ProductDetailBody>, ApiError> {
     let product = ctx
         .shop
         .product(ProductId(id))
@@ -209,7 +221,17 @@ async fn show(
         None,
         actors::clock::now_ms(),
     ));
-    Ok(axum::Json(ProductBody::from(product.as_ref())))
+    let wishlist_count = match ctx.shop.wishlist_count(product.id).await {
+        Ok(count) => Some(count),
+        Err(error) => {
+            tracing::debug!(%error, product = id, "wishlist count unavailable");
+            None
+        }
+    };
+    Ok(axum::Json(ProductDetailBody {
+        product: ProductBody::from(product.as_ref()),
+        wishlist_count,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

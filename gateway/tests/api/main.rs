@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod buy_now;
+mod campaigns;
 mod cart;
 mod checkout;
 mod cluster;
@@ -26,4 +27,5 @@ mod search;
 mod stock_feed;
 mod tracing;
 mod tracking;
+mod wishlist;
 mod workflow;

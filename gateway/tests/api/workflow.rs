@@ -438,12 +438,20 @@ async fn user_events_tell_of_carts_and_searches() {
         )
         .await;
     assert_eq!(added.status(), StatusCode::CREATED);
+    let wished = app
+        .post(
+            "/api/v1/wishlist/items",
+            &app.token(7, Role::Customer),
+            json!({"productId": 1}),
+        )
+        .await;
+    assert_eq!(wished.status(), StatusCode::CREATED);
     let searched = app.get("/api/v1/search?q=product").await;
     assert_eq!(searched.status(), StatusCode::OK);
 
     let topic = format!("{prefix}user-events");
     let events = read_topic(&brokers, &topic, WAIT, |events| {
-        has_types(events, "7", &["cart_item_added"])
+        has_types(events, "7", &["cart_item_added", "wishlist_item_added"])
             && events
                 .iter()
                 .any(|event| event.event_type == "search_performed")
@@ -456,6 +464,11 @@ async fn user_events_tell_of_carts_and_searches() {
     assert_eq!(added.key, "7");
     assert_eq!(added.payload["data"]["productId"], 1);
     assert_eq!(added.payload["data"]["quantity"], 2);
+    let wished = events
+        .iter()
+        .find(|event| event.event_type == "wishlist_item_added")
+        .expect("wishlist_item_added");
+    assert_eq!(wished.payload["data"]["productId"], 1);
     let search = events
         .iter()
         .find(|event| event.event_type == "search_performed")

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use engine::order::{OrderEvent, OrderStatus};
-use engine::{IdempotencyKey, OrderId, Product, ProductId, UserId};
+use engine::{IdempotencyKey, OrderId, Product, ProductId, SaleId, UserId};
 use persistence::{
-    CartItem, CartStore, CatalogStore, Database, Deliveries, Delivery, Event, ImportSummary,
-    ImportedProduct, Notification, NotificationStore, OrderLedger, OrderLookup, Outbox, Review,
-    ReviewStore, Shipment, StatusChange, StoreError, Topic, WriteOp,
+    CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore, CartItem, CartStore, CatalogStore,
+    Database, Deliveries, Delivery, Event, ImportSummary, ImportedProduct, Notification,
+    NotificationStore, OrderLedger, OrderLookup, Outbox, Review, ReviewStore, Shipment,
+    StatusChange, StoreError, Topic, WishlistAdd, WishlistItem, WishlistStore, WriteOp,
 };
 use uuid::Uuid;
 
@@ -460,4 +461,356 @@ pub async fn an_import_creates_products_once_and_then_updates_their_records(stor
             .is_none(),
         "a refused import writes nothing"
     );
+}
+
+/// A wishlist: added once, bounded, removed; a page comes newest first with the list's
+/// total; each product counts its wishers, and its wishers come in keyset pages.
+pub async fn wishlists_are_bounded_and_counted(store: Arc<Database>) {
+    let (alice, bob) = (UserId(7), UserId(8));
+    let add = |user: UserId, product: u64, at: u64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .add_to_wishlist(user, ProductId(product), at, 3)
+                .await
+                .expect("add")
+        }
+    };
+    assert_eq!(add(alice, 1, 100).await, WishlistAdd::Added);
+    assert_eq!(add(alice, 1, 101).await, WishlistAdd::AlreadyListed);
+    assert_eq!(add(alice, 2, 102).await, WishlistAdd::Added);
+    assert_eq!(add(alice, 3, 103).await, WishlistAdd::Added);
+    assert_eq!(add(alice, 4, 104).await, WishlistAdd::Full);
+    assert_eq!(add(bob, 1, 105).await, WishlistAdd::Added);
+
+    let item = |product: u64, at: u64| WishlistItem {
+        product_id: ProductId(product),
+        added_at_ms: at,
+    };
+    let (page, total) = store.wishlist(alice, 0, 2).await.expect("page");
+    assert_eq!((page, total), (vec![item(3, 103), item(2, 102)], 3));
+    let (page, _) = store.wishlist(alice, 2, 2).await.expect("page");
+    assert_eq!(
+        page,
+        vec![item(1, 100)],
+        "the second add kept the first time"
+    );
+    assert_eq!(store.wishlist_count(ProductId(1)).await.expect("count"), 2);
+    assert_eq!(store.wishlist_count(ProductId(4)).await.expect("count"), 0);
+
+    assert!(
+        store
+            .remove_from_wishlist(alice, ProductId(1))
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .remove_from_wishlist(alice, ProductId(1))
+            .await
+            .expect("again")
+    );
+    assert!(
+        !store
+            .remove_from_wishlist(alice, ProductId(9))
+            .await
+            .expect("never listed")
+    );
+    assert_eq!(store.wishlist_count(ProductId(1)).await.expect("count"), 1);
+    assert_eq!(add(alice, 4, 106).await, WishlistAdd::Added, "room again");
+    let (_, total) = store.wishlist(alice, 0, 10).await.expect("page");
+    assert_eq!(total, 3);
+    let (page, total) = store.wishlist(UserId(99), 0, 10).await.expect("empty");
+    assert_eq!((page.len(), total), (0, 0));
+
+    for user in 20..45 {
+        assert_eq!(add(UserId(user), 5, 200).await, WishlistAdd::Added);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .wishers(ProductId(5), after, 10)
+            .await
+            .expect("wishers");
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        assert!(page.len() <= 10);
+        seen.extend(page);
+        after = Some(last);
+    }
+    assert_eq!(seen, (20..45).map(UserId).collect::<Vec<_>>());
+}
+
+/// Many adds of one user at once, each for another product: the list ends at its bound
+/// exactly, and the counts agree with the rows.
+pub async fn concurrent_adds_never_pass_a_wishlist_bound(store: Arc<Database>) {
+    const BOUND: u32 = 5;
+    let user = UserId(3);
+    let adds = (1..=40u64).map(|product| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .add_to_wishlist(user, ProductId(product), product, BOUND)
+                .await
+        })
+    });
+    let mut added = 0;
+    for add in adds.collect::<Vec<_>>() {
+        match add.await.expect("task").expect("add") {
+            WishlistAdd::Added => added += 1,
+            WishlistAdd::Full => {}
+            WishlistAdd::AlreadyListed => panic!("each product once"),
+        }
+    }
+    assert_eq!(added, BOUND);
+    let (page, total) = store.wishlist(user, 0, 100).await.expect("page");
+    assert_eq!(
+        (page.len() as u64, total),
+        (u64::from(BOUND), u64::from(BOUND))
+    );
+    let mut counted = 0;
+    for product in 1..=40 {
+        counted += store
+            .wishlist_count(ProductId(product))
+            .await
+            .expect("count");
+    }
+    assert_eq!(counted, u64::from(BOUND));
+}
+
+fn campaign_plan(sale: u64, kind: CampaignKind, due_at_ms: u64, message: &str) -> CampaignPlan {
+    CampaignPlan {
+        sale_id: SaleId(sale),
+        kind,
+        product_id: ProductId(5),
+        due_at_ms,
+        message: message.into(),
+    }
+}
+
+fn delivery(
+    sale: u64,
+    kind: CampaignKind,
+    user: u64,
+    channel: &str,
+    sent: bool,
+) -> CampaignDelivery {
+    CampaignDelivery {
+        sale_id: SaleId(sale),
+        kind,
+        user_id: UserId(user),
+        channel: channel.into(),
+        sent,
+        at_ms: 900,
+    }
+}
+
+/// A campaign: planned (again: a replayed event moves a campaign not started, not one
+/// started), due by time, started once, its cursor moved only from where it was read,
+/// its deliveries recorded and counted once, finished when every queued message is
+/// accounted for.
+pub async fn campaigns_keep_their_cursor_and_count_each_message_once(store: Arc<Database>) {
+    use CampaignKind::{Announcement, Reminder};
+    store
+        .plan_campaigns(&[
+            campaign_plan(7, Announcement, 100, r#"{"title":"old"}"#),
+            campaign_plan(7, Reminder, 5_000, "{}"),
+            campaign_plan(8, Announcement, 3_000, "{}"),
+        ])
+        .await
+        .expect("plan");
+    store
+        .plan_campaigns(&[campaign_plan(7, Announcement, 200, r#"{"title":"new"}"#)])
+        .await
+        .expect("planned again before the start");
+    let due = store.due_campaigns(1_000, 10).await.expect("due");
+    assert_eq!(due.len(), 1, "only sale 7's announcement is due at 1000");
+    let campaign = &due[0];
+    assert_eq!(
+        (campaign.plan.due_at_ms, campaign.plan.message.as_str()),
+        (200, r#"{"title":"new"}"#)
+    );
+    assert_eq!(
+        (campaign.total, campaign.cursor, campaign.started_at_ms),
+        (None, None, None)
+    );
+
+    store
+        .start_campaign(SaleId(7), Announcement, 6, 1_000)
+        .await
+        .expect("start");
+    store
+        .start_campaign(SaleId(7), Announcement, 99, 2_000)
+        .await
+        .expect("started again (a restart)");
+    store
+        .plan_campaigns(&[campaign_plan(7, Announcement, 300, "{}")])
+        .await
+        .expect("planned again after the start");
+    assert!(
+        store
+            .advance_campaign(
+                SaleId(7),
+                Announcement,
+                None,
+                Some(UserId(2)),
+                4,
+                false,
+                1_100
+            )
+            .await
+            .expect("first page")
+    );
+    assert!(
+        !store
+            .advance_campaign(
+                SaleId(7),
+                Announcement,
+                None,
+                Some(UserId(2)),
+                4,
+                false,
+                1_100
+            )
+            .await
+            .expect("the same page again"),
+        "the cursor moved on: a second move from the start changes nothing"
+    );
+    // Sent before the cursor passes them: sale 7's wishers 1 and 2, and 3 (its last page).
+    let recorded = store
+        .record_campaign_deliveries(&[
+            delivery(7, Announcement, 1, "push", true),
+            delivery(7, Announcement, 1, "email", true),
+            delivery(7, Announcement, 2, "push", true),
+            delivery(7, Announcement, 2, "email", false),
+            delivery(7, Announcement, 1, "push", true),
+        ])
+        .await
+        .expect("record");
+    assert_eq!(recorded, 4, "the repeated message is recorded once");
+    assert!(
+        store
+            .campaign_delivered(SaleId(7), Announcement, UserId(2), "email")
+            .await
+            .expect("delivered")
+    );
+    assert!(
+        !store
+            .campaign_delivered(SaleId(7), Reminder, UserId(2), "email")
+            .await
+            .expect("not in the other campaign")
+    );
+    store
+        .record_campaign_deliveries(&[
+            delivery(7, Announcement, 3, "push", true),
+            delivery(7, Announcement, 3, "email", true),
+            delivery(7, Announcement, 2, "email", true),
+        ])
+        .await
+        .expect("record the last page");
+    let campaigns = store.campaigns_of_sale(SaleId(7)).await.expect("of sale");
+    assert_eq!(campaigns.len(), 2);
+    let announcement = &campaigns[0];
+    assert_eq!(announcement.plan.kind, Announcement);
+    assert_eq!(
+        announcement.plan.due_at_ms, 200,
+        "a started campaign keeps its time"
+    );
+    assert_eq!(
+        (
+            announcement.total,
+            announcement.enqueued,
+            announcement.sent,
+            announcement.failed
+        ),
+        (Some(6), 4, 5, 1)
+    );
+    assert_eq!(announcement.started_at_ms, Some(1_000));
+    assert_eq!(
+        announcement.finished_at_ms, None,
+        "not queued to the end yet"
+    );
+    assert!(
+        store
+            .advance_campaign(
+                SaleId(7),
+                Announcement,
+                Some(UserId(2)),
+                Some(UserId(3)),
+                2,
+                true,
+                1_500
+            )
+            .await
+            .expect("last page")
+    );
+    assert!(
+        store
+            .due_campaigns(10_000, 10)
+            .await
+            .expect("due")
+            .iter()
+            .all(|campaign| {
+                (campaign.plan.sale_id, campaign.plan.kind) != (SaleId(7), Announcement)
+            }),
+        "a campaign queued to the end is not due any more"
+    );
+    let announcement = &store.campaigns_of_sale(SaleId(7)).await.expect("of sale")[0];
+    assert!(announcement.enqueued_all);
+    assert_eq!(
+        (
+            announcement.enqueued,
+            announcement.sent + announcement.failed
+        ),
+        (6, 6)
+    );
+    assert_eq!(
+        announcement.finished_at_ms,
+        Some(1_500),
+        "its messages went out before the cursor passed them: finished when it did"
+    );
+    assert_eq!(campaigns[1].plan.kind, Reminder);
+    assert!(
+        store
+            .campaigns_of_sale(SaleId(9))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
+/// A campaign that finishes when its last message is recorded, after the cursor passed.
+pub async fn a_campaign_finishes_with_its_last_delivery(store: Arc<Database>) {
+    use CampaignKind::Reminder;
+    store
+        .plan_campaigns(&[campaign_plan(4, Reminder, 10, "{}")])
+        .await
+        .expect("plan");
+    store
+        .start_campaign(SaleId(4), Reminder, 2, 20)
+        .await
+        .expect("start");
+    assert!(
+        store
+            .advance_campaign(SaleId(4), Reminder, None, Some(UserId(1)), 2, true, 30)
+            .await
+            .expect("the only page")
+    );
+    store
+        .record_campaign_deliveries(&[delivery(4, Reminder, 1, "push", true)])
+        .await
+        .expect("one");
+    assert_eq!(
+        store.campaigns_of_sale(SaleId(4)).await.expect("read")[0].finished_at_ms,
+        None
+    );
+    store
+        .record_campaign_deliveries(&[delivery(4, Reminder, 1, "email", false)])
+        .await
+        .expect("the other");
+    let campaign = &store.campaigns_of_sale(SaleId(4)).await.expect("read")[0];
+    assert_eq!((campaign.sent, campaign.failed), (1, 1));
+    assert_eq!(campaign.finished_at_ms, Some(900));
 }

@@ -34,6 +34,10 @@ macro_rules! contracts {
             the_outbox_hands_out_events_in_order,
             orders_are_found_by_key_and_delivery,
             an_import_creates_products_once_and_then_updates_their_records,
+            wishlists_are_bounded_and_counted,
+            concurrent_adds_never_pass_a_wishlist_bound,
+            campaigns_keep_their_cursor_and_count_each_message_once,
+            a_campaign_finishes_with_its_last_delivery,
         );
     };
 }
