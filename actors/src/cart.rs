@@ -5,7 +5,7 @@
 
 use engine::flash_sale::SalePhase;
 use engine::{Money, ProductId, UserId};
-use persistence::{CartItem, StoreError};
+use persistence::{CartChange, CartItem, StoreError};
 
 use crate::checkout::CHECKOUT_LINES_MAX;
 use crate::error::AdminError;
@@ -181,7 +181,13 @@ impl Shop {
         user: UserId,
         product_id: ProductId,
     ) -> Result<(), CartError> {
-        let removed = self.ctx.stores().carts.remove(user, &[product_id]).await?;
+        let at_ms = self.ctx.now_ms();
+        let removed = self
+            .ctx
+            .stores()
+            .carts
+            .remove(user, &[product_id], CartChange::Edited { at_ms })
+            .await?;
         if removed == 0 {
             return Err(CartError::NotInCart(product_id));
         }

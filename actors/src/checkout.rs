@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use engine::order::{Order, OrderItem, OrderStatus, QUANTITY_MAX};
 use engine::{IdempotencyKey, Money, OrderId, ProductId, UserId};
-use persistence::{CheckoutDetails, CommitOutcome, WriteOp};
+use persistence::{CartChange, CheckoutDetails, CommitOutcome, WriteOp};
 
 use crate::context::Context;
 use crate::hold;
@@ -158,9 +158,14 @@ impl Shop {
             {
                 let ordered: Vec<ProductId> =
                     order.items.iter().map(|item| item.product_id).collect();
-                // The order stands either way; a cart that could not be emptied only shows
-                // lines already ordered, and the key answers a retry with this order.
-                if let Err(error) = ctx.stores().carts.remove(user_id, &ordered).await {
+                // Emptying the cart also calls off its abandoned-cart reminder. The order
+                // stands either way; a cart that could not be emptied only shows lines
+                // already ordered, and the key answers a retry with this order.
+                let emptied = ctx
+                    .stores()
+                    .carts
+                    .remove(user_id, &ordered, CartChange::CheckedOut);
+                if let Err(error) = emptied.await {
                     tracing::warn!(order_id = %order.id, %error, "cart not emptied after checkout");
                 }
             }

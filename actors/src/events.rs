@@ -138,6 +138,28 @@ pub fn cart_item_added(
     )
 }
 
+/// A cart left unchanged since `touched_at_ms`: the workflow sends its one reminder.
+pub fn cart_abandoned(
+    user: engine::UserId,
+    lines: &[persistence::CartItem],
+    touched_at_ms: u64,
+    at_ms: u64,
+) -> Event {
+    Event::new(
+        Topic::UserEvents,
+        "cart_abandoned",
+        user,
+        at_ms,
+        &json!({
+            "userId": user,
+            "touchedAt": touched_at_ms,
+            "items": lines.iter().map(|line| json!({
+                "productId": line.product_id, "quantity": line.quantity,
+            })).collect::<Vec<_>>(),
+        }),
+    )
+}
+
 pub fn wishlist_item_added(user: engine::UserId, product_id: ProductId, at_ms: u64) -> Event {
     Event::new(
         Topic::UserEvents,

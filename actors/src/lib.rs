@@ -18,6 +18,7 @@
 //! - [`Shop`]: the one entry point the gateway uses, split by what callers do
 //!   (`shop/`), with the side features beside it: [`cart`], [`reviews`], checkout.
 
+mod abandoned_carts;
 pub mod admission;
 pub mod cart;
 pub mod catalog;

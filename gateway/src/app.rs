@@ -161,7 +161,8 @@ pub struct App {
     websocket_slots: Arc<tokio::sync::Semaphore>,
     rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
     workflow: Workflow,
-    indexer: tokio::task::JoinHandle<()>,
+    /// Tasks that follow the shop: the search indexer, the abandoned-cart scan.
+    background: Vec<tokio::task::JoinHandle<()>>,
     /// This node's membership of the cluster, if it is one.
     cluster: Option<cluster::ClusterNode>,
     /// Where the other nodes of the cluster send this node's requests.
@@ -260,7 +261,13 @@ impl App {
                 .context("seeding the demo catalog")?;
         }
         let search = open_search_index(&data_dir.join("search-index"))?;
-        let indexer = tokio::spawn(follow_catalog(shop.clone(), Arc::clone(&search)));
+        let mut background = vec![tokio::spawn(follow_catalog(
+            shop.clone(),
+            Arc::clone(&search),
+        ))];
+        if let Some(after) = settings.cart_abandoned_after() {
+            background.push(shop.start_abandoned_cart_scan(after));
+        }
         let secret = load_or_create_secret(
             settings.auth.jwt_secret.as_ref(),
             data_dir,
@@ -375,7 +382,7 @@ impl App {
             websocket_slots,
             rate_limiter,
             workflow,
-            indexer,
+            background,
             cluster,
             internal,
         })
@@ -442,7 +449,9 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
-        self.indexer.abort();
+        for task in &self.background {
+            task.abort();
+        }
         // Hand the shards off first: the other nodes take them at once instead of after
         // the session timeout.
         if let Some(cluster) = self.cluster {

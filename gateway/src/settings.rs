@@ -392,8 +392,8 @@ impl Default for WorkflowConfig {
     }
 }
 
-/// Sale campaigns: the messages to every wisher of a product when its sale is scheduled,
-/// and shortly before it starts.
+/// Marketing messages: sale campaigns (to every wisher of a product when its sale is
+/// scheduled, and shortly before it starts) and abandoned-cart reminders.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CampaignConfig {
@@ -402,6 +402,8 @@ pub struct CampaignConfig {
     pub send_rate_per_second: u32,
     /// How long before a sale starts its reminder goes out.
     pub reminder_before_secs: u64,
+    /// How long a cart with items stays unchanged before its one reminder (0: never).
+    pub cart_abandoned_after_secs: u64,
     /// Wishers read and queued at a time.
     pub page_size: u32,
     /// Messages in flight at once (in process, and per RabbitMQ campaign worker).
@@ -414,6 +416,9 @@ impl Default for CampaignConfig {
         Self {
             send_rate_per_second: defaults.send_rate_per_second,
             reminder_before_secs: defaults.reminder_before.as_secs(),
+            // A day: long enough that the customer has left, soon enough that they
+            // still remember the cart.
+            cart_abandoned_after_secs: 24 * 3600,
             page_size: defaults.page_size,
             concurrency: defaults.concurrency,
         }
@@ -421,6 +426,12 @@ impl Default for CampaignConfig {
 }
 
 impl Settings {
+    /// How long a cart stays unchanged before its reminder, unless reminders are off.
+    pub fn cart_abandoned_after(&self) -> Option<Duration> {
+        let secs = self.campaigns.cart_abandoned_after_secs;
+        (secs > 0).then(|| Duration::from_secs(secs))
+    }
+
     /// The workflow's settings: Kafka and RabbitMQ when configured.
     pub fn workflow_settings(&self) -> workflow::WorkflowSettings {
         use secrecy::ExposeSecret;

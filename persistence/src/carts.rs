@@ -6,8 +6,15 @@
 //! - in the store, each line untouched for that long is ignored and purged;
 //! - in Redis, `{prefix}cart:{userId}` is a hash `productId -> "quantity:addedMs:updatedMs"`
 //!   whose expiry is pushed back by every change, and stale lines are dropped on read.
+//!
+//! Beside the lines, when each cart last changed, for the abandoned-cart reminder: the
+//! `cart_activity` table, or the sorted set `{prefix}carts:touched` (user by time). A
+//! change moves the cart's time (re-arming its reminder), a checkout removes it, and the
+//! scan reads the oldest first and claims each by removing it only if it has not moved:
+//! one reminder per abandonment, whichever node scans, and a million carts cost the scan
+//! only the ones that fell due.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +22,7 @@ use engine::{ProductId, UserId};
 use redis::aio::ConnectionManager;
 use sqlx::QueryBuilder;
 
-use crate::database::{Database, Sql, dialects};
+use crate::database::{Database, Sql, dialects, execute};
 use crate::error::StoreError;
 use crate::redis_mirror::RedisSettings;
 use crate::row::{StoredRow, int};
@@ -29,6 +36,22 @@ pub struct CartItem {
     pub updated_at_ms: u64,
 }
 
+/// Why lines leave a cart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CartChange {
+    /// The customer changed the cart at this time: its reminder is re-armed from then.
+    Edited { at_ms: u64 },
+    /// The lines were ordered: the cart's reminder is called off until its next change.
+    CheckedOut,
+}
+
+/// A cart that has not changed since `touched_at_ms` and was not reminded since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UntouchedCart {
+    pub user_id: UserId,
+    pub touched_at_ms: u64,
+}
+
 /// Carts in the database (when Redis is not configured).
 #[async_trait]
 pub trait CartStore: Send + Sync + 'static {
@@ -36,7 +59,8 @@ pub trait CartStore: Send + Sync + 'static {
     /// purged on the way.
     async fn cart(&self, user: UserId, since_ms: u64) -> Result<Vec<CartItem>, StoreError>;
 
-    /// Sets a cart line (inserting it, or replacing its quantity).
+    /// Sets a cart line (inserting it, or replacing its quantity); the cart changed at
+    /// `item.updated_at_ms`.
     async fn put_cart_item(&self, user: UserId, item: CartItem) -> Result<(), StoreError>;
 
     /// Removes lines; returns how many existed.
@@ -44,7 +68,23 @@ pub trait CartStore: Send + Sync + 'static {
         &self,
         user: UserId,
         products: &[ProductId],
+        change: CartChange,
     ) -> Result<u64, StoreError>;
+
+    /// Carts unchanged since before `before_ms` and not reminded since, oldest first.
+    async fn untouched_carts(
+        &self,
+        before_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<UntouchedCart>, StoreError>;
+
+    /// Takes an untouched cart's reminder: true once, and only while the cart has not
+    /// changed since `cart.touched_at_ms`.
+    async fn claim_untouched_cart(&self, cart: UntouchedCart) -> Result<bool, StoreError>;
+
+    /// Gives a claim back (its reminder could not be written), unless the cart changed
+    /// since: the next scan finds it again.
+    async fn release_untouched_cart(&self, cart: UntouchedCart) -> Result<(), StoreError>;
 }
 
 #[derive(Clone)]
@@ -157,6 +197,8 @@ impl Carts {
                     .ignore()
                     .pexpire(&key, self.retention.as_millis() as i64)
                     .ignore()
+                    .zadd(touched_key(key_prefix), user.0, item.updated_at_ms)
+                    .ignore()
                     .query_async::<()>(&mut connection)
                     .await
                     .map_err(redis_error)
@@ -165,28 +207,133 @@ impl Carts {
     }
 
     /// Removes lines; returns how many existed.
-    pub async fn remove(&self, user: UserId, products: &[ProductId]) -> Result<u64, StoreError> {
+    pub async fn remove(
+        &self,
+        user: UserId,
+        products: &[ProductId],
+        change: CartChange,
+    ) -> Result<u64, StoreError> {
         if products.is_empty() {
             return Ok(0);
         }
         match &self.backend {
-            Backend::Database(store) => store.remove_cart_items(user, products).await,
+            Backend::Database(store) => store.remove_cart_items(user, products, change).await,
             Backend::Redis {
                 connection,
                 key_prefix,
             } => {
                 let fields: Vec<u64> = products.iter().map(|product| product.0).collect();
+                let touched = touched_key(key_prefix);
+                let mut pipe = redis::pipe();
+                pipe.atomic().hdel(cart_key(key_prefix, user), fields);
+                match change {
+                    CartChange::Edited { at_ms } => pipe.zadd(touched, user.0, at_ms).ignore(),
+                    CartChange::CheckedOut => pipe.zrem(touched, user.0).ignore(),
+                };
                 let mut connection = connection.clone();
-                redis::cmd("HDEL")
-                    .arg(cart_key(key_prefix, user))
-                    .arg(fields)
+                let (removed,): (u64,) = pipe
                     .query_async(&mut connection)
+                    .await
+                    .map_err(redis_error)?;
+                Ok(removed)
+            }
+        }
+    }
+
+    /// Carts unchanged since before `before_ms` and not reminded since, oldest first.
+    pub async fn untouched(
+        &self,
+        before_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<UntouchedCart>, StoreError> {
+        match &self.backend {
+            Backend::Database(store) => store.untouched_carts(before_ms, limit).await,
+            Backend::Redis {
+                connection,
+                key_prefix,
+            } => {
+                let mut connection = connection.clone();
+                // Strictly before: `(` excludes the bound.
+                let found: Vec<(u64, u64)> = redis::cmd("ZRANGEBYSCORE")
+                    .arg(touched_key(key_prefix))
+                    .arg("-inf")
+                    .arg(format!("({before_ms}"))
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(redis_error)?;
+                Ok(found
+                    .into_iter()
+                    .map(|(user, touched_at_ms)| UntouchedCart {
+                        user_id: UserId(user),
+                        touched_at_ms,
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Takes an untouched cart's reminder: true once, and only while the cart has not
+    /// changed since `cart.touched_at_ms`.
+    pub async fn claim_untouched(&self, cart: UntouchedCart) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Database(store) => store.claim_untouched_cart(cart).await,
+            Backend::Redis {
+                connection,
+                key_prefix,
+            } => {
+                let mut connection = connection.clone();
+                let claimed: i64 = CLAIM_IN_REDIS
+                    .key(touched_key(key_prefix))
+                    .arg(cart.user_id.0)
+                    .arg(cart.touched_at_ms)
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(redis_error)?;
+                Ok(claimed == 1)
+            }
+        }
+    }
+
+    /// Gives a claim back (its reminder could not be written), unless the cart changed
+    /// since.
+    pub async fn release_untouched(&self, cart: UntouchedCart) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Database(store) => store.release_untouched_cart(cart).await,
+            Backend::Redis {
+                connection,
+                key_prefix,
+            } => {
+                let mut connection = connection.clone();
+                redis::cmd("ZADD")
+                    .arg(touched_key(key_prefix))
+                    .arg("NX")
+                    .arg(cart.touched_at_ms)
+                    .arg(cart.user_id.0)
+                    .query_async::<()>(&mut connection)
                     .await
                     .map_err(redis_error)
             }
         }
     }
 }
+
+/// Removes a user from the touched set only if their time is still the one the scan saw:
+/// a change in between moved it, and the cart is not abandoned any more.
+static CLAIM_IN_REDIS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local touched = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if touched and tonumber(touched) == tonumber(ARGV[2]) then
+            return redis.call('ZREM', KEYS[1], ARGV[1])
+        end
+        return 0
+        ",
+    )
+});
 
 const PURGE: Sql = Sql::both("DELETE FROM cart_items WHERE user_id = $1 AND updated_at_ms < $2");
 
@@ -199,6 +346,25 @@ const PUT: Sql = Sql::both(
     "INSERT INTO cart_items (user_id, product_id, quantity, added_at_ms, updated_at_ms) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, product_id) \
      DO UPDATE SET quantity = excluded.quantity, updated_at_ms = excluded.updated_at_ms",
+);
+
+const TOUCH: Sql = Sql::both(
+    "INSERT INTO cart_activity (user_id, touched_at_ms) VALUES ($1, $2) \
+     ON CONFLICT (user_id) DO UPDATE SET touched_at_ms = excluded.touched_at_ms",
+);
+
+const FORGET: Sql = Sql::both("DELETE FROM cart_activity WHERE user_id = $1");
+
+const UNTOUCHED: Sql = Sql::both(
+    "SELECT user_id, touched_at_ms FROM cart_activity WHERE touched_at_ms < $1 \
+     ORDER BY touched_at_ms, user_id LIMIT $2",
+);
+
+const CLAIM: Sql = Sql::both("DELETE FROM cart_activity WHERE user_id = $1 AND touched_at_ms = $2");
+
+const RELEASE: Sql = Sql::both(
+    "INSERT INTO cart_activity (user_id, touched_at_ms) VALUES ($1, $2) \
+     ON CONFLICT (user_id) DO NOTHING",
 );
 
 #[async_trait]
@@ -228,19 +394,16 @@ impl CartStore for Database {
     }
 
     async fn put_cart_item(&self, user: UserId, item: CartItem) -> Result<(), StoreError> {
-        dialects!(self.pool(), |pool, D| {
-            sqlx::query(D::sql(&PUT))
-                .bind(int(user.0)?)
-                .bind(int(item.product_id.0)?)
-                .bind(
-                    i32::try_from(item.quantity)
-                        .map_err(|_| StoreError::Conflict("cart quantity too large".into()))?,
-                )
-                .bind(int(item.added_at_ms)?)
-                .bind(int(item.updated_at_ms)?)
-                .execute(pool)
-                .await?;
-        });
+        let quantity = i64::from(
+            i32::try_from(item.quantity)
+                .map_err(|_| StoreError::Conflict("cart quantity too large".into()))?,
+        );
+        let (user, product) = (int(user.0)?, int(item.product_id.0)?);
+        let (added, updated) = (int(item.added_at_ms)?, int(item.updated_at_ms)?);
+        let mut tx = self.begin().await?;
+        execute(&mut tx, &PUT, &[user, product, quantity, added, updated]).await?;
+        execute(&mut tx, &TOUCH, &[user, updated]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -248,6 +411,7 @@ impl CartStore for Database {
         &self,
         user: UserId,
         products: &[ProductId],
+        change: CartChange,
     ) -> Result<u64, StoreError> {
         if products.is_empty() {
             return Ok(0);
@@ -257,7 +421,8 @@ impl CartStore for Database {
             .iter()
             .map(|product| int(product.0))
             .collect::<Result<Vec<i64>, _>>()?;
-        dialects!(self.pool(), |pool, D| {
+        let mut tx = self.begin().await?;
+        let removed = dialects!(&mut tx, |tx, D| {
             let mut query = QueryBuilder::new("DELETE FROM cart_items WHERE user_id = ");
             query.push_bind(user).push(" AND product_id IN (");
             let mut list = query.separated(", ");
@@ -265,13 +430,61 @@ impl CartStore for Database {
                 list.push_bind(id);
             }
             query.push(")");
-            Ok(query.build().execute(pool).await?.rows_affected())
+            query.build().execute(&mut **tx).await?.rows_affected()
+        });
+        match change {
+            CartChange::Edited { at_ms } => execute(&mut tx, &TOUCH, &[user, int(at_ms)?]).await?,
+            CartChange::CheckedOut => execute(&mut tx, &FORGET, &[user]).await?,
+        };
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn untouched_carts(
+        &self,
+        before_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<UntouchedCart>, StoreError> {
+        dialects!(self.pool(), |pool, D| {
+            sqlx::query(D::sql(&UNTOUCHED))
+                .bind(int(before_ms)?)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(UntouchedCart {
+                        user_id: row.user_id("user_id")?,
+                        touched_at_ms: row.uint("touched_at_ms")?,
+                    })
+                })
+                .collect()
         })
+    }
+
+    async fn claim_untouched_cart(&self, cart: UntouchedCart) -> Result<bool, StoreError> {
+        let params = [int(cart.user_id.0)?, int(cart.touched_at_ms)?];
+        let mut tx = self.begin().await?;
+        let claimed = execute(&mut tx, &CLAIM, &params).await? == 1;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn release_untouched_cart(&self, cart: UntouchedCart) -> Result<(), StoreError> {
+        let params = [int(cart.user_id.0)?, int(cart.touched_at_ms)?];
+        let mut tx = self.begin().await?;
+        execute(&mut tx, &RELEASE, &params).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
 fn cart_key(prefix: &str, user: UserId) -> String {
     format!("{prefix}cart:{}", user.0)
+}
+
+fn touched_key(prefix: &str) -> String {
+    format!("{prefix}carts:touched")
 }
 
 fn decode(product_id: ProductId, value: &str) -> Result<CartItem, StoreError> {

@@ -121,6 +121,21 @@ impl Sql {
     }
 }
 
+/// Runs one statement of integer parameters in a transaction; the rows it changed.
+pub(crate) async fn execute(
+    tx: &mut Transaction<'_>,
+    sql: &Sql,
+    params: &[i64],
+) -> Result<u64, StoreError> {
+    Ok(dialects!(tx, |tx, D| {
+        let mut query = sqlx::query(D::sql(sql));
+        for param in params {
+            query = query.bind(*param);
+        }
+        query.execute(&mut **tx).await?.rows_affected()
+    }))
+}
+
 // Milliseconds since the epoch <-> timestamptz, done in SQL so the engine stays on integers
 // (SQLite stores the milliseconds themselves).
 macro_rules! ms_to_ts {

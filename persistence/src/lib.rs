@@ -54,7 +54,7 @@ mod wishlists;
 mod write;
 
 pub use campaigns::{Campaign, CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore};
-pub use carts::{CartItem, CartStore, Carts};
+pub use carts::{CartChange, CartItem, CartStore, Carts, UntouchedCart};
 pub use catalog::{CatalogChanges, CatalogStore};
 pub use catalog_import::{ImportSummary, ImportedProduct};
 pub use database::{Database, PostgresSettings};

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use engine::{ProductId, UserId};
 
-use crate::database::{Database, Sql, Transaction, dialects};
+use crate::database::{Database, Sql, dialects, execute};
 use crate::error::StoreError;
 use crate::row::{StoredRow, int};
 
@@ -216,15 +216,4 @@ impl WishlistStore for Database {
                 .collect()
         })
     }
-}
-
-/// Runs one statement of integer parameters in the transaction; the rows it changed.
-async fn execute(tx: &mut Transaction<'_>, sql: &Sql, params: &[i64]) -> Result<u64, StoreError> {
-    Ok(dialects!(tx, |tx, D| {
-        let mut query = sqlx::query(D::sql(sql));
-        for param in params {
-            query = query.bind(*param);
-        }
-        query.execute(&mut **tx).await?.rows_affected()
-    }))
 }

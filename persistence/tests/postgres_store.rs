@@ -484,3 +484,29 @@ async fn a_take_racing_a_batch_under_the_old_lease_never_lets_it_land_after() {
     blocker.close().await.expect("close");
     database.drop_database().await;
 }
+
+/// The abandoned-cart index kept in Redis (the sorted set beside the cart hashes) keeps the
+/// contract the database's table keeps.
+#[tokio::test]
+async fn abandoned_carts_in_redis_are_claimed_once_per_change() {
+    let prefix = redis_prefix();
+    let settings = RedisSettings {
+        url: redis_url(),
+        key_prefix: prefix.clone(),
+        timeout: Duration::from_secs(2),
+    };
+    let carts = persistence::Carts::in_redis(&settings, Duration::from_secs(3_600)).expect("carts");
+    assert!(carts.is_in_redis());
+    common::untouched_carts_are_claimed_once_per_change(carts).await;
+    let mut redis = redis_connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut redis)
+        .await
+        .expect("KEYS");
+    let _: () = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut redis)
+        .await
+        .expect("DEL");
+}

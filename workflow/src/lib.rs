@@ -13,15 +13,19 @@
 //!   concurrency limit; the default [`jobs::RecordingSender`] writes them to the store.
 //! - [`campaigns`] tell every wisher of a product about its sale, and remind them before
 //!   it starts, at a global send rate, each message once, resumable after a restart.
+//! - [`cart_reminders`] send an abandoned cart its one reminder; [`pacing`] keeps campaign
+//!   messages and cart reminders within the providers' rate.
 
 pub mod analytics;
 mod batch_writer;
 pub mod campaigns;
+pub mod cart_reminders;
 mod error;
 pub mod event;
 pub mod jobs;
 pub mod kafka;
 pub mod local;
+pub mod pacing;
 pub mod rabbit;
 pub mod relay;
 mod runtime;

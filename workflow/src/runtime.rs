@@ -14,9 +14,11 @@ use crate::campaigns::planner::CampaignPlanner;
 use crate::campaigns::queue::{CampaignQueue, LocalCampaignQueue, RabbitCampaignQueue};
 use crate::campaigns::runner::CampaignRunner;
 use crate::campaigns::{CAMPAIGN_CHANNELS, CampaignSettings};
+use crate::cart_reminders::CartReminders;
 use crate::jobs::{ChannelWorker, JobQueue, Sender};
 use crate::kafka::{KafkaSettings, KafkaSink, create_topics, start_analytics_consumer};
 use crate::local::{AnalyticsSink, LocalJobQueue, SagaSink};
+use crate::pacing::PacedSender;
 use crate::rabbit::{
     Rabbit, RabbitJobQueue, RabbitSettings, RabbitSink, start_worker, start_worker_with_prefetch,
 };
@@ -78,11 +80,12 @@ impl Workflow {
             settings.campaigns.reminder_before,
         ))];
         let mut tasks = Vec::new();
-        let campaign_messages = CampaignMessages::new(
-            Arc::clone(&stores.campaigns),
-            Arc::clone(&sender),
+        let sender: Arc<dyn Sender> = Arc::new(PacedSender::new(
+            sender,
             settings.campaigns.send_rate_per_second,
-        );
+        ));
+        let campaign_messages =
+            CampaignMessages::new(Arc::clone(&stores.campaigns), Arc::clone(&sender));
         let campaign_queue: Arc<dyn CampaignQueue>;
         match &settings.kafka {
             Some(kafka) => {
@@ -101,6 +104,7 @@ impl Workflow {
             Some(rabbit_settings) => {
                 let rabbit = Rabbit::connect(rabbit_settings.clone()).await?;
                 let jobs: Arc<dyn JobQueue> = Arc::new(RabbitJobQueue::new(rabbit.clone()));
+                sinks.push(Arc::new(CartReminders::new(Arc::clone(&jobs))));
                 let saga = Arc::new(OrderSaga::new(
                     Arc::clone(&stores.deliveries),
                     jobs,
@@ -147,6 +151,7 @@ impl Workflow {
                     settings.local_attempts,
                     settings.local_backoff,
                 ));
+                sinks.push(Arc::new(CartReminders::new(Arc::clone(&jobs))));
                 let saga = Arc::new(OrderSaga::new(
                     Arc::clone(&stores.deliveries),
                     jobs,

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use engine::order::Order;
 use engine::{IdempotencyKey, OrderId, Product, ProductId, UserId};
 use persistence::{
-    CartItem, CartStore, CatalogChanges, CatalogStore, Database, IdHighWater, InventoryLevel,
-    OrderLedger, OrderLookup, ProductState, StoreError, WriteOp,
+    CartChange, CartItem, CartStore, CatalogChanges, CatalogStore, Database, IdHighWater,
+    InventoryLevel, OrderLedger, OrderLookup, ProductState, StoreError, UntouchedCart, WriteOp,
 };
 use tokio::sync::oneshot;
 
@@ -373,11 +373,40 @@ impl CartStore for FaultyStore {
         &self,
         user: UserId,
         products: &[ProductId],
+        change: CartChange,
     ) -> Result<u64, StoreError> {
         let products = products.to_vec();
         self.read(format!("empty cart of {user}"), move |inner| async move {
-            inner.remove_cart_items(user, &products).await
+            inner.remove_cart_items(user, &products, change).await
         })
+        .await
+    }
+
+    async fn untouched_carts(
+        &self,
+        before_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<UntouchedCart>, StoreError> {
+        self.read(
+            format!("carts untouched before {before_ms}"),
+            move |inner| async move { inner.untouched_carts(before_ms, limit).await },
+        )
+        .await
+    }
+
+    async fn claim_untouched_cart(&self, cart: UntouchedCart) -> Result<bool, StoreError> {
+        self.read(
+            format!("claim cart of {}", cart.user_id),
+            move |inner| async move { inner.claim_untouched_cart(cart).await },
+        )
+        .await
+    }
+
+    async fn release_untouched_cart(&self, cart: UntouchedCart) -> Result<(), StoreError> {
+        self.read(
+            format!("release cart of {}", cart.user_id),
+            move |inner| async move { inner.release_untouched_cart(cart).await },
+        )
         .await
     }
 }

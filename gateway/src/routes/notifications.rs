@@ -31,7 +31,7 @@ struct ListParams {
 #[serde(rename_all = "camelCase")]
 struct NotificationBody {
     /// order_confirmed, payment_failed, shipped, review_request, sale_scheduled,
-    /// sale_starts_soon...
+    /// sale_starts_soon, cart_reminder...
     kind: String,
     /// email, sms or push.
     channel: String,

@@ -66,16 +66,8 @@ fn counts(campaign: &Value) -> [u64; 4] {
 
 /// The sale messages a user was sent: (kind, channel) -> how many.
 async fn sale_messages(app: &TestApp, user: u64, sale: u64) -> HashMap<(String, String), u32> {
-    let response = app
-        .get_as(
-            "/api/v1/notifications?limit=200",
-            &app.token(user, Role::Customer),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.expect("json");
     let mut seen = HashMap::new();
-    for message in body["notifications"].as_array().expect("a list") {
+    for message in app.notifications(user).await {
         if message["body"]["saleId"] != sale {
             continue;
         }
@@ -97,23 +89,11 @@ async fn a_sale_is_announced_to_every_wisher_once_and_reminded_of_before_it_star
     app.create_product(PRODUCT, 99_900, 10).await;
     app.create_product(6, 1_000, 10).await;
     for user in 100..100 + WISHERS {
-        let added = app
-            .post(
-                "/api/v1/wishlist/items",
-                &app.token(user, Role::Customer),
-                json!({"productId": PRODUCT}),
-            )
-            .await;
+        let added = app.add_to_wishlist(user, PRODUCT).await;
         assert_eq!(added.status(), StatusCode::CREATED);
     }
     // Someone who wants another product hears nothing of this sale.
-    let other = app
-        .post(
-            "/api/v1/wishlist/items",
-            &app.token(99, Role::Customer),
-            json!({"productId": 6}),
-        )
-        .await;
+    let other = app.add_to_wishlist(99, 6).await;
     assert_eq!(other.status(), StatusCode::CREATED);
 
     let admin = app.admin();

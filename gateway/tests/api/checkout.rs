@@ -13,13 +13,7 @@ use crate::helpers::{
 };
 
 async fn add_to_cart(app: &TestApp, user: u64, product_id: u64, quantity: u32) {
-    let response = app
-        .post(
-            "/api/v1/cart/items",
-            &app.token(user, Role::Customer),
-            json!({"productId": product_id, "quantity": quantity}),
-        )
-        .await;
+    let response = app.add_to_cart(user, product_id, quantity).await;
     assert_eq!(response.status(), StatusCode::CREATED, "add to cart");
 }
 

@@ -224,6 +224,44 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// A customer's `POST /api/v1/cart/items`.
+    pub async fn add_to_cart(&self, user: u64, product_id: u64, quantity: u32) -> Response {
+        let body = json!({ "productId": product_id, "quantity": quantity });
+        self.post(
+            "/api/v1/cart/items",
+            &self.token(user, Role::Customer),
+            body,
+        )
+        .await
+    }
+
+    /// A customer's `POST /api/v1/wishlist/items`.
+    pub async fn add_to_wishlist(&self, user: u64, product_id: u64) -> Response {
+        let body = json!({ "productId": product_id });
+        self.post(
+            "/api/v1/wishlist/items",
+            &self.token(user, Role::Customer),
+            body,
+        )
+        .await
+    }
+
+    /// A user's notifications as `GET /api/v1/notifications` lists them (newest first).
+    pub async fn notifications(&self, user: u64) -> Vec<Value> {
+        let response = self
+            .get_as(
+                "/api/v1/notifications?limit=200",
+                &self.token(user, Role::Customer),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body: Value = response.json().await.expect("json");
+        match body["notifications"].take() {
+            Value::Array(list) => list,
+            other => panic!("no notification list: {other}"),
+        }
+    }
+
     pub async fn create_product(&self, id: u64, price: u64, stock: u64) -> Value {
         let response = self
             .post(

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod abandoned_carts;
 mod bad_input;
 mod buy_now;
 mod campaigns;

@@ -430,21 +430,9 @@ async fn user_events_tell_of_carts_and_searches() {
     let brokers = kafka_brokers();
     let app = spawn_app_with(|settings| use_brokers(settings, &brokers, &prefix, false)).await;
     app.create_product(1, 1_000, 10).await;
-    let added = app
-        .post(
-            "/api/v1/cart/items",
-            &app.token(7, Role::Customer),
-            json!({"productId": 1, "quantity": 2}),
-        )
-        .await;
+    let added = app.add_to_cart(7, 1, 2).await;
     assert_eq!(added.status(), StatusCode::CREATED);
-    let wished = app
-        .post(
-            "/api/v1/wishlist/items",
-            &app.token(7, Role::Customer),
-            json!({"productId": 1}),
-        )
-        .await;
+    let wished = app.add_to_wishlist(7, 1).await;
     assert_eq!(wished.status(), StatusCode::CREATED);
     let searched = app.get("/api/v1/search?q=product").await;
     assert_eq!(searched.status(), StatusCode::OK);

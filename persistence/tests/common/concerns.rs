@@ -2,14 +2,16 @@
 //! writes, the next reads back the same, on SQLite and on PostgreSQL.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use engine::order::{OrderEvent, OrderStatus};
 use engine::{IdempotencyKey, OrderId, Product, ProductId, SaleId, UserId};
 use persistence::{
-    CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore, CartItem, CartStore, CatalogStore,
-    Database, Deliveries, Delivery, Event, ImportSummary, ImportedProduct, Notification,
-    NotificationStore, OrderLedger, OrderLookup, Outbox, Review, ReviewStore, Shipment,
-    StatusChange, StoreError, Topic, WishlistAdd, WishlistItem, WishlistStore, WriteOp,
+    CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore, CartChange, CartItem, CartStore,
+    Carts, CatalogStore, Database, Deliveries, Delivery, Event, ImportSummary, ImportedProduct,
+    Notification, NotificationStore, OrderLedger, OrderLookup, Outbox, Review, ReviewStore,
+    Shipment, StatusChange, StoreError, Topic, UntouchedCart, WishlistAdd, WishlistItem,
+    WishlistStore, WriteOp,
 };
 use uuid::Uuid;
 
@@ -46,7 +48,11 @@ pub async fn carts_keep_lines_until_they_go_stale(store: Arc<Database>) {
     );
     assert_eq!(
         store
-            .remove_cart_items(user, &[ProductId(1), ProductId(7)])
+            .remove_cart_items(
+                user,
+                &[ProductId(1), ProductId(7)],
+                CartChange::Edited { at_ms: 300 }
+            )
             .await
             .expect("remove"),
         1
@@ -59,6 +65,97 @@ pub async fn carts_keep_lines_until_they_go_stale(store: Arc<Database>) {
     assert!(store.cart(user, 301).await.expect("cart").is_empty());
     assert!(store.cart(user, 0).await.expect("cart").is_empty());
     assert_eq!(store.cart(UserId(6), 0).await.expect("cart").len(), 1);
+}
+
+/// The abandoned-cart index over the database (`postgres_store.rs` runs the same over
+/// Redis).
+pub async fn abandoned_carts_are_claimed_once_per_change(store: Arc<Database>) {
+    untouched_carts_are_claimed_once_per_change(Carts::in_database(
+        store,
+        Duration::from_secs(3_600),
+    ))
+    .await;
+}
+
+/// Carts are due oldest first, once unchanged long enough; a claim succeeds once and only
+/// while the cart has not changed; a change re-arms, a checkout calls off; a claim given
+/// back is due again, unless the cart changed since.
+pub async fn untouched_carts_are_claimed_once_per_change(carts: Carts) {
+    let line = |product: u64, at: u64| CartItem {
+        product_id: ProductId(product),
+        quantity: 1,
+        added_at_ms: at,
+        updated_at_ms: at,
+    };
+    let cart = |user: u64, at: u64| UntouchedCart {
+        user_id: UserId(user),
+        touched_at_ms: at,
+    };
+    for (user, product, at) in [
+        (1, 1, 100),
+        (2, 1, 200),
+        (3, 2, 300),
+        (4, 1, 150),
+        (5, 1, 120),
+        (5, 2, 121),
+    ] {
+        carts
+            .put(UserId(user), line(product, at))
+            .await
+            .expect("put");
+    }
+    let checked_out = carts.remove(UserId(4), &[ProductId(1)], CartChange::CheckedOut);
+    assert_eq!(checked_out.await.expect("check out"), 1);
+    let edited = carts.remove(
+        UserId(5),
+        &[ProductId(1)],
+        CartChange::Edited { at_ms: 400 },
+    );
+    assert_eq!(edited.await.expect("edit"), 1);
+
+    // Strictly before the bound, oldest first, at most the limit.
+    assert_eq!(
+        carts.untouched(300, 10).await.expect("due"),
+        [cart(1, 100), cart(2, 200)]
+    );
+    assert_eq!(carts.untouched(300, 1).await.expect("due"), [cart(1, 100)]);
+
+    assert!(carts.claim_untouched(cart(1, 100)).await.expect("claim"));
+    assert!(
+        !carts
+            .claim_untouched(cart(1, 100))
+            .await
+            .expect("claimed before")
+    );
+    // User 2 changed the cart after the scan read it: not abandoned any more.
+    carts.put(UserId(2), line(3, 260)).await.expect("put");
+    assert!(
+        !carts
+            .claim_untouched(cart(2, 200))
+            .await
+            .expect("stale claim")
+    );
+    assert_eq!(
+        carts.untouched(1_000, 10).await.expect("due"),
+        [cart(2, 260), cart(3, 300), cart(5, 400)]
+    );
+
+    // A claim given back is due again; one given back after a change is not.
+    assert!(carts.claim_untouched(cart(3, 300)).await.expect("claim"));
+    carts
+        .release_untouched(cart(3, 300))
+        .await
+        .expect("release");
+    assert!(carts.claim_untouched(cart(5, 400)).await.expect("claim"));
+    carts.put(UserId(5), line(2, 500)).await.expect("put");
+    carts
+        .release_untouched(cart(5, 400))
+        .await
+        .expect("release");
+    assert_eq!(
+        carts.untouched(1_000, 10).await.expect("due"),
+        [cart(2, 260), cart(3, 300), cart(5, 500)]
+    );
 }
 
 /// One review per user and product; the summary is the average of all of them; pages

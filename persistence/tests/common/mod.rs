@@ -28,6 +28,7 @@ macro_rules! contracts {
             the_committer_batches_submissions_and_barriers_wait_for_them,
             inventory_levels_follow_the_orders,
             carts_keep_lines_until_they_go_stale,
+            abandoned_carts_are_claimed_once_per_change,
             reviews_count_once_per_user,
             notifications_are_recorded_once,
             deliveries_keep_the_first_partner_and_the_shipment,

@@ -1,12 +1,10 @@
 //! One campaign message on one channel: the job that carries it, and its delivery
 //! (skipped when recorded, rate-limited, sent, recorded).
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use engine::{SaleId, UserId};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use persistence::{CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore};
 use serde::Deserialize;
 
@@ -14,12 +12,13 @@ use crate::WorkflowError;
 use crate::batch_writer::BatchWriter;
 use crate::campaigns::CAMPAIGN_CHANNELS;
 use crate::jobs::{Job, Sender, now_ms};
+use crate::pacing::{SALE_SCHEDULED, SALE_STARTS_SOON};
 
 /// The job kind of each campaign's messages (what `GET /notifications` shows).
 pub fn job_kind(kind: CampaignKind) -> &'static str {
     match kind {
-        CampaignKind::Announcement => "sale_scheduled",
-        CampaignKind::Reminder => "sale_starts_soon",
+        CampaignKind::Announcement => SALE_SCHEDULED,
+        CampaignKind::Reminder => SALE_STARTS_SOON,
     }
 }
 
@@ -72,24 +71,16 @@ const RECORD_QUEUE: usize = 8_192;
 /// Deliveries recorded by one transaction at most.
 const RECORD_BATCH_MAX: usize = 2_048;
 
-/// Sends campaign messages: shared by every worker of this node, and so is its rate.
+/// Sends campaign messages: shared by every worker of this node. The sender paces them
+/// ([`crate::pacing`]).
 pub struct CampaignMessages {
     store: Arc<dyn CampaignStore>,
     sender: Arc<dyn Sender>,
-    rate: DefaultDirectRateLimiter,
     records: BatchWriter<CampaignDelivery>,
 }
 
 impl CampaignMessages {
-    /// `per_second` messages a second at most, in bursts of a hundredth of that (a
-    /// provider's contract is per second; a whole second's worth at once would not be).
-    pub fn new(
-        store: Arc<dyn CampaignStore>,
-        sender: Arc<dyn Sender>,
-        per_second: u32,
-    ) -> Arc<Self> {
-        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(per_second / 100).unwrap_or(NonZeroU32::MIN);
+    pub fn new(store: Arc<dyn CampaignStore>, sender: Arc<dyn Sender>) -> Arc<Self> {
         let recorder = Arc::clone(&store);
         let records = BatchWriter::start(
             "campaign delivery",
@@ -109,7 +100,6 @@ impl CampaignMessages {
         Arc::new(Self {
             store,
             sender,
-            rate: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             records,
         })
     }
@@ -125,7 +115,6 @@ impl CampaignMessages {
         {
             return Ok(());
         }
-        self.rate.until_ready().await;
         self.sender.send(channel, job).await?;
         self.record(sale, kind, channel, job, true).await
     }

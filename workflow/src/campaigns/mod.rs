@@ -14,8 +14,9 @@
 //!   page counts as queued once the broker confirmed it), in process otherwise (a page
 //!   counts once it was sent).
 //! - [`messages`]: sending one message on one channel: skipped if its delivery is
-//!   recorded, else at the global rate (a token bucket shared by every worker), through
-//!   the [`Sender`](crate::jobs::Sender), then recorded (the dedupe key, batched).
+//!   recorded, else through the [`Sender`](crate::jobs::Sender) at the marketing rate
+//!   ([`crate::pacing`]: a token bucket shared by every worker), then recorded (the
+//!   dedupe key, batched).
 //!
 //! A message goes out once: a page queued again after a crash finds its deliveries
 //! recorded. The one gap is a message in flight at the crash (sent, not yet recorded): it
@@ -33,7 +34,8 @@ pub const CAMPAIGN_CHANNELS: [&str; 2] = ["push", "email"];
 
 #[derive(Clone, Debug)]
 pub struct CampaignSettings {
-    /// Messages sent a second at most by this node, over every channel and worker.
+    /// Marketing messages (campaigns and cart reminders) sent a second at most by this
+    /// node, over every channel and worker.
     pub send_rate_per_second: u32,
     /// How long before a sale's start its reminder goes out.
     pub reminder_before: Duration,
