@@ -428,6 +428,15 @@ impl Context {
         }
     }
 
+    /// The sale `id`, if it is a product's current one (scheduled, live, or over and not
+    /// replaced yet).
+    pub fn sale(&self, id: SaleId) -> Option<FlashSale> {
+        self.sales
+            .iter()
+            .find(|sale| sale.id == id)
+            .map(|sale| sale.clone())
+    }
+
     /// Every product's current sale.
     pub fn sales(&self) -> Vec<FlashSale> {
         self.sales.iter().map(|sale| sale.clone()).collect()

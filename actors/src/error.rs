@@ -1,7 +1,7 @@
 use engine::order::IllegalTransition;
 use engine::product::Invalid;
 use engine::stock::SaleRefused;
-use engine::{OrderId, ProductId};
+use engine::{OrderId, ProductId, SaleId};
 
 /// Why a Buy Now got no decision. Decisions themselves (placed, sold out...) are values.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,8 @@ pub enum AdminError {
     Invalid(#[from] Invalid),
     #[error("no product {0}")]
     UnknownProduct(ProductId),
+    #[error("no sale {0} scheduled or live")]
+    UnknownSale(SaleId),
     #[error("product {0} already exists")]
     ProductExists(ProductId),
     #[error(transparent)]

@@ -89,6 +89,42 @@ pub fn flash_sale_scheduled(sale: &FlashSale, title: &str, at_ms: u64) -> Event 
     )
 }
 
+/// A sale an admin cancelled: it ended at `cancelledAtMs`; its campaign stops.
+pub fn flash_sale_cancelled(sale: &FlashSale, at_ms: u64) -> Event {
+    Event::new(
+        Topic::ProductEvents,
+        "flash_sale_cancelled",
+        sale.product_id,
+        at_ms,
+        &json!({
+            "saleId": sale.id, "productId": sale.product_id, "startMs": sale.start_ms,
+            "endMs": sale.end_ms, "cancelledAtMs": sale.cancelled_at_ms,
+        }),
+    )
+}
+
+/// A sale moved to another window before it started: the body of `flash_sale_scheduled`
+/// (its campaign is planned again from it) and where it started before.
+pub fn flash_sale_rescheduled(
+    sale: &FlashSale,
+    title: &str,
+    previous_start_ms: u64,
+    at_ms: u64,
+) -> Event {
+    Event::new(
+        Topic::ProductEvents,
+        "flash_sale_rescheduled",
+        sale.product_id,
+        at_ms,
+        &json!({
+            "saleId": sale.id, "productId": sale.product_id, "title": title, "salePrice": sale.sale_price,
+            "originalPrice": sale.original_price, "startMs": sale.start_ms, "endMs": sale.end_ms,
+            "stock": sale.stock, "perUserLimit": sale.per_user_limit,
+            "previousStartMs": previous_start_ms,
+        }),
+    )
+}
+
 pub fn flash_sale_stock_out(sale: &FlashSale, at_ms: u64) -> Event {
     Event::new(
         Topic::ProductEvents,

@@ -58,7 +58,8 @@ pub use error::{AdminError, BuyNowError, OrderError};
 pub use node_channel::{NodeChannel, ShardMoved};
 pub use product::idempotency_scope;
 pub use protocol::{
-    BuyNowReply, Placement, PrepareRefused, PrepareStep, ProductInspection, ProductMsg, Unavailable,
+    BuyNowReply, Placement, PrepareRefused, PrepareStep, ProductInspection, ProductMsg, SaleChange,
+    Unavailable,
 };
 pub use remote_hold::{HoldAnswer, HoldReply, HoldRequest, HoldSettlement, PeerAnswer, Settlement};
 pub use reviews::{ReviewAdded, ReviewError};

@@ -21,6 +21,9 @@ pub struct FlashSale {
     pub stock: u64,
     /// Units one user may hold (reserved or bought) from this sale.
     pub per_user_limit: u32,
+    /// When an admin cancelled it: it ended then, whatever its window said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at_ms: Option<u64>,
 }
 
 /// Where a sale stands at a given moment.
@@ -34,7 +37,9 @@ pub enum SalePhase {
 
 impl FlashSale {
     pub fn phase(&self, now_ms: u64) -> SalePhase {
-        if now_ms < self.start_ms {
+        if self.cancelled_at_ms.is_some_and(|at_ms| now_ms >= at_ms) {
+            SalePhase::Ended
+        } else if now_ms < self.start_ms {
             SalePhase::Scheduled
         } else if self.end_ms.is_some_and(|end_ms| now_ms >= end_ms) {
             SalePhase::Ended
@@ -42,6 +47,41 @@ impl FlashSale {
             SalePhase::Live
         }
     }
+}
+
+impl FlashSale {
+    /// When it ended or ends: cancelled, or the end of its window.
+    pub fn ended_at_ms(&self) -> Option<u64> {
+        self.cancelled_at_ms.or(self.end_ms)
+    }
+
+    /// The same sale in another window, checked as a new sale's window is (whether it may
+    /// still move is the stock's call: [`crate::ProductStock::check_move_sale`]).
+    pub fn moved_to(
+        &self,
+        start_ms: u64,
+        end_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<FlashSale, Invalid> {
+        check_window(start_ms, end_ms, now_ms)?;
+        Ok(FlashSale {
+            start_ms,
+            end_ms,
+            ..self.clone()
+        })
+    }
+}
+
+fn check_window(start_ms: u64, end_ms: Option<u64>, now_ms: u64) -> Result<(), Invalid> {
+    if let Some(end_ms) = end_ms {
+        if end_ms <= start_ms {
+            return Err(Invalid::new("endTime", "must be after startTime"));
+        }
+        if end_ms <= now_ms {
+            return Err(Invalid::new("endTime", "must be in the future"));
+        }
+    }
+    Ok(())
 }
 
 /// An admin's request to schedule a sale, before it is checked.
@@ -68,14 +108,7 @@ impl FlashSaleDraft {
         if self.sale_price > self.original_price {
             return Err(Invalid::new("salePrice", "must not be above originalPrice"));
         }
-        if let Some(end_ms) = self.end_ms {
-            if end_ms <= self.start_ms {
-                return Err(Invalid::new("endTime", "must be after startTime"));
-            }
-            if end_ms <= now_ms {
-                return Err(Invalid::new("endTime", "must be in the future"));
-            }
-        }
+        check_window(self.start_ms, self.end_ms, now_ms)?;
         if self.stock == 0 {
             return Err(Invalid::new("stock", "must be at least 1"));
         }
@@ -95,6 +128,7 @@ impl FlashSaleDraft {
             end_ms: self.end_ms,
             stock: self.stock,
             per_user_limit: self.per_user_limit,
+            cancelled_at_ms: None,
         })
     }
 }

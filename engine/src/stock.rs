@@ -155,13 +155,19 @@ pub enum LineError {
     NotReserved { order_id: OrderId, state: LineState },
 }
 
-/// Why a sale cannot be scheduled.
+/// Why a sale cannot be scheduled, cancelled or moved.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SaleRefused {
     #[error("sale {0} of this product is not over yet")]
     AnotherSaleActive(SaleId),
     #[error("the sale wants {wanted} units but only {available} are on the shelf")]
     NotEnoughStock { wanted: u64, available: u64 },
+    #[error("sale {0} is not this product's current sale")]
+    NotCurrent(SaleId),
+    #[error("sale {0} is over")]
+    Over(SaleId),
+    #[error("sale {0} has started: only a sale that has not started can be moved")]
+    Started(SaleId),
 }
 
 /// What a product's inventory looks like from outside.
@@ -409,7 +415,7 @@ impl ProductStock {
                     });
                 }
                 SalePhase::Ended => {
-                    let ended_at_ms = pool.sale.end_ms.expect("an ended sale has an end");
+                    let ended_at_ms = pool.sale.ended_at_ms().expect("an ended sale has an end");
                     return Err(Refusal::SaleEnded { ended_at_ms });
                 }
                 SalePhase::Live => unreachable!("a live sale was handled above"),
@@ -568,6 +574,66 @@ impl ProductStock {
         self.settle(now_ms);
         self.assert_invariants();
         Ok(())
+    }
+
+    /// The current sale `sale_id` as it is once cancelled at `now_ms`: it ends now (a sale
+    /// not started yet never starts). Units it sold stay sold and its reservations run
+    /// their course; its leftover goes back to the shelf. [`Self::change_sale`] applies it.
+    pub fn check_cancel_sale(
+        &self,
+        sale_id: SaleId,
+        now_ms: u64,
+    ) -> Result<FlashSale, SaleRefused> {
+        let sale = self.open_sale(sale_id, now_ms)?;
+        Ok(FlashSale {
+            cancelled_at_ms: Some(now_ms),
+            ..sale.clone()
+        })
+    }
+
+    /// Whether the current sale `sale_id` may move to `moved`'s window (same sale, another
+    /// start and end): only while it has not started, so nobody holds any of its units.
+    pub fn check_move_sale(&self, moved: &FlashSale, now_ms: u64) -> Result<(), SaleRefused> {
+        let sale = self.open_sale(moved.id, now_ms)?;
+        if sale.phase(now_ms) != SalePhase::Scheduled {
+            return Err(SaleRefused::Started(moved.id));
+        }
+        assert_eq!(
+            (sale.product_id, sale.stock, sale.per_user_limit),
+            (moved.product_id, moved.stock, moved.per_user_limit),
+            "only the window moves"
+        );
+        Ok(())
+    }
+
+    /// The current sale, if it is `sale_id` and not over.
+    fn open_sale(&self, sale_id: SaleId, now_ms: u64) -> Result<&FlashSale, SaleRefused> {
+        let pool = self
+            .sale
+            .as_ref()
+            .filter(|pool| pool.sale.id == sale_id)
+            .ok_or(SaleRefused::NotCurrent(sale_id))?;
+        if pool.closed || pool.sale.phase(now_ms) == SalePhase::Ended {
+            return Err(SaleRefused::Over(sale_id));
+        }
+        Ok(&pool.sale)
+    }
+
+    /// Applies a cancellation ([`Self::check_cancel_sale`]) or a move
+    /// ([`Self::check_move_sale`]) checked with nothing else touching this stock since
+    /// (the product actor holds it while the change commits): the pool keeps its counters
+    /// under the new window, and a window that ended gives the leftover back.
+    pub fn change_sale(&mut self, changed: FlashSale, now_ms: u64) {
+        let pool = self.sale.as_mut().expect("checked: a current sale");
+        assert_eq!(pool.sale.id, changed.id, "checked: the current sale");
+        assert!(!pool.closed, "checked: not over");
+        if pool.sale.start_ms != changed.start_ms {
+            // Only a sale that had not started moves its start: nobody holds its units.
+            assert_eq!(pool.counters.reserved + pool.counters.sold, 0);
+        }
+        pool.sale = changed;
+        self.settle(now_ms);
+        self.assert_invariants();
     }
 
     /// What [`Self::set_left`] would do, without doing it: the new `initial` and the change

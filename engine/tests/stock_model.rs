@@ -35,6 +35,11 @@ enum Op {
         starts_in: u64,
         lasts: Option<u64>,
     },
+    CancelSale,
+    MoveSale {
+        starts_in: u64,
+        lasts: Option<u64>,
+    },
     SetLeft(u64),
     Forget {
         age_ms: u64,
@@ -53,6 +58,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u64..40).prop_map(Op::Advance),
         1 => (1u64..30, 1u32..5, 0u64..30, proptest::option::of(1u64..80))
             .prop_map(|(stock, limit, starts_in, lasts)| Op::ScheduleSale { stock, limit, starts_in, lasts }),
+        1 => Just(Op::CancelSale),
+        1 => (0u64..30, proptest::option::of(1u64..80))
+            .prop_map(|(starts_in, lasts)| Op::MoveSale { starts_in, lasts }),
         1 => (0u64..60).prop_map(Op::SetLeft),
         1 => (0u64..100).prop_map(|age_ms| Op::Forget { age_ms }),
     ]
@@ -169,7 +177,7 @@ impl Model {
                 starts_at_ms: sale.start_ms,
             },
             (0, Some(sale), Some(SalePhase::Ended)) => Refusal::SaleEnded {
-                ended_at_ms: sale.end_ms.expect("ended"),
+                ended_at_ms: sale.ended_at_ms().expect("ended"),
             },
             _ => Refusal::OutOfStock { left: available },
         })
@@ -345,6 +353,7 @@ fn run(initial: u64, ops: Vec<Op>) {
                     end_ms: lasts.map(|lasts| start_ms + lasts),
                     stock: units,
                     per_user_limit: limit,
+                    cancelled_at_ms: None,
                 };
                 next_sale += 1;
                 let busy = matches!(
@@ -356,6 +365,37 @@ fn run(initial: u64, ops: Vec<Op>) {
                 assert_eq!(result.is_ok(), !busy && fits, "{result:?}");
                 if result.is_ok() {
                     model.sale = Some(sale);
+                }
+            }
+            Op::CancelSale => {
+                let open = matches!(
+                    model.sale_phase(),
+                    Some(SalePhase::Scheduled | SalePhase::Live)
+                );
+                let sale_id = model.sale.as_ref().map_or(SaleId(0), |sale| sale.id);
+                let result = stock.check_cancel_sale(sale_id, model.now_ms);
+                assert_eq!(result.is_ok(), open, "{result:?}");
+                if let Ok(cancelled) = result {
+                    let sale = model.sale.as_mut().expect("open");
+                    sale.cancelled_at_ms = Some(model.now_ms);
+                    assert_eq!(&cancelled, sale);
+                    stock.change_sale(cancelled, model.now_ms);
+                }
+            }
+            Op::MoveSale { starts_in, lasts } => {
+                let scheduled = model.sale_phase() == Some(SalePhase::Scheduled);
+                if let Some(sale) = model.sale.as_mut() {
+                    let start_ms = model.now_ms + starts_in;
+                    let end_ms = lasts.map(|lasts| start_ms + lasts);
+                    let moved = sale
+                        .moved_to(start_ms, end_ms, model.now_ms)
+                        .expect("a window after now");
+                    let result = stock.check_move_sale(&moved, model.now_ms);
+                    assert_eq!(result.is_ok(), scheduled, "{result:?}");
+                    if result.is_ok() {
+                        *sale = moved.clone();
+                        stock.change_sale(moved, model.now_ms);
+                    }
                 }
             }
             Op::SetLeft(left) => {
@@ -464,6 +504,7 @@ fn restore_rebuilds_the_same_counters() {
         end_ms: Some(5_000),
         stock: 10,
         per_user_limit: 3,
+        cancelled_at_ms: None,
     };
     stock.schedule_sale(sale.clone(), 1_000).expect("fits");
     let mut lines = Vec::new();
@@ -547,6 +588,7 @@ fn a_hot_product_past_the_split_still_finds_every_order() {
         end_ms: None,
         stock: ORDERS * 2,
         per_user_limit: 2,
+        cancelled_at_ms: None,
     };
     stock.schedule_sale(sale, 0).expect("fits");
     let request = |user: u64, order: u64| ReserveRequest {

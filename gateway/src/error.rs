@@ -274,6 +274,7 @@ impl From<actors::AdminError> for ApiError {
         match error {
             E::Invalid(invalid) => invalid.into(),
             E::UnknownProduct(id) => ApiError::NotFound(format!("no product {id}")),
+            E::UnknownSale(id) => ApiError::NotFound(format!("no sale {id} scheduled or live")),
             E::ProductExists(id) => ApiError::Conflict {
                 code: "product_exists",
                 message: format!("product {id} already exists"),

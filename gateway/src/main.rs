@@ -157,6 +157,22 @@ enum SalesCommand {
         #[arg(long, default_value_t = 1)]
         per_user_limit: u32,
     },
+    /// Move a sale that has not started (PATCH /flash-sales/{id}).
+    Move {
+        #[arg(long)]
+        sale: u64,
+        /// RFC 3339.
+        #[arg(long)]
+        start: String,
+        /// RFC 3339; without it the sale runs until sold out.
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Cancel a scheduled or live sale (DELETE /flash-sales/{id}).
+    Cancel {
+        #[arg(long)]
+        sale: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -314,6 +330,18 @@ async fn cluster(
             });
             (client()?.create_sale(&sale).await?, ops_cli::fields_table)
         }
+        ClusterCommand::Sales {
+            command: SalesCommand::Move { sale, start, end },
+        } => {
+            let window = serde_json::json!({ "startTime": start, "endTime": end });
+            (
+                client()?.move_sale(sale, &window).await?,
+                ops_cli::fields_table,
+            )
+        }
+        ClusterCommand::Sales {
+            command: SalesCommand::Cancel { sale },
+        } => (client()?.cancel_sale(sale).await?, ops_cli::fields_table),
         // The broker's, not an API call: no token needed.
         ClusterCommand::Events {
             command:

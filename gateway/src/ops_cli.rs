@@ -51,6 +51,22 @@ impl OpsClient {
         answer(request.send().await, &self.server).await
     }
 
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.server))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        answer(request.send().await, &self.server).await
+    }
+
     pub async fn status(&self) -> anyhow::Result<Value> {
         self.get("/api/v1/cluster/status").await
     }
@@ -129,6 +145,16 @@ impl OpsClient {
 
     pub async fn create_sale(&self, sale: &Value) -> anyhow::Result<Value> {
         self.post("/api/v1/flash-sales", sale).await
+    }
+
+    pub async fn move_sale(&self, sale: u64, window: &Value) -> anyhow::Result<Value> {
+        let path = format!("/api/v1/flash-sales/{sale}");
+        self.send(reqwest::Method::PATCH, &path, Some(window)).await
+    }
+
+    pub async fn cancel_sale(&self, sale: u64) -> anyhow::Result<Value> {
+        let path = format!("/api/v1/flash-sales/{sale}");
+        self.send(reqwest::Method::DELETE, &path, None).await
     }
 }
 

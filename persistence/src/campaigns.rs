@@ -69,8 +69,10 @@ pub struct Campaign {
     /// Every wisher's messages were queued.
     pub enqueued_all: bool,
     pub started_at_ms: Option<u64>,
-    /// Queued to the end, and every queued message sent or given up on.
+    /// Queued to the end, and every queued message sent or given up on; or cancelled.
     pub finished_at_ms: Option<u64>,
+    /// Its sale was cancelled: nothing more is queued, and queued messages are dropped.
+    pub cancelled_at_ms: Option<u64>,
 }
 
 /// One message's outcome, the dedupe key of the campaign's sends.
@@ -128,8 +130,13 @@ pub trait CampaignStore: Send + Sync + 'static {
         deliveries: &[CampaignDelivery],
     ) -> Result<u64, StoreError>;
 
-    /// Whether a message's delivery is recorded: it must not go out again.
-    async fn campaign_delivered(
+    /// Stops a sale's campaigns (the sale was cancelled): they count as finished now, are
+    /// not due any more, and their queued messages are closed.
+    async fn cancel_campaigns(&self, sale: SaleId, at_ms: u64) -> Result<(), StoreError>;
+
+    /// Whether a message must not go out: its delivery is recorded, or its campaign was
+    /// cancelled.
+    async fn campaign_message_closed(
         &self,
         sale: SaleId,
         kind: CampaignKind,
@@ -145,25 +152,28 @@ const PLAN: Sql = Sql::both(
     "INSERT INTO campaigns (sale_id, kind, product_id, due_at_ms, message) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sale_id, kind) DO UPDATE \
      SET due_at_ms = excluded.due_at_ms, message = excluded.message \
-     WHERE campaigns.started_at_ms IS NULL",
+     WHERE campaigns.started_at_ms IS NULL AND campaigns.cancelled_at_ms IS NULL",
 );
 
 const DUE: Sql = Sql::each(
     "SELECT sale_id, kind, product_id, due_at_ms, message, total, enqueued, sent, failed, \
-     cursor_user_id, started_at_ms, finished_at_ms, enqueued_all FROM campaigns \
-     WHERE NOT enqueued_all AND due_at_ms <= $1 ORDER BY due_at_ms LIMIT $2",
+     cursor_user_id, started_at_ms, finished_at_ms, cancelled_at_ms, enqueued_all FROM campaigns \
+     WHERE NOT enqueued_all AND cancelled_at_ms IS NULL AND due_at_ms <= $1 \
+     ORDER BY due_at_ms LIMIT $2",
     "SELECT sale_id, kind, product_id, due_at_ms, message, total, enqueued, sent, failed, \
-     cursor_user_id, started_at_ms, finished_at_ms, enqueued_all::int AS enqueued_all \
-     FROM campaigns WHERE NOT enqueued_all AND due_at_ms <= $1 ORDER BY due_at_ms LIMIT $2",
+     cursor_user_id, started_at_ms, finished_at_ms, cancelled_at_ms, \
+     enqueued_all::int AS enqueued_all FROM campaigns \
+     WHERE NOT enqueued_all AND cancelled_at_ms IS NULL AND due_at_ms <= $1 \
+     ORDER BY due_at_ms LIMIT $2",
 );
 
 const OF_SALE: Sql = Sql::each(
     "SELECT sale_id, kind, product_id, due_at_ms, message, total, enqueued, sent, failed, \
-     cursor_user_id, started_at_ms, finished_at_ms, enqueued_all FROM campaigns \
-     WHERE sale_id = $1 ORDER BY kind",
-    "SELECT sale_id, kind, product_id, due_at_ms, message, total, enqueued, sent, failed, \
-     cursor_user_id, started_at_ms, finished_at_ms, enqueued_all::int AS enqueued_all \
+     cursor_user_id, started_at_ms, finished_at_ms, cancelled_at_ms, enqueued_all \
      FROM campaigns WHERE sale_id = $1 ORDER BY kind",
+    "SELECT sale_id, kind, product_id, due_at_ms, message, total, enqueued, sent, failed, \
+     cursor_user_id, started_at_ms, finished_at_ms, cancelled_at_ms, \
+     enqueued_all::int AS enqueued_all FROM campaigns WHERE sale_id = $1 ORDER BY kind",
 );
 
 const START: Sql = Sql::both(
@@ -177,11 +187,12 @@ const ADVANCE: Sql = Sql::each(
     "UPDATE campaigns SET cursor_user_id = $4, enqueued = enqueued + $5, enqueued_all = $6, \
      finished_at_ms = CASE WHEN $6 AND finished_at_ms IS NULL \
      AND sent + failed >= enqueued + $5 THEN $7 ELSE finished_at_ms END \
-     WHERE sale_id = $1 AND kind = $2 AND cursor_user_id IS $3",
+     WHERE sale_id = $1 AND kind = $2 AND cursor_user_id IS $3 AND cancelled_at_ms IS NULL",
     "UPDATE campaigns SET cursor_user_id = $4, enqueued = enqueued + $5, enqueued_all = $6, \
      finished_at_ms = CASE WHEN $6 AND finished_at_ms IS NULL \
      AND sent + failed >= enqueued + $5 THEN $7 ELSE finished_at_ms END \
-     WHERE sale_id = $1 AND kind = $2 AND cursor_user_id IS NOT DISTINCT FROM $3",
+     WHERE sale_id = $1 AND kind = $2 AND cursor_user_id IS NOT DISTINCT FROM $3 \
+     AND cancelled_at_ms IS NULL",
 );
 
 const COUNT_DELIVERIES: Sql = Sql::both(
@@ -191,9 +202,16 @@ const COUNT_DELIVERIES: Sql = Sql::both(
      WHERE sale_id = $1 AND kind = $2",
 );
 
-const DELIVERED: Sql = Sql::both(
-    "SELECT 1 AS found FROM campaign_deliveries \
-     WHERE sale_id = $1 AND kind = $2 AND user_id = $3 AND channel = $4",
+const CLOSED: Sql = Sql::both(
+    "SELECT 1 AS found WHERE EXISTS (SELECT 1 FROM campaign_deliveries \
+     WHERE sale_id = $1 AND kind = $2 AND user_id = $3 AND channel = $4) \
+     OR EXISTS (SELECT 1 FROM campaigns \
+     WHERE sale_id = $1 AND kind = $2 AND cancelled_at_ms IS NOT NULL)",
+);
+
+const CANCEL: Sql = Sql::both(
+    "UPDATE campaigns SET cancelled_at_ms = COALESCE(cancelled_at_ms, $2), \
+     finished_at_ms = COALESCE(finished_at_ms, $2) WHERE sale_id = $1",
 );
 
 /// Deliveries recorded by one statement at most (six parameters each: SQLite takes
@@ -341,7 +359,18 @@ impl CampaignStore for Database {
         Ok(new.unsigned_abs())
     }
 
-    async fn campaign_delivered(
+    async fn cancel_campaigns(&self, sale: SaleId, at_ms: u64) -> Result<(), StoreError> {
+        dialects!(self.batch_pool(), |pool, D| {
+            sqlx::query(D::sql(&CANCEL))
+                .bind(int(sale.0)?)
+                .bind(int(at_ms)?)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn campaign_message_closed(
         &self,
         sale: SaleId,
         kind: CampaignKind,
@@ -349,7 +378,7 @@ impl CampaignStore for Database {
         channel: &str,
     ) -> Result<bool, StoreError> {
         dialects!(self.pool(), |pool, D| {
-            Ok(sqlx::query(D::sql(&DELIVERED))
+            Ok(sqlx::query(D::sql(&CLOSED))
                 .bind(int(sale.0)?)
                 .bind(kind.as_str())
                 .bind(int(user.0)?)
@@ -446,5 +475,6 @@ fn campaign_of_row(row: &impl StoredRow) -> Result<Campaign, StoreError> {
         enqueued_all: row.int("enqueued_all")? != 0,
         started_at_ms: row.opt_uint("started_at_ms")?,
         finished_at_ms: row.opt_uint("finished_at_ms")?,
+        cancelled_at_ms: row.opt_uint("cancelled_at_ms")?,
     })
 }

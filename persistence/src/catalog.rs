@@ -49,7 +49,7 @@ pub(crate) use product_columns;
 // A sale's times are milliseconds in SQLite and timestamps in PostgreSQL.
 macro_rules! sqlite_sale_columns {
     () => {
-        "s.id, s.product_id, s.sale_price_minor, s.original_price_minor, s.start_ms, s.end_ms, s.stock, s.per_user_limit"
+        "s.id, s.product_id, s.sale_price_minor, s.original_price_minor, s.start_ms, s.end_ms, s.stock, s.per_user_limit, s.cancelled_at_ms"
     };
 }
 macro_rules! postgres_sale_columns {
@@ -59,7 +59,9 @@ macro_rules! postgres_sale_columns {
             $crate::database::ts_to_ms!("s.start_at"),
             " AS start_ms, ",
             $crate::database::ts_to_ms!("s.end_at"),
-            " AS end_ms, s.stock, s.per_user_limit"
+            " AS end_ms, s.stock, s.per_user_limit, ",
+            $crate::database::ts_to_ms!("s.cancelled_at"),
+            " AS cancelled_at_ms"
         )
     };
 }
@@ -85,10 +87,10 @@ const CHANGED_SALES: &str = concat!(
     "SELECT ",
     postgres_sale_columns!(),
     ", ",
-    crate::database::ts_to_ms!("s.created_at"),
-    " AS changed_ms FROM flash_sales s WHERE s.created_at >= ",
+    crate::database::ts_to_ms!("s.changed_at"),
+    " AS changed_ms FROM flash_sales s WHERE s.changed_at >= ",
     ms_to_ts!("$1"),
-    " ORDER BY s.created_at, s.id"
+    " ORDER BY s.changed_at, s.id"
 );
 
 #[async_trait]
@@ -195,17 +197,35 @@ pub(crate) async fn put_product(
 
 const PUT_SALE: Sql = Sql::each(
     "INSERT INTO flash_sales (id, product_id, sale_price_minor, original_price_minor, \
-     start_ms, end_ms, stock, per_user_limit, created_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+     start_ms, end_ms, stock, per_user_limit, created_at_ms, changed_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     concat!(
-        "INSERT INTO flash_sales (id, product_id, sale_price_minor, original_price_minor, start_at, end_at, stock, per_user_limit, created_at) ",
+        "INSERT INTO flash_sales (id, product_id, sale_price_minor, original_price_minor, start_at, end_at, stock, per_user_limit, created_at, changed_at) ",
         "VALUES ($1, $2, $3, $4, ",
         ms_to_ts!("$5"),
         ", ",
         ms_to_ts!("$6"),
         ", $7, $8::int4, ",
         ms_to_ts!("$9"),
+        ", ",
+        ms_to_ts!("$9"),
         ")"
+    ),
+);
+
+const CHANGE_SALE: Sql = Sql::each(
+    "UPDATE flash_sales SET start_ms = $2, end_ms = $3, cancelled_at_ms = $4, changed_at_ms = $5 \
+     WHERE id = $1",
+    concat!(
+        "UPDATE flash_sales SET start_at = ",
+        ms_to_ts!("$2"),
+        ", end_at = ",
+        ms_to_ts!("$3"),
+        ", cancelled_at = ",
+        ms_to_ts!("$4"),
+        ", changed_at = ",
+        ms_to_ts!("$5"),
+        " WHERE id = $1"
     ),
 );
 
@@ -231,6 +251,34 @@ pub(crate) async fn put_sale(
     });
     let carved = int(sale.stock)?;
     insert_shelf_move(tx, sale.product_id, LedgerKind::SaleCarve, carved, at_ms).await
+}
+
+/// Cancels a sale or moves its window (`WriteOp::ChangeSale`): its pool keeps its units
+/// and counters; a sale that ended gives its leftover back by itself (the stock state
+/// machine's `settle`), so the ledger has nothing to record.
+pub(crate) async fn change_sale(
+    tx: &mut Transaction<'_>,
+    sale: &FlashSale,
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    let changed = dialects!(&mut *tx, |tx, D| {
+        sqlx::query(D::sql(&CHANGE_SALE))
+            .bind(int(sale.id.0)?)
+            .bind(int(sale.start_ms)?)
+            .bind(sale.end_ms.map(int).transpose()?)
+            .bind(sale.cancelled_at_ms.map(int).transpose()?)
+            .bind(int(at_ms)?)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+    });
+    if changed != 1 {
+        return Err(StoreError::Conflict(format!(
+            "no sale {} to change",
+            sale.id
+        )));
+    }
+    Ok(())
 }
 
 const SHELF_MOVE: Sql = Sql::each(
@@ -288,6 +336,7 @@ pub(crate) fn decode_sale(row: &impl StoredRow) -> Result<FlashSale, StoreError>
         end_ms: row.opt_uint("end_ms")?,
         stock: row.uint("stock")?,
         per_user_limit: row.units("per_user_limit")?,
+        cancelled_at_ms: row.opt_uint("cancelled_at_ms")?,
     })
 }
 

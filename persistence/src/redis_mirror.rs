@@ -293,7 +293,7 @@ impl Writer {
         let sale_stock_key = format!("{prefix}flash_sale:stock:{product_id}");
         pipe.set(&inventory_key, entry.left).ignore();
         match &entry.sale {
-            Some((sale, left)) if sale.end_ms.is_none_or(|end_ms| end_ms > now_ms) => {
+            Some((sale, left)) if sale.phase(now_ms) != SalePhase::Ended => {
                 pipe.set(&sale_stock_key, *left).ignore();
                 pipe.del(&sale_key).ignore();
                 pipe.hset_multiple(
@@ -312,7 +312,7 @@ impl Writer {
                     ],
                 )
                 .ignore();
-                if let Some(end_ms) = sale.end_ms {
+                if let Some(end_ms) = sale.ended_at_ms() {
                     let at = i64::try_from(end_ms).unwrap_or(i64::MAX);
                     pipe.pexpire_at(&sale_key, at).ignore();
                     pipe.pexpire_at(&sale_stock_key, at).ignore();

@@ -25,6 +25,8 @@ pub enum WriteOp {
     },
     /// Schedules a sale (its pool is carved out of the shelf).
     PutSale { sale: FlashSale, at_ms: u64 },
+    /// Cancels a scheduled or live sale, or moves one not started to another window.
+    ChangeSale { sale: FlashSale, at_ms: u64 },
     /// A new order with its items and idempotency key; its units are reserved.
     PlaceOrder {
         order: Order,

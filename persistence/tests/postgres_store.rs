@@ -58,6 +58,7 @@ async fn the_schema_refuses_to_oversell_a_product_or_a_sale_pool() {
         end_ms: None,
         stock: 3,
         per_user_limit: 2,
+        cancelled_at_ms: None,
     };
     store
         .commit(&[put_product(1, 10), WriteOp::PutSale { sale, at_ms: 1 }])
@@ -176,6 +177,7 @@ async fn the_mirror_resyncs_from_the_store_and_then_follows_published_state() {
         end_ms: Some(4_102_444_800_000),
         stock: 6,
         per_user_limit: 2,
+        cancelled_at_ms: None,
     };
     store
         .commit(&[

@@ -1,6 +1,7 @@
 //! Admin changes of a product (its record, its stock, a sale): rare, so each waits for
 //! its own commit while the actor waits too.
 
+use engine::stock::SaleRefused;
 use engine::{FlashSale, Product};
 use persistence::{CommitOutcome, WriteOp};
 use ractor::ActorRef;
@@ -8,7 +9,7 @@ use ractor::ActorRef;
 use super::ProductActorState;
 use crate::error::AdminError;
 use crate::ownership::Fence;
-use crate::protocol::{ProductMsg, ProductUpdate};
+use crate::protocol::{ProductMsg, ProductUpdate, SaleChange};
 
 impl ProductActorState {
     /// Commits `ops` through the committer and waits, blocking this actor meanwhile: admin
@@ -120,5 +121,63 @@ impl ProductActorState {
         self.ctx.note_sale(&self.stock);
         self.mirror();
         Ok(sale)
+    }
+
+    /// Cancels the current sale or moves it, as the stock allows
+    /// ([`engine::ProductStock::check_cancel_sale`], [`engine::ProductStock::check_move_sale`]),
+    /// with its event (`flash_sale_cancelled`, `flash_sale_rescheduled`: the sale's
+    /// campaign stops or follows) in the same commit.
+    pub(super) async fn change_sale(
+        &mut self,
+        myself: &ActorRef<ProductMsg>,
+        change: SaleChange,
+    ) -> Result<FlashSale, AdminError> {
+        if self.recovering {
+            return Err(AdminError::Unavailable("the product is recovering".into()));
+        }
+        let now = self.ctx.now_ms();
+        let (changed, event) = match change {
+            SaleChange::Cancel(sale_id) => {
+                let cancelled = self.stock.check_cancel_sale(sale_id, now)?;
+                let event = crate::events::flash_sale_cancelled(&cancelled, now);
+                (cancelled, event)
+            }
+            SaleChange::Move {
+                sale_id,
+                start_ms,
+                end_ms,
+            } => {
+                let current = self
+                    .stock
+                    .current_sale()
+                    .filter(|sale| sale.id == sale_id)
+                    .ok_or(SaleRefused::NotCurrent(sale_id))?;
+                let previous_start_ms = current.start_ms;
+                let moved = current.moved_to(start_ms, end_ms, now)?;
+                self.stock.check_move_sale(&moved, now)?;
+                let event = crate::events::flash_sale_rescheduled(
+                    &moved,
+                    &self.product.title,
+                    previous_start_ms,
+                    now,
+                );
+                (moved, event)
+            }
+        };
+        self.commit_now(
+            myself,
+            vec![
+                WriteOp::ChangeSale {
+                    sale: changed.clone(),
+                    at_ms: now,
+                },
+                WriteOp::Emit(event),
+            ],
+        )
+        .await?;
+        self.stock.change_sale(changed.clone(), self.ctx.now_ms());
+        self.ctx.note_sale(&self.stock);
+        self.mirror();
+        Ok(changed)
     }
 }

@@ -190,6 +190,10 @@ impl Actor for ProductActor {
                 let result = state.schedule_sale(&myself, *sale).await;
                 let _ = reply.send(result);
             }
+            ProductMsg::ChangeSale(change, reply) => {
+                let result = state.change_sale(&myself, *change).await;
+                let _ = reply.send(result);
+            }
             ProductMsg::Passivate(reply) => {
                 if !state.is_idle() {
                     let _ = reply.send(None);

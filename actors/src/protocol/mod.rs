@@ -17,6 +17,6 @@ mod shard;
 pub use order::{ClockMsg, OrderMsg, OrderSupervisorMsg, TransitionError};
 pub use product::{
     BuyNow, BuyNowReply, Dormant, Placement, Prepare, PrepareRefused, PrepareStep,
-    ProductInspection, ProductMsg, ProductUpdate, Transition, Unavailable, Waiter,
+    ProductInspection, ProductMsg, ProductUpdate, SaleChange, Transition, Unavailable, Waiter,
 };
 pub use shard::{HandleError, ProductHandle, ShardMsg};

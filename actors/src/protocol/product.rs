@@ -45,6 +45,8 @@ pub enum ProductMsg {
     ),
     /// Schedule an already validated sale.
     ScheduleSale(Box<FlashSale>, RpcReplyPort<Result<FlashSale, AdminError>>),
+    /// Cancel the current sale, or move it before it starts; answers the sale as changed.
+    ChangeSale(Box<SaleChange>, RpcReplyPort<Result<FlashSale, AdminError>>),
     /// What the actor holds right now, for operators and tests.
     Inspect(RpcReplyPort<ProductInspection>),
     /// The shard asks an idle actor to stop; it answers with its state if it did.
@@ -170,6 +172,27 @@ pub enum PrepareRefused {
     Stock(#[from] LineError),
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// An admin's change of a product's current sale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaleChange {
+    /// It ends now (a sale not started yet never starts).
+    Cancel(SaleId),
+    /// A sale not started yet moves to another window.
+    Move {
+        sale_id: SaleId,
+        start_ms: u64,
+        end_ms: Option<u64>,
+    },
+}
+
+impl SaleChange {
+    pub fn sale_id(self) -> SaleId {
+        match self {
+            SaleChange::Cancel(sale_id) | SaleChange::Move { sale_id, .. } => sale_id,
+        }
+    }
 }
 
 /// A change of a product's record, and optionally of its units on the shelf.

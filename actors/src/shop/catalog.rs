@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use engine::stock::Inventory;
-use engine::{FlashSale, FlashSaleDraft, Product, ProductDraft, ProductEdit, ProductId};
+use engine::{FlashSale, FlashSaleDraft, Product, ProductDraft, ProductEdit, ProductId, SaleId};
 use ractor::rpc::CallResult;
 use tokio::sync::watch;
 
 use super::Shop;
 use crate::catalog::{ListQuery, Page};
 use crate::error::AdminError;
-use crate::protocol::{ProductMsg, ProductUpdate, ShardMsg};
+use crate::protocol::{ProductMsg, ProductUpdate, SaleChange, ShardMsg};
 use crate::stock_feed::StockUpdate;
 
 impl Shop {
@@ -118,6 +118,23 @@ impl Shop {
         let sale = draft.validate(sale_id, self.ctx.now_ms())?;
         self.call_product(product_id, |reply| {
             ProductMsg::ScheduleSale(Box::new(sale), reply)
+        })
+        .await?
+    }
+
+    /// The sale `id` while it is its product's current one: what [`Self::change_sale`]
+    /// can change, and which product (and so which node) holds it.
+    pub fn sale(&self, id: SaleId) -> Option<FlashSale> {
+        self.ctx.sale(id)
+    }
+
+    /// Cancels a sale or moves it before it starts (see [`SaleChange`]); answers the sale
+    /// as changed. Its campaign stops or follows through the sale's event.
+    pub async fn change_sale(&self, change: SaleChange) -> Result<FlashSale, AdminError> {
+        let sale_id = change.sale_id();
+        let sale = self.sale(sale_id).ok_or(AdminError::UnknownSale(sale_id))?;
+        self.call_product(sale.product_id, |reply| {
+            ProductMsg::ChangeSale(Box::new(change), reply)
         })
         .await?
     }

@@ -222,6 +222,7 @@ fn describe(ops: &[WriteOp]) -> String {
         .map(|op| match op {
             WriteOp::PutProduct { product, .. } => format!("product {}", product.id),
             WriteOp::PutSale { sale, .. } => format!("sale {}", sale.id),
+            WriteOp::ChangeSale { sale, .. } => format!("changed sale {}", sale.id),
             WriteOp::PlaceOrder { order, .. } => format!("place {}", order.id),
             WriteOp::SetOrderStatus(change) => format!("{} {}", change.to, change.order_id),
             WriteOp::PutShipment(shipment) => format!("ship {}", shipment.order_id),

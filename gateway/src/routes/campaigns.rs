@@ -36,9 +36,12 @@ struct CampaignProgress {
     failed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     started_at: Option<String>,
-    /// Every wisher's messages queued, and each sent or given up on.
+    /// Every wisher's messages queued, and each sent or given up on; or cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<String>,
+    /// The sale was cancelled: nothing more was queued or sent from then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancelled_at: Option<String>,
 }
 
 impl From<&Campaign> for CampaignProgress {
@@ -51,6 +54,7 @@ impl From<&Campaign> for CampaignProgress {
             failed: campaign.failed,
             started_at: campaign.started_at_ms.map(format_rfc3339_ms),
             finished_at: campaign.finished_at_ms.map(format_rfc3339_ms),
+            cancelled_at: campaign.cancelled_at_ms.map(format_rfc3339_ms),
         }
     }
 }

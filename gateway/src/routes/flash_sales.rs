@@ -1,15 +1,17 @@
 //! Scheduling a flash sale (admin).
 
+use actors::SaleChange;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::{FlashSale, FlashSaleDraft, Money, ProductId};
+use engine::{FlashSale, FlashSaleDraft, Money, ProductId, SaleId};
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::extract::{ForwardableHeaders, Json};
+use crate::extract::{ForwardableHeaders, Json, Path};
 use crate::forward;
 use crate::time_format::{format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -18,7 +20,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
-    OpenApiRouter::new().routes(routes!(schedule, list))
+    OpenApiRouter::new()
+        .routes(routes!(schedule, list))
+        .routes(routes!(reschedule, cancel))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -75,6 +79,9 @@ pub struct FlashSaleBody {
     pub end_time: Option<String>,
     pub stock: u64,
     pub per_user_limit: u32,
+    /// Set once an admin cancelled it: it ended then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<String>,
 }
 
 impl From<&FlashSale> for FlashSaleBody {
@@ -88,6 +95,7 @@ impl From<&FlashSale> for FlashSaleBody {
             end_time: sale.end_ms.map(format_rfc3339_ms),
             stock: sale.stock,
             per_user_limit: sale.per_user_limit,
+            cancelled_at: sale.cancelled_at_ms.map(format_rfc3339_ms),
         }
     }
 }
@@ -120,21 +128,7 @@ async fn schedule(
     if let Some(answer) = forwarded.await {
         return answer;
     }
-    let start_ms = parse_rfc3339_ms(&body.start_time).ok_or_else(|| {
-        ApiError::invalid(
-            "startTime",
-            "must be an RFC 3339 time, like 2026-11-25T12:00:00Z",
-        )
-    })?;
-    let end_ms = match &body.end_time {
-        None => None,
-        Some(text) => Some(parse_rfc3339_ms(text).ok_or_else(|| {
-            ApiError::invalid(
-                "endTime",
-                "must be an RFC 3339 time, like 2026-11-25T13:00:00Z",
-            )
-        })?),
-    };
+    let (start_ms, end_ms) = window(&body.start_time, body.end_time.as_deref())?;
     let draft = FlashSaleDraft {
         product_id: ProductId(body.product_id),
         sale_price: Money(body.sale_price),
@@ -146,4 +140,126 @@ async fn schedule(
     };
     let sale = ctx.shop.schedule_sale(draft).await?;
     Ok((StatusCode::CREATED, axum::Json(FlashSaleBody::from(&sale))).into_response())
+}
+
+/// A sale's `startTime` and optional `endTime`, in milliseconds.
+fn window(start_time: &str, end_time: Option<&str>) -> Result<(u64, Option<u64>), ApiError> {
+    let start_ms = parse_rfc3339_ms(start_time).ok_or_else(|| {
+        ApiError::invalid(
+            "startTime",
+            "must be an RFC 3339 time, like 2026-11-25T12:00:00Z",
+        )
+    })?;
+    let end_ms = match end_time {
+        None => None,
+        Some(text) => Some(parse_rfc3339_ms(text).ok_or_else(|| {
+            ApiError::invalid(
+                "endTime",
+                "must be an RFC 3339 time, like 2026-11-25T13:00:00Z",
+            )
+        })?),
+    };
+    Ok((start_ms, end_ms))
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewWindow {
+    /// RFC 3339.
+    start_time: String,
+    /// RFC 3339; absent: until the pool is sold out.
+    end_time: Option<String>,
+}
+
+/// The product of a sale this node knows (scheduled or live), and the answer of the node
+/// that serves it when that is not this one.
+async fn owner_of(
+    ctx: &ApiContext,
+    sale_id: u64,
+    method: Method,
+    headers: &axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Option<Response>, ApiError> {
+    let sale = ctx
+        .shop
+        .sale(SaleId(sale_id))
+        .ok_or_else(|| ApiError::NotFound(format!("no sale {sale_id} scheduled or live")))?;
+    let path = format!("/api/v1/flash-sales/{sale_id}");
+    match forward::to_owner(ctx, sale.product_id, method, &path, headers, body).await {
+        Some(answer) => answer.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Move a sale that has not started to another window (admins). Its campaign follows: the
+/// reminder is re-timed to the new start (see README, "Sale campaigns").
+#[utoipa::path(
+    patch,
+    path = "/flash-sales/{sale_id}",
+    tag = "sales",
+    security(("bearer" = [])),
+    params(("sale_id" = u64, Path, description = "The sale's id.")),
+    request_body = NewWindow,
+    responses(
+        (status = 200, description = "The sale in its new window.", body = FlashSaleBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such sale scheduled or live (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The sale has started or is over (`sale_refused`).", body = ErrorBody),
+        (status = 422, description = "A time that is not RFC 3339, or an end not after the start and now (`invalid_field`).", body = ErrorBody),
+    )
+)]
+async fn reschedule(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(sale_id): Path<u64>,
+    ForwardableHeaders(headers): ForwardableHeaders,
+    Json(body): Json<NewWindow>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let (start_ms, end_ms) = window(&body.start_time, body.end_time.as_deref())?;
+    let forwarded = serde_json::to_vec(&body).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if let Some(answer) = owner_of(&ctx, sale_id, Method::PATCH, &headers, forwarded.into()).await?
+    {
+        return Ok(answer);
+    }
+    let change = SaleChange::Move {
+        sale_id: SaleId(sale_id),
+        start_ms,
+        end_ms,
+    };
+    let sale = ctx.shop.change_sale(change).await?;
+    Ok(axum::Json(FlashSaleBody::from(&sale)).into_response())
+}
+
+/// Cancel a sale, scheduled or live (admins): it ends now, a sale not started never
+/// starts, its leftover goes back to the shelf (units sold stay sold, reservations run
+/// their course), and its campaign stops: nothing more is queued or sent.
+#[utoipa::path(
+    delete,
+    path = "/flash-sales/{sale_id}",
+    tag = "sales",
+    security(("bearer" = [])),
+    params(("sale_id" = u64, Path, description = "The sale's id.")),
+    responses(
+        (status = 200, description = "The sale as cancelled (`cancelledAt`).", body = FlashSaleBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such sale scheduled or live (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The sale is over (`sale_refused`).", body = ErrorBody),
+    )
+)]
+async fn cancel(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(sale_id): Path<u64>,
+    ForwardableHeaders(headers): ForwardableHeaders,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin])?;
+    if let Some(answer) = owner_of(&ctx, sale_id, Method::DELETE, &headers, Bytes::new()).await? {
+        return Ok(answer);
+    }
+    let sale = ctx
+        .shop
+        .change_sale(SaleChange::Cancel(SaleId(sale_id)))
+        .await?;
+    Ok(axum::Json(FlashSaleBody::from(&sale)).into_response())
 }

@@ -673,12 +673,36 @@ async fn the_ops_cli_reports_and_acts_on_a_running_cluster() {
     .await;
     assert_eq!(created["productId"], on_n2, "{created}");
     let listed = flashcart_json(&n2, &["sales", "list"]).await;
-    assert!(
+    let sale_id = created["id"].to_string();
+    let lists_it = |listed: &Value| {
         listed
             .as_array()
-            .is_some_and(|sales| sales.iter().any(|sale| sale["id"] == created["id"])),
-        "{listed}"
-    );
+            .is_some_and(|sales| sales.iter().any(|sale| sale["id"] == created["id"]))
+    };
+    assert!(lists_it(&listed), "{listed}");
+    // Cancelled through n1 (forwarded to the owner) once n1 follows the sale (within a
+    // second or so of its creation), and off the owner's board.
+    let cancelled = eventually(Duration::from_secs(20), || async {
+        let admin = n1.admin();
+        let args = [
+            "cluster",
+            "sales",
+            "cancel",
+            "--sale",
+            &sale_id,
+            "--server",
+            &n1.address,
+            "--token",
+            &admin,
+            "--json",
+        ];
+        let (ok, stdout, _) = flashcart(args.into_iter().map(String::from).collect()).await;
+        ok.then(|| serde_json::from_str::<Value>(&stdout).expect("json"))
+    })
+    .await;
+    assert!(cancelled["cancelledAt"].is_string(), "{cancelled}");
+    let listed = flashcart_json(&n2, &["sales", "list"]).await;
+    assert!(!lists_it(&listed), "{listed}");
 
     // events tail: the order placed above, from the beginning of order-events.
     let (ok, stdout, stderr) = flashcart(vec![

@@ -24,6 +24,7 @@ mod products;
 mod rate_limits;
 mod restart;
 mod reviews;
+mod sale_changes;
 mod search;
 mod stock_feed;
 mod tracing;

@@ -114,6 +114,8 @@ async fn the_document_describes_every_route_and_nothing_else() {
         ("GET", "/api/v1/inventory/{product_id}"),
         ("GET", "/api/v1/flash-sales"),
         ("POST", "/api/v1/flash-sales"),
+        ("PATCH", "/api/v1/flash-sales/{sale_id}"),
+        ("DELETE", "/api/v1/flash-sales/{sale_id}"),
         ("POST", "/api/v1/orders"),
         ("GET", "/api/v1/orders/{id}"),
         ("POST", "/api/v1/orders/{id}/cancel"),

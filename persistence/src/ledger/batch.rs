@@ -98,6 +98,7 @@ impl Batch {
                 }
                 WriteOp::PutProduct { .. }
                 | WriteOp::PutSale { .. }
+                | WriteOp::ChangeSale { .. }
                 | WriteOp::PutShipment(_)
                 | WriteOp::PutCheckout(_) => {}
             }

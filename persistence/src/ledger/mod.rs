@@ -112,6 +112,7 @@ fn is_single_row(op: &WriteOp) -> bool {
         op,
         WriteOp::PutProduct { .. }
             | WriteOp::PutSale { .. }
+            | WriteOp::ChangeSale { .. }
             | WriteOp::PutShipment(_)
             | WriteOp::PutCheckout(_)
     )
@@ -229,6 +230,9 @@ impl OrderLedger for Database {
                 }
                 WriteOp::PutSale { sale, at_ms } => {
                     catalog::put_sale(&mut tx, sale, *at_ms).await?
+                }
+                WriteOp::ChangeSale { sale, at_ms } => {
+                    catalog::change_sale(&mut tx, sale, *at_ms).await?
                 }
                 WriteOp::PutShipment(shipment) => {
                     crate::deliveries::put_shipment(&mut tx, shipment).await?

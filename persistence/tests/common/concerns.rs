@@ -708,6 +708,116 @@ fn delivery(
 /// started), due by time, started once, its cursor moved only from where it was read,
 /// its deliveries recorded and counted once, finished when every queued message is
 /// accounted for.
+/// A cancelled sale's campaigns stop: neither is due any more, the running one's cursor
+/// does not move, its unsent messages are closed (sent ones stay recorded), a replayed
+/// plan does not revive it, and both count as finished at the cancel.
+pub async fn a_cancelled_campaign_stops_where_it_was(store: Arc<Database>) {
+    use CampaignKind::{Announcement, Reminder};
+    store
+        .plan_campaigns(&[
+            campaign_plan(9, Announcement, 100, "{}"),
+            campaign_plan(9, Reminder, 5_000, "{}"),
+        ])
+        .await
+        .expect("plan");
+    store
+        .start_campaign(SaleId(9), Announcement, 4, 200)
+        .await
+        .expect("start");
+    let first_page = store
+        .advance_campaign(
+            SaleId(9),
+            Announcement,
+            None,
+            Some(UserId(1)),
+            2,
+            false,
+            300,
+        )
+        .await
+        .expect("first page");
+    assert!(first_page);
+    let sent = CampaignDelivery {
+        sale_id: SaleId(9),
+        kind: Announcement,
+        user_id: UserId(1),
+        channel: "push".into(),
+        sent: true,
+        at_ms: 350,
+    };
+    store
+        .record_campaign_deliveries(&[sent])
+        .await
+        .expect("one sent");
+    let closed = |user: u64, channel: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .campaign_message_closed(SaleId(9), Announcement, UserId(user), channel)
+                .await
+                .expect("read")
+        }
+    };
+    assert!(closed(1, "push").await);
+    assert!(!closed(1, "email").await, "not sent yet, not cancelled");
+
+    store
+        .cancel_campaigns(SaleId(9), 400)
+        .await
+        .expect("cancel");
+    store
+        .cancel_campaigns(SaleId(9), 900)
+        .await
+        .expect("a replayed cancel");
+    store
+        .plan_campaigns(&[campaign_plan(9, Reminder, 450, "{}")])
+        .await
+        .expect("a replayed plan");
+    assert!(
+        store
+            .due_campaigns(10_000, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let second_page = store
+        .advance_campaign(
+            SaleId(9),
+            Announcement,
+            Some(UserId(1)),
+            Some(UserId(2)),
+            2,
+            true,
+            500,
+        )
+        .await
+        .expect("second page");
+    assert!(!second_page, "a cancelled campaign's cursor stays");
+    assert!(closed(1, "email").await);
+    assert!(closed(2, "push").await);
+    let campaigns = store.campaigns_of_sale(SaleId(9)).await.expect("read");
+    let stops: Vec<_> = campaigns
+        .iter()
+        .map(|c| {
+            (
+                c.plan.kind,
+                c.plan.due_at_ms,
+                c.enqueued,
+                c.sent,
+                c.cancelled_at_ms,
+                c.finished_at_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        stops,
+        [
+            (Announcement, 100, 2, 1, Some(400), Some(400)),
+            (Reminder, 5_000, 0, 0, Some(400), Some(400)),
+        ]
+    );
+}
+
 pub async fn campaigns_keep_their_cursor_and_count_each_message_once(store: Arc<Database>) {
     use CampaignKind::{Announcement, Reminder};
     store
@@ -789,13 +899,13 @@ pub async fn campaigns_keep_their_cursor_and_count_each_message_once(store: Arc<
     assert_eq!(recorded, 4, "the repeated message is recorded once");
     assert!(
         store
-            .campaign_delivered(SaleId(7), Announcement, UserId(2), "email")
+            .campaign_message_closed(SaleId(7), Announcement, UserId(2), "email")
             .await
             .expect("delivered")
     );
     assert!(
         !store
-            .campaign_delivered(SaleId(7), Reminder, UserId(2), "email")
+            .campaign_message_closed(SaleId(7), Reminder, UserId(2), "email")
             .await
             .expect("not in the other campaign")
     );

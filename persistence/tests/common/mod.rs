@@ -24,6 +24,7 @@ macro_rules! contracts {
     ($runner:ident) => {
         $runner!(
             committed_orders_rebuild_the_same_stock,
+            a_cancelled_or_moved_sale_reloads_as_changed,
             a_failing_write_rolls_back_the_whole_batch,
             the_committer_batches_submissions_and_barriers_wait_for_them,
             inventory_levels_follow_the_orders,
@@ -39,6 +40,7 @@ macro_rules! contracts {
             concurrent_adds_never_pass_a_wishlist_bound,
             campaigns_keep_their_cursor_and_count_each_message_once,
             a_campaign_finishes_with_its_last_delivery,
+            a_cancelled_campaign_stops_where_it_was,
         );
     };
 }
@@ -102,6 +104,7 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<Database>) {
         end_ms: None,
         stock: 10,
         per_user_limit: 2,
+        cancelled_at_ms: None,
     };
     store
         .commit(&[
@@ -203,6 +206,58 @@ pub async fn committed_orders_rebuild_the_same_stock(store: Arc<Database>) {
     assert_eq!(pending[0].id, OrderId(Uuid::from_u128(3)));
     let high = store.id_high_water().await.expect("high water");
     assert_eq!((high.product_id, high.sale_id), (7, 1));
+}
+
+/// A sale moved to another window, then cancelled, reloads as it was last changed; a
+/// change of a sale that does not exist fails the batch.
+pub async fn a_cancelled_or_moved_sale_reloads_as_changed(store: Arc<Database>) {
+    let sale = FlashSale {
+        id: SaleId(1),
+        product_id: ProductId(7),
+        sale_price: Money(5_000),
+        original_price: Money(10_000),
+        start_ms: 10_000,
+        end_ms: Some(20_000),
+        stock: 10,
+        per_user_limit: 2,
+        cancelled_at_ms: None,
+    };
+    let put = WriteOp::PutSale {
+        sale: sale.clone(),
+        at_ms: 1,
+    };
+    store
+        .commit(&[put_product(7, 20), put])
+        .await
+        .expect("commit product");
+    let reloaded = |store: Arc<Database>| async move {
+        let state = store.load_product(ProductId(7), 0).await.expect("load");
+        state.expect("exists").stock.sale.expect("a sale").sale
+    };
+    let moved = sale.moved_to(30_000, None, 2).expect("a later window");
+    let change = |sale: &FlashSale, at_ms| WriteOp::ChangeSale {
+        sale: sale.clone(),
+        at_ms,
+    };
+    store.commit(&[change(&moved, 2)]).await.expect("move");
+    assert_eq!(reloaded(Arc::clone(&store)).await, moved);
+    let cancelled = FlashSale {
+        cancelled_at_ms: Some(3),
+        ..moved
+    };
+    store
+        .commit(&[change(&cancelled, 3)])
+        .await
+        .expect("cancel");
+    let back = reloaded(Arc::clone(&store)).await;
+    assert_eq!(back, cancelled);
+    assert_eq!(back.phase(3), engine::SalePhase::Ended);
+
+    let unknown = FlashSale {
+        id: SaleId(99),
+        ..sale
+    };
+    assert!(store.commit(&[change(&unknown, 4)]).await.is_err());
 }
 
 pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<Database>) {
@@ -310,6 +365,7 @@ pub async fn inventory_levels_follow_the_orders(store: Arc<Database>) {
         end_ms: None,
         stock: 4,
         per_user_limit: 3,
+        cancelled_at_ms: None,
     };
     store
         .commit(&[

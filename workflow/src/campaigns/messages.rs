@@ -104,13 +104,14 @@ impl CampaignMessages {
         })
     }
 
-    /// Sends `job` on `channel` unless that was done before, and records it. An error
+    /// Sends `job` on `channel` unless that was done before or its campaign was cancelled,
+    /// and records it. An error
     /// leaves it unrecorded: the caller tries again later.
     pub async fn deliver(&self, channel: &str, job: &Job) -> Result<(), WorkflowError> {
         let (sale, kind) = campaign_of(job)?;
         if self
             .store
-            .campaign_delivered(sale, kind, job.user_id, channel)
+            .campaign_message_closed(sale, kind, job.user_id, channel)
             .await?
         {
             return Ok(());

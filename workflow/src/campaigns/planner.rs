@@ -1,4 +1,7 @@
-//! Plans a sale's campaigns when the relay hands over its `flash_sale_scheduled` event.
+//! Plans a sale's campaigns when the relay hands over its `flash_sale_scheduled` event,
+//! plans them again when it is rescheduled (`flash_sale_rescheduled`: a campaign not
+//! started yet takes the new time and message), and stops them when it is cancelled
+//! (`flash_sale_cancelled`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +14,13 @@ use serde::Deserialize;
 use crate::WorkflowError;
 use crate::event::EventBody;
 use crate::relay::EventSink;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelledSale {
+    sale_id: SaleId,
+    cancelled_at_ms: u64,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,8 +53,15 @@ impl CampaignPlanner {
 
 /// A sale's campaigns, as of when it was scheduled (`at_ms`): the announcement at once
 /// unless the sale is over; the reminder `reminder_before` its start, unless that moment
-/// has passed (a sale starting in five minutes is announced, not reminded of).
-fn campaigns_of(sale: &ScheduledSale, at_ms: u64, reminder_before: Duration) -> Vec<CampaignPlan> {
+/// has passed (a sale starting in five minutes is announced, not reminded of). A sale
+/// `rescheduled` within `reminder_before` of its new start is reminded of at once: its
+/// wishers were told the old time.
+fn campaigns_of(
+    sale: &ScheduledSale,
+    at_ms: u64,
+    reminder_before: Duration,
+    rescheduled: bool,
+) -> Vec<CampaignPlan> {
     if sale.end_ms.is_some_and(|end| end <= at_ms) {
         return Vec::new();
     }
@@ -68,6 +85,8 @@ fn campaigns_of(sale: &ScheduledSale, at_ms: u64, reminder_before: Duration) -> 
     let reminder_at = sale.start_ms.saturating_sub(before);
     if reminder_at > at_ms {
         plans.push(plan(CampaignKind::Reminder, reminder_at));
+    } else if rescheduled {
+        plans.push(plan(CampaignKind::Reminder, at_ms));
     }
     plans
 }
@@ -81,7 +100,27 @@ impl EventSink for CampaignPlanner {
     async fn publish(&self, rows: &[OutboxRow]) -> Result<(), WorkflowError> {
         let mut plans = Vec::new();
         for row in rows {
-            if row.event_type != "flash_sale_scheduled" {
+            if row.event_type == "flash_sale_cancelled" {
+                // The plans so far go first: a sale rescheduled, then cancelled, in one
+                // pack ends cancelled.
+                if !plans.is_empty() {
+                    self.store
+                        .plan_campaigns(&std::mem::take(&mut plans))
+                        .await?;
+                }
+                match EventBody::of_row(row).and_then(|body| body.data::<CancelledSale>()) {
+                    Ok(sale) => {
+                        self.store
+                            .cancel_campaigns(sale.sale_id, sale.cancelled_at_ms)
+                            .await?
+                    }
+                    Err(error) => tracing::warn!(seq = row.seq, %error, "a cancelled sale unread"),
+                }
+                continue;
+            }
+            if row.event_type != "flash_sale_scheduled"
+                && row.event_type != "flash_sale_rescheduled"
+            {
                 continue;
             }
             let planned = EventBody::of_row(row).and_then(|body| {
@@ -90,6 +129,7 @@ impl EventSink for CampaignPlanner {
                     &sale,
                     body.occurred_at_ms,
                     self.reminder_before,
+                    row.event_type == "flash_sale_rescheduled",
                 ))
             });
             match planned {
@@ -132,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_sale_is_announced_now_and_reminded_of_before_it_starts() {
-        let plans = campaigns_of(&sale(3_600_000, None), 1_000, TEN_MINUTES);
+        let plans = campaigns_of(&sale(3_600_000, None), 1_000, TEN_MINUTES, false);
         assert_eq!(
             kinds_and_times(&plans),
             [
@@ -147,7 +187,7 @@ mod tests {
 
     #[test]
     fn a_sale_starting_within_the_reminder_time_is_only_announced() {
-        let plans = campaigns_of(&sale(300_000, None), 1_000, TEN_MINUTES);
+        let plans = campaigns_of(&sale(300_000, None), 1_000, TEN_MINUTES, false);
         assert_eq!(
             kinds_and_times(&plans),
             [(CampaignKind::Announcement, 1_000)]
@@ -156,6 +196,20 @@ mod tests {
 
     #[test]
     fn a_sale_already_over_has_no_campaign() {
-        assert!(campaigns_of(&sale(0, Some(500)), 1_000, TEN_MINUTES).is_empty());
+        assert!(campaigns_of(&sale(0, Some(500)), 1_000, TEN_MINUTES, false).is_empty());
+    }
+
+    #[test]
+    fn a_sale_moved_close_to_its_start_is_reminded_of_at_once() {
+        let plans = campaigns_of(&sale(300_000, None), 1_000, TEN_MINUTES, true);
+        assert_eq!(
+            kinds_and_times(&plans),
+            [
+                (CampaignKind::Announcement, 1_000),
+                (CampaignKind::Reminder, 1_000)
+            ]
+        );
+        let later = campaigns_of(&sale(7_200_000, None), 1_000, TEN_MINUTES, true);
+        assert_eq!(later[1].due_at_ms, 6_600_000);
     }
 }

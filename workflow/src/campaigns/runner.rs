@@ -90,11 +90,12 @@ impl CampaignRunner {
                 )
                 .await?;
             if !moved {
-                // Another runner moved it (a node that took over): it carries on.
-                tracing::warn!(
+                // Another runner moved it (a node that took over), and carries on; or the
+                // sale was cancelled.
+                tracing::info!(
                     sale = plan.sale_id.0,
                     kind = plan.kind.as_str(),
-                    "campaign cursor moved elsewhere"
+                    "campaign cursor moved elsewhere, or the campaign was cancelled"
                 );
                 return Ok(());
             }
