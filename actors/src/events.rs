@@ -76,17 +76,24 @@ pub fn order_moved(order: &Order, from: OrderStatus, cause: OrderEvent, at_ms: u
 
 /// `title` is the product's: a sale's campaign tells wishers of it by name.
 pub fn flash_sale_scheduled(sale: &FlashSale, title: &str, at_ms: u64) -> Event {
+    let body = sale_body(sale, title);
     Event::new(
         Topic::ProductEvents,
         "flash_sale_scheduled",
         sale.product_id,
         at_ms,
-        &json!({
-            "saleId": sale.id, "productId": sale.product_id, "title": title, "salePrice": sale.sale_price,
-            "originalPrice": sale.original_price, "startMs": sale.start_ms, "endMs": sale.end_ms,
-            "stock": sale.stock, "perUserLimit": sale.per_user_limit,
-        }),
+        &body,
     )
+}
+
+/// What `flash_sale_scheduled` says of a sale (and `flash_sale_rescheduled`, which plans
+/// its campaign again from it).
+fn sale_body(sale: &FlashSale, title: &str) -> serde_json::Value {
+    json!({
+        "saleId": sale.id, "productId": sale.product_id, "title": title, "salePrice": sale.sale_price,
+        "originalPrice": sale.original_price, "startMs": sale.start_ms, "endMs": sale.end_ms,
+        "stock": sale.stock, "perUserLimit": sale.per_user_limit,
+    })
 }
 
 /// A sale an admin cancelled: it ended at `cancelledAtMs`; its campaign stops.
@@ -111,17 +118,14 @@ pub fn flash_sale_rescheduled(
     previous_start_ms: u64,
     at_ms: u64,
 ) -> Event {
+    let mut body = sale_body(sale, title);
+    body["previousStartMs"] = previous_start_ms.into();
     Event::new(
         Topic::ProductEvents,
         "flash_sale_rescheduled",
         sale.product_id,
         at_ms,
-        &json!({
-            "saleId": sale.id, "productId": sale.product_id, "title": title, "salePrice": sale.sale_price,
-            "originalPrice": sale.original_price, "startMs": sale.start_ms, "endMs": sale.end_ms,
-            "stock": sale.stock, "perUserLimit": sale.per_user_limit,
-            "previousStartMs": previous_start_ms,
-        }),
+        &body,
     )
 }
 

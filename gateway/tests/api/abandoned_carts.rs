@@ -9,11 +9,10 @@ use std::time::Duration;
 use gateway::auth::Role;
 use gateway::settings::Settings;
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use workflow::test_support::{kafka_brokers, rabbit_url, read_topic, unique_prefix};
+use workflow::test_support::{kafka_brokers, read_topic, unique_prefix};
 
-use crate::helpers::{TestApp, eventually, spawn_app_with, use_services};
+use crate::helpers::{TestApp, eventually, spawn_app_with, use_kafka, use_rabbitmq, use_services};
 
 /// Long enough that the steps below (a touch at 1.5 s) happen well inside it on a
 /// loaded machine; the reminders are checked against when each cart last changed.
@@ -134,11 +133,8 @@ async fn abandoned_carts_in_redis_are_told_on_kafka_and_reminded_over_rabbitmq()
     let app = spawn_app_with(|settings| {
         use_services(settings, &database.url, &redis);
         abandon_quickly(settings);
-        settings.kafka.brokers = Some(brokers.clone());
-        settings.kafka.prefix = prefix.clone();
-        settings.kafka.partitions = 2;
-        settings.rabbitmq.url = Some(SecretString::from(rabbit_url()));
-        settings.rabbitmq.prefix = prefix.clone();
+        use_kafka(settings, &brokers, &prefix);
+        use_rabbitmq(settings, &prefix);
     })
     .await;
     leave_four_carts(&app).await;

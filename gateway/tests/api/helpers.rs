@@ -280,13 +280,26 @@ impl TestApp {
     /// A sale live from a minute ago for an hour.
     pub async fn start_sale(&self, product_id: u64, stock: u64, per_user_limit: u32) -> Value {
         let now_ms = actors::clock::now_ms();
+        let window = (now_ms - 60_000, now_ms + 3_600_000);
+        self.schedule_sale(product_id, window, stock, per_user_limit)
+            .await
+    }
+
+    /// A sale of `product_id` at 499 (was 999) from `window.0` to `window.1`.
+    pub async fn schedule_sale(
+        &self,
+        product_id: u64,
+        (start_ms, end_ms): (u64, u64),
+        stock: u64,
+        per_user_limit: u32,
+    ) -> Value {
         let response = self
             .post(
                 "/api/v1/flash-sales",
                 &self.admin(),
                 json!({
                     "productId": product_id, "salePrice": 49_900, "originalPrice": 99_900,
-                    "startTime": rfc3339(now_ms - 60_000), "endTime": rfc3339(now_ms + 3_600_000),
+                    "startTime": rfc3339(start_ms), "endTime": rfc3339(end_ms),
                     "stock": stock, "perUserLimit": per_user_limit
                 }),
             )
@@ -407,6 +420,21 @@ pub async fn mirrored(prefix: &str, product_id: u64) -> (Option<u64>, Option<u64
         .await
         .expect("GET");
     (left, sale_left)
+}
+
+/// Events on Kafka: topics under `prefix`, two partitions, deliveries given up quickly.
+pub fn use_kafka(settings: &mut Settings, brokers: &str, prefix: &str) {
+    settings.kafka.brokers = Some(brokers.to_owned());
+    settings.kafka.prefix = prefix.to_owned();
+    settings.kafka.partitions = 2;
+    settings.kafka.delivery_timeout_ms = 2_000;
+}
+
+/// Jobs over RabbitMQ: exchanges and queues under `prefix`, retried quickly.
+pub fn use_rabbitmq(settings: &mut Settings, prefix: &str) {
+    settings.rabbitmq.url = Some(SecretString::from(workflow::test_support::rabbit_url()));
+    settings.rabbitmq.prefix = prefix.to_owned();
+    settings.rabbitmq.backoff_ms = 100;
 }
 
 /// Settings for PostgreSQL (a fresh database) and Redis (a fresh key prefix), through the

@@ -13,24 +13,11 @@ use crate::helpers::{TestApp, error_code, eventually, rfc3339, spawn_app_in, spa
 const PRODUCT: u64 = 5;
 const HOUR_MS: u64 = 3_600_000;
 
-/// Schedules a sale of `stock` units of `PRODUCT` starting `starts_in_ms` from now.
+/// Schedules a sale of `stock` units of `PRODUCT` for an hour from `starts_in_ms` from now.
 async fn schedule(app: &TestApp, starts_in_ms: u64, stock: u64) -> Value {
     let start_ms = actors::clock::now_ms() + starts_in_ms;
-    let response = app
-        .post(
-            "/api/v1/flash-sales",
-            &app.admin(),
-            json!({
-                "productId": PRODUCT, "salePrice": 49_900, "originalPrice": 99_900,
-                "startTime": rfc3339(start_ms), "endTime": rfc3339(start_ms + HOUR_MS),
-                "stock": stock, "perUserLimit": 1
-            }),
-        )
-        .await;
-    let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body
+    app.schedule_sale(PRODUCT, (start_ms, start_ms + HOUR_MS), stock, 1)
+        .await
 }
 
 async fn move_sale(app: &TestApp, sale: u64, token: &str, body: Value) -> Response {

@@ -9,25 +9,21 @@ use std::time::Duration;
 use gateway::auth::Role;
 use gateway::settings::Settings;
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use workflow::test_support::{
     PrivateKafka, ReadEvent, first_arrivals, kafka_brokers, rabbit_url, read_topic, unique_prefix,
 };
 
-use crate::helpers::{TestApp, WEBHOOK_SECRET, eventually, spawn_app_with, use_services};
+use crate::helpers::{
+    TestApp, WEBHOOK_SECRET, eventually, spawn_app_with, use_kafka, use_rabbitmq, use_services,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 fn use_brokers(settings: &mut Settings, brokers: &str, prefix: &str, rabbit: bool) {
-    settings.kafka.brokers = Some(brokers.to_owned());
-    settings.kafka.prefix = prefix.to_owned();
-    settings.kafka.partitions = 2;
-    settings.kafka.delivery_timeout_ms = 2_000;
+    use_kafka(settings, brokers, prefix);
     if rabbit {
-        settings.rabbitmq.url = Some(SecretString::from(rabbit_url()));
-        settings.rabbitmq.prefix = prefix.to_owned();
-        settings.rabbitmq.backoff_ms = 100;
+        use_rabbitmq(settings, prefix);
     }
     settings.workflow.review_delay_secs = 1;
 }
