@@ -15,6 +15,8 @@
 //!   it starts, at a global send rate, each message once, resumable after a restart.
 //! - [`cart_reminders`] send an abandoned cart its one reminder; [`pacing`] keeps campaign
 //!   messages and cart reminders within the providers' rate.
+//! - [`recommendations`] counts products bought and viewed together (not wired to the
+//!   stream and the API yet).
 
 pub mod analytics;
 mod batch_writer;
@@ -27,6 +29,7 @@ pub mod kafka;
 pub mod local;
 pub mod pacing;
 pub mod rabbit;
+pub mod recommendations;
 pub mod relay;
 mod runtime;
 pub mod saga;
