@@ -1,4 +1,5 @@
-//! Sales per product and trending products, kept from the event stream.
+//! Sales per product, trending products, and products bought or viewed together
+//! ([`crate::recommendations`]), kept from the event stream.
 //!
 //! Figures count each event they are given: with at-least-once delivery a replay after a
 //! crash can count a few events twice, which analytics tolerates and billing would not.
@@ -10,16 +11,20 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use engine::{Money, ProductId};
+use engine::{Money, ProductId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventBody;
+use crate::recommendations::{CoOccurrence, RecommendationSettings};
 
 /// What analytics reads of a `product_viewed` event.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Viewed {
     product_id: ProductId,
+    /// Views of signed-in users pair within their session.
+    #[serde(default)]
+    user_id: Option<UserId>,
 }
 
 /// Width of one trending bucket.
@@ -55,10 +60,10 @@ struct Bucket {
     orders: HashMap<ProductId, u64>,
 }
 
-#[derive(Default)]
 struct Figures {
     sales: HashMap<ProductId, ProductSales>,
     buckets: VecDeque<Bucket>,
+    together: CoOccurrence,
     events: u64,
 }
 
@@ -72,7 +77,12 @@ impl Analytics {
     pub fn new(window_ms: u64) -> Self {
         Self {
             window_ms: window_ms.max(BUCKET_MS),
-            figures: Mutex::new(Figures::default()),
+            figures: Mutex::new(Figures {
+                sales: HashMap::new(),
+                buckets: VecDeque::new(),
+                together: CoOccurrence::new(RecommendationSettings::default()),
+                events: 0,
+            }),
         }
     }
 
@@ -90,6 +100,10 @@ impl Analytics {
         match body.event_type.as_str() {
             "order_placed" => {
                 let Ok(order) = body.order() else { return };
+                let products: Vec<ProductId> = order.items.iter().map(|i| i.product_id).collect();
+                figures
+                    .together
+                    .bought_together(&products, body.occurred_at_ms);
                 for item in &order.items {
                     figures.sales_of(item.product_id).orders_placed += 1;
                     *self
@@ -110,9 +124,18 @@ impl Analytics {
                 }
             }
             "product_viewed" => {
-                let Ok(Viewed { product_id }) = body.data::<Viewed>() else {
+                let Ok(Viewed {
+                    product_id,
+                    user_id,
+                }) = body.data::<Viewed>()
+                else {
                     return;
                 };
+                if let Some(user) = user_id {
+                    figures
+                        .together
+                        .viewed(user, product_id, body.occurred_at_ms);
+                }
                 *self
                     .bucket(&mut figures, body.occurred_at_ms)
                     .views
@@ -166,6 +189,12 @@ impl Analytics {
             })
             .collect();
         most_trending(trending, limit)
+    }
+
+    /// The products most often bought or viewed with `product` (this node's share of the
+    /// stream), best first.
+    pub fn bought_or_viewed_with(&self, product: ProductId, limit: usize) -> Vec<(ProductId, f64)> {
+        self.lock().together.recommend(product, limit, now_ms())
     }
 
     /// Everything this node counted: what a cluster sums up.

@@ -15,8 +15,7 @@
 //!   it starts, at a global send rate, each message once, resumable after a restart.
 //! - [`cart_reminders`] send an abandoned cart its one reminder; [`pacing`] keeps campaign
 //!   messages and cart reminders within the providers' rate.
-//! - [`recommendations`] counts products bought and viewed together (not wired to the
-//!   stream and the API yet).
+//! - [`recommendations`] counts products bought and viewed together, for [`analytics`].
 
 pub mod analytics;
 mod batch_writer;

@@ -8,8 +8,10 @@
 //! season's pairs give way to this week's. Scores are kept as of their last update and
 //! decayed when read, so an update touches only the pair it counts.
 //!
-//! Not wired to the event stream or the API yet: the `analytics` consumer group feeds it
-//! next (see the stop note of 2026-12-04).
+//! [`crate::analytics`] feeds it from the `analytics` consumer group (`order_placed`,
+//! `product_viewed`) and answers `GET /api/v1/products/{id}/recommendations`. In memory:
+//! a restart starts the counts over (keeping them in PostgreSQL, or rebuilding them from
+//! the topic, is the next step).
 
 use std::collections::{HashMap, VecDeque};
 

@@ -14,7 +14,7 @@ pub const JWT_SECRET_FILE: &str = "jwt-secret";
 /// Where a generated payment-webhook secret is kept in the data directory.
 pub const WEBHOOK_SECRET_FILE: &str = "webhook-secret";
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use engine::UserId;
@@ -130,6 +130,26 @@ impl FromRequestParts<ApiContext> for Caller {
             "expected `Authorization: Bearer <token>`",
         ))?;
         caller_from_token(ctx, token).await
+    }
+}
+
+/// `Option<Caller>`: routes anyone may call that do more for a signed-in caller. No
+/// `Authorization` header is `None`; a header with a bad token is refused (401) all the
+/// same, rather than silently ignored.
+impl OptionalFromRequestParts<ApiContext> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &ApiContext,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if parts.extensions.get::<Caller>().is_none() && !parts.headers.contains_key(AUTHORIZATION)
+        {
+            return Ok(None);
+        }
+        <Caller as FromRequestParts<ApiContext>>::from_request_parts(parts, ctx)
+            .await
+            .map(Some)
     }
 }
 

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(sales))
         .routes(routes!(sales_of))
         .routes(routes!(trending))
+        .routes(routes!(recommendations))
 }
 
 /// The schema of `workflow::analytics::ProductSales` as answered (the workflow crate stays
@@ -61,6 +62,44 @@ struct TrendingSchema {
 
 /// Where an analytics share is asked of a node, on its node channel.
 pub const SHARE_PATH: &str = "/internal/v1/analytics/share";
+
+/// Where a node's share of a product's bought-or-viewed-together scores is asked, on its
+/// node channel (`{product_id}` in the route).
+pub const TOGETHER_PATH: &str = "/internal/v1/analytics/together/{product_id}";
+
+/// Neighbours each node reports for a product: every one it keeps, so the cluster's sum
+/// ranks them all.
+const TOGETHER_ASKED: usize = 64;
+
+/// The products bought or viewed with `product`, best first: on a cluster, every live
+/// node's scores summed (each counted its share of the stream).
+pub async fn together(
+    ctx: &ApiContext,
+    product: ProductId,
+    limit: usize,
+) -> Result<Vec<(ProductId, f64)>, ApiError> {
+    let mine = ctx.analytics.bought_or_viewed_with(product, TOGETHER_ASKED);
+    let parts: Vec<Vec<(ProductId, f64)>> = match ctx.cluster.as_ref() {
+        Some(ops) => {
+            let path = TOGETHER_PATH.replace("{product_id}", &product.0.to_string());
+            ops.gather(&path).await?
+        }
+        None => Vec::new(),
+    };
+    let mut sums: std::collections::HashMap<ProductId, f64> = std::collections::HashMap::new();
+    for (other, score) in parts.into_iter().flatten().chain(mine) {
+        *sums.entry(other).or_default() += score;
+    }
+    let mut summed: Vec<(ProductId, f64)> = sums.into_iter().collect();
+    summed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    summed.truncate(limit);
+    Ok(summed)
+}
+
+/// This node's share of [`together`], for the node that sums.
+pub fn together_share(ctx: &ApiContext, product: ProductId) -> Vec<(ProductId, f64)> {
+    ctx.analytics.bought_or_viewed_with(product, TOGETHER_ASKED)
+}
 
 /// The cluster's figures (every live node's share, summed), or `None` for a node alone,
 /// whose own figures are the whole.
@@ -182,4 +221,86 @@ async fn trending(
         None => ctx.analytics.trending(limit),
     };
     Ok(axum::Json(TrendingBody { products }))
+}
+
+/// One recommended product.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Recommended {
+    product_id: u64,
+    title: String,
+    /// Minor units.
+    price: u64,
+    /// Purchases together weigh 3, views in one session 1, halved every week; for
+    /// trending products, their trending score.
+    score: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RecommendationsBody {
+    product_id: u64,
+    /// `together`: bought or viewed with it; `trending`: nothing is known of it yet, so
+    /// what is trending (itself left out).
+    source: &'static str,
+    items: Vec<Recommended>,
+}
+
+/// Products bought together with this one (lines of one order) and viewed in the same
+/// session (one signed-in user's views under 30 minutes apart), best first; the trending
+/// products for a product nothing is known of yet.
+#[utoipa::path(
+    get,
+    path = "/products/{id}/recommendations",
+    tag = "analytics",
+    params(("id" = u64, Path, description = "The product's id."), LimitParams),
+    responses(
+        (status = 200, description = "Recommended products, best first.", body = RecommendationsBody),
+        (status = 404, description = "No such product (`not_found`).", body = ErrorBody),
+        (status = 422, description = "A bad `limit` (`invalid_field`).", body = ErrorBody),
+    )
+)]
+async fn recommendations(
+    State(ctx): State<ApiContext>,
+    Path(product_id): Path<u64>,
+    Query(params): Query<LimitParams>,
+) -> Result<axum::Json<RecommendationsBody>, ApiError> {
+    let limit = params.limit()?;
+    let product = ProductId(product_id);
+    if ctx.shop.product(product).is_none() {
+        return Err(ApiError::NotFound(format!("no product {product_id}")));
+    }
+    let together = together(&ctx, product, limit).await?;
+    let (source, scored) = if together.is_empty() {
+        let trending = match cluster_figures(&ctx).await? {
+            Some(cluster) => cluster.trending(limit + 1),
+            None => ctx.analytics.trending(limit + 1),
+        };
+        let trending = trending
+            .into_iter()
+            .filter(|trend| trend.product_id != product)
+            .take(limit)
+            .map(|trend| (trend.product_id, trend.score as f64))
+            .collect();
+        ("trending", trending)
+    } else {
+        ("together", together)
+    };
+    let items = scored
+        .into_iter()
+        .filter_map(|(id, score)| {
+            let found = ctx.shop.product(id)?;
+            Some(Recommended {
+                product_id: id.0,
+                title: found.title.clone(),
+                price: found.price.0,
+                score,
+            })
+        })
+        .collect();
+    Ok(axum::Json(RecommendationsBody {
+        product_id,
+        source,
+        items,
+    }))
 }

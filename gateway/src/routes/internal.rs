@@ -2,7 +2,8 @@
 //! else: holding lines of this node's shards for an order another node coordinates,
 //! hearing how it ended (`actors/src/remote_hold.rs`), a product's offer for another
 //! node's cart (`node_channel.rs` is the asking side), and this node's share of the
-//! analytics figures (`analytics.rs` sums them).
+//! analytics figures and of a product's bought-or-viewed-together scores (`analytics.rs`
+//! sums them).
 
 use actors::{HoldAnswer, HoldRequest, HoldSettlement, ShardMoved};
 use axum::Router;
@@ -24,6 +25,7 @@ pub fn router() -> Router<ApiContext> {
         .route(SETTLEMENTS_PATH, post(settle))
         .route(OFFERS_PATH, get(offer))
         .route(super::analytics::SHARE_PATH, get(analytics_share))
+        .route(super::analytics::TOGETHER_PATH, get(together_share))
 }
 
 async fn hold(
@@ -59,4 +61,14 @@ async fn offer(
 
 async fn analytics_share(State(ctx): State<ApiContext>) -> axum::Json<FiguresShare> {
     axum::Json(ctx.analytics.share())
+}
+
+async fn together_share(
+    State(ctx): State<ApiContext>,
+    Path(product_id): Path<u64>,
+) -> axum::Json<Vec<(ProductId, f64)>> {
+    axum::Json(super::analytics::together_share(
+        &ctx,
+        ProductId(product_id),
+    ))
 }

@@ -210,15 +210,17 @@ async fn replace(
 )]
 async fn show(
     State(ctx): State<ApiContext>,
+    caller: Option<Caller>,
     Path(id): Path<u64>,
 ) -> Result<axum::Json<ProductDetailBody>, ApiError> {
     let product = ctx
         .shop
         .product(ProductId(id))
         .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
+    // A signed-in viewer's views pair within their session (recommendations).
     ctx.shop.emit_later(actors::events::product_viewed(
         product.id,
-        None,
+        caller.map(|caller| caller.user_id),
         actors::clock::now_ms(),
     ));
     let wishlist_count = match ctx.shop.wishlist_count(product.id).await {

@@ -1055,6 +1055,18 @@ async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() 
             (body["unitsSold"] == 2 && body["ordersPlaced"] == 2).then_some(())
         })
         .await;
+        // Bought with p2: p3 in both orders, p1 in the second; summed over the nodes.
+        eventually(WAIT, || async {
+            let path = format!("/api/v1/products/{p2}/recommendations");
+            let body: Value = node.get(&path).await.json().await.ok()?;
+            let ids: Vec<u64> = body["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|item| item["productId"].as_u64())
+                .collect();
+            (ids == [p3, p1] && body["source"] == "together").then_some(())
+        })
+        .await;
     }
 
     // The second cancelled through n1: its three lines go back.

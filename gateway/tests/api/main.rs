@@ -22,6 +22,7 @@ mod outages;
 mod payments;
 mod products;
 mod rate_limits;
+mod recommendations;
 mod restart;
 mod reviews;
 mod sale_changes;

@@ -136,6 +136,7 @@ async fn the_document_describes_every_route_and_nothing_else() {
         ("GET", "/api/v1/analytics/sales"),
         ("GET", "/api/v1/analytics/sales/{product_id}"),
         ("GET", "/api/v1/analytics/trending"),
+        ("GET", "/api/v1/products/{id}/recommendations"),
         ("GET", "/api/v1/cluster/status"),
         ("GET", "/api/v1/cluster/node"),
         ("GET", "/api/v1/cluster/where"),
