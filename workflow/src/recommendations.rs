@@ -211,6 +211,22 @@ impl CoOccurrence {
     }
 }
 
+/// Several nodes' scores for one product (each counted its share of the stream), summed
+/// and ranked: the cluster's answer.
+pub fn sum_shares(
+    shares: impl IntoIterator<Item = Vec<(ProductId, f64)>>,
+    limit: usize,
+) -> Vec<(ProductId, f64)> {
+    let mut sums: HashMap<ProductId, f64> = HashMap::new();
+    for (other, score) in shares.into_iter().flatten() {
+        *sums.entry(other).or_default() += score;
+    }
+    let mut summed: Vec<(ProductId, f64)> = sums.into_iter().collect();
+    summed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    summed.truncate(limit);
+    summed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +310,14 @@ mod tests {
         // Four purchases three half-lives ago weigh half of one today.
         assert_eq!(ids(&counts.recommend(p(1), 10, 3 * week)), [3, 2]);
         assert_eq!(ids(&counts.recommend(p(1), 10, 0)), [2, 3]);
+    }
+
+    #[test]
+    fn shares_of_several_nodes_add_up() {
+        let p = ProductId;
+        let node_a = vec![(p(2), 3.0), (p(3), 1.0)];
+        let node_b = vec![(p(3), 3.0), (p(4), 0.5)];
+        assert_eq!(ids(&sum_shares([node_a, node_b], 2)), [3, 2]);
+        assert!(sum_shares(Vec::<Vec<(ProductId, f64)>>::new(), 5).is_empty());
     }
 }

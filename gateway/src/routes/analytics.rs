@@ -78,22 +78,15 @@ pub async fn together(
     product: ProductId,
     limit: usize,
 ) -> Result<Vec<(ProductId, f64)>, ApiError> {
-    let mine = ctx.analytics.bought_or_viewed_with(product, TOGETHER_ASKED);
-    let parts: Vec<Vec<(ProductId, f64)>> = match ctx.cluster.as_ref() {
+    let mut shares: Vec<Vec<(ProductId, f64)>> = match ctx.cluster.as_ref() {
         Some(ops) => {
             let path = TOGETHER_PATH.replace("{product_id}", &product.0.to_string());
             ops.gather(&path).await?
         }
         None => Vec::new(),
     };
-    let mut sums: std::collections::HashMap<ProductId, f64> = std::collections::HashMap::new();
-    for (other, score) in parts.into_iter().flatten().chain(mine) {
-        *sums.entry(other).or_default() += score;
-    }
-    let mut summed: Vec<(ProductId, f64)> = sums.into_iter().collect();
-    summed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    summed.truncate(limit);
-    Ok(summed)
+    shares.push(together_share(ctx, product));
+    Ok(workflow::recommendations::sum_shares(shares, limit))
 }
 
 /// This node's share of [`together`], for the node that sums.
