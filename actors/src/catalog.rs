@@ -252,6 +252,7 @@ mod tests {
             price: Money(price),
             rating: 4.0,
             popularity,
+            seller_id: None,
         }
     }
 

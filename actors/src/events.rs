@@ -226,3 +226,21 @@ pub fn search_performed(
         &json!({ "userId": user, "query": query, "results": results }),
     )
 }
+
+/// A seller was paid for a delivered order (keyed by the order, so it follows the
+/// order's own events); the workflow tells the seller.
+pub fn payout_released(released: &persistence::ReleasedPayout) -> Event {
+    let payout = &released.payout;
+    Event::new(
+        Topic::OrderEvents,
+        "payout_released",
+        payout.order_id,
+        released.released_at_ms,
+        &json!({
+            "orderId": payout.order_id, "sellerId": payout.seller_id,
+            "gross": payout.gross, "commission": payout.commission, "net": payout.net,
+            "status": persistence::ReleasedPayout::STATUS,
+            "releasedAt": released.released_at_ms,
+        }),
+    )
+}

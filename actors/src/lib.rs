@@ -33,6 +33,7 @@ mod node_channel;
 mod order;
 mod order_supervisor;
 mod ownership;
+pub mod payouts;
 mod product;
 mod protocol;
 mod remote_hold;
@@ -56,6 +57,7 @@ pub use clock::{Clock, OrderIds};
 pub use engine::Refusal;
 pub use error::{AdminError, BuyNowError, OrderError};
 pub use node_channel::{NodeChannel, ShardMoved};
+pub use payouts::CommissionRates;
 pub use product::idempotency_scope;
 pub use protocol::{
     BuyNowReply, Placement, PrepareRefused, PrepareStep, ProductInspection, ProductMsg, SaleChange,

@@ -71,7 +71,7 @@ impl Actor for OrderActor {
                 attach,
                 reply,
             } => {
-                let result = state.apply(event, payment, attach.map(|op| *op)).await;
+                let result = state.apply(event, payment, attach).await;
                 let _ = reply.send(result);
             }
             OrderMsg::Expire => state.expire().await,
@@ -93,7 +93,7 @@ impl OrderActorState {
         &mut self,
         event: OrderEvent,
         payment: Option<PaymentRecord>,
-        attach: Option<WriteOp>,
+        attach: Vec<WriteOp>,
     ) -> Result<Order, OrderError> {
         let from = self.order.status;
         let to = from.apply(event)?;
@@ -139,7 +139,7 @@ impl OrderActorState {
                 .track_expiry(self.order.id, self.order.expires_at_ms);
             return;
         }
-        if let Err(error) = self.apply(OrderEvent::Expire, None, None).await {
+        if let Err(error) = self.apply(OrderEvent::Expire, None, Vec::new()).await {
             tracing::warn!(order_id = %self.order.id, %error, "expiry not durable; retrying");
             self.ctx
                 .track_expiry(self.order.id, now + EXPIRY_RETRY.as_millis() as u64);
@@ -152,7 +152,7 @@ impl OrderActorState {
         from: OrderStatus,
         to: OrderStatus,
         at_ms: u64,
-        attach: Option<WriteOp>,
+        attach: Vec<WriteOp>,
         events: Vec<persistence::Event>,
     ) -> Result<(), OrderError> {
         let (done, outcome) = tokio::sync::oneshot::channel();

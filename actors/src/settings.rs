@@ -41,6 +41,8 @@ pub struct ShopSettings {
     /// Products on one customer's wishlist at most: a list is read whole to render, and
     /// 500 is far past what a person keeps (and bounds what a bad client can store).
     pub wishlist_items_max: u32,
+    /// What the marketplace keeps of a seller's line when it pays them on delivery.
+    pub commission: crate::payouts::CommissionRates,
     pub group_commit: GroupCommitSettings,
 }
 
@@ -60,6 +62,7 @@ impl Default for ShopSettings {
             // A flash sale limits buyers to a few units; ten covers every real basket.
             quantity_per_order_max: 10,
             wishlist_items_max: 500,
+            commission: crate::payouts::CommissionRates::default(),
             group_commit: GroupCommitSettings::default(),
         }
     }

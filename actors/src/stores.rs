@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use persistence::{
     Carts, CatalogStore, Database, Deliveries, NotificationStore, OrderLedger, OrderLookup,
-    ReviewStore, WishlistStore,
+    ReviewStore, SellerStore, WishlistStore,
 };
 
 #[derive(Clone)]
@@ -19,6 +19,7 @@ pub struct ShopStores {
     pub reviews: Arc<dyn ReviewStore>,
     pub notifications: Arc<dyn NotificationStore>,
     pub wishlists: Arc<dyn WishlistStore>,
+    pub sellers: Arc<dyn SellerStore>,
     pub carts: Carts,
 }
 
@@ -46,6 +47,7 @@ impl ShopStores {
             reviews: database.clone(),
             notifications: database.clone(),
             wishlists: database.clone(),
+            sellers: database.clone(),
             carts,
         }
     }

@@ -33,6 +33,7 @@ fn settings() -> ShopSettings {
         recovery_retry: Duration::from_millis(50),
         quantity_per_order_max: 5,
         wishlist_items_max: 3,
+        commission: actors::CommissionRates::default(),
         group_commit: GroupCommitSettings {
             batch_size_max: 256,
             batch_delay: Duration::ZERO,
@@ -57,6 +58,7 @@ async fn create_product(world: &mut World, id: u64, stock: u64) {
         price: Money(10_000),
         rating: 4.0,
         popularity: 0,
+        seller_id: None,
     };
     world
         .drive(async move { shop.create_product(Some(ProductId(id)), draft, stock).await })

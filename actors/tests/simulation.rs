@@ -237,6 +237,7 @@ async fn set_up(world: &mut World, model: &mut Model) {
             price: Money(10_000 * n),
             rating: 4.0,
             popularity: 0,
+            seller_id: None,
         };
         let shop = shop.clone();
         let product = world

@@ -85,6 +85,7 @@ fn draft(id: u64) -> ProductDraft {
         price: Money(10_000),
         rating: 4.0,
         popularity: 0,
+        seller_id: None,
     }
 }
 

@@ -47,6 +47,7 @@ async fn run() {
         price: Money(1_000),
         rating: 0.0,
         popularity: 0,
+        seller_id: None,
     };
     store
         .commit(&[WriteOp::PutProduct {

@@ -52,6 +52,7 @@ async fn run(count: u64) {
                     price: Money(10_000 + id % 1_000),
                     rating: 4.0,
                     popularity: id % 10_000,
+                    seller_id: None,
                 },
                 stock: 100,
             })

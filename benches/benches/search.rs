@@ -104,6 +104,7 @@ fn generated(id: u64) -> Product {
         price: Money(99_900 + (id * 7_919) % 15_000_000),
         rating: 1.0 + ((id * 31) % 40) as f32 / 10.0,
         popularity: (id * 104_729) % 10_000,
+        seller_id: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub async fn shop_with_product(dir: &std::path::Path, settings: ShopSettings, st
         price: Money(1_000),
         rating: 4.0,
         popularity: 0,
+        seller_id: None,
     };
     shop.create_product(Some(ProductId(1)), draft, stock)
         .await

@@ -8,6 +8,7 @@
 //!
 //! - [`stock`]: one product's stock and flash-sale pool: reserve, confirm, release.
 //! - [`order`]: an order's lifecycle, `PENDING_PAYMENT -> PAID -> SHIPPED -> DELIVERED`.
+//! - [`payout`]: what a delivered order pays each of its sellers, less commission.
 //! - [`refusal`]: every reason a purchase is refused, named once.
 //! - [`review`]: what a product review must look like.
 //! - [`product`], [`flash_sale`]: catalog records and their validation.
@@ -18,6 +19,7 @@ pub mod ids;
 mod key_index;
 pub mod money;
 pub mod order;
+pub mod payout;
 pub mod product;
 pub mod refusal;
 pub mod review;

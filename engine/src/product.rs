@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ProductId;
+use crate::ids::{ProductId, UserId};
 use crate::money::Money;
 
 /// Catalog attributes of one product. Stock is not here: it has a single writer, the
@@ -20,6 +20,10 @@ pub struct Product {
     pub rating: f32,
     /// Relative demand used to sort listings (views, sales); higher is more popular.
     pub popularity: u64,
+    /// The marketplace seller who ships it and is paid on delivery; none for the shop's
+    /// own stock.
+    #[serde(default)]
+    pub seller_id: Option<UserId>,
 }
 
 /// What an admin sends to create or replace a product, before it is checked.
@@ -32,6 +36,7 @@ pub struct ProductDraft {
     pub price: Money,
     pub rating: f32,
     pub popularity: u64,
+    pub seller_id: Option<UserId>,
 }
 
 /// A change of a product's record: a field left out keeps its current value. Applied by
@@ -46,6 +51,7 @@ pub struct ProductEdit {
     pub price: Option<Money>,
     pub rating: Option<f32>,
     pub popularity: Option<u64>,
+    pub seller_id: Option<UserId>,
 }
 
 impl ProductEdit {
@@ -61,6 +67,7 @@ impl ProductEdit {
             price: self.price.unwrap_or(current.price),
             rating: self.rating.unwrap_or(current.rating),
             popularity: self.popularity.unwrap_or(current.popularity),
+            seller_id: self.seller_id.or(current.seller_id),
         }
     }
 }
@@ -107,6 +114,12 @@ impl ProductDraft {
             // Also refuses NaN, which `contains` never matches.
             return Err(Invalid::new("rating", "must be between 0 and 5"));
         }
+        if self.seller_id == Some(UserId(0)) {
+            return Err(Invalid::new(
+                "sellerId",
+                "must be a user id greater than zero",
+            ));
+        }
         Ok(Product {
             id,
             title: self.title.trim().to_owned(),
@@ -116,6 +129,7 @@ impl ProductDraft {
             price: self.price,
             rating: self.rating,
             popularity: self.popularity,
+            seller_id: self.seller_id,
         })
     }
 }
@@ -184,6 +198,7 @@ mod tests {
             price: Money(7_999_900),
             rating: 4.4,
             popularity: 10,
+            seller_id: None,
         }
     }
 

@@ -239,6 +239,10 @@ impl App {
             deliveries: database.clone(),
             campaigns: Arc::clone(&campaigns),
             wishlists: database.clone(),
+            recommendations: Arc::new(persistence::RecommendationsOnCommitter::new(
+                database.clone(),
+                shop.committer(),
+            )),
         };
         // The outbox is shared: on a cluster, the holder of shard 0 relays it.
         let relay_gate: workflow::relay::RelayGate = if cluster.is_some() {
@@ -462,6 +466,8 @@ impl App {
         if let Some(internal) = internal {
             let _ = internal.await;
         }
+        // While the committer still takes writes.
+        self.workflow.save_recommendations().await;
         self.shop.shutdown().await;
         // Events left in the outbox go out on the next start.
         self.workflow.stop().await;

@@ -3,7 +3,7 @@
 //! notified of.
 
 use actors::Shop;
-use engine::{FlashSaleDraft, Money, ProductDraft, ProductId};
+use engine::{FlashSaleDraft, Money, ProductDraft, ProductId, UserId};
 use tokio::task::JoinSet;
 
 /// The product that carries the demo flash sale.
@@ -12,6 +12,9 @@ pub const SALE_PRODUCT: ProductId = ProductId(1);
 pub const COMING_SALE_PRODUCT: ProductId = ProductId(2);
 const COMING_SALE_STARTS_IN_MS: u64 = 2 * 3_600_000;
 const PRODUCT_COUNT: u64 = 300;
+/// The demo's marketplace sellers: every product but the sale's belongs to one of them
+/// (`flashcart demo-token --role seller --user 2001` to see their orders and payouts).
+pub const SELLERS: [UserId; 3] = [UserId(2_001), UserId(2_002), UserId(2_003)];
 
 const CATEGORIES: [(&str, &[&str], u64); 8] = [
     (
@@ -118,6 +121,7 @@ fn demo_product(id: u64) -> (ProductDraft, u64) {
             price: Money(99_900),
             rating: 4.6,
             popularity: 1_000_000,
+            seller_id: None,
         };
         return (draft, 1_000);
     }
@@ -133,6 +137,7 @@ fn demo_product(id: u64) -> (ProductDraft, u64) {
         price: Money(price / 100 * 100 + 99),
         rating: (30 + next() % 21) as f32 / 10.0,
         popularity: next() % 10_000,
+        seller_id: Some(SELLERS[(id % SELLERS.len() as u64) as usize]),
     };
     (draft, 10 + next() % 500)
 }

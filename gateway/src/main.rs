@@ -78,7 +78,7 @@ enum Command {
     DemoToken {
         #[arg(long)]
         user: u64,
-        /// customer, admin, logistics or delivery.
+        /// customer, admin, logistics, delivery or seller.
         #[arg(long, default_value = "customer")]
         role: Role,
         /// Lifetime of the token in seconds.
@@ -404,6 +404,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.demo {
         let customer = token(&settings, 1_001, Role::Customer, 86_400)?;
         let admin = token(&settings, 1, Role::Admin, 86_400)?;
+        let seller_id = gateway::demo::SELLERS[0];
+        let seller = token(&settings, seller_id.0, Role::Seller, 86_400)?;
         println!(
             "demo flash sale on product {}: try",
             gateway::demo::SALE_PRODUCT
@@ -415,6 +417,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
         println!("customer token (user 1001): {customer}");
         println!("admin token (user 1): {admin}");
+        println!("seller token (user {seller_id}, sells demo products): {seller}");
     }
     app.run_until_stopped(shutdown_signal()).await
 }

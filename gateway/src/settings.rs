@@ -25,6 +25,7 @@ pub struct Settings {
     pub rabbitmq: RabbitConfig,
     pub workflow: WorkflowConfig,
     pub campaigns: CampaignConfig,
+    pub payouts: PayoutConfig,
     pub shop: ShopConfig,
     pub cluster: ClusterConfig,
     pub telemetry: TelemetrySettings,
@@ -376,6 +377,9 @@ pub struct WorkflowConfig {
     pub delivery_partners: Vec<String>,
     /// How far back `GET /api/v1/analytics/trending` looks.
     pub trending_window_secs: u64,
+    /// How often the recommendation counts that changed are saved to the store (a crash
+    /// loses at most this much counting; a graceful stop saves the rest).
+    pub save_recommendations_secs: u64,
 }
 
 impl Default for WorkflowConfig {
@@ -388,6 +392,7 @@ impl Default for WorkflowConfig {
                 "partner-east".into(),
             ],
             trending_window_secs: 60 * 60,
+            save_recommendations_secs: 10,
         }
     }
 }
@@ -472,6 +477,35 @@ impl Settings {
                 concurrency: self.campaigns.concurrency,
                 ..workflow::campaigns::CampaignSettings::default()
             },
+            node: self
+                .cluster
+                .node_id
+                .clone()
+                .unwrap_or_else(|| "local".to_owned()),
+            save_recommendations_every: Duration::from_secs(
+                self.workflow.save_recommendations_secs.max(1),
+            ),
+        }
+    }
+}
+
+/// What sellers are paid on delivery: their lines' price less the marketplace's
+/// commission, in basis points (1,000 = 10%).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayoutConfig {
+    /// For every category not named in `categories`.
+    pub commission_bps: u32,
+    /// category -> commission in basis points (`[payouts.categories] mobiles = 500`).
+    pub categories: std::collections::HashMap<String, u32>,
+}
+
+impl Default for PayoutConfig {
+    fn default() -> Self {
+        let rates = actors::CommissionRates::default();
+        Self {
+            commission_bps: rates.default_bps,
+            categories: rates.by_category,
         }
     }
 }
@@ -531,8 +565,15 @@ impl Settings {
             Some(_) => GroupCommitSettings::POSTGRES_BATCH_DELAY,
             None => GroupCommitSettings::SQLITE_BATCH_DELAY,
         };
-        self.shop
-            .to_shop_settings(self.server.quantity_per_order_max, store_batch_delay)
+        ShopSettings {
+            commission: actors::CommissionRates {
+                default_bps: self.payouts.commission_bps,
+                by_category: self.payouts.categories.clone(),
+            },
+            ..self
+                .shop
+                .to_shop_settings(self.server.quantity_per_order_max, store_batch_delay)
+        }
     }
 }
 
@@ -555,6 +596,7 @@ impl ShopConfig {
             recovery_retry: ShopSettings::default().recovery_retry,
             quantity_per_order_max,
             wishlist_items_max: self.wishlist_items_max,
+            commission: ShopSettings::default().commission,
             group_commit: GroupCommitSettings {
                 batch_size_max: self.commit_batch_size_max,
                 batch_delay: self
@@ -654,6 +696,15 @@ impl Settings {
                     && self.campaigns.page_size >= 1
                     && self.campaigns.concurrency >= 1,
                 "campaigns.send_rate_per_second, page_size and concurrency must be at least 1",
+            ),
+            (
+                self.payouts.commission_bps <= engine::payout::BPS_WHOLE
+                    && self
+                        .payouts
+                        .categories
+                        .values()
+                        .all(|bps| *bps <= engine::payout::BPS_WHOLE),
+                "payouts.commission_bps and payouts.categories must be at most 10000 (100%)",
             ),
             (
                 self.rabbitmq.attempts >= 1,

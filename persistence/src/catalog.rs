@@ -41,7 +41,7 @@ pub struct CatalogChanges {
 
 macro_rules! product_columns {
     () => {
-        "p.id, p.title, p.brand, p.category, p.description, p.price_minor, p.rating, p.popularity"
+        "p.id, p.title, p.brand, p.category, p.description, p.price_minor, p.rating, p.popularity, p.seller_id"
     };
 }
 pub(crate) use product_columns;
@@ -141,24 +141,24 @@ impl CatalogStore for Database {
 // is promised.
 const PUT_PRODUCT: Sql = Sql::each(
     "INSERT INTO products (id, title, brand, category, description, price_minor, rating, \
-     popularity, stock_initial, created_at_ms, updated_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+     popularity, stock_initial, created_at_ms, updated_at_ms, seller_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $12) \
      ON CONFLICT (id) DO UPDATE SET title = excluded.title, brand = excluded.brand, \
      category = excluded.category, description = excluded.description, \
      price_minor = excluded.price_minor, rating = excluded.rating, \
      popularity = excluded.popularity, stock_initial = products.stock_initial + $11, \
-     updated_at_ms = excluded.updated_at_ms",
+     updated_at_ms = excluded.updated_at_ms, seller_id = excluded.seller_id",
     concat!(
         "WITH product AS (",
-        "INSERT INTO products (id, title, brand, category, description, price_minor, rating, popularity, created_at, updated_at) ",
+        "INSERT INTO products (id, title, brand, category, description, price_minor, rating, popularity, created_at, updated_at, seller_id) ",
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ",
         ms_to_ts!("$10"),
         ", ",
         ms_to_ts!("$10"),
-        ") ",
+        ", $12) ",
         "ON CONFLICT (id) DO UPDATE SET title = excluded.title, brand = excluded.brand, category = excluded.category, ",
         "description = excluded.description, price_minor = excluded.price_minor, rating = excluded.rating, ",
-        "popularity = excluded.popularity, updated_at = excluded.updated_at RETURNING id) ",
+        "popularity = excluded.popularity, updated_at = excluded.updated_at, seller_id = excluded.seller_id RETURNING id) ",
         r#"INSERT INTO inventory (product_id, initial, reserved, sold, "left") SELECT id, $9, 0, 0, $9 FROM product "#,
         r#"ON CONFLICT (product_id) DO UPDATE SET initial = inventory.initial + $11, "left" = inventory."left" + $11"#
     ),
@@ -186,6 +186,7 @@ pub(crate) async fn put_product(
             .bind(int(stock_initial)?)
             .bind(int(at_ms)?)
             .bind(shelf_change)
+            .bind(product.seller_id.map(|seller| int(seller.0)).transpose()?)
             .execute(&mut **tx)
             .await?;
     });
@@ -322,6 +323,7 @@ pub(crate) fn decode_product(row: &impl StoredRow) -> Result<Product, StoreError
         price: row.money("price_minor")?,
         rating: row.real("rating")?.unwrap_or_default() as f32,
         popularity: row.uint("popularity")?,
+        seller_id: row.opt_uint("seller_id")?.map(engine::UserId),
     })
 }
 

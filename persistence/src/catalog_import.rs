@@ -48,25 +48,27 @@ const SQLITE_EXISTING: &str =
 const POSTGRES_EXISTING: &str = "SELECT id FROM products WHERE id = ANY($1::int8[])";
 
 const SQLITE_PRODUCTS: &str = "INSERT INTO products (id, title, brand, category, description, \
-     price_minor, rating, popularity, stock_initial, created_at_ms, updated_at_ms) ";
+     price_minor, rating, popularity, stock_initial, created_at_ms, updated_at_ms, seller_id) ";
 const SQLITE_PRODUCTS_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET title = excluded.title, \
      brand = excluded.brand, category = excluded.category, description = excluded.description, \
      price_minor = excluded.price_minor, rating = excluded.rating, \
-     popularity = excluded.popularity, updated_at_ms = excluded.updated_at_ms";
+     popularity = excluded.popularity, updated_at_ms = excluded.updated_at_ms, \
+     seller_id = excluded.seller_id";
 const SQLITE_LEDGER: &str =
     "INSERT INTO stock_ledger (product_id, order_id, kind, quantity, at_ms) ";
 
 const POSTGRES_PRODUCTS: &str = concat!(
-    "INSERT INTO products (id, title, brand, category, description, price_minor, rating, popularity, created_at, updated_at) ",
+    "INSERT INTO products (id, title, brand, category, description, price_minor, rating, popularity, created_at, updated_at, seller_id) ",
     "SELECT p.id, p.title, p.brand, p.category, p.description, p.price, p.rating, p.popularity, ",
     ms_to_ts!("$9"),
     ", ",
     ms_to_ts!("$9"),
-    " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::float4[], $8::int8[]) ",
-    "AS p(id, title, brand, category, description, price, rating, popularity) ",
+    ", p.seller_id",
+    " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::float4[], $8::int8[], $10::int8[]) ",
+    "AS p(id, title, brand, category, description, price, rating, popularity, seller_id) ",
     "ON CONFLICT (id) DO UPDATE SET title = excluded.title, brand = excluded.brand, category = excluded.category, ",
     "description = excluded.description, price_minor = excluded.price_minor, rating = excluded.rating, ",
-    "popularity = excluded.popularity, updated_at = excluded.updated_at"
+    "popularity = excluded.popularity, updated_at = excluded.updated_at, seller_id = excluded.seller_id"
 );
 const POSTGRES_NEW_STOCK: &str = concat!(
     "WITH shelved AS (",
@@ -79,7 +81,7 @@ const POSTGRES_NEW_STOCK: &str = concat!(
 );
 
 /// Columns of one product row in SQLite's multi-row insert.
-const SQLITE_PRODUCT_COLUMNS: usize = 11;
+const SQLITE_PRODUCT_COLUMNS: usize = 12;
 
 /// The numbers of an import, checked to fit the store's signed columns once, up front.
 struct Checked<'a> {
@@ -87,6 +89,7 @@ struct Checked<'a> {
     ids: Vec<i64>,
     prices: Vec<i64>,
     popularity: Vec<i64>,
+    sellers: Vec<Option<i64>>,
     stocks: Vec<i64>,
     /// Indices of the products that do not exist yet.
     new: Vec<usize>,
@@ -113,6 +116,16 @@ impl<'a> Checked<'a> {
             ids,
             prices: column(|imported| imported.product.price.0)?,
             popularity: column(|imported| imported.product.popularity)?,
+            sellers: products
+                .iter()
+                .map(|imported| {
+                    imported
+                        .product
+                        .seller_id
+                        .map(|seller| int(seller.0))
+                        .transpose()
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             stocks: column(|imported| imported.stock)?,
             new: Vec::new(),
             at: int(at_ms)?,
@@ -193,7 +206,8 @@ async fn write_sqlite(
                 .push_bind(rows.popularity[i])
                 .push_bind(rows.stocks[i])
                 .push_bind(rows.at)
-                .push_bind(rows.at);
+                .push_bind(rows.at)
+                .push_bind(rows.sellers[i]);
         });
         query.push(SQLITE_PRODUCTS_CONFLICT);
         query.build().execute(&mut **tx).await?;
@@ -231,6 +245,7 @@ async fn write_postgres(
         .bind(ratings)
         .bind(&rows.popularity)
         .bind(rows.at)
+        .bind(&rows.sellers)
         .execute(&mut **tx)
         .await?;
     // Every new product gets its inventory row, even with nothing on the shelf.

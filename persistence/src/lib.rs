@@ -14,6 +14,9 @@
 //! - [`WishlistStore`] (`wishlists.rs`): wishlists, and the wishers of a product.
 //! - [`CampaignStore`] (`campaigns.rs`): sale campaigns' cursors and counters, and the
 //!   dedupe record of their messages.
+//! - [`SellerStore`] (`payouts.rs`): sellers' orders and the payouts of their deliveries.
+//! - [`RecommendationStore`] (`recommendations.rs`): each node's saved recommendation
+//!   counts, reloaded at start.
 //!
 //! [`Database`] implements every one of them; the rest of the engine holds only the
 //! traits it needs. Beside the database:
@@ -21,8 +24,8 @@
 //!   answered only after its batch commits.
 //! - [`RedisMirror`]: live counts for the rest of the platform, written after commits.
 //! - [`PageCache`]: cache-aside for rendered listings, in Redis when configured.
-//! - [`OutboxOnCommitter`], [`NotificationsOnCommitter`]: the workflow's writes on the
-//!   group commit, so the database has one writer.
+//! - [`OutboxOnCommitter`], [`NotificationsOnCommitter`], [`RecommendationsOnCommitter`]:
+//!   the workflow's writes on the group commit, so the database has one writer.
 //!
 //! Where does a new concern's SQL go? A new module here with its trait, its statements
 //! (`Sql::both` or `Sql::each`) and its row decoding; a migration of the same number and
@@ -43,6 +46,8 @@ mod on_committer;
 mod orders;
 mod outbox;
 mod page_cache;
+mod payouts;
+mod recommendations;
 mod redis_mirror;
 mod reviews;
 mod row;
@@ -67,10 +72,12 @@ pub use group_commit::{
 };
 pub use ledger::{Batch, IdHighWater, InventoryLevel, OrderLedger, ProductState, SaleLevel};
 pub use notifications::{Notification, NotificationStore};
-pub use on_committer::{NotificationsOnCommitter, OutboxOnCommitter};
+pub use on_committer::{NotificationsOnCommitter, OutboxOnCommitter, RecommendationsOnCommitter};
 pub use orders::OrderLookup;
 pub use outbox::Outbox;
 pub use page_cache::PageCache;
+pub use payouts::{PayoutStatement, ReleasedPayout, SellerOrder, SellerStore};
+pub use recommendations::{Neighbour, NeighbourList, RecommendationStore};
 pub use redis_mirror::{MirrorEntry, RedisMirror, RedisSettings, TrackingEntry};
 pub use reviews::{Review, ReviewStore, ReviewSummary};
 pub use shard_leases::{ClusterNodeEntry, LeaseRecord, ShardLease, ShardLeases, ShardPlacement};

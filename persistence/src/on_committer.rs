@@ -12,6 +12,7 @@ use crate::event::OutboxRow;
 use crate::group_commit::GroupCommitter;
 use crate::notifications::{Notification, NotificationStore};
 use crate::outbox::Outbox;
+use crate::recommendations::{NeighbourList, RecommendationStore};
 use crate::write::WriteOp;
 
 pub struct OutboxOnCommitter {
@@ -67,5 +68,36 @@ impl NotificationStore for NotificationsOnCommitter {
         limit: u32,
     ) -> Result<Vec<Notification>, StoreError> {
         self.reads.notifications_for_user(user, limit).await
+    }
+}
+
+pub struct RecommendationsOnCommitter {
+    reads: Arc<dyn RecommendationStore>,
+    committer: GroupCommitter,
+}
+
+impl RecommendationsOnCommitter {
+    pub fn new(reads: Arc<dyn RecommendationStore>, committer: GroupCommitter) -> Self {
+        Self { reads, committer }
+    }
+}
+
+#[async_trait]
+impl RecommendationStore for RecommendationsOnCommitter {
+    async fn neighbour_lists(&self, node: &str) -> Result<Vec<NeighbourList>, StoreError> {
+        self.reads.neighbour_lists(node).await
+    }
+
+    async fn save_neighbour_lists(
+        &self,
+        node: &str,
+        lists: &[NeighbourList],
+    ) -> Result<(), StoreError> {
+        self.committer
+            .write(vec![WriteOp::SaveNeighbours {
+                node: node.to_owned(),
+                lists: lists.to_vec(),
+            }])
+            .await
     }
 }

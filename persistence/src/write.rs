@@ -36,6 +36,13 @@ pub enum WriteOp {
     SetOrderStatus(StatusChange),
     /// Creates or completes an order's shipment.
     PutShipment(Shipment),
+    /// What a delivered order pays its sellers, written with the delivery.
+    ReleasePayouts(Vec<crate::payouts::ReleasedPayout>),
+    /// A node's recommendation counts for these products, replacing what it saved before.
+    SaveNeighbours {
+        node: String,
+        lists: Vec<crate::recommendations::NeighbourList>,
+    },
     /// An event for the outbox, committed with whatever else is in the batch.
     Emit(crate::event::Event),
     /// Where a checked-out order goes and how it is paid, stored with the order.

@@ -386,6 +386,7 @@ mod tests {
             price: Money(price),
             rating,
             popularity,
+            seller_id: None,
         }
     }
 

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use engine::{Money, ProductId, UserId};
+use persistence::{NeighbourList, RecommendationStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventBody;
@@ -195,6 +196,31 @@ impl Analytics {
     /// stream), best first.
     pub fn bought_or_viewed_with(&self, product: ProductId, limit: usize) -> Vec<(ProductId, f64)> {
         self.lock().together.recommend(product, limit, now_ms())
+    }
+
+    /// Starts the recommendations from the lists saved before a restart.
+    pub fn restore_together(&self, lists: Vec<NeighbourList>) {
+        self.lock().together.restore(lists);
+    }
+
+    /// Saves the recommendation lists that changed since the last save as `node`'s;
+    /// answers how many. Lists that could not be saved go with the next save.
+    pub async fn save_together(
+        &self,
+        store: &dyn RecommendationStore,
+        node: &str,
+    ) -> Result<usize, StoreError> {
+        let lists = self.lock().together.take_changed();
+        if lists.is_empty() {
+            return Ok(0);
+        }
+        match store.save_neighbour_lists(node, &lists).await {
+            Ok(()) => Ok(lists.len()),
+            Err(error) => {
+                self.lock().together.unsaved(&lists);
+                Err(error)
+            }
+        }
     }
 
     /// Everything this node counted: what a cluster sums up.

@@ -4,18 +4,15 @@
 //! change, so an event relayed twice is sent once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use engine::{ProductId, UserId};
-use persistence::OutboxRow;
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
 use crate::event::EventBody;
 use crate::jobs::{Job, JobQueue};
+use crate::notices::Notices;
 use crate::pacing::CART_REMINDER;
-use crate::relay::EventSink;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,14 +30,12 @@ struct CartLine {
 }
 
 /// The relay's sink that queues a reminder for every abandoned cart.
-pub struct CartReminders {
-    jobs: Arc<dyn JobQueue>,
+pub fn cart_reminders(jobs: Arc<dyn JobQueue>) -> Notices {
+    Notices::new("cart_reminders", "cart_abandoned", reminder_of, jobs)
 }
 
-impl CartReminders {
-    pub fn new(jobs: Arc<dyn JobQueue>) -> Self {
-        Self { jobs }
-    }
+fn reminder_of(body: &EventBody) -> Result<Job, WorkflowError> {
+    Ok(reminder(body.data::<AbandonedCart>()?))
 }
 
 fn reminder(cart: AbandonedCart) -> Job {
@@ -51,27 +46,6 @@ fn reminder(cart: AbandonedCart) -> Job {
         order_id: None,
         channels: vec!["email".to_owned()],
         data: serde_json::json!({ "items": cart.items, "lastChangedAt": cart.touched_at }),
-    }
-}
-
-#[async_trait]
-impl EventSink for CartReminders {
-    fn name(&self) -> &'static str {
-        "cart_reminders"
-    }
-
-    async fn publish(&self, rows: &[OutboxRow]) -> Result<(), WorkflowError> {
-        for row in rows {
-            if row.event_type != "cart_abandoned" {
-                continue;
-            }
-            match EventBody::of_row(row).and_then(|body| body.data::<AbandonedCart>()) {
-                Ok(cart) => self.jobs.enqueue(reminder(cart), Duration::ZERO).await?,
-                // Retrying cannot fix a body; skipping keeps the rest flowing.
-                Err(error) => tracing::warn!(seq = row.seq, %error, "no reminder for a cart"),
-            }
-        }
-        Ok(())
     }
 }
 

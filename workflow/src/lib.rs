@@ -15,6 +15,7 @@
 //!   it starts, at a global send rate, each message once, resumable after a restart.
 //! - [`cart_reminders`] send an abandoned cart its one reminder; [`pacing`] keeps campaign
 //!   messages and cart reminders within the providers' rate.
+//! - [`payout_notices`] tell a seller of each payout a delivery released.
 //! - [`recommendations`] counts products bought and viewed together, for [`analytics`].
 
 pub mod analytics;
@@ -26,7 +27,9 @@ pub mod event;
 pub mod jobs;
 pub mod kafka;
 pub mod local;
+mod notices;
 pub mod pacing;
+pub mod payout_notices;
 pub mod rabbit;
 pub mod recommendations;
 pub mod relay;

@@ -9,13 +9,16 @@
 //! decayed when read, so an update touches only the pair it counts.
 //!
 //! [`crate::analytics`] feeds it from the `analytics` consumer group (`order_placed`,
-//! `product_viewed`) and answers `GET /api/v1/products/{id}/recommendations`. In memory:
-//! a restart starts the counts over (keeping them in PostgreSQL, or rebuilding them from
-//! the topic, is the next step).
+//! `product_viewed`) and answers `GET /api/v1/products/{id}/recommendations`. The lists
+//! that changed are saved to the store every few seconds and at a graceful stop
+//! ([`CoOccurrence::take_changed`], `persistence::RecommendationStore`), and a restart
+//! starts from them ([`CoOccurrence::restore`]); sessions are not saved (they last 30
+//! minutes).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use engine::{ProductId, UserId};
+use persistence::{Neighbour, NeighbourList};
 
 /// A purchase together says more than a view together.
 pub const BOUGHT_WEIGHT: f64 = 3.0;
@@ -71,6 +74,8 @@ pub struct CoOccurrence {
     settings: RecommendationSettings,
     neighbours: HashMap<ProductId, Vec<(ProductId, Score)>>,
     sessions: HashMap<UserId, Session>,
+    /// Products whose lists changed since they were last taken to be saved.
+    changed: HashSet<ProductId>,
 }
 
 impl CoOccurrence {
@@ -79,7 +84,54 @@ impl CoOccurrence {
             settings,
             neighbours: HashMap::new(),
             sessions: HashMap::new(),
+            changed: HashSet::new(),
         }
+    }
+
+    /// Starts from saved lists (a restart); lists counted since are kept and summed in.
+    pub fn restore(&mut self, lists: Vec<NeighbourList>) {
+        for list in lists {
+            for neighbour in list.neighbours {
+                if neighbour.product_id == list.product_id || !neighbour.score.is_finite() {
+                    continue;
+                }
+                let score = Score {
+                    value: neighbour.score.max(0.0),
+                    at_ms: neighbour.at_ms,
+                };
+                self.merge(list.product_id, neighbour.product_id, score);
+            }
+        }
+    }
+
+    /// The lists that changed since the last call, to be saved; they count as saved
+    /// unless handed back with [`CoOccurrence::unsaved`].
+    pub fn take_changed(&mut self) -> Vec<NeighbourList> {
+        let changed: Vec<ProductId> = self.changed.drain().collect();
+        changed
+            .into_iter()
+            .filter_map(|product_id| {
+                let neighbours = self.neighbours.get(&product_id)?;
+                Some(NeighbourList {
+                    product_id,
+                    neighbours: neighbours
+                        .iter()
+                        .map(|&(other, score)| Neighbour {
+                            product_id: other,
+                            score: score.value,
+                            at_ms: score.at_ms,
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Lists taken by [`CoOccurrence::take_changed`] that could not be saved: saved with
+    /// the next ones.
+    pub fn unsaved(&mut self, lists: &[NeighbourList]) {
+        self.changed
+            .extend(lists.iter().map(|list| list.product_id));
     }
 
     /// The products of one order: every pair of different products counts once.
@@ -155,8 +207,40 @@ impl CoOccurrence {
         self.add(b, a, weight, at_ms);
     }
 
+    /// A saved score joins the list: added to the pair's score if it is there, else it
+    /// takes a free place or the weakest one's if weaker than it.
+    fn merge(&mut self, product: ProductId, other: ProductId, score: Score) {
+        let half_life_ms = self.settings.half_life_ms;
+        let neighbours_max = self.settings.neighbours_max;
+        let neighbours = self.neighbours.entry(product).or_default();
+        if let Some((_, mine)) = neighbours.iter_mut().find(|(id, _)| *id == other) {
+            let now = mine.at_ms.max(score.at_ms);
+            *mine = Score {
+                value: mine.at(now, half_life_ms) + score.at(now, half_life_ms),
+                at_ms: now,
+            };
+            return;
+        }
+        if neighbours.len() < neighbours_max {
+            neighbours.push((other, score));
+            return;
+        }
+        let at = score.at_ms;
+        let weakest = neighbours
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kept))| (i, kept.at(at, half_life_ms)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, value)) = weakest
+            && value < score.value
+        {
+            neighbours[i] = (other, score);
+        }
+    }
+
     fn add(&mut self, product: ProductId, other: ProductId, weight: f64, at_ms: u64) {
         let half_life_ms = self.settings.half_life_ms;
+        self.changed.insert(product);
         let neighbours = self.neighbours.entry(product).or_default();
         if let Some((_, score)) = neighbours.iter_mut().find(|(id, _)| *id == other) {
             let now = at_ms.max(score.at_ms);
@@ -261,6 +345,41 @@ mod tests {
             "{scores:?}"
         );
         assert!(counts.recommend(p(9), 10, 0).is_empty());
+    }
+
+    #[test]
+    fn saved_lists_restore_the_same_answers_and_only_changes_are_saved_again() {
+        let mut counts = small();
+        let p = ProductId;
+        counts.bought_together(&[p(1), p(2), p(3)], 0);
+        counts.bought_together(&[p(1), p(2)], HOUR);
+        let saved = counts.take_changed();
+        assert_eq!(saved.len(), 3, "every product with neighbours");
+        assert!(counts.take_changed().is_empty(), "nothing changed since");
+
+        let mut restarted = small();
+        restarted.restore(saved.clone());
+        for product in [1, 2, 3] {
+            assert_eq!(
+                restarted.recommend(p(product), 10, 2 * HOUR),
+                counts.recommend(p(product), 10, 2 * HOUR)
+            );
+        }
+        // Restoring is not a change; counting after it is, and it adds to the saved scores.
+        assert!(restarted.take_changed().is_empty());
+        restarted.bought_together(&[p(3), p(4)], 2 * HOUR);
+        let mut changed: Vec<u64> = restarted
+            .take_changed()
+            .iter()
+            .map(|list| list.product_id.0)
+            .collect();
+        changed.sort_unstable();
+        assert_eq!(changed, [3, 4]);
+        // A save that failed is tried again with the next.
+        counts.bought_together(&[p(5), p(6)], 0);
+        let failed = counts.take_changed();
+        counts.unsaved(&failed);
+        assert_eq!(counts.take_changed().len(), 2);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use persistence::{CampaignStore, Deliveries, Outbox, WishlistStore};
+use persistence::{CampaignStore, Deliveries, Outbox, RecommendationStore, WishlistStore};
 use tokio::task::JoinHandle;
 
 use crate::WorkflowError;
@@ -14,11 +14,12 @@ use crate::campaigns::planner::CampaignPlanner;
 use crate::campaigns::queue::{CampaignQueue, LocalCampaignQueue, RabbitCampaignQueue};
 use crate::campaigns::runner::CampaignRunner;
 use crate::campaigns::{CAMPAIGN_CHANNELS, CampaignSettings};
-use crate::cart_reminders::CartReminders;
+use crate::cart_reminders::cart_reminders;
 use crate::jobs::{ChannelWorker, JobQueue, Sender};
 use crate::kafka::{KafkaSettings, KafkaSink, create_topics, start_analytics_consumer};
 use crate::local::{AnalyticsSink, LocalJobQueue, SagaSink};
 use crate::pacing::PacedSender;
+use crate::payout_notices::payout_notices;
 use crate::rabbit::{
     Rabbit, RabbitJobQueue, RabbitSettings, RabbitSink, start_worker, start_worker_with_prefetch,
 };
@@ -38,6 +39,11 @@ pub struct WorkflowSettings {
     /// How far back trending products look.
     pub trending_window: Duration,
     pub campaigns: CampaignSettings,
+    /// Whose recommendation counts this node saves and reloads (its cluster node id).
+    pub node: String,
+    /// How often the recommendation lists that changed are saved (a crash loses at most
+    /// this much counting).
+    pub save_recommendations_every: Duration,
 }
 
 /// What the workflow reads and writes: the outbox it relays, the delivery partners the
@@ -48,12 +54,15 @@ pub struct WorkflowStores {
     pub deliveries: Arc<dyn Deliveries>,
     pub campaigns: Arc<dyn CampaignStore>,
     pub wishlists: Arc<dyn WishlistStore>,
+    pub recommendations: Arc<dyn RecommendationStore>,
 }
 
 pub struct Workflow {
     analytics: Arc<Analytics>,
     rabbit: Option<Rabbit>,
     tasks: Vec<JoinHandle<()>>,
+    recommendations: Arc<dyn RecommendationStore>,
+    node: String,
 }
 
 impl Workflow {
@@ -75,6 +84,13 @@ impl Workflow {
         gate: RelayGate,
     ) -> Result<Self, WorkflowError> {
         let analytics = Arc::new(Analytics::new(settings.trending_window.as_millis() as u64));
+        // Before any event is counted: counts since are summed into what was saved.
+        match stores.recommendations.neighbour_lists(&settings.node).await {
+            Ok(lists) => analytics.restore_together(lists),
+            Err(error) => {
+                tracing::warn!(%error, "recommendations start over: the saved lists are unreadable")
+            }
+        }
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(CampaignPlanner::new(
             Arc::clone(&stores.campaigns),
             settings.campaigns.reminder_before,
@@ -104,7 +120,8 @@ impl Workflow {
             Some(rabbit_settings) => {
                 let rabbit = Rabbit::connect(rabbit_settings.clone()).await?;
                 let jobs: Arc<dyn JobQueue> = Arc::new(RabbitJobQueue::new(rabbit.clone()));
-                sinks.push(Arc::new(CartReminders::new(Arc::clone(&jobs))));
+                sinks.push(Arc::new(cart_reminders(Arc::clone(&jobs))));
+                sinks.push(Arc::new(payout_notices(Arc::clone(&jobs))));
                 let saga = Arc::new(OrderSaga::new(
                     Arc::clone(&stores.deliveries),
                     jobs,
@@ -151,7 +168,8 @@ impl Workflow {
                     settings.local_attempts,
                     settings.local_backoff,
                 ));
-                sinks.push(Arc::new(CartReminders::new(Arc::clone(&jobs))));
+                sinks.push(Arc::new(cart_reminders(Arc::clone(&jobs))));
+                sinks.push(Arc::new(payout_notices(Arc::clone(&jobs))));
                 let saga = Arc::new(OrderSaga::new(
                     Arc::clone(&stores.deliveries),
                     jobs,
@@ -169,11 +187,31 @@ impl Workflow {
         };
         tasks.push(runner.start(Arc::clone(&gate)));
         tasks.push(start_relay(stores.outbox, sinks, gate));
+        tasks.push(start_recommendation_saver(
+            Arc::clone(&analytics),
+            Arc::clone(&stores.recommendations),
+            settings.node.clone(),
+            settings.save_recommendations_every,
+        ));
         Ok(Self {
             analytics,
             rabbit,
             tasks,
+            recommendations: stores.recommendations,
+            node: settings.node,
         })
+    }
+
+    /// Saves the recommendation lists counted since the last save (a graceful stop calls
+    /// it while the store still takes writes).
+    pub async fn save_recommendations(&self) {
+        if let Err(error) = self
+            .analytics
+            .save_together(self.recommendations.as_ref(), &self.node)
+            .await
+        {
+            tracing::warn!(%error, "the last recommendation counts were not saved");
+        }
     }
 
     pub fn analytics(&self) -> Arc<Analytics> {
@@ -194,4 +232,21 @@ impl Workflow {
             rabbit.close().await;
         }
     }
+}
+
+/// Saves the recommendation lists that changed, every `every`.
+fn start_recommendation_saver(
+    analytics: Arc<Analytics>,
+    store: Arc<dyn RecommendationStore>,
+    node: String,
+    every: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(error) = analytics.save_together(store.as_ref(), &node).await {
+                tracing::warn!(%error, "recommendation counts not saved; trying again");
+            }
+        }
+    })
 }

@@ -15,8 +15,9 @@ pub enum OrderMsg {
         /// For payment events: the provider's record, stored with the change.
         payment: Option<PaymentRecord>,
         /// Written in the same transaction as a status change that moves no stock (the
-        /// shipment with SHIPPED and DELIVERED).
-        attach: Option<Box<WriteOp>>,
+        /// shipment with SHIPPED; the shipment, the payouts and their events with
+        /// DELIVERED).
+        attach: Vec<WriteOp>,
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
     /// The reservation clock says the time is up.

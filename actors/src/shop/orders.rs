@@ -50,7 +50,7 @@ impl Shop {
         id: OrderId,
         event: OrderEvent,
     ) -> Result<Order, OrderError> {
-        self.apply_with(id, event, None, None).await
+        self.apply_with(id, event, None, Vec::new()).await
     }
 
     /// A payment provider's verdict: paid (the units become sold) or failed (they go back),
@@ -76,7 +76,7 @@ impl Shop {
             succeeded,
             amount,
         };
-        match self.apply_with(id, event, Some(payment), None).await {
+        match self.apply_with(id, event, Some(payment), Vec::new()).await {
             Err(OrderError::Illegal(illegal)) => {
                 let already = if succeeded {
                     illegal.from.is_sold()
@@ -97,7 +97,7 @@ impl Shop {
         id: OrderId,
         event: OrderEvent,
         payment: Option<PaymentRecord>,
-        attach: Option<persistence::WriteOp>,
+        attach: Vec<WriteOp>,
     ) -> Result<Order, OrderError> {
         // Order actors stop when idle; one that stopped between lookup and message is
         // simply looked up again (the message was never handled).
@@ -117,7 +117,7 @@ impl Shop {
             };
             let timeout = Some(self.ctx.settings().request_timeout);
             let payment = payment.clone();
-            let attach = attach.clone().map(Box::new);
+            let attach = attach.clone();
             match actor
                 .call(
                     |reply| OrderMsg::Apply {
@@ -182,7 +182,7 @@ impl Shop {
                 id,
                 OrderEvent::Ship,
                 None,
-                Some(WriteOp::PutShipment(shipment)),
+                vec![WriteOp::PutShipment(shipment)],
             )
             .await?;
         self.ctx.tracking().update(
@@ -242,7 +242,8 @@ impl Shop {
         Ok(view)
     }
 
-    /// The parcel reached its buyer: SHIPPED -> DELIVERED, with the proof.
+    /// The parcel reached its buyer: SHIPPED -> DELIVERED, with the proof; each seller of
+    /// its lines is paid in the same transaction (`payouts.rs`).
     pub async fn complete_delivery(
         &self,
         id: OrderId,
@@ -257,18 +258,17 @@ impl Shop {
                 .status;
             return Err(OrderError::NotInTransit(status));
         };
+        let at_ms = self.ctx.now_ms();
         shipment.delivered = Some(Delivery {
-            at_ms: self.ctx.now_ms(),
+            at_ms,
             signature,
             photo_url,
         });
+        let shipped = self.order(id).await?.ok_or(OrderError::NotFound(id))?;
+        let mut attach = vec![WriteOp::PutShipment(shipment.clone())];
+        attach.extend(self.payouts_of(&shipped, at_ms)?);
         let order = self
-            .apply_with(
-                id,
-                OrderEvent::Deliver,
-                None,
-                Some(WriteOp::PutShipment(shipment.clone())),
-            )
+            .apply_with(id, OrderEvent::Deliver, None, attach)
             .await?;
         self.ctx.tracking().update(
             id,

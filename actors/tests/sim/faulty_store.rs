@@ -226,6 +226,8 @@ fn describe(ops: &[WriteOp]) -> String {
             WriteOp::PlaceOrder { order, .. } => format!("place {}", order.id),
             WriteOp::SetOrderStatus(change) => format!("{} {}", change.to, change.order_id),
             WriteOp::PutShipment(shipment) => format!("ship {}", shipment.order_id),
+            WriteOp::ReleasePayouts(payouts) => format!("{} payouts", payouts.len()),
+            WriteOp::SaveNeighbours { lists, .. } => format!("{} neighbour lists", lists.len()),
             WriteOp::Emit(event) => event.event_type.to_owned(),
             WriteOp::PutCheckout(details) => format!("checkout {}", details.order_id),
             WriteOp::ForgetEvents(seqs) => format!("forget {} events", seqs.len()),

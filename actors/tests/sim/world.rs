@@ -84,6 +84,7 @@ pub fn simulation_settings(rng: &mut Rng) -> ShopSettings {
         recovery_retry: Duration::from_millis(50),
         quantity_per_order_max: 3,
         wishlist_items_max: 500,
+        commission: actors::CommissionRates::default(),
         group_commit: GroupCommitSettings {
             batch_size_max: rng.one_of(&[1, 8, 256]) as usize,
             batch_delay: Duration::from_micros(rng.one_of(&[0, 2_000])),
@@ -346,6 +347,7 @@ fn start_shop(
         reviews: database.clone(),
         notifications: database.clone(),
         wishlists: database.clone(),
+        sellers: database.clone(),
         carts: Carts::in_database(faulty, Duration::from_secs(3_600)),
     };
     let now_ms = START_MS + origin.elapsed().as_millis() as u64;

@@ -229,7 +229,7 @@ impl IdentityProvider {
             Value::Array(names) => names.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
-        [Role::Admin, Role::Logistics, Role::Delivery]
+        [Role::Admin, Role::Logistics, Role::Delivery, Role::Seller]
             .into_iter()
             .find(|role| {
                 names

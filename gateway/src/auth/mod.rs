@@ -30,6 +30,8 @@ pub enum Role {
     Admin,
     Logistics,
     Delivery,
+    /// A marketplace seller: sees the orders of their products and their payouts.
+    Seller,
 }
 
 impl std::str::FromStr for Role {
@@ -40,8 +42,9 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "logistics" => Ok(Role::Logistics),
             "delivery" => Ok(Role::Delivery),
+            "seller" => Ok(Role::Seller),
             other => Err(format!(
-                "unknown role {other:?}: expected customer, admin, logistics or delivery"
+                "unknown role {other:?}: expected customer, admin, logistics, delivery or seller"
             )),
         }
     }

@@ -17,6 +17,7 @@ pub mod payments;
 pub mod products;
 mod reviews;
 mod search;
+mod sellers;
 mod stock_feed;
 mod tracking;
 mod wishlist;
@@ -51,6 +52,7 @@ pub fn router() -> Router<ApiContext> {
         .merge(search::router())
         .merge(reviews::router())
         .merge(wishlist::router())
+        .merge(sellers::router())
         .merge(campaigns::router())
         .merge(cluster::router());
     let (documented, document) = OpenApiRouter::with_openapi(crate::api_doc::ApiDoc::openapi())

@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::{Money, Product, ProductDraft, ProductEdit, ProductId};
+use engine::{Money, Product, ProductDraft, ProductEdit, ProductId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApiContext;
@@ -44,6 +44,9 @@ pub(crate) struct NewProduct {
     rating: f32,
     #[serde(default)]
     popularity: u64,
+    /// The marketplace seller (a user with role `seller`) paid on delivery; absent for
+    /// the shop's own stock.
+    seller_id: Option<u64>,
 }
 
 impl NewProduct {
@@ -57,6 +60,7 @@ impl NewProduct {
             price: Money(self.price),
             rating: self.rating,
             popularity: self.popularity,
+            seller_id: self.seller_id.map(UserId),
         };
         (self.id.map(ProductId), draft, self.stock)
     }
@@ -76,6 +80,8 @@ struct ProductReplacement {
     popularity: Option<u64>,
     /// Sets the units on the shelf when present (restock or write-down).
     stock: Option<u64>,
+    /// Moves the product to another seller when present (kept as is when absent).
+    seller_id: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -89,6 +95,9 @@ pub struct ProductBody {
     price: u64,
     rating: f32,
     popularity: u64,
+    /// The marketplace seller; absent for the shop's own stock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seller_id: Option<u64>,
 }
 
 impl From<&Product> for ProductBody {
@@ -102,6 +111,7 @@ impl From<&Product> for ProductBody {
             price: product.price.0,
             rating: product.rating,
             popularity: product.popularity,
+            seller_id: product.seller_id.map(|seller| seller.0),
         }
     }
 }
@@ -189,6 +199,7 @@ async fn replace(
         price: Some(Money(body.price)),
         rating: body.rating,
         popularity: body.popularity,
+        seller_id: body.seller_id.map(UserId),
     };
     let product = ctx
         .shop

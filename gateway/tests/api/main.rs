@@ -20,6 +20,7 @@ mod nginx;
 mod openapi;
 mod outages;
 mod payments;
+mod payouts;
 mod products;
 mod rate_limits;
 mod recommendations;

@@ -131,6 +131,8 @@ async fn the_document_describes_every_route_and_nothing_else() {
         ("POST", "/api/v1/wishlist/items"),
         ("DELETE", "/api/v1/wishlist/items/{product_id}"),
         ("GET", "/api/v1/admin/campaigns/{sale_id}"),
+        ("GET", "/api/v1/seller/orders"),
+        ("GET", "/api/v1/seller/payouts"),
         ("GET", "/api/v1/search"),
         ("GET", "/api/v1/notifications"),
         ("GET", "/api/v1/analytics/sales"),

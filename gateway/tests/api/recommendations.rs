@@ -1,6 +1,7 @@
 //! Recommendations: after scripted purchases (multi-line checkouts) and signed-in views, a
 //! product's recommendations list the products most often bought or viewed with it, in
-//! order; a product nothing is known of gets the trending products.
+//! order; a product nothing is known of gets the trending products; a restart keeps them
+//! (the counts are saved to the store and reloaded).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use gateway::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, eventually, spawn_app};
+use crate::helpers::{TestApp, error_code, eventually, spawn_app_in};
 
 async fn check_out(app: &TestApp, user: u64, products: &[u64]) {
     for &product in products {
@@ -58,7 +59,8 @@ fn ids(body: &Value) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_bought_and_viewed_together_are_recommended_in_order() {
-    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app_in(dir.path(), |_| {}).await;
     for product in 1..=6 {
         app.create_product(product, 1_000 * product, 100).await;
     }
@@ -109,5 +111,13 @@ async fn products_bought_and_viewed_together_are_recommended_in_order() {
     assert_eq!(error_code(bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     let bad_token = app.get_as("/api/v1/products/1", "not-a-token").await;
     assert_eq!(bad_token.status(), StatusCode::UNAUTHORIZED);
+
+    // A restart starts from the saved counts: the same answers at once.
+    app.stop().await;
+    let app = spawn_app_in(dir.path(), |_| {}).await;
+    let again = recommended(&app, 1).await;
+    assert_eq!(again["source"], "together", "{again}");
+    assert_eq!(ids(&again), [2, 3, 4], "{again}");
+    assert_eq!(ids(&recommended(&app, 4).await), [1]);
     app.stop().await;
 }

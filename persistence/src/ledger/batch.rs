@@ -100,6 +100,8 @@ impl Batch {
                 | WriteOp::PutSale { .. }
                 | WriteOp::ChangeSale { .. }
                 | WriteOp::PutShipment(_)
+                | WriteOp::ReleasePayouts(_)
+                | WriteOp::SaveNeighbours { .. }
                 | WriteOp::PutCheckout(_) => {}
             }
         }

@@ -3,7 +3,7 @@
 //!
 //! - [`OrderLedger::commit`] applies one group commit atomically: its per-order writes as
 //!   one batch (`batch.rs`), the rare single-row writes (a product, a sale, a shipment, a
-//!   checkout's address) beside it, in one transaction.
+//!   checkout's address, a delivery's payouts) beside it, in one transaction.
 //! - [`OrderLedger::load_product`] rebuilds a product's stock from the orders (the truth),
 //!   never from counters or a mirror.
 //! - Pending orders and id high-water marks let a restart pick up where it stopped.
@@ -114,6 +114,8 @@ fn is_single_row(op: &WriteOp) -> bool {
             | WriteOp::PutSale { .. }
             | WriteOp::ChangeSale { .. }
             | WriteOp::PutShipment(_)
+            | WriteOp::ReleasePayouts(_)
+            | WriteOp::SaveNeighbours { .. }
             | WriteOp::PutCheckout(_)
     )
 }
@@ -236,6 +238,12 @@ impl OrderLedger for Database {
                 }
                 WriteOp::PutShipment(shipment) => {
                     crate::deliveries::put_shipment(&mut tx, shipment).await?
+                }
+                WriteOp::ReleasePayouts(payouts) => {
+                    crate::payouts::put_payouts(&mut tx, payouts).await?
+                }
+                WriteOp::SaveNeighbours { node, lists } => {
+                    crate::recommendations::put_lists(&mut tx, node, lists).await?
                 }
                 WriteOp::PlaceOrder { .. }
                 | WriteOp::SetOrderStatus(_)

@@ -1021,3 +1021,141 @@ pub async fn a_campaign_finishes_with_its_last_delivery(store: Arc<Database>) {
     assert_eq!((campaign.sent, campaign.failed), (1, 1));
     assert_eq!(campaign.finished_at_ms, Some(900));
 }
+
+/// A seller's orders hold only their lines, newest first; a payout of an order and seller
+/// is written once (the first stands), and a seller's statement counts only theirs.
+pub async fn sellers_see_their_orders_and_each_payout_once(store: Arc<Database>) {
+    use engine::Money;
+    use engine::payout::Payout;
+    use persistence::{ReleasedPayout, SellerStore};
+
+    let with_seller = |id: u64, seller: Option<u64>| WriteOp::PutProduct {
+        product: Product {
+            seller_id: seller.map(UserId),
+            ..super::product(id)
+        },
+        stock_initial: 50,
+        shelf_change: 50,
+        at_ms: 1,
+    };
+    let mut two_sellers = order(3, 9, 1, 2, None);
+    two_sellers.items.push(engine::order::OrderItem {
+        product_id: ProductId(2),
+        sale_id: None,
+        quantity: 1,
+        unit_price: Money(3_000),
+    });
+    two_sellers.total = Money(13_000);
+    store
+        .commit(&[
+            with_seller(1, Some(70)),
+            with_seller(2, Some(71)),
+            with_seller(3, None),
+            place(order(1, 9, 1, 1, None)),
+            place(order(2, 9, 3, 1, None)),
+            place(two_sellers),
+        ])
+        .await
+        .expect("orders");
+    let of_70 = store
+        .seller_orders(UserId(70), 0, 10)
+        .await
+        .expect("orders");
+    let ids: Vec<OrderId> = of_70.iter().map(|order| order.order_id).collect();
+    assert_eq!(
+        ids,
+        [OrderId(Uuid::from_u128(3)), OrderId(Uuid::from_u128(1))],
+        "newest first, only orders holding the seller's products"
+    );
+    assert_eq!(of_70[0].items.len(), 1, "only the seller's lines");
+    assert_eq!(of_70[0].items[0].product_id, ProductId(1));
+    assert_eq!(of_70[0].subtotal(), Money(10_000));
+    assert_eq!(of_70[0].status, OrderStatus::PendingPayment);
+    let second_page = store.seller_orders(UserId(70), 1, 10).await.expect("page");
+    assert_eq!(second_page.len(), 1);
+    assert_eq!(second_page[0].order_id, OrderId(Uuid::from_u128(1)));
+    assert!(
+        store
+            .seller_orders(UserId(72), 0, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    let payout = |seller: u64, gross: u64, commission: u64| ReleasedPayout {
+        payout: Payout {
+            order_id: OrderId(Uuid::from_u128(3)),
+            seller_id: UserId(seller),
+            gross: Money(gross),
+            commission: Money(commission),
+            net: Money(gross - commission),
+        },
+        released_at_ms: 1_000,
+    };
+    store
+        .commit(&[WriteOp::ReleasePayouts(vec![
+            payout(70, 10_000, 1_000),
+            payout(71, 3_000, 300),
+        ])])
+        .await
+        .expect("released");
+    // A replayed release (different figures, to tell them apart) changes nothing.
+    store
+        .commit(&[WriteOp::ReleasePayouts(vec![payout(70, 99, 9)])])
+        .await
+        .expect("replayed");
+    let statement = store
+        .seller_payouts(UserId(70), 0, 10)
+        .await
+        .expect("payouts");
+    assert_eq!(statement.payouts, vec![payout(70, 10_000, 1_000)]);
+    assert_eq!((statement.count, statement.net), (1, Money(9_000)));
+    let statement = store
+        .seller_payouts(UserId(71), 0, 10)
+        .await
+        .expect("payouts");
+    assert_eq!(statement.payouts, vec![payout(71, 3_000, 300)]);
+    let none = store
+        .seller_payouts(UserId(72), 0, 10)
+        .await
+        .expect("payouts");
+    assert_eq!((none.payouts.len(), none.count, none.net), (0, 0, Money(0)));
+}
+
+/// Each node's recommendation lists read back as saved; a later save of a product
+/// replaces its list; other nodes' lists stay apart.
+pub async fn recommendation_lists_are_saved_per_node(store: Arc<Database>) {
+    use persistence::{Neighbour, NeighbourList, RecommendationStore};
+
+    let list = |product: u64, neighbours: &[(u64, f64)]| NeighbourList {
+        product_id: ProductId(product),
+        neighbours: neighbours
+            .iter()
+            .map(|&(other, score)| Neighbour {
+                product_id: ProductId(other),
+                score,
+                at_ms: 1_700_000_000_000,
+            })
+            .collect(),
+    };
+    store
+        .save_neighbour_lists("a", &[list(1, &[(2, 3.5), (3, 1.0)]), list(2, &[(1, 3.5)])])
+        .await
+        .expect("saved");
+    store
+        .save_neighbour_lists("b", &[list(1, &[(4, 0.25)])])
+        .await
+        .expect("saved");
+    store
+        .save_neighbour_lists("a", &[list(1, &[(2, 6.5)])])
+        .await
+        .expect("replaced");
+    let mut of_a = store.neighbour_lists("a").await.expect("read");
+    of_a.sort_by_key(|list| list.product_id);
+    assert_eq!(of_a, vec![list(1, &[(2, 6.5)]), list(2, &[(1, 3.5)])]);
+    assert_eq!(
+        store.neighbour_lists("b").await.expect("read"),
+        vec![list(1, &[(4, 0.25)])]
+    );
+    assert!(store.neighbour_lists("c").await.expect("read").is_empty());
+}

@@ -41,6 +41,8 @@ macro_rules! contracts {
             campaigns_keep_their_cursor_and_count_each_message_once,
             a_campaign_finishes_with_its_last_delivery,
             a_cancelled_campaign_stops_where_it_was,
+            sellers_see_their_orders_and_each_payout_once,
+            recommendation_lists_are_saved_per_node,
         );
     };
 }
@@ -55,6 +57,7 @@ pub fn product(id: u64) -> Product {
         price: Money(10_000),
         rating: 4.0,
         popularity: 1,
+        seller_id: None,
     }
 }
 
