@@ -1,7 +1,9 @@
 //! Recommendations: after scripted purchases (multi-line checkouts) and signed-in views, a
 //! product's recommendations list the products most often bought or viewed with it, in
 //! order; a product nothing is known of gets the trending products; a restart keeps them
-//! (the counts are saved to the store and reloaded).
+//! (the counts are saved to the store and reloaded). On the embedded store with the
+//! events counted in process, and on PostgreSQL with the `analytics` consumer group on
+//! Kafka.
 
 use std::time::Duration;
 
@@ -9,7 +11,12 @@ use gateway::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, eventually, spawn_app_in};
+use gateway::settings::Settings;
+use workflow::test_support::{kafka_brokers, unique_prefix};
+
+use crate::helpers::{
+    TestApp, error_code, eventually, spawn_app_in, spawn_app_with, use_kafka, use_services,
+};
 
 async fn check_out(app: &TestApp, user: u64, products: &[u64]) {
     for &product in products {
@@ -61,16 +68,50 @@ fn ids(body: &Value) -> Vec<u64> {
 async fn products_bought_and_viewed_together_are_recommended_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = spawn_app_in(dir.path(), |_| {}).await;
+    together_in_order(&app).await;
+    // A restart starts from the saved counts: the same answers at once.
+    app.stop().await;
+    let app = spawn_app_in(dir.path(), |_| {}).await;
+    still_in_order(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommendations_on_postgres_and_kafka_survive_a_restart() {
+    let database = persistence::test_support::TestDatabase::create().await;
+    let redis = persistence::test_support::redis_url();
+    let (prefix, brokers) = (unique_prefix(), kafka_brokers());
+    let configure = |settings: &mut Settings| {
+        use_services(settings, &database.url, &redis);
+        use_kafka(settings, &brokers, &prefix);
+    };
+    let app = spawn_app_with(configure).await;
+    together_in_order(&app).await;
+    app.stop().await;
+    let app = spawn_app_with(configure).await;
+    still_in_order(&app).await;
+    app.stop().await;
+    database.drop_database().await;
+}
+
+async fn still_in_order(app: &TestApp) {
+    let again = recommended(app, 1).await;
+    assert_eq!(again["source"], "together", "{again}");
+    assert_eq!(ids(&again), [2, 3, 4], "{again}");
+    assert_eq!(ids(&recommended(app, 4).await), [1]);
+}
+
+async fn together_in_order(app: &TestApp) {
     for product in 1..=6 {
         app.create_product(product, 1_000 * product, 100).await;
     }
     // 1 with 2 in three orders, with 3 in one; 4 with 1 in two sessions of views.
-    check_out(&app, 11, &[1, 2]).await;
-    check_out(&app, 12, &[1, 2, 3]).await;
-    check_out(&app, 13, &[2, 1]).await;
+    check_out(app, 11, &[1, 2]).await;
+    check_out(app, 12, &[1, 2, 3]).await;
+    check_out(app, 13, &[2, 1]).await;
     for user in [21, 22] {
-        view(&app, user, 4).await;
-        view(&app, user, 1).await;
+        view(app, user, 4).await;
+        view(app, user, 1).await;
     }
     // Anonymous views pair with nothing.
     for product in [5, 1] {
@@ -83,7 +124,7 @@ async fn products_bought_and_viewed_together_are_recommended_in_order() {
     }
 
     let body = eventually(Duration::from_secs(20), || async {
-        let body = recommended(&app, 1).await;
+        let body = recommended(app, 1).await;
         (ids(&body).len() == 3).then_some(body)
     })
     .await;
@@ -92,10 +133,10 @@ async fn products_bought_and_viewed_together_are_recommended_in_order() {
     assert_eq!(body["source"], "together");
     assert_eq!(body["items"][0]["title"], "Phone 2");
     assert_eq!(body["items"][0]["price"], 2_000);
-    assert_eq!(ids(&recommended(&app, 4).await), [1]);
+    assert_eq!(ids(&recommended(app, 4).await), [1]);
 
     // Nothing is known of 6: the trending products stand in, itself left out.
-    let fallback = recommended(&app, 6).await;
+    let fallback = recommended(app, 6).await;
     assert_eq!(fallback["source"], "trending", "{fallback}");
     assert!(
         !ids(&fallback).is_empty() && !ids(&fallback).contains(&6),
@@ -111,13 +152,4 @@ async fn products_bought_and_viewed_together_are_recommended_in_order() {
     assert_eq!(error_code(bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     let bad_token = app.get_as("/api/v1/products/1", "not-a-token").await;
     assert_eq!(bad_token.status(), StatusCode::UNAUTHORIZED);
-
-    // A restart starts from the saved counts: the same answers at once.
-    app.stop().await;
-    let app = spawn_app_in(dir.path(), |_| {}).await;
-    let again = recommended(&app, 1).await;
-    assert_eq!(again["source"], "together", "{again}");
-    assert_eq!(ids(&again), [2, 3, 4], "{again}");
-    assert_eq!(ids(&recommended(&app, 4).await), [1]);
-    app.stop().await;
 }
