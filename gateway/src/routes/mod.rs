@@ -104,6 +104,29 @@ pub(crate) fn paging(
     Ok((page, page_size))
 }
 
+/// `?page=&pageSize=` of a listing that takes nothing else.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub(crate) struct PageParams {
+    /// 1-based, default 1.
+    page: Option<u32>,
+    /// The listing's default when absent, at most the server's page size bound.
+    page_size: Option<u32>,
+}
+
+impl PageParams {
+    /// The page, its size and the offset of its first item ([`paging`]'s rules).
+    pub(crate) fn resolve(
+        &self,
+        limits: &crate::app::Limits,
+        size_default: u32,
+    ) -> Result<(u32, u32, u64), ApiError> {
+        let (page, page_size) = paging(limits, self.page, self.page_size, size_default)?;
+        Ok((page, page_size, u64::from(page - 1) * u64::from(page_size)))
+    }
+}
+
 /// The filters browse and search share: a price range and a lowest rating.
 pub(crate) fn check_filters(
     price_min: Option<u64>,

@@ -13,11 +13,12 @@ use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::routes::PageParams;
 
 const PAGE_SIZE_DEFAULT: u32 = 20;
 
 use crate::api_doc::ErrorBody;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
@@ -105,14 +106,6 @@ async fn add(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query, rename_all = "camelCase")]
-struct PageParams {
-    page: Option<u32>,
-    page_size: Option<u32>,
-}
-
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = ReviewPage)]
@@ -141,13 +134,7 @@ async fn list(
     Path(id): Path<u64>,
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<ListBody>, ApiError> {
-    let (page, page_size) = super::paging(
-        &ctx.limits,
-        params.page,
-        params.page_size,
-        PAGE_SIZE_DEFAULT,
-    )?;
-    let offset = u64::from(page - 1) * u64::from(page_size);
+    let (page, page_size, offset) = params.resolve(&ctx.limits, PAGE_SIZE_DEFAULT)?;
     let (reviews, ReviewSummary { average, count }) =
         ctx.shop.reviews(ProductId(id), offset, page_size).await?;
     Ok(axum::Json(ListBody {

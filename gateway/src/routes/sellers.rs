@@ -5,17 +5,17 @@
 
 use axum::extract::State;
 use persistence::{PayoutStatement, ReleasedPayout, SellerOrder};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::routes::paging;
+use crate::routes::PageParams;
 use crate::time_format::format_rfc3339_ms;
 
 use crate::api_doc::ErrorBody;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Default page size: a screen of a seller's dashboard.
@@ -25,16 +25,6 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
         .routes(routes!(orders))
         .routes(routes!(payouts))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query, rename_all = "camelCase")]
-struct PageParams {
-    /// 1-based, default 1.
-    page: Option<u32>,
-    /// Default 20, at most the server's page size bound.
-    page_size: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -131,16 +121,6 @@ struct PayoutsBody {
     total_net: u64,
 }
 
-fn page_of(ctx: &ApiContext, params: &PageParams) -> Result<(u32, u32, u64), ApiError> {
-    let (page, page_size) = paging(
-        &ctx.limits,
-        params.page,
-        params.page_size,
-        PAGE_SIZE_DEFAULT,
-    )?;
-    Ok((page, page_size, u64::from(page - 1) * u64::from(page_size)))
-}
-
 /// The orders holding the caller's products, newest first, with only their lines.
 #[utoipa::path(
     get,
@@ -160,7 +140,7 @@ async fn orders(
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<SellerOrdersBody>, ApiError> {
     caller.require(&[Role::Seller])?;
-    let (page, page_size, offset) = page_of(&ctx, &params)?;
+    let (page, page_size, offset) = params.resolve(&ctx.limits, PAGE_SIZE_DEFAULT)?;
     let orders = ctx
         .shop
         .seller_orders(caller.user_id, offset, page_size)
@@ -192,7 +172,7 @@ async fn payouts(
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<PayoutsBody>, ApiError> {
     caller.require(&[Role::Seller])?;
-    let (page, page_size, offset) = page_of(&ctx, &params)?;
+    let (page, page_size, offset) = params.resolve(&ctx.limits, PAGE_SIZE_DEFAULT)?;
     let PayoutStatement {
         payouts,
         count,

@@ -13,12 +13,12 @@ use crate::app::ApiContext;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::routes::PageParams;
 use crate::routes::flash_sales::FlashSaleBody;
-use crate::routes::paging;
 use crate::time_format::format_rfc3339_ms;
 
 use crate::api_doc::ErrorBody;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Default page size: a phone screen of products.
@@ -35,16 +35,6 @@ pub fn router() -> OpenApiRouter<ApiContext> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewItem {
     product_id: u64,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query, rename_all = "camelCase")]
-struct PageParams {
-    /// 1-based, default 1.
-    page: Option<u32>,
-    /// Default 20, at most the server's page size bound.
-    page_size: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,13 +103,7 @@ async fn show(
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<WishlistBody>, ApiError> {
     caller.require(&[Role::Customer])?;
-    let (page, page_size) = paging(
-        &ctx.limits,
-        params.page,
-        params.page_size,
-        PAGE_SIZE_DEFAULT,
-    )?;
-    let offset = u64::from(page - 1) * u64::from(page_size);
+    let (page, page_size, offset) = params.resolve(&ctx.limits, PAGE_SIZE_DEFAULT)?;
     let WishlistPage { items, total } =
         ctx.shop.wishlist(caller.user_id, offset, page_size).await?;
     Ok(axum::Json(WishlistBody {
