@@ -908,6 +908,9 @@ fn lines_of(order: &Value) -> Vec<u64> {
 /// yet other nodes, every line moves; a retry on another node answers the same order;
 /// the buyer watches the order through a node that is not its own; every node's
 /// analytics count the orders.
+const SELLER_OF_P2: u64 = 702;
+const SELLER_OF_P3: u64 = 703;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() {
     let database = persistence::test_support::TestDatabase::create().await;
@@ -924,6 +927,21 @@ async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() 
     );
     for (owner, product) in [(&n1, p1), (&n2, p2), (&n3, p3)] {
         owner.create_product(product, 1_000, 10).await;
+    }
+    // p2 and p3 belong to marketplace sellers, set through n1 (their owners write it).
+    for (product, seller) in [(p2, SELLER_OF_P2), (p3, SELLER_OF_P3)] {
+        let replaced = n1
+            .client
+            .put(n1.url(&format!("/api/v1/products/{product}")))
+            .bearer_auth(n1.admin())
+            .json(&serde_json::json!({
+                "title": format!("Phone {product}"), "brand": "Acme", "category": "mobiles",
+                "price": 1_000, "sellerId": seller,
+            }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(replaced.status(), StatusCode::OK);
     }
     // Every node shows every node's products (browse, search) and sales, soon after.
     let on_sale = product_served_by(&n1, p1);
@@ -1046,6 +1064,27 @@ async fn a_cart_spanning_nodes_is_ordered_paid_and_cancelled_through_any_node() 
     let view = next_view(&mut tracking).await;
     assert_eq!(view.status, engine::order::OrderStatus::Shipped);
     assert_eq!(view.tracking_id.as_deref(), Some("TRK-1"));
+    // Delivered through n3 (the order is n2's): each seller is paid their lines less 10%,
+    // and sees it through any node.
+    let delivered = n3
+        .post(
+            &format!("/api/v1/deliveries/{first_id}/complete"),
+            &n3.admin(),
+            serde_json::json!({"signature": "S", "photoUrl": "https://photos.example/p.jpg"}),
+        )
+        .await;
+    assert_eq!(delivered.status(), StatusCode::OK);
+    for (node, seller, net) in [(&n1, SELLER_OF_P2, 1_800), (&n2, SELLER_OF_P3, 900)] {
+        let statement: Value = node
+            .get_as("/api/v1/seller/payouts", &node.token(seller, Role::Seller))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(statement["total"], 1, "{statement}");
+        assert_eq!(statement["payouts"][0]["orderId"], first["orderId"]);
+        assert_eq!(statement["payouts"][0]["net"], net, "{statement}");
+    }
     // Analytics through any node count the whole cluster's events, though each node's
     // consumer reads only its share of the partitions.
     for node in nodes {
