@@ -7,7 +7,7 @@
 //! a crash is counted once (the cursor moves only from where the runner read it) and sent
 //! once (a message whose delivery is recorded is skipped).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use engine::{ProductId, SaleId, UserId};
@@ -73,6 +73,15 @@ pub struct Campaign {
     pub finished_at_ms: Option<u64>,
     /// Its sale was cancelled: nothing more is queued, and queued messages are dropped.
     pub cancelled_at_ms: Option<u64>,
+}
+
+/// One message of a campaign: its user on one channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CampaignMessage {
+    pub sale_id: SaleId,
+    pub kind: CampaignKind,
+    pub user_id: UserId,
+    pub channel: String,
 }
 
 /// One message's outcome, the dedupe key of the campaign's sends.
@@ -142,7 +151,24 @@ pub trait CampaignStore: Send + Sync + 'static {
         kind: CampaignKind,
         user: UserId,
         channel: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let message = CampaignMessage {
+            sale_id: sale,
+            kind,
+            user_id: user,
+            channel: channel.to_owned(),
+        };
+        let closed = self.campaign_messages_closed(&[message]).await?;
+        Ok(closed.first().copied().unwrap_or(false))
+    }
+
+    /// [`CampaignStore::campaign_message_closed`] of many messages at once (one answer
+    /// each, in order): at 10,000 messages a second, one query per message would be most
+    /// of PostgreSQL's work.
+    async fn campaign_messages_closed(
+        &self,
+        messages: &[CampaignMessage],
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// A sale's campaigns (the announcement first).
     async fn campaigns_of_sale(&self, sale: SaleId) -> Result<Vec<Campaign>, StoreError>;
@@ -202,12 +228,23 @@ const COUNT_DELIVERIES: Sql = Sql::both(
      WHERE sale_id = $1 AND kind = $2",
 );
 
-const CLOSED: Sql = Sql::both(
-    "SELECT 1 AS found WHERE EXISTS (SELECT 1 FROM campaign_deliveries \
-     WHERE sale_id = $1 AND kind = $2 AND user_id = $3 AND channel = $4) \
-     OR EXISTS (SELECT 1 FROM campaigns \
-     WHERE sale_id = $1 AND kind = $2 AND cancelled_at_ms IS NOT NULL)",
+const CANCELLED: Sql = Sql::both(
+    "SELECT 1 AS found FROM campaigns \
+     WHERE sale_id = $1 AND kind = $2 AND cancelled_at_ms IS NOT NULL",
 );
+
+const DELIVERED: &str = "SELECT 1 AS found FROM campaign_deliveries \
+     WHERE sale_id = $1 AND kind = $2 AND user_id = $3 AND channel = $4";
+
+// The recorded ones of a campaign's messages, each looked up through the key. LATERAL
+// with LIMIT 1 keeps it a lookup per message whatever the statistics say: a plain join let
+// PostgreSQL read every delivery of the campaign into a hash per batch (measured: the
+// send rate fell from 5.7K to 0.6K messages a second).
+const DELIVERED_OF: &str = "SELECT m.user_id, m.channel \
+     FROM UNNEST($3::int8[], $4::text[]) AS m(user_id, channel) \
+     CROSS JOIN LATERAL (SELECT 1 FROM campaign_deliveries d \
+       WHERE d.sale_id = $1 AND d.kind = $2 AND d.user_id = m.user_id \
+       AND d.channel = m.channel LIMIT 1) AS found";
 
 const CANCEL: Sql = Sql::both(
     "UPDATE campaigns SET cancelled_at_ms = COALESCE(cancelled_at_ms, $2), \
@@ -370,23 +407,80 @@ impl CampaignStore for Database {
         Ok(())
     }
 
-    async fn campaign_message_closed(
+    async fn campaign_messages_closed(
         &self,
-        sale: SaleId,
-        kind: CampaignKind,
-        user: UserId,
-        channel: &str,
-    ) -> Result<bool, StoreError> {
-        dialects!(self.pool(), |pool, D| {
-            Ok(sqlx::query(D::sql(&CLOSED))
-                .bind(int(sale.0)?)
-                .bind(kind.as_str())
-                .bind(int(user.0)?)
-                .bind(channel)
-                .fetch_optional(pool)
-                .await?
-                .is_some())
-        })
+        messages: &[CampaignMessage],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut closed = vec![false; messages.len()];
+        // The messages of each campaign (a batch is mostly one campaign's).
+        let mut campaigns: HashMap<CampaignKey, Vec<usize>> = HashMap::new();
+        for (i, message) in messages.iter().enumerate() {
+            campaigns
+                .entry((message.sale_id, message.kind))
+                .or_default()
+                .push(i);
+        }
+        for ((sale, kind), indices) in campaigns {
+            let (sale_id, kind_text) = (int(sale.0)?, kind.as_str());
+            let cancelled = dialects!(self.pool(), |pool, D| {
+                sqlx::query(D::sql(&CANCELLED))
+                    .bind(sale_id)
+                    .bind(kind_text)
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some()
+            });
+            if cancelled {
+                for i in indices {
+                    closed[i] = true;
+                }
+                continue;
+            }
+            match self.pool() {
+                // In process: a lookup each is cheap.
+                Backend::Sqlite(pool) => {
+                    let mut conn = pool.acquire().await?;
+                    for i in indices {
+                        let message = &messages[i];
+                        closed[i] = sqlx::query(DELIVERED)
+                            .bind(sale_id)
+                            .bind(kind_text)
+                            .bind(int(message.user_id.0)?)
+                            .bind(message.channel.as_str())
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .is_some();
+                    }
+                }
+                // One round trip for the campaign's messages.
+                Backend::Postgres(pool) => {
+                    let users = indices
+                        .iter()
+                        .map(|&i| int(messages[i].user_id.0))
+                        .collect::<Result<Vec<i64>, StoreError>>()?;
+                    let channels: Vec<&str> = indices
+                        .iter()
+                        .map(|&i| messages[i].channel.as_str())
+                        .collect();
+                    let delivered: HashSet<(u64, String)> = sqlx::query(DELIVERED_OF)
+                        .bind(sale_id)
+                        .bind(kind_text)
+                        .bind(&users)
+                        .bind(&channels)
+                        .fetch_all(pool)
+                        .await?
+                        .iter()
+                        .map(|row| Ok((row.uint("user_id")?, row.text("channel")?)))
+                        .collect::<Result<_, StoreError>>()?;
+                    for i in indices {
+                        let message = &messages[i];
+                        closed[i] =
+                            delivered.contains(&(message.user_id.0, message.channel.clone()));
+                    }
+                }
+            }
+        }
+        Ok(closed)
     }
 
     async fn campaigns_of_sale(&self, sale: SaleId) -> Result<Vec<Campaign>, StoreError> {

@@ -58,7 +58,9 @@ mod wal;
 mod wishlists;
 mod write;
 
-pub use campaigns::{Campaign, CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore};
+pub use campaigns::{
+    Campaign, CampaignDelivery, CampaignKind, CampaignMessage, CampaignPlan, CampaignStore,
+};
 pub use carts::{CartChange, CartItem, CartStore, Carts, UntouchedCart};
 pub use catalog::{CatalogChanges, CatalogStore};
 pub use catalog_import::{ImportSummary, ImportedProduct};

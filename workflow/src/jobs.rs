@@ -13,7 +13,7 @@ use persistence::{Notification, NotificationStore};
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
-use crate::batch_writer::BatchWriter;
+use crate::batcher::BatchWriter;
 
 /// Work items a worker finished, by queue (a RabbitMQ queue, or `jobs.<channel>` in
 /// process) and outcome: `done`, `retried`, `dead_lettered`, `failed` (given up in process)

@@ -19,7 +19,7 @@
 //! - [`recommendations`] counts products bought and viewed together, for [`analytics`].
 
 pub mod analytics;
-mod batch_writer;
+mod batcher;
 pub mod campaigns;
 pub mod cart_reminders;
 mod error;

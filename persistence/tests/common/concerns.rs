@@ -909,6 +909,33 @@ pub async fn campaigns_keep_their_cursor_and_count_each_message_once(store: Arc<
             .await
             .expect("not in the other campaign")
     );
+    // Many at once, of two campaigns, answered in order.
+    let message = |kind, user: u64, channel: &str| persistence::CampaignMessage {
+        sale_id: SaleId(7),
+        kind,
+        user_id: UserId(user),
+        channel: channel.to_owned(),
+    };
+    assert_eq!(
+        store
+            .campaign_messages_closed(&[
+                message(Announcement, 2, "email"),
+                message(Reminder, 1, "push"),
+                message(Announcement, 3, "push"),
+                message(Announcement, 1, "push"),
+                message(Announcement, 2, "sms"),
+            ])
+            .await
+            .expect("checked"),
+        [true, false, false, true, false]
+    );
+    assert!(
+        store
+            .campaign_messages_closed(&[])
+            .await
+            .expect("none")
+            .is_empty()
+    );
     store
         .record_campaign_deliveries(&[
             delivery(7, Announcement, 3, "push", true),

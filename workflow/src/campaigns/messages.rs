@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use engine::{SaleId, UserId};
-use persistence::{CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore};
+use persistence::{CampaignDelivery, CampaignKind, CampaignMessage, CampaignPlan, CampaignStore};
 use serde::Deserialize;
 
 use crate::WorkflowError;
-use crate::batch_writer::BatchWriter;
+use crate::batcher::{BatchWriter, Batcher};
 use crate::campaigns::CAMPAIGN_CHANNELS;
 use crate::jobs::{Job, Sender, now_ms};
 use crate::pacing::{SALE_SCHEDULED, SALE_STARTS_SOON};
@@ -71,16 +71,37 @@ const RECORD_QUEUE: usize = 8_192;
 /// Deliveries recorded by one transaction at most.
 const RECORD_BATCH_MAX: usize = 2_048;
 
+/// Messages whose closed check waits for the checker at most.
+const CHECK_QUEUE: usize = 8_192;
+/// Messages checked by one query at most.
+const CHECK_BATCH_MAX: usize = 1_024;
+
 /// Sends campaign messages: shared by every worker of this node. The sender paces them
-/// ([`crate::pacing`]).
+/// ([`crate::pacing`]). Whether a message is closed is asked, and its delivery recorded,
+/// in batches shared by the workers.
 pub struct CampaignMessages {
-    store: Arc<dyn CampaignStore>,
     sender: Arc<dyn Sender>,
+    closed: Batcher<CampaignMessage, bool>,
     records: BatchWriter<CampaignDelivery>,
 }
 
 impl CampaignMessages {
     pub fn new(store: Arc<dyn CampaignStore>, sender: Arc<dyn Sender>) -> Arc<Self> {
+        let checker = Arc::clone(&store);
+        let closed = Batcher::start(
+            "campaign message check",
+            CHECK_QUEUE,
+            CHECK_BATCH_MAX,
+            move |messages: Vec<CampaignMessage>| {
+                let store = Arc::clone(&checker);
+                async move {
+                    store
+                        .campaign_messages_closed(&messages)
+                        .await
+                        .map_err(|error| error.to_string())
+                }
+            },
+        );
         let recorder = Arc::clone(&store);
         let records = BatchWriter::start(
             "campaign delivery",
@@ -98,8 +119,8 @@ impl CampaignMessages {
             },
         );
         Arc::new(Self {
-            store,
             sender,
+            closed,
             records,
         })
     }
@@ -109,11 +130,13 @@ impl CampaignMessages {
     /// leaves it unrecorded: the caller tries again later.
     pub async fn deliver(&self, channel: &str, job: &Job) -> Result<(), WorkflowError> {
         let (sale, kind) = campaign_of(job)?;
-        if self
-            .store
-            .campaign_message_closed(sale, kind, job.user_id, channel)
-            .await?
-        {
+        let message = CampaignMessage {
+            sale_id: sale,
+            kind,
+            user_id: job.user_id,
+            channel: channel.to_owned(),
+        };
+        if self.closed.ask(message).await? {
             return Ok(());
         }
         self.sender.send(channel, job).await?;
