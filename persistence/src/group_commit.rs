@@ -42,6 +42,8 @@ pub struct GroupCommitSettings {
     /// handful of commits per second, small enough that one batch stays well under a second.
     pub batch_size_max: usize,
     /// How long a batch that is not full waits for more writes. Zero: take what is there.
+    /// Under a millisecond (tokio's timer tick) it is not slept: the committer yields to
+    /// the tasks that are ready and takes what they submit, while that brings more.
     /// The right wait depends on the store: [`GroupCommitSettings::POSTGRES_BATCH_DELAY`],
     /// [`GroupCommitSettings::SQLITE_BATCH_DELAY`].
     pub batch_delay: Duration,
@@ -63,8 +65,14 @@ impl GroupCommitSettings {
     /// at 64 connections (the idle time between commits fell from 1.58 ms to 0.11 ms), and
     /// from 16.8-17.9K to 18.5-21.6K at 256, with a lower p99.
     pub const POSTGRES_BATCH_DELAY: Duration = Duration::ZERO;
-    /// SQLite: 500 µs. Each commit is an fsync and WAL growth in this process; without the
-    /// wait, throughput rose 5% at 64 connections but p99 doubled (12-14 ms -> 21-26 ms).
+    /// SQLite: 500 µs, that is, while the ready tasks bring more (see `batch_delay`). Each
+    /// commit is an fsync and WAL growth in this process, and commits run on SQLite's own
+    /// thread while the runtime answers and takes orders: a batch that takes what the
+    /// runtime is about to submit commits fewer, larger batches than no wait, and never
+    /// leaves the writer idle on a timer. Issue 14, `loadtests/cost.sh embedded 8 64`
+    /// alternating: a timed 500 µs wait (1-2 ms in practice, the timer's tick) left the
+    /// writer idle 1.7-1.9 ms between commits, 14.1-18.7K orders/s; no wait 20.9-24.0K
+    /// (p99 13.4-16.4 ms, 62.7 once); yielding 22.2-26.2K (p99 12.2-12.7 ms).
     pub const SQLITE_BATCH_DELAY: Duration = Duration::from_micros(500);
 }
 
@@ -200,7 +208,13 @@ async fn run(
     tracing::debug!("group committer stopped: every handle dropped, queue drained");
 }
 
-/// Adds whatever is waiting to `batch`, up to the size bound, waiting at most the delay.
+/// tokio's timer counts whole milliseconds: a shorter timeout sleeps until the next tick,
+/// 1-2 ms in practice (issue 14: a 500 µs gather left SQLite's writer idle 1.7-1.9 ms
+/// between commits).
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// Adds whatever is waiting to `batch`, up to the size bound, waiting at most the delay
+/// (a delay under [`TIMER_TICK`]: as long as yielding to the ready tasks brings more).
 async fn gather(
     submissions: &mut mpsc::Receiver<Submission>,
     batch: &mut Vec<Submission>,
@@ -213,8 +227,22 @@ async fn gather(
             Ok(submission) => submission,
             Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => {
-                if settings.batch_delay.is_zero() {
+                if settings.batch_delay.is_zero() || Instant::now() >= gather_until {
                     return;
+                }
+                if settings.batch_delay < TIMER_TICK {
+                    // Shorter than the timer can wait: let the tasks that are ready run
+                    // first (the actors about to submit, the sockets just read), then
+                    // take what they gave; stop at the first round that gives nothing.
+                    tokio::task::yield_now().await;
+                    match submissions.try_recv() {
+                        Ok(submission) => {
+                            ops += submission.ops.len();
+                            batch.push(submission);
+                            continue;
+                        }
+                        Err(_) => return,
+                    }
                 }
                 match tokio::time::timeout_at(gather_until, submissions.recv()).await {
                     Ok(Some(submission)) => submission,

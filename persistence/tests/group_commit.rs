@@ -1,12 +1,14 @@
 //! The group committer against a database slower than its commit timeout: writers are
 //! told the outcome is unknown at the timeout, but a barrier gathered into the same batch
 //! passes only once the transaction is over, so a reader behind it sees what it wrote.
+//! And how a batch gathers: a wait shorter than the timer's tick takes what the tasks that
+//! are ready submit, without sleeping.
 
 // Only its order helpers are used here; its contracts run in the backends' test files.
 #[allow(dead_code, unused_imports)]
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,16 +21,35 @@ use persistence::{
 };
 use uuid::Uuid;
 
-/// A ledger whose commits take `delay` longer than the database's own.
+/// A ledger whose commits take `delay` longer than the database's own, and which notes
+/// how many writes each batch carried.
 struct SlowLedger {
     inner: Arc<Database>,
     delay: Duration,
+    batches: Mutex<Vec<usize>>,
+}
+
+impl SlowLedger {
+    fn new(inner: Arc<Database>, delay: Duration) -> Self {
+        Self {
+            inner,
+            delay,
+            batches: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn batches(&self) -> Vec<usize> {
+        self.batches.lock().expect("not poisoned").clone()
+    }
 }
 
 #[async_trait]
 impl OrderLedger for SlowLedger {
     async fn commit(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
-        tokio::time::sleep(self.delay).await;
+        self.batches.lock().expect("not poisoned").push(ops.len());
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         self.inner.commit(ops).await
     }
 
@@ -65,10 +86,10 @@ async fn a_barrier_waits_for_a_transaction_whose_writers_were_told_unknown() {
         .commit(&[put_product(1, 10)])
         .await
         .expect("product");
-    let slow = Arc::new(SlowLedger {
-        inner: Arc::clone(&database),
-        delay: Duration::from_millis(400),
-    });
+    let slow = Arc::new(SlowLedger::new(
+        Arc::clone(&database),
+        Duration::from_millis(400),
+    ));
     let settings = GroupCommitSettings {
         batch_size_max: 64,
         // Long enough for the barrier to join the write's batch.
@@ -98,4 +119,91 @@ async fn a_barrier_waits_for_a_transaction_whose_writers_were_told_unknown() {
         stored.is_some(),
         "a reader behind the barrier sees the write"
     );
+}
+
+/// Ten writers on one thread: one submits, nine more are ready to run. Returns the writes
+/// per batch the committer made of them.
+async fn batches_of_ten_writers(batch_delay: Duration) -> Vec<usize> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = Arc::new(Database::open(dir.path()).await.expect("open"));
+    database
+        .commit(&[put_product(1, 100)])
+        .await
+        .expect("product");
+    let ledger = Arc::new(SlowLedger::new(database, Duration::ZERO));
+    let settings = GroupCommitSettings {
+        batch_delay,
+        ..GroupCommitSettings::default()
+    };
+    let (committer, _task) = GroupCommitter::start(Arc::clone(&ledger) as _, settings);
+    let mut outcomes = Vec::new();
+    for n in 1..=10u128 {
+        let (told, outcome) = tokio::sync::oneshot::channel();
+        outcomes.push(outcome);
+        let write = vec![place(order(n, n as u64, 1, 1, None))];
+        if n == 1 {
+            committer.submit(write, move |outcome| {
+                let _ = told.send(outcome);
+            });
+        } else {
+            // Spawned: runs only when this thread yields, after the committer took the
+            // first write.
+            let committer = committer.clone();
+            tokio::spawn(async move {
+                committer.submit(write, move |outcome| {
+                    let _ = told.send(outcome);
+                });
+            });
+        }
+    }
+    for outcome in outcomes {
+        assert_eq!(outcome.await.expect("told"), CommitOutcome::Committed);
+    }
+    ledger.batches()
+}
+
+#[tokio::test]
+async fn a_wait_shorter_than_a_timer_tick_takes_what_ready_writers_submit() {
+    // 500 µs: the committer yields to the nine ready writers and commits all ten at once.
+    let gathered = batches_of_ten_writers(Duration::from_micros(500)).await;
+    assert_eq!(gathered, vec![10], "one batch of every write");
+    // No wait: the first write goes alone, the other nine follow in the next batch.
+    let alone = batches_of_ten_writers(Duration::ZERO).await;
+    assert_eq!(alone.first(), Some(&1), "the first write alone: {alone:?}");
+    assert_eq!(alone.iter().sum::<usize>(), 10);
+}
+
+#[tokio::test]
+async fn a_wait_shorter_than_a_timer_tick_does_not_sleep_for_writers_not_ready() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = Arc::new(Database::open(dir.path()).await.expect("open"));
+    database
+        .commit(&[put_product(1, 100)])
+        .await
+        .expect("product");
+    let ledger = Arc::new(SlowLedger::new(database, Duration::ZERO));
+    let settings = GroupCommitSettings {
+        batch_delay: Duration::from_micros(500),
+        ..GroupCommitSettings::default()
+    };
+    let (committer, _task) = GroupCommitter::start(Arc::clone(&ledger) as _, settings);
+    let (first_told, first) = tokio::sync::oneshot::channel();
+    committer.submit(vec![place(order(1, 1, 1, 1, None))], move |outcome| {
+        let _ = first_told.send(outcome);
+    });
+    // A writer that is still busy when the committer has yielded (it yields twice itself,
+    // whichever order the runtime wakes yielded tasks in): a timed wait would have slept
+    // long enough to take it, the committer does not.
+    let (second_told, second) = tokio::sync::oneshot::channel();
+    let late = committer.clone();
+    tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        late.submit(vec![place(order(2, 2, 1, 1, None))], move |outcome| {
+            let _ = second_told.send(outcome);
+        });
+    });
+    assert_eq!(first.await.expect("told"), CommitOutcome::Committed);
+    assert_eq!(second.await.expect("told"), CommitOutcome::Committed);
+    assert_eq!(ledger.batches(), vec![1, 1], "each write in its own batch");
 }
