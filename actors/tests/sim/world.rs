@@ -87,7 +87,8 @@ pub fn simulation_settings(rng: &mut Rng) -> ShopSettings {
         commission: actors::CommissionRates::default(),
         group_commit: GroupCommitSettings {
             batch_size_max: rng.one_of(&[1, 8, 256]) as usize,
-            batch_delay: Duration::from_micros(rng.one_of(&[0, 2_000])),
+            // None, the embedded default (under a timer tick: yields), and a timed wait.
+            batch_delay: Duration::from_micros(rng.one_of(&[0, 500, 2_000])),
             queue_capacity: 64,
             commit_timeout: Duration::from_millis(200),
             abandon_after: Duration::from_millis(600),
