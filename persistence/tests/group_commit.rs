@@ -121,9 +121,11 @@ async fn a_barrier_waits_for_a_transaction_whose_writers_were_told_unknown() {
     );
 }
 
-/// Ten writers on one thread: one submits, nine more are ready to run. Returns the writes
-/// per batch the committer made of them.
-async fn batches_of_ten_writers(batch_delay: Duration) -> Vec<usize> {
+/// A committer with the given gather wait, on a fresh database holding product 1, and the
+/// ledger that notes its batches.
+async fn committer_on_a_product(
+    batch_delay: Duration,
+) -> (tempfile::TempDir, Arc<SlowLedger>, GroupCommitter) {
     let dir = tempfile::tempdir().expect("tempdir");
     let database = Arc::new(Database::open(dir.path()).await.expect("open"));
     database
@@ -136,6 +138,13 @@ async fn batches_of_ten_writers(batch_delay: Duration) -> Vec<usize> {
         ..GroupCommitSettings::default()
     };
     let (committer, _task) = GroupCommitter::start(Arc::clone(&ledger) as _, settings);
+    (dir, ledger, committer)
+}
+
+/// Ten writers on one thread: one submits, nine more are ready to run. Returns the writes
+/// per batch the committer made of them.
+async fn batches_of_ten_writers(batch_delay: Duration) -> Vec<usize> {
+    let (_dir, ledger, committer) = committer_on_a_product(batch_delay).await;
     let mut outcomes = Vec::new();
     for n in 1..=10u128 {
         let (told, outcome) = tokio::sync::oneshot::channel();
@@ -175,18 +184,7 @@ async fn a_wait_shorter_than_a_timer_tick_takes_what_ready_writers_submit() {
 
 #[tokio::test]
 async fn a_wait_shorter_than_a_timer_tick_does_not_sleep_for_writers_not_ready() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let database = Arc::new(Database::open(dir.path()).await.expect("open"));
-    database
-        .commit(&[put_product(1, 100)])
-        .await
-        .expect("product");
-    let ledger = Arc::new(SlowLedger::new(database, Duration::ZERO));
-    let settings = GroupCommitSettings {
-        batch_delay: Duration::from_micros(500),
-        ..GroupCommitSettings::default()
-    };
-    let (committer, _task) = GroupCommitter::start(Arc::clone(&ledger) as _, settings);
+    let (_dir, ledger, committer) = committer_on_a_product(Duration::from_micros(500)).await;
     let (first_told, first) = tokio::sync::oneshot::channel();
     committer.submit(vec![place(order(1, 1, 1, 1, None))], move |outcome| {
         let _ = first_told.send(outcome);
