@@ -10,9 +10,11 @@ use gateway::auth::Role;
 use gateway::settings::Settings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use workflow::test_support::{kafka_brokers, read_topic, unique_prefix};
+use workflow::test_support::read_topic;
 
-use crate::helpers::{TestApp, eventually, spawn_app_with, use_kafka, use_rabbitmq, use_services};
+use crate::helpers::{
+    TestApp, eventually, real_services, spawn_app_with, use_kafka, use_rabbitmq, use_services,
+};
 
 /// Long enough that the steps below (a touch at 1.5 s) happen well inside it on a
 /// loaded machine; the reminders are checked against when each cart last changed.
@@ -126,10 +128,7 @@ async fn an_untouched_cart_gets_one_reminder_a_changed_one_later_a_checked_out_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_carts_in_redis_are_told_on_kafka_and_reminded_over_rabbitmq() {
-    let database = persistence::test_support::TestDatabase::create().await;
-    let redis = persistence::test_support::redis_url();
-    let prefix = unique_prefix();
-    let brokers = kafka_brokers();
+    let (database, redis, prefix, brokers) = real_services().await;
     let app = spawn_app_with(|settings| {
         use_services(settings, &database.url, &redis);
         abandon_quickly(settings);

@@ -422,6 +422,24 @@ pub async fn mirrored(prefix: &str, product_id: u64) -> (Option<u64>, Option<u64
     (left, sale_left)
 }
 
+/// What a test on the real services starts from: a fresh PostgreSQL database, the Redis
+/// URL, and a topic and queue prefix of its own with the Kafka brokers, as `(database,
+/// redis, prefix, brokers)`. Pass them on with [`use_services`], [`use_kafka`] and
+/// [`use_rabbitmq`].
+pub async fn real_services() -> (
+    persistence::test_support::TestDatabase,
+    String,
+    String,
+    String,
+) {
+    (
+        persistence::test_support::TestDatabase::create().await,
+        persistence::test_support::redis_url(),
+        workflow::test_support::unique_prefix(),
+        workflow::test_support::kafka_brokers(),
+    )
+}
+
 /// Events on Kafka: topics under `prefix`, two partitions, deliveries given up quickly.
 pub fn use_kafka(settings: &mut Settings, brokers: &str, prefix: &str) {
     settings.kafka.brokers = Some(brokers.to_owned());

@@ -12,11 +12,11 @@ use gateway::auth::Role;
 use gateway::settings::Settings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use workflow::test_support::{kafka_brokers, read_topic, unique_prefix};
+use workflow::test_support::read_topic;
 
 use crate::helpers::{
-    TestApp, WEBHOOK_SECRET, error_code, eventually, spawn_app_in, spawn_app_with, use_kafka,
-    use_rabbitmq, use_services,
+    TestApp, WEBHOOK_SECRET, error_code, eventually, real_services, spawn_app_in, spawn_app_with,
+    use_kafka, use_rabbitmq, use_services,
 };
 
 const SELLER_A: u64 = 501;
@@ -355,10 +355,7 @@ async fn an_expired_order_never_pays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payouts_on_postgres_are_released_on_kafka_and_told_over_rabbitmq() {
-    let database = persistence::test_support::TestDatabase::create().await;
-    let redis = persistence::test_support::redis_url();
-    let prefix = unique_prefix();
-    let brokers = kafka_brokers();
+    let (database, redis, prefix, brokers) = real_services().await;
     let configure = |settings: &mut Settings| {
         use_services(settings, &database.url, &redis);
         commissions(settings);

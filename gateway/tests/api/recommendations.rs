@@ -12,10 +12,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use gateway::settings::Settings;
-use workflow::test_support::{kafka_brokers, unique_prefix};
 
 use crate::helpers::{
-    TestApp, error_code, eventually, spawn_app_in, spawn_app_with, use_kafka, use_services,
+    TestApp, error_code, eventually, real_services, spawn_app_in, spawn_app_with, use_kafka,
+    use_services,
 };
 
 async fn check_out(app: &TestApp, user: u64, products: &[u64]) {
@@ -78,9 +78,7 @@ async fn products_bought_and_viewed_together_are_recommended_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommendations_on_postgres_and_kafka_survive_a_restart() {
-    let database = persistence::test_support::TestDatabase::create().await;
-    let redis = persistence::test_support::redis_url();
-    let (prefix, brokers) = (unique_prefix(), kafka_brokers());
+    let (database, redis, prefix, brokers) = real_services().await;
     let configure = |settings: &mut Settings| {
         use_services(settings, &database.url, &redis);
         use_kafka(settings, &brokers, &prefix);

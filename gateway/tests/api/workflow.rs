@@ -15,7 +15,8 @@ use workflow::test_support::{
 };
 
 use crate::helpers::{
-    TestApp, WEBHOOK_SECRET, eventually, spawn_app_with, use_kafka, use_rabbitmq, use_services,
+    TestApp, WEBHOOK_SECRET, eventually, real_services, spawn_app_with, use_kafka, use_rabbitmq,
+    use_services,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -99,10 +100,7 @@ fn has_types(events: &[ReadEvent], key: &str, types: &[&str]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_flows_through_kafka_and_rabbitmq_from_buy_now_to_review_request() {
-    let database = persistence::test_support::TestDatabase::create().await;
-    let redis = persistence::test_support::redis_url();
-    let prefix = unique_prefix();
-    let brokers = kafka_brokers();
+    let (database, redis, prefix, brokers) = real_services().await;
     let app = spawn_app_with(|settings| {
         use_services(settings, &database.url, &redis);
         use_brokers(settings, &brokers, &prefix, true);
