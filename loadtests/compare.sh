@@ -100,8 +100,12 @@ measure() {
         -s loadtests/wrk/buy_now.lua "http://$ADDRESS" -- "$plan" \
         | tail -1 >"$WORK/wrk.json"; } 2>"$WORK/wrk.cpu"
     local after; after="$("$BIN/flashcart-wrk" --host "http://$ADDRESS" count --product "$product" "${count_args[@]}")"
-    python3 - "$WORK/wrk.json" "$WORK/wrk.cpu" "$before" "$after" "$out" <<'PY'
-import json, sys
+    # The engine's own count of Buy Now answers by status: what a non-2xx was (wrk only
+    # counts them). Echo and classic have no /metrics: an empty file.
+    : >"$WORK/metrics.txt"
+    [ -z "$STORE_URL" ] || curl -s "http://$ADDRESS/metrics" >"$WORK/metrics.txt" || true
+    python3 - "$WORK/wrk.json" "$WORK/wrk.cpu" "$before" "$after" "$out" "$WORK/metrics.txt" <<'PY'
+import json, re, sys
 wrk = json.load(open(sys.argv[1]))
 user, system = map(float, open(sys.argv[2]).read().split())
 before, after = json.loads(sys.argv[3]), json.loads(sys.argv[4])
@@ -116,10 +120,20 @@ summary = {
     "engine_new_units": after["engine_units"] - before["engine_units"], "store_new_units": store,
     "generator_cpu_percent": 100 * (user + system) / seconds,
 }
+# flashcart_http_requests_total{route="/api/v1/buy-now",method="POST",status="503"} 72
+not_2xx = {}
+for line in open(sys.argv[6]):
+    found = re.match(r'flashcart_http_requests_total\{(.*)\} (\d+)', line)
+    if found and 'route="/api/v1/buy-now"' in found[1]:
+        status = re.search(r'status="(\d+)"', found[1])[1]
+        if not status.startswith("2"):
+            not_2xx[status] = not_2xx.get(status, 0) + int(found[2])
+summary["engine_not_2xx"] = not_2xx
 json.dump(summary, open(sys.argv[5], "w"))
 print(f"   {wrk['requests']} requests, {answered_2xx} answered 2xx, {wrk['non_2xx']} not, "
       f"{wrk['socket_errors']} socket errors; engine counts {summary['engine_new_units']} new units, "
-      f"store {store}; p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms")
+      f"store {store}; p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms"
+      + (f"; the engine answered {not_2xx} (status: count)" if not_2xx else ""))
 PY
 }
 
@@ -153,6 +167,8 @@ for c in connections:
             check = "n/a (echo keeps nothing)" if name == "echo" else (
                 f"{'yes' if holds else 'NO'}: 2xx {answered}, engine {new} "
                 f"(+{new - answered} in flight at the end), store {r['store_new_units']}")
+            if r.get("engine_not_2xx"):
+                check += f"; not 2xx by status: {r['engine_not_2xx']}"
         else:
             check = f"goose verified: {r['verified']}"
         print(f"{name:<24}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"

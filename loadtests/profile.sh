@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Where the engine spends its CPU under Buy Now load: runs it (embedded, or on PostgreSQL
-# + Redis), drives it with wrk (every request a new order, as compare.sh does), records
-# `perf` samples of the engine in the middle of the run, and prints the share of each
-# thread and the hottest functions. The perf data stays in target/profile/ for
-# `perf report -i target/profile/perf.data`.
+# + Redis) with the settings compare.sh and cost.sh use (`start_engine`: rate limits off,
+# so the profile shows what the ratio table measures), drives it with wrk (every request
+# a new order), records `perf` samples of the engine in the middle of the run, and prints
+# the share of each thread and the hottest functions. The perf data stays in
+# target/profile/ for `perf report -i target/profile/perf.data`.
 #
 #   loadtests/profile.sh [embedded|postgres] [seconds, default 20] [connections, default 256]
+#
+# PERF_CALLGRAPH chooses how stacks are taken (default `-g`, frame pointers: cheap, but
+# SQLite and the standard library have none, so their callers are often lost).
+# `PERF_CALLGRAPH="--call-graph dwarf,16384"` gives whole stacks (issue 14: it showed
+# where SQLite's `pcache1TruncateUnsafe` runs: the commit's `pager_end_transaction`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,31 +23,17 @@ ADDRESS=127.0.0.1:18095
 SECRET="profile-secret"
 source loadtests/common.sh
 command -v perf >/dev/null || { echo "perf is missing: apt-get install -y linux-perf" >&2; exit 1; }
-ensure_wrk
 rm -rf "$OUT" && mkdir -p "$OUT"
-PID=""
-cleanup() {
-    [ -z "$PID" ] || kill "$PID" 2>/dev/null || true
-    drop_database flashcart_profile
-}
-trap cleanup EXIT
-
-services_and_build
-environment=(FLASHCART_AUTH__JWT_SECRET="$SECRET")
-if [ "$STORE" = postgres ]; then
-    environment+=(FLASHCART_STORE__DATABASE_URL="$(fresh_database flashcart_profile)"
-                  FLASHCART_REDIS__URL="$REDIS_URL" FLASHCART_REDIS__KEY_PREFIX="profile:$(date +%s%N):")
-fi
-env "${environment[@]}" "$BIN/flashcart" serve --listen "$ADDRESS" --data-dir "$OUT/data" \
-    >"$OUT/server.log" 2>&1 &
-PID=$!
-wait_ready "$ADDRESS"
+begin_engine_runs flashcart_profile
+store=embedded
+[ "$STORE" = postgres ] && store=postgres-redis
+start_engine "$store" "$ADDRESS" "$OUT/data" flashcart_profile "$SECRET"
 "$BIN/flashcart-wrk" --host "http://$ADDRESS" prepare --jwt-secret "$SECRET" --out "$OUT/plan.txt"
 wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_TOTAL}s" --timeout 10s -s loadtests/wrk/buy_now.lua \
     "http://$ADDRESS" -- "$OUT/plan.txt" >"$OUT/wrk.txt" &
 WRK=$!
 sleep $((SECONDS_TOTAL / 4))
-perf record -F 499 -g -p "$PID" -o "$OUT/perf.data" -- sleep $((SECONDS_TOTAL / 2)) 2>/dev/null
+perf record -F 499 ${PERF_CALLGRAPH:--g} -p "$PID" -o "$OUT/perf.data" -- sleep $((SECONDS_TOTAL / 2)) 2>/dev/null
 wait "$WRK"
 echo "== wrk ($STORE, $CONNECTIONS connections): $(tail -1 "$OUT/wrk.txt")"
 echo "== CPU by thread"
