@@ -208,7 +208,14 @@ impl Database {
     ///   committer writes. The committer is the one writer: the workflow's writes ride on
     ///   its batches (`write.rs`).
     /// - `synchronous = FULL` fsyncs every commit, so an answered order survives a power
-    ///   cut, not only a `kill -9`. Group commit pays that fsync once per batch.
+    ///   cut, not only a `kill -9`. Group commit pays that fsync once per batch. Taking it
+    ///   out of the writer's turn was measured and not kept (issue 14): the writer at
+    ///   `NORMAL`, a second stage of the committer fsyncing the WAL and only then
+    ///   answering, the next batch written meanwhile. Commits took 0.7 ms instead of 1.2
+    ///   at 64 connections, but batches shrank by a third and the extra stage cost CPU:
+    ///   +2-5% orders/s at 64 connections (one run's p99 201 ms), -4-6% at 256 with a
+    ///   worse p99 (`cost.sh embedded 10 <connections>`, alternating builds), and readers
+    ///   would have seen batches before they were durable.
     /// - No automatic checkpoint inside a commit: by default the commit that fills the WAL
     ///   to 1,000 pages copies it into the database file itself, a stall of the whole hot
     ///   path. A background task checkpoints instead, beside the writer (WAL allows it),
