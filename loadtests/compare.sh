@@ -104,8 +104,9 @@ measure() {
     # counts them). Echo and classic have no /metrics: an empty file.
     : >"$WORK/metrics.txt"
     [ -z "$STORE_URL" ] || curl -s "http://$ADDRESS/metrics" >"$WORK/metrics.txt" || true
-    python3 - "$WORK/wrk.json" "$WORK/wrk.cpu" "$before" "$after" "$out" "$WORK/metrics.txt" <<'PY'
-import json, re, sys
+    python3 - "$WORK/wrk.json" "$WORK/wrk.cpu" "$before" "$after" "$out" "$WORK/metrics.txt" \
+        "$WORK/$target.log" <<'PY'
+import collections, json, os, re, sys
 wrk = json.load(open(sys.argv[1]))
 user, system = map(float, open(sys.argv[2]).read().split())
 before, after = json.loads(sys.argv[3]), json.loads(sys.argv[4])
@@ -129,11 +130,21 @@ for line in open(sys.argv[6]):
         if not status.startswith("2"):
             not_2xx[status] = not_2xx.get(status, 0) + int(found[2])
 summary["engine_not_2xx"] = not_2xx
+# What the engine said about them: its warnings and errors, by message (times cut off).
+said = collections.Counter()
+if not_2xx and os.path.exists(sys.argv[7]):
+    for line in open(sys.argv[7], errors="replace"):
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        level = re.search(r" (WARN|ERROR) ", line)
+        if level:
+            said[line[level.start():].strip()[:200]] += 1
 json.dump(summary, open(sys.argv[5], "w"))
 print(f"   {wrk['requests']} requests, {answered_2xx} answered 2xx, {wrk['non_2xx']} not, "
       f"{wrk['socket_errors']} socket errors; engine counts {summary['engine_new_units']} new units, "
       f"store {store}; p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms"
       + (f"; the engine answered {not_2xx} (status: count)" if not_2xx else ""))
+for message, count in said.most_common(3):
+    print(f"     {count} x {message}")
 PY
 }
 
