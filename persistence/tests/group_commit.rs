@@ -78,14 +78,21 @@ impl OrderLedger for SlowLedger {
     }
 }
 
-#[tokio::test]
-async fn a_barrier_waits_for_a_transaction_whose_writers_were_told_unknown() {
+/// A fresh SQLite file holding product 1 with `stock` units (the directory lives as long
+/// as the returned guard).
+async fn database_with_product_1(stock: u64) -> (tempfile::TempDir, Arc<Database>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let database = Arc::new(Database::open(dir.path()).await.expect("open"));
     database
-        .commit(&[put_product(1, 10)])
+        .commit(&[put_product(1, stock)])
         .await
         .expect("product");
+    (dir, database)
+}
+
+#[tokio::test]
+async fn a_barrier_waits_for_a_transaction_whose_writers_were_told_unknown() {
+    let (_dir, database) = database_with_product_1(10).await;
     let slow = Arc::new(SlowLedger::new(
         Arc::clone(&database),
         Duration::from_millis(400),
@@ -126,12 +133,7 @@ async fn a_barrier_waits_for_a_transaction_whose_writers_were_told_unknown() {
 async fn committer_on_a_product(
     batch_delay: Duration,
 ) -> (tempfile::TempDir, Arc<SlowLedger>, GroupCommitter) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let database = Arc::new(Database::open(dir.path()).await.expect("open"));
-    database
-        .commit(&[put_product(1, 100)])
-        .await
-        .expect("product");
+    let (dir, database) = database_with_product_1(100).await;
     let ledger = Arc::new(SlowLedger::new(database, Duration::ZERO));
     let settings = GroupCommitSettings {
         batch_delay,
