@@ -4,7 +4,10 @@
 //! the task takes whatever is waiting (up to `batch_size_max` writes, waiting at most
 //! `batch_delay` for more), commits it in one transaction, and tells every submitter.
 //! While a batch commits, the next one gathers, so under load batches grow by themselves
-//! and the cost of a commit (an fsync, a round trip) is shared by every order in it.
+//! and the cost of a commit (an fsync, a round trip) is shared by every order in it. The
+//! moment a batch ends, what gathered goes to the database, and only then are the ended
+//! batch's writers told: the database never waits for the answers to go out, and the work
+//! they wake (actors, responses, the next requests) runs while it writes.
 //!
 //! Batches commit strictly one after another. That is what makes [`GroupCommitter::barrier`]
 //! mean something: when a barrier's turn comes, every earlier write has finished, one way or
@@ -24,8 +27,14 @@
 //! writers their batch, never the other shards' writers.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use tokio::task::JoinHandle;
@@ -41,7 +50,8 @@ pub struct GroupCommitSettings {
     /// Writes in one transaction at most. Large enough that a 10K orders/s peak fits in a
     /// handful of commits per second, small enough that one batch stays well under a second.
     pub batch_size_max: usize,
-    /// How long a batch that is not full waits for more writes. Zero: take what is there.
+    /// How long a batch that is not full waits for more writes, when it starts a busy spell
+    /// (what queued while the batch before committed goes at once). Zero: take what is there.
     /// Under a millisecond (tokio's timer tick) it is not slept: the committer yields to
     /// the tasks that are ready and takes what they submit, while that brings more.
     /// The right wait depends on the store: [`GroupCommitSettings::POSTGRES_BATCH_DELAY`],
@@ -198,14 +208,54 @@ async fn run(
     lost_leases: Option<mpsc::UnboundedSender<ShardLease>>,
 ) {
     let mut batch: Vec<Submission> = Vec::new();
-    while let Some(first) = submissions.recv().await {
-        batch.push(first);
-        gather(&mut submissions, &mut batch, &settings).await;
-        commit(&ledger, &mut batch, &settings, lost_leases.as_ref()).await;
+    // What the last batch's writers and barriers are told: once the next batch is in the
+    // database's hands, or before the committer waits for work.
+    let mut answers = Answers::default();
+    let mut committed = false;
+    loop {
+        // What queued while the last batch committed goes next, at once, without the
+        // gather's wait: the database would idle while the answers go out and more comes.
+        if committed {
+            take_waiting(&mut submissions, &mut batch, settings.batch_size_max);
+        }
+        if batch.is_empty() {
+            answers.tell();
+            let Some(first) = submissions.recv().await else {
+                break;
+            };
+            batch.push(first);
+            gather(&mut submissions, &mut batch, &settings).await;
+        }
+        commit(
+            &ledger,
+            &mut batch,
+            &settings,
+            lost_leases.as_ref(),
+            &mut answers,
+        )
+        .await;
         assert!(batch.is_empty());
+        committed = true;
         ledger.between_batches().await;
     }
+    answers.tell();
     tracing::debug!("group committer stopped: every handle dropped, queue drained");
+}
+
+/// Adds what is queued right now to `batch`, up to the size bound, without waiting.
+fn take_waiting(
+    submissions: &mut mpsc::Receiver<Submission>,
+    batch: &mut Vec<Submission>,
+    batch_size_max: usize,
+) {
+    let mut ops: usize = batch.iter().map(|s| s.ops.len()).sum();
+    while ops < batch_size_max {
+        let Ok(submission) = submissions.try_recv() else {
+            return;
+        };
+        ops += submission.ops.len();
+        batch.push(submission);
+    }
 }
 
 /// tokio's timer counts whole milliseconds: a shorter timeout sleeps until the next tick,
@@ -255,11 +305,15 @@ async fn gather(
     }
 }
 
+/// Commits `batch`. Its writers and barriers are added to `answers` (told later, by the
+/// caller or the next batch); the earlier batch's, which `answers` holds on entry, are told
+/// as soon as this batch is handed to the database (or at once if it writes nothing).
 async fn commit(
     ledger: &Arc<dyn OrderLedger>,
     batch: &mut Vec<Submission>,
     settings: &GroupCommitSettings,
     lost_leases: Option<&mpsc::UnboundedSender<ShardLease>>,
+    answers: &mut Answers,
 ) {
     let now = Instant::now();
     let mut ops = Vec::new();
@@ -289,20 +343,27 @@ async fn commit(
     if !writers.is_empty() {
         metrics::histogram!(BATCH_SIZE).record(writers.len() as f64);
     }
+    if ops.is_empty() {
+        answers.tell();
+    }
     for attempt in 1.. {
         if ops.is_empty() {
             break;
         }
         let started = Instant::now();
-        let (ended, unfinished) = transaction(ledger, ops, settings).await;
+        let (ended, unfinished) = transaction(ledger, ops, settings, answers).await;
         metrics::histogram!(BATCH_DURATION).record(started.elapsed().as_secs_f64());
         match ended {
             Transaction::Ended(outcome) => {
-                for writer in writers.drain(..) {
-                    (writer.on_done)(outcome.clone());
-                }
                 if let Some(unfinished) = unfinished {
+                    // They have waited the whole commit timeout already: told now.
+                    for writer in writers.drain(..) {
+                        (writer.on_done)(outcome.clone());
+                    }
                     unfinished.wait(settings).await;
+                }
+                for writer in writers.drain(..) {
+                    answers.add(writer.on_done, outcome.clone());
                 }
                 break;
             }
@@ -330,10 +391,30 @@ async fn commit(
     // Only barriers, expired writes or empty ones are left, or every writer was answered:
     // everything submitted before the barriers has finished.
     for writer in writers {
-        (writer.on_done)(CommitOutcome::Committed);
+        answers.add(writer.on_done, CommitOutcome::Committed);
     }
     for on_done in barriers {
-        on_done(CommitOutcome::Committed);
+        answers.add(on_done, CommitOutcome::Committed);
+    }
+}
+
+/// What the writers and barriers of a finished batch are told, in the order they came.
+/// Kept until the next batch is in the database's hands: telling them wakes the actors
+/// and the requests behind them, work that then runs while the database writes.
+#[derive(Default)]
+struct Answers {
+    told: Vec<(OnDone, CommitOutcome)>,
+}
+
+impl Answers {
+    fn add(&mut self, on_done: OnDone, outcome: CommitOutcome) {
+        self.told.push((on_done, outcome));
+    }
+
+    fn tell(&mut self) {
+        for (on_done, outcome) in self.told.drain(..) {
+            on_done(outcome);
+        }
     }
 }
 
@@ -362,39 +443,66 @@ enum Transaction {
     HoldExpired(Arc<str>, Vec<WriteOp>),
 }
 
+/// What a transaction gives back: its result, with its writes (a fenced batch goes again
+/// without some of them), or the panic that ended it.
+type Written = std::thread::Result<(Result<(), StoreError>, Vec<WriteOp>)>;
+
 /// Runs one transaction, bounded by the commit timeout; if it is still running then, it is
-/// returned as well, to be waited for once its writers are told.
+/// returned as well, to be waited for once its writers are told. `earlier` is told as soon
+/// as the transaction is in the database's hands.
 async fn transaction(
     ledger: &Arc<dyn OrderLedger>,
     ops: Vec<WriteOp>,
     settings: &GroupCommitSettings,
+    earlier: &mut Answers,
 ) -> (Transaction, Option<Unfinished>) {
     let started = Instant::now();
     let ledger = Arc::clone(ledger);
     let write_count = ops.len();
-    let mut transaction = tokio::spawn(async move {
-        let result = ledger.commit(&ops).await;
-        (result, ops)
-    });
-    let ended = match tokio::time::timeout(settings.commit_timeout, &mut transaction).await {
-        Ok(Ok((Ok(()), _))) => Transaction::Ended(CommitOutcome::Committed),
-        Ok(Ok((Err(StoreError::Fenced(reason)), ops))) => {
+    let mut transaction: Pin<Box<dyn Future<Output = Written> + Send>> = Box::pin(
+        AssertUnwindSafe(async move {
+            let result = ledger.commit(&ops).await;
+            (result, ops)
+        })
+        .catch_unwind(),
+    );
+    // Polled once here rather than spawned: the batch is laid out and handed to the
+    // database before the earlier batch's answers go out, and those then run while it
+    // writes. A spawned task would queue behind the tasks those answers wake.
+    let first_poll = std::future::poll_fn(|context| {
+        Poll::Ready(match transaction.as_mut().poll(context) {
+            Poll::Ready(written) => Some(written),
+            Poll::Pending => None,
+        })
+    })
+    .await;
+    earlier.tell();
+    let written = match first_poll {
+        Some(written) => Some(written),
+        None => tokio::time::timeout_at(started + settings.commit_timeout, &mut transaction)
+            .await
+            .ok(),
+    };
+    let timed_out = written.is_none();
+    let ended = match written {
+        Some(Ok((Ok(()), _))) => Transaction::Ended(CommitOutcome::Committed),
+        Some(Ok((Err(StoreError::Fenced(reason)), ops))) => {
             tracing::info!(%reason, write_count, "batch fenced");
             Transaction::Fenced(format!("fenced: {reason}").into(), ops)
         }
-        Ok(Ok((Err(StoreError::HoldExpired(reason)), ops))) => {
+        Some(Ok((Err(StoreError::HoldExpired(reason)), ops))) => {
             tracing::info!(%reason, write_count, "batch refused: a hold had ended");
             Transaction::HoldExpired(format!("hold expired: {reason}").into(), ops)
         }
-        Ok(Ok((Err(error), _))) => {
+        Some(Ok((Err(error), _))) => {
             tracing::warn!(%error, write_count, "batch commit failed");
             Transaction::Ended(CommitOutcome::Unknown(error.to_string().into()))
         }
-        Ok(Err(join_error)) => {
-            tracing::error!(%join_error, write_count, "batch commit task died");
-            Transaction::Ended(CommitOutcome::Unknown("the commit task died".into()))
+        Some(Err(_panic)) => {
+            tracing::error!(write_count, "batch commit panicked");
+            Transaction::Ended(CommitOutcome::Unknown("the commit panicked".into()))
         }
-        Err(_) => {
+        None => {
             tracing::warn!(
                 write_count,
                 timeout_ms = settings.commit_timeout.as_millis() as u64,
@@ -410,8 +518,9 @@ async fn transaction(
         elapsed_us = started.elapsed().as_micros() as u64,
         "batch done"
     );
-    let unfinished = (!transaction.is_finished()).then_some(Unfinished {
-        transaction,
+    // Still running: it goes on in a task of its own, which the committer waits for.
+    let unfinished = timed_out.then(|| Unfinished {
+        transaction: tokio::spawn(transaction),
         write_count,
     });
     (ended, unfinished)
@@ -419,7 +528,7 @@ async fn transaction(
 
 /// A transaction still running after its writers were told `Unknown`.
 struct Unfinished {
-    transaction: JoinHandle<(Result<(), StoreError>, Vec<WriteOp>)>,
+    transaction: JoinHandle<Written>,
     write_count: usize,
 }
 

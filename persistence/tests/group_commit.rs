@@ -1,13 +1,16 @@
 //! The group committer against a database slower than its commit timeout: writers are
 //! told the outcome is unknown at the timeout, but a barrier gathered into the same batch
 //! passes only once the transaction is over, so a reader behind it sees what it wrote.
-//! And how a batch gathers: a wait shorter than the timer's tick takes what the tasks that
-//! are ready submit, without sleeping.
+//! How a batch gathers: a wait shorter than the timer's tick takes what the tasks that
+//! are ready submit, without sleeping, and what queued while a batch committed goes next
+//! at once, before that batch's writers are told. A commit that panics is an unknown
+//! outcome, and the committer goes on.
 
 // Only its order helpers are used here; its contracts run in the backends' test files.
 #[allow(dead_code, unused_imports)]
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,11 +25,14 @@ use persistence::{
 use uuid::Uuid;
 
 /// A ledger whose commits take `delay` longer than the database's own, and which notes
-/// how many writes each batch carried.
+/// how many writes each batch carried, in a log the test can add its own lines to.
 struct SlowLedger {
     inner: Arc<Database>,
     delay: Duration,
     batches: Mutex<Vec<usize>>,
+    log: Mutex<Vec<String>>,
+    /// The next commit panics before it writes anything.
+    panic_next: AtomicBool,
 }
 
 impl SlowLedger {
@@ -35,11 +41,21 @@ impl SlowLedger {
             inner,
             delay,
             batches: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+            panic_next: AtomicBool::new(false),
         }
     }
 
     fn batches(&self) -> Vec<usize> {
         self.batches.lock().expect("not poisoned").clone()
+    }
+
+    fn note(&self, line: String) {
+        self.log.lock().expect("not poisoned").push(line);
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().expect("not poisoned").clone()
     }
 }
 
@@ -47,6 +63,10 @@ impl SlowLedger {
 impl OrderLedger for SlowLedger {
     async fn commit(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         self.batches.lock().expect("not poisoned").push(ops.len());
+        self.note(format!("commit of {} writes begins", ops.len()));
+        if self.panic_next.swap(false, Ordering::SeqCst) {
+            panic!("a bug in the store's code (this test's)");
+        }
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -206,4 +226,92 @@ async fn a_wait_shorter_than_a_timer_tick_does_not_sleep_for_writers_not_ready()
     assert_eq!(first.await.expect("told"), CommitOutcome::Committed);
     assert_eq!(second.await.expect("told"), CommitOutcome::Committed);
     assert_eq!(ledger.batches(), vec![1, 1], "each write in its own batch");
+}
+
+/// A writer that notes in the ledger's log when it is told, and hands the outcome back.
+fn submit_noting(
+    committer: &GroupCommitter,
+    ledger: &Arc<SlowLedger>,
+    n: u128,
+    name: &'static str,
+) -> tokio::sync::oneshot::Receiver<CommitOutcome> {
+    let (told, outcome) = tokio::sync::oneshot::channel();
+    let log = Arc::clone(ledger);
+    committer.submit(
+        vec![place(order(n, n as u64, 1, 1, None))],
+        move |outcome| {
+            log.note(format!("{name} told"));
+            let _ = told.send(outcome);
+        },
+    );
+    outcome
+}
+
+#[tokio::test]
+async fn what_queued_during_a_commit_goes_next_before_that_commits_writers_are_told() {
+    let (_dir, database) = database_with_product_1(10).await;
+    let ledger = Arc::new(SlowLedger::new(database, Duration::from_millis(200)));
+    let settings = GroupCommitSettings {
+        // A gather wait the second batch would sit out if it gathered again.
+        batch_delay: Duration::from_millis(600),
+        ..GroupCommitSettings::default()
+    };
+    let (committer, _task) = GroupCommitter::start(Arc::clone(&ledger) as _, settings);
+    let first = submit_noting(&committer, &ledger, 1, "first");
+    // The first batch forms after the gather wait (600 ms), then commits for 200 ms: the
+    // second writer comes while it does.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(ledger.batches(), vec![1], "the first batch is committing");
+    let queued_at = tokio::time::Instant::now();
+    let second = submit_noting(&committer, &ledger, 2, "second");
+    assert_eq!(first.await.expect("told"), CommitOutcome::Committed);
+    assert_eq!(second.await.expect("told"), CommitOutcome::Committed);
+    assert_eq!(
+        ledger.log(),
+        vec![
+            "commit of 1 writes begins",
+            "commit of 1 writes begins",
+            "first told",
+            "second told",
+        ],
+        "the second batch was handed over before the first one's writer was told"
+    );
+    // It waited for the first commit to end (~100 ms) and its own (~200 ms), not for a
+    // gather wait (600 ms) besides.
+    assert!(
+        queued_at.elapsed() < Duration::from_millis(600),
+        "the second batch gathered again: {:?}",
+        queued_at.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_commit_that_panics_is_an_unknown_outcome_and_the_committer_goes_on() {
+    let (_dir, database) = database_with_product_1(10).await;
+    let ledger = Arc::new(SlowLedger::new(Arc::clone(&database), Duration::ZERO));
+    ledger.panic_next.store(true, Ordering::SeqCst);
+    let (committer, _task) =
+        GroupCommitter::start(Arc::clone(&ledger) as _, GroupCommitSettings::default());
+    let outcome = submit_noting(&committer, &ledger, 1, "first")
+        .await
+        .expect("told");
+    assert!(
+        matches!(&outcome, CommitOutcome::Unknown(reason) if reason.contains("panicked")),
+        "{outcome:?}"
+    );
+    let outcome = submit_noting(&committer, &ledger, 2, "second")
+        .await
+        .expect("told");
+    assert_eq!(outcome, CommitOutcome::Committed);
+    committer.barrier().await.expect("the committer still runs");
+    let stored = database
+        .order(OrderId(Uuid::from_u128(2)))
+        .await
+        .expect("read");
+    assert!(stored.is_some(), "the write after the panic is stored");
+    let stored = database
+        .order(OrderId(Uuid::from_u128(1)))
+        .await
+        .expect("read");
+    assert!(stored.is_none(), "the panicking commit wrote nothing");
 }
