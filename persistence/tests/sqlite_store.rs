@@ -68,3 +68,35 @@ async fn the_wal_stays_bounded_under_a_stream_of_commits() {
         "the WAL grew to {largest} B under {n} orders (limit {LIMIT} B)"
     );
 }
+
+/// Batches of orders go through statements padded to a few sizes (`batch_statements.rs`):
+/// every size lands whole, padding rows never do, including a batch past one statement's
+/// parameter cap (3,640 orders of 9 columns), which takes two.
+#[tokio::test]
+async fn every_batch_size_stores_exactly_its_orders() {
+    use common::{order, place, put_product};
+    use engine::ProductId;
+    use persistence::OrderLedger;
+
+    let (_dir, store) = open().await;
+    store
+        .commit(&[put_product(1, 10_000)])
+        .await
+        .expect("product");
+    let mut next = 1u128;
+    let mut placed = 0;
+    for size in (1..=9).chain([31, 33, 3_641]) {
+        let batch: Vec<_> = (next..next + size)
+            .map(|n| place(order(n, n as u64, 1, 1, None)))
+            .collect();
+        store.commit(&batch).await.expect("batch");
+        next += size;
+        placed += size as usize;
+        let state = store
+            .load_product(ProductId(1), 0)
+            .await
+            .expect("load")
+            .expect("product 1");
+        assert_eq!(state.stock.lines.len(), placed, "after a batch of {size}");
+    }
+}
