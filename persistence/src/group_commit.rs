@@ -211,6 +211,7 @@ async fn run(
     // What the last batch's writers and barriers are told: once the next batch is in the
     // database's hands, or before the committer waits for work.
     let mut answers = Answers::default();
+    // False only until the first batch: a committer that was idle gathers as configured.
     let mut committed = false;
     loop {
         // What queued while the last batch committed goes next, at once, without the

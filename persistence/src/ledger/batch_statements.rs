@@ -407,9 +407,12 @@ impl Statements {
     /// As [`Statements::insert`], for the tables that take a row per order: the rows go
     /// through `VALUES` padded with rows of NULLs (skipped by a `WHERE`) up to the next
     /// power of two, so a statement's text depends on a handful of sizes, not on each
-    /// batch's size. SQLite's statement cache then keeps them prepared: parsing a fresh
-    /// multi-row insert for every batch was 4.4% of the engine's CPU under Buy Now at 256
-    /// connections (`loadtests/profile.sh embedded 12 256`, DWARF stacks).
+    /// batch's size. The whole query's text (the cache's key) also holds the batch's other
+    /// statements, but under Buy Now those take one row or a few, so it repeats from batch
+    /// to batch and SQLite's statement cache keeps it prepared. Parsing a fresh multi-row
+    /// insert for every batch was 4.4% of the engine's CPU under Buy Now at 256
+    /// connections; with the padding the parser left the profile
+    /// (`loadtests/profile.sh embedded 12 256`, DWARF stacks).
     fn insert_padded(
         &mut self,
         insert: &'static str,
