@@ -18,8 +18,9 @@ use crate::shop::Shop;
 /// Distinct products in one checkout (a cart holds at most this many).
 pub const CHECKOUT_LINES_MAX: usize = 100;
 
-/// The idempotency scope of checkout keys (Buy Now keys are scoped per product).
-pub const CHECKOUT_SCOPE: &str = "checkout";
+/// The idempotency scope of checkout keys (Buy Now keys are scoped per product): the
+/// store keeps a unique index on them.
+pub use persistence::CHECKOUT_SCOPE;
 
 /// How an order may be paid; each goes through the payment provider's webhook.
 pub const PAYMENT_METHODS: [&str; 4] = ["UPI", "CARD", "NETBANKING", "WALLET"];

@@ -189,6 +189,8 @@ pub struct Database {
     sqlite_writer: Option<SqlitePool>,
     /// The embedded file's WAL: its background checkpoints and the committer's restarts.
     wal: Option<Arc<Wal>>,
+    /// The embedded data directory's lock, held while any clone of the store lives.
+    _data_dir_lock: Option<Arc<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -230,11 +232,17 @@ impl Database {
     /// - Foreign keys are not enforced, as on PostgreSQL's hot tables (its migration 0002):
     ///   an order line exists only for a product whose actor reserved it, so the checks
     ///   guard against nothing the engine can do, and cost index lookups on every order.
-    ///   What must never happen stays enforced by the schema (unique idempotency keys).
+    ///   Buy Now's idempotency keys are checked by their product's actor (migration
+    ///   0026), checkout's by a unique index.
+    /// - One engine per data directory: an exclusive lock on `flashcart.lock` in it, held
+    ///   by the store and released by the kernel when the process ends, however it ends.
+    ///   Two engines on one file would each run an actor per product, and each answer
+    ///   the same idempotency key with an order of its own.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
             StoreError::Decode(format!("cannot create {}: {error}", data_dir.display()))
         })?;
+        let data_dir_lock = lock_data_dir(data_dir)?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("flashcart.db"))
             .create_if_missing(true)
@@ -273,6 +281,7 @@ impl Database {
         Ok(Self {
             sqlite_writer: Some(writer),
             wal: Some(Wal::start(pool)),
+            _data_dir_lock: Some(Arc::new(data_dir_lock)),
             ..database
         })
     }
@@ -334,6 +343,7 @@ impl Database {
         Ok(Self {
             pool,
             sqlite_writer: None,
+            _data_dir_lock: None,
             wal: None,
         })
     }
@@ -376,6 +386,31 @@ impl Database {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+}
+
+/// Takes `data_dir`'s lock file for this store, or says which directory another engine
+/// holds. The lock is advisory (`flock`): every engine takes it, nothing else needs to.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join("flashcart.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| StoreError::Decode(format!("cannot open {}: {error}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(format!(
+            "{} is in use by another flashcart engine (it holds {}); one engine per data \
+             directory",
+            data_dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Decode(format!(
+            "cannot lock {}: {error}",
+            path.display()
+        ))),
     }
 }
 

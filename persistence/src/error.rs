@@ -19,6 +19,10 @@ pub enum StoreError {
     Corrupt(#[from] CorruptSnapshot),
     #[error("stored data is unreadable: {0}")]
     Decode(String),
+    /// Another engine holds the embedded data directory: two would each answer for the
+    /// same products (`Database::open`).
+    #[error("{0}")]
+    InUse(String),
     /// A batch carried a shard lease that is no longer current: another node took the
     /// shard over, and nothing of the batch was written.
     #[error("fenced: {0}")]

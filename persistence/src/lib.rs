@@ -75,7 +75,7 @@ pub use group_commit::{
 pub use ledger::{Batch, IdHighWater, InventoryLevel, OrderLedger, ProductState, SaleLevel};
 pub use notifications::{Notification, NotificationStore};
 pub use on_committer::{NotificationsOnCommitter, OutboxOnCommitter, RecommendationsOnCommitter};
-pub use orders::OrderLookup;
+pub use orders::{CHECKOUT_SCOPE, OrderLookup};
 pub use outbox::Outbox;
 pub use page_cache::PageCache;
 pub use payouts::{PayoutStatement, ReleasedPayout, SellerOrder, SellerStore};

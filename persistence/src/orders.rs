@@ -22,7 +22,9 @@ pub trait OrderLookup: Send + Sync + 'static {
     /// Those of `ids` that exist (an expiry storm reads its orders a chunk at a time).
     async fn orders(&self, ids: &[OrderId]) -> Result<Vec<Order>, StoreError>;
 
-    /// The order a user's idempotency key made in `scope`, if any.
+    /// The order a user's idempotency key made in `scope`, if any. Meant for checkout's
+    /// keys ([`CHECKOUT_SCOPE`]), looked up before a checkout places its order; Buy Now's
+    /// are answered by their product's actor (on SQLite this scans for them).
     async fn order_for_key(
         &self,
         user: UserId,
@@ -91,6 +93,30 @@ const ITEMS: Sql = Sql::both(
      FROM order_items i WHERE i.order_id = $1 ORDER BY i.line_no",
 );
 
+// The idempotency scope of checkout's keys (Buy Now's are scoped per product), in a macro
+// so the statement below names it as a literal.
+macro_rules! checkout_scope {
+    () => {
+        "checkout"
+    };
+}
+
+/// The idempotency scope of checkout's keys (Buy Now's are `product:<id>`).
+pub const CHECKOUT_SCOPE: &str = checkout_scope!();
+
+/// Checkout's keys, through SQLite's partial unique index on them (migration 0026): the
+/// scope is a literal, since SQLite uses a partial index only for a query whose terms
+/// name its condition.
+const ORDER_FOR_CHECKOUT_KEY: Sql = Sql::both(concat!(
+    "SELECT id AS order_id FROM orders \
+     WHERE user_id = $1 AND idempotency_scope = '",
+    checkout_scope!(),
+    "' AND idempotency_key = $2"
+));
+
+/// Any other scope's. Buy Now's keys are answered by their product's actor, from memory;
+/// SQLite keeps no index on them (migration 0026: a random leaf per order), so there this
+/// scans the orders. PostgreSQL finds them through its unique index.
 const ORDER_FOR_KEY: Sql = Sql::both(
     "SELECT id AS order_id FROM orders \
      WHERE user_id = $1 AND idempotency_scope = $2 AND idempotency_key = $3",
@@ -169,9 +195,14 @@ impl OrderLookup for Database {
         key: &IdempotencyKey,
     ) -> Result<Option<OrderId>, StoreError> {
         dialects!(self.pool(), |pool, D| {
-            sqlx::query(D::sql(&ORDER_FOR_KEY))
-                .bind(int(user.0)?)
-                .bind(scope)
+            let query = if scope == CHECKOUT_SCOPE {
+                sqlx::query(D::sql(&ORDER_FOR_CHECKOUT_KEY)).bind(int(user.0)?)
+            } else {
+                sqlx::query(D::sql(&ORDER_FOR_KEY))
+                    .bind(int(user.0)?)
+                    .bind(scope)
+            };
+            query
                 .bind(key.as_str())
                 .fetch_optional(pool)
                 .await?

@@ -100,3 +100,58 @@ async fn every_batch_size_stores_exactly_its_orders() {
         assert_eq!(state.stock.lines.len(), placed, "after a batch of {size}");
     }
 }
+
+/// One engine per data directory: a second store opened on a directory in use is refused
+/// with an error that says so (two engines would each answer the same products, and each
+/// make an order of the same idempotency key). Once the first is gone, it opens again.
+#[tokio::test]
+async fn a_data_directory_opens_for_one_engine_at_a_time() {
+    let (dir, store) = open().await;
+    match Database::open(dir.path()).await {
+        Err(persistence::StoreError::InUse(message)) => {
+            assert!(
+                message.contains("in use by another flashcart engine"),
+                "{message}"
+            );
+        }
+        other => panic!("a second engine on one directory: {other:?}"),
+    }
+    store.close().await;
+    drop(store);
+    Database::open(dir.path())
+        .await
+        .expect("the directory opens once the first engine is gone");
+}
+
+/// SQLite keeps no index on Buy Now's idempotency keys (migration 0026): the product's
+/// actor is their check, and rebuilding it from the store refuses two orders that share a
+/// key, so a product whose rows broke that promise does not start.
+#[tokio::test]
+async fn two_buy_now_orders_with_one_key_stop_their_product() {
+    use engine::stock::ProductStock;
+    use engine::{IdempotencyKey, Money, ProductId};
+    use persistence::OrderLedger;
+
+    let (_dir, store) = open().await;
+    let key = IdempotencyKey::parse("k-twice").expect("key");
+    let with_the_key = |n: u128| {
+        let mut order = common::order(n, 9, 1, 1, None);
+        order.idempotency_key = key.clone();
+        common::place(order)
+    };
+    store
+        .commit(&[common::put_product(1, 5), with_the_key(1), with_the_key(2)])
+        .await
+        .expect("the store takes both");
+    let state = store
+        .load_product(ProductId(1), 0)
+        .await
+        .expect("load")
+        .expect("exists");
+    let refused = ProductStock::restore(ProductId(1), Money(5_000), state.stock, 300)
+        .expect_err("two orders share a key");
+    assert!(
+        refused.to_string().contains("share an idempotency key"),
+        "{refused}"
+    );
+}

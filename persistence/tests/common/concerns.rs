@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::order::{OrderEvent, OrderStatus};
+use engine::order::{Order, OrderEvent, OrderStatus};
 use engine::{IdempotencyKey, OrderId, Product, ProductId, SaleId, UserId};
 use persistence::{
     CampaignDelivery, CampaignKind, CampaignPlan, CampaignStore, CartChange, CartItem, CartStore,
@@ -388,11 +388,29 @@ pub async fn orders_are_found_by_key_and_delivery(store: Arc<Database>) {
     assert_eq!(by_key(9, "product:1").await.expect("by key"), Some(id));
     assert_eq!(by_key(9, "product:2").await.expect("scope"), None);
     assert_eq!(by_key(8, "product:1").await.expect("user"), None);
-    // The schema holds a key unique per user and scope whatever the engine does: a
-    // second order with the same key fails its batch, and the first keeps the key.
-    let mut again = order(2, 9, 1, 1, None);
-    again.idempotency_key = key.clone();
-    assert!(store.commit(&[place(again)]).await.is_err());
+    // Checkout's keys are looked up here before its order is placed, and the schema holds
+    // one unique per user whatever the engine does: a second order with the same key
+    // fails its batch, and the first keeps the key. (Buy Now's are checked by their
+    // product's actor: `sqlite_store.rs`, `two_buy_now_orders_with_one_key_stop_their_product`.)
+    let checkout = |n: u128| WriteOp::PlaceOrder {
+        order: Order {
+            idempotency_key: key.clone(),
+            ..order(n, 9, 2, 1, None)
+        },
+        idempotency_scope: persistence::CHECKOUT_SCOPE.into(),
+    };
+    store.commit(&[checkout(3)]).await.expect("checkout order");
+    let by_checkout_key = store.order_for_key(UserId(9), persistence::CHECKOUT_SCOPE, &key);
+    assert_eq!(
+        by_checkout_key.await.expect("by checkout key"),
+        Some(OrderId(Uuid::from_u128(3)))
+    );
+    assert!(store.commit(&[checkout(4)]).await.is_err());
+    let by_checkout_key = store.order_for_key(UserId(9), persistence::CHECKOUT_SCOPE, &key);
+    assert_eq!(
+        by_checkout_key.await.expect("by checkout key"),
+        Some(OrderId(Uuid::from_u128(3)))
+    );
     assert_eq!(by_key(9, "product:1").await.expect("by key"), Some(id));
     assert!(
         !store

@@ -288,11 +288,16 @@ pub async fn a_failing_write_rolls_back_the_whole_batch(store: Arc<Database>) {
             .is_none()
     );
 
-    // The same idempotency key twice in one scope is refused by the schema.
+    // The same checkout idempotency key twice is refused by the schema (Buy Now's keys
+    // are checked by their product's actor).
+    let checkout = |order: Order| WriteOp::PlaceOrder {
+        order,
+        idempotency_scope: persistence::CHECKOUT_SCOPE.into(),
+    };
     let mut twin = order(2, 1, 1, 1, None);
     twin.idempotency_key = order(1, 1, 1, 1, None).idempotency_key;
     let result = store
-        .commit(&[place(order(1, 1, 1, 1, None)), place(twin)])
+        .commit(&[checkout(order(1, 1, 1, 1, None)), checkout(twin)])
         .await;
     assert!(result.is_err());
     assert!(store.pending_orders().await.expect("pending").is_empty());
