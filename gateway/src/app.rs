@@ -161,6 +161,8 @@ pub struct App {
     websocket_slots: Arc<tokio::sync::Semaphore>,
     rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
     workflow: Workflow,
+    /// The store, closed once everything above it has stopped.
+    database: Arc<Database>,
     /// Tasks that follow the shop: the search indexer, the abandoned-cart scan.
     background: Vec<tokio::task::JoinHandle<()>>,
     /// This node's membership of the cluster, if it is one.
@@ -386,6 +388,7 @@ impl App {
             websocket_slots,
             rate_limiter,
             workflow,
+            database,
             background,
             cluster,
             internal,
@@ -471,6 +474,9 @@ impl App {
         self.shop.shutdown().await;
         // Events left in the outbox go out on the next start.
         self.workflow.stop().await;
+        // Last: the embedded store's data directory is free for the next engine only once
+        // nothing of this one can write.
+        self.database.close().await;
         Ok(())
     }
 }

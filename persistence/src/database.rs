@@ -189,8 +189,9 @@ pub struct Database {
     sqlite_writer: Option<SqlitePool>,
     /// The embedded file's WAL: its background checkpoints and the committer's restarts.
     wal: Option<Arc<Wal>>,
-    /// The embedded data directory's lock, held while any clone of the store lives.
-    _data_dir_lock: Option<Arc<std::fs::File>>,
+    /// The embedded data directory's lock: held until the store is closed (or every clone
+    /// of it is dropped, or the process ends).
+    data_dir_lock: Option<Arc<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -281,7 +282,7 @@ impl Database {
         Ok(Self {
             sqlite_writer: Some(writer),
             wal: Some(Wal::start(pool)),
-            _data_dir_lock: Some(Arc::new(data_dir_lock)),
+            data_dir_lock: Some(Arc::new(data_dir_lock)),
             ..database
         })
     }
@@ -343,12 +344,13 @@ impl Database {
         Ok(Self {
             pool,
             sqlite_writer: None,
-            _data_dir_lock: None,
+            data_dir_lock: None,
             wal: None,
         })
     }
 
-    /// Closes every connection, after those in use are given back: for an orderly stop.
+    /// Closes every connection, after those in use are given back, and releases the data
+    /// directory: for an orderly stop.
     pub async fn close(&self) {
         match &self.pool {
             Backend::Sqlite(pool) => pool.close().await,
@@ -356,6 +358,12 @@ impl Database {
         }
         if let Some(writer) = &self.sqlite_writer {
             writer.close().await;
+        }
+        // No clone of this store can write any more: another engine may take the directory.
+        if let Some(lock) = &self.data_dir_lock
+            && let Err(error) = lock.unlock()
+        {
+            tracing::warn!(%error, "could not release the data directory's lock");
         }
     }
 

@@ -337,3 +337,53 @@ async fn kill_9_mid_burst(on_postgres: bool) {
         database.drop_database().await;
     }
 }
+
+/// One engine per data directory: a second binary started on a directory an engine runs
+/// on exits at once with an error naming it (two would each answer the same products),
+/// and the first goes on serving. A `kill -9` of the first frees the directory (the
+/// kernel drops its lock), and an engine starts on it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_engine_on_a_data_directory_in_use_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let mut first = Server::start(dir.path(), free_port());
+    wait_ready(&client, &first.address).await;
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_flashcart"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("FLASHCART_AUTH__JWT_SECRET", "test-secret")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the second binary runs");
+    let gave_up_at = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("its status") {
+            break status;
+        }
+        if std::time::Instant::now() >= gave_up_at {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second engine runs on a data directory in use");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "the second engine exits with an error");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("piped"), &mut stderr)
+        .expect("its error");
+    assert!(
+        stderr.contains("is in use by another flashcart engine"),
+        "{stderr}"
+    );
+    first.create_product(&client, 1, 10).await;
+    first.kill_9();
+    let again = Server::start(dir.path(), free_port());
+    wait_ready(&client, &again.address).await;
+}
