@@ -6,9 +6,9 @@
 -- each order dirties a leaf of its own: a 4 KiB WAL frame per order, and the checkpoint's
 -- copy of it. Under Buy Now at 256 connections (`loadtests/timeline.sh embedded 20 256`)
 -- the bytes written per order rose from 3.0 to 9.1 KB over 550K orders and orders/s fell
--- from 26-29K to 20-23K, p99 from 16-22 to 25-43 ms; with the index dropped, 2.8 KB per
--- order throughout, 31-32K orders/s, p99 14-19 ms. (PostgreSQL logs the index tuple, not
--- the page, and keeps its unique index.)
+-- from 26-29K to 20-24K, p99 from 16-26 to 24-43 ms; with the index dropped, 2.6-2.8 KB
+-- per order throughout, 27-32K orders/s, p99 13.5-22.7 ms. (PostgreSQL logs the index
+-- tuple, not the page, and keeps its unique index.)
 --
 -- A Buy Now key is checked where it is answered: by its product's actor, the one writer
 -- of its scope (`product:<id>`), which holds every key of the retention window in memory
