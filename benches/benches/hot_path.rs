@@ -6,6 +6,7 @@
 //!   store, 512 buyers at a time (what group commit is for).
 //! - `group_commit/encode_512_orders`: a batch laid out as PostgreSQL columns.
 //! - `json/*`: the Buy Now request parsed and its 201 body written.
+//! - `auth/verify_token`: a shopper's bearer token checked (HS256), as every call is.
 //!
 //! Figures are throughput (elements/s); compare them within one run, not across machines.
 
@@ -194,5 +195,25 @@ fn buy_now_json(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(encoding, group_commit_encode, buy_now_json);
+/// A shopper's token verified: what the `Caller` extractor costs every request.
+fn verify_token(c: &mut Criterion) {
+    use gateway::auth::{Claims, JwtKeys, Role};
+    let keys = JwtKeys::new(secrecy::SecretString::from("bench-secret".to_owned()));
+    let token = keys.encode(&Claims {
+        sub: "1234567".into(),
+        role: Role::Customer,
+        exp: 4_102_444_800,
+    });
+    let mut group = c.benchmark_group("auth");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("verify_token", |b| {
+        b.iter(|| {
+            keys.decode(std::hint::black_box(&token), 1_800_000_000)
+                .expect("valid token")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(encoding, group_commit_encode, buy_now_json, verify_token);
 criterion_main!(hot_path, encoding);
