@@ -35,7 +35,9 @@ use crate::context::Context;
 use crate::node_channel::NodeChannel;
 use crate::ownership::Fence;
 use crate::protocol::{HandleError, Prepare, PrepareRefused, PrepareStep, ProductMsg};
-use crate::remote_hold::{COMMIT_MARGIN_MS, HoldRequest, PeerAnswer, PeerHold, tell_peers};
+use crate::remote_hold::{
+    COMMIT_MARGIN_MS, HoldRequest, PEERS_TOLD_WAIT, PeerAnswer, PeerHold, tell_peers,
+};
 
 /// Lines prepared for one order, in the order they were asked for.
 pub(crate) struct HeldLines {
@@ -281,12 +283,18 @@ impl HeldLines {
         let (done, outcome) = oneshot::channel();
         ctx.committer().submit(ops, move |outcome| {
             settle(&contacted, order_id, &outcome);
-            tell_peers(node_channel, peers, order_id, &outcome);
-            let _ = done.send(outcome);
+            let told = tell_peers(node_channel, peers, order_id, &outcome);
+            let _ = done.send((outcome, told));
         });
+        let Ok((outcome, told)) = outcome.await else {
+            return CommitOutcome::Unknown("the committer stopped".into());
+        };
+        // Lines held on other nodes move when those nodes hear the outcome: waiting for
+        // them (bounded) lets the caller's next read, through any node, see them moved.
+        if let Some(told) = told {
+            let _ = tokio::time::timeout(PEERS_TOLD_WAIT, told).await;
+        }
         outcome
-            .await
-            .unwrap_or_else(|_| CommitOutcome::Unknown("the committer stopped".into()))
     }
 
     /// Settles every line (here and on other nodes) with `outcome`, now.

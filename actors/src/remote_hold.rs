@@ -42,6 +42,11 @@ use crate::shop::Shop;
 pub(crate) const COMMIT_MARGIN_MS: u64 = 500;
 /// How often a holder asks the store whether an unsettled hold is over.
 const RESOLVE_PAUSE: Duration = Duration::from_millis(250);
+/// How long a coordinator waits for the other nodes to take its outcome before it answers
+/// its caller. Within it, a read through any node after the answer sees the order's lines
+/// moved (a cancellation's units back on sale); past it (a node down or slow) the answer
+/// goes out and the telling goes on, or the holder resolves at its deadline.
+pub(crate) const PEERS_TOLD_WAIT: Duration = Duration::from_secs(1);
 
 /// A node's answer to a [`HoldRequest`].
 pub enum PeerAnswer {
@@ -113,25 +118,24 @@ pub(crate) struct PeerHold {
 }
 
 /// Tells every peer the outcome, on a task of its own (a lost message is resolved by the
-/// peer at its deadline).
+/// peer at its deadline). The task's handle, if there is one, ends once every peer was
+/// told or given up on; dropping it leaves the task running.
 pub(crate) fn tell_peers(
     node_channel: Option<Arc<dyn NodeChannel>>,
     peers: Vec<PeerHold>,
     order_id: OrderId,
     outcome: &CommitOutcome,
-) {
-    let Some(node_channel) = node_channel else {
-        return;
-    };
+) -> Option<tokio::task::JoinHandle<()>> {
+    let node_channel = node_channel?;
     if peers.is_empty() {
-        return;
+        return None;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(%order_id, "no runtime to settle other nodes' lines; they resolve them at their deadline");
-        return;
+        return None;
     };
     let outcome = Settlement::from(outcome);
-    runtime.spawn(async move {
+    Some(runtime.spawn(async move {
         for peer in peers {
             let settlement = HoldSettlement {
                 order_id,
@@ -148,7 +152,7 @@ pub(crate) fn tell_peers(
                 }
             }
         }
-    });
+    }))
 }
 
 /// Lines this node holds for other nodes' orders, by order and shard.
