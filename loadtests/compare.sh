@@ -8,6 +8,9 @@
 # classic, and the proof that every request was a new order: the units the engine counts
 # and the units the store holds must be equal, and at least wrk's 2xx answers (at most one
 # more per connection: the requests in flight when wrk stopped, which it does not count).
+# For the engine it also prints the share of the order workflow's payment requests (one per
+# order) sent by the end of the run: a workflow that fell behind does the rest afterwards,
+# on the same cores, and the orders/s beside it did not pay for that.
 #
 #   loadtests/compare.sh [seconds per target, default 20] [connections ..., default 64 256]
 #
@@ -130,6 +133,14 @@ for line in open(sys.argv[6]):
         if not status.startswith("2"):
             not_2xx[status] = not_2xx.get(status, 0) + int(found[2])
 summary["engine_not_2xx"] = not_2xx
+# The order workflow's payment requests (one per order) sent by the end of the run: what
+# the engine did not do beside the orders it does after them, on the same cores.
+payment_requests = None
+for line in open(sys.argv[6]):
+    if (line.startswith("flashcart_jobs_total{") and 'queue="jobs.payment_provider"' in line
+            and 'outcome="done"' in line):
+        payment_requests = (payment_requests or 0) + int(float(line.split()[-1]))
+summary["payment_requests_sent"] = payment_requests
 # What the engine said about them: its warnings and errors, by message (times cut off).
 said = collections.Counter()
 if not_2xx and os.path.exists(sys.argv[7]):
@@ -180,6 +191,9 @@ for c in connections:
                 f"(+{new - answered} in flight at the end), store {r['store_new_units']}")
             if r.get("engine_not_2xx"):
                 check += f"; not 2xx by status: {r['engine_not_2xx']}"
+            if name not in ("echo", "classic"):
+                sent = r.get("payment_requests_sent") or 0
+                check += f"; payment requests sent in the run {100 * sent / max(new, 1):.0f}%"
         else:
             check = f"goose verified: {r['verified']}"
         print(f"{name:<24}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"

@@ -10,6 +10,9 @@
 #     time the store sits idle while answers go out and new orders come in).
 #   - the spread of commit times; on the embedded store, whether the commits that ran
 #     beside a background checkpoint of the WAL took longer than the others.
+#   - the work an order leaves behind: how many of the order workflow's payment requests
+#     (one per order) went out during the run, how long the rest took after it, and the
+#     CPU per order with that catch-up counted.
 #   - on PostgreSQL with COST_SAMPLE_WAITS=1, where a commit's time goes: the batch
 #     statement's backend sampled every 2 ms (`pg_stat_activity`) as running (on a CPU or
 #     waiting for one), flushing the WAL, waiting for a lock or for other I/O, or not in
@@ -111,6 +114,33 @@ done
 busy=$((end[4] - start[4]))
 idle=$((end[5] - start[5]))
 printf '%-9s %5d%%\n' idle $((idle * 100 / (busy + idle > 0 ? busy + idle : 1)))
+
+# The work an order leaves behind: the order workflow (outbox relay, saga) sends one
+# payment request per order after the order is answered, through the same committer. Under
+# load it may fall behind; what it did not do during the run is done after it, and costs
+# CPU the figures above do not count. Counted from the engine's /metrics (payment request
+# jobs done), polled until every order has had its request (at most COST_DRAIN_MAX_SECS).
+payment_requests() {
+    curl -s "http://$ADDRESS/metrics" | awk '
+        /^flashcart_jobs_total\{/ && /queue="jobs.payment_provider"/ && /outcome="done"/ { n += $NF }
+        END { printf "%d\n", n }'
+}
+sent_in_run="$(payment_requests)"
+drained_at=$SECONDS
+drain_limit=$((SECONDS + ${COST_DRAIN_MAX_SECS:-120}))
+while [ "$(payment_requests)" -lt "$orders" ] && [ $SECONDS -lt $drain_limit ]; do sleep 0.5; done
+drain_secs=$((SECONDS - drained_at))
+sent_after="$(payment_requests)"
+drained=($(snapshot "$WRK"))
+echo "== the order workflow (one payment request per order, sent after the answer)"
+echo "payment requests sent by the end of the run: $sent_in_run of $orders" \
+    "($((sent_in_run * 100 / (orders > 0 ? orders : 1)))%); all $sent_after after ${drain_secs}s more"
+# The machine's busy time, not PostgreSQL's processes: its backends are replaced every
+# half minute (their CPU leaves with them), and the catch-up may take longer. wrk's share
+# of the run is taken out.
+echo "CPU per order, the run and the workflow's catch-up together (µs):" \
+    "engine $(((drained[0] - start[0]) * per_tick / (orders > 0 ? orders : 1)))," \
+    "the machine without wrk $(((drained[4] - start[4] - (end[3] - start[3])) * per_tick / (orders > 0 ? orders : 1)))"
 
 echo "== group commit (middle half of the run)"
 # Trace lines: "<RFC 3339 time> TRACE persistence::group_commit: batch done write_count=..

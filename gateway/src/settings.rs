@@ -348,7 +348,8 @@ pub struct RabbitConfig {
     pub url: Option<SecretString>,
     /// Prepended to exchange and queue names.
     pub prefix: String,
-    /// Messages one worker holds unacknowledged: its concurrency.
+    /// Messages one RabbitMQ worker holds unacknowledged: its concurrency. (Without
+    /// RabbitMQ, jobs run in process: `[workflow] local_jobs_concurrency`.)
     pub prefetch: u16,
     /// Tries per message before the dead-letter queue.
     pub attempts: u32,
@@ -380,6 +381,23 @@ pub struct WorkflowConfig {
     /// How often the recommendation counts that changed are saved to the store (a crash
     /// loses at most this much counting; a graceful stop saves the rest).
     pub save_recommendations_secs: u64,
+    /// Jobs the in-process queue (no RabbitMQ) runs at once: every order's payment request,
+    /// the confirmations. See [`WorkflowConfig::LOCAL_JOBS_CONCURRENCY`].
+    pub local_jobs_concurrency: usize,
+}
+
+impl WorkflowConfig {
+    /// Why a thousand, not RabbitMQ's prefetch (16), which set it before: a job's send is
+    /// one record in a batched write, so the jobs in flight are the batch, and 16 kept the
+    /// order workflow at 16 records per commit. Issue 14, `loadtests/cost.sh postgres 10
+    /// 64`: with 16, 13% of the run's payment requests went out during the run and the rest
+    /// took 19-21 s more (6-7K a second with the machine otherwise idle, below a flash
+    /// sale's 10K orders a second); the engine's CPU per order, that catch-up counted, was
+    /// 96 µs and the machine's (wrk's share out) 241. With 1,024: every request went out
+    /// during the run, 71 and 146 µs. Buy Now's own figure in the run falls (12.9K to 9.4K
+    /// orders/s there), as the workflow's work now happens beside it instead of after it.
+    /// Waiting jobs stay bounded by this (the rest waits in the outbox, on disk).
+    pub const LOCAL_JOBS_CONCURRENCY: usize = 1_024;
 }
 
 impl Default for WorkflowConfig {
@@ -393,6 +411,7 @@ impl Default for WorkflowConfig {
             ],
             trending_window_secs: 60 * 60,
             save_recommendations_secs: 10,
+            local_jobs_concurrency: Self::LOCAL_JOBS_CONCURRENCY,
         }
     }
 }
@@ -466,7 +485,7 @@ impl Settings {
                 review_delay: Duration::from_secs(self.workflow.review_delay_secs),
                 delivery_partners: self.workflow.delivery_partners.clone(),
             },
-            local_concurrency: usize::from(rabbit.prefetch),
+            local_concurrency: self.workflow.local_jobs_concurrency,
             local_attempts: rabbit.attempts,
             local_backoff: Duration::from_millis(rabbit.backoff_ms),
             trending_window: Duration::from_secs(self.workflow.trending_window_secs),
@@ -692,6 +711,10 @@ impl Settings {
                 "workflow.delivery_partners must name at least one partner",
             ),
             (
+                self.workflow.local_jobs_concurrency >= 1,
+                "workflow.local_jobs_concurrency must be at least 1",
+            ),
+            (
                 self.campaigns.send_rate_per_second >= 1
                     && self.campaigns.page_size >= 1
                     && self.campaigns.concurrency >= 1,
@@ -820,6 +843,33 @@ mod tests {
         std::fs::write(&file, "[shop]\nshard_cuont = 3\n").expect("write");
         let error = Settings::load(Some(&file), &Overrides::default()).expect_err("refused");
         assert!(error.to_string().contains("shard_cuont"), "{error}");
+    }
+
+    #[test]
+    fn in_process_jobs_run_by_the_workflow_section_not_by_rabbitmqs_prefetch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("flashcart.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).expect("write");
+            Settings::load(Some(&file), &Overrides::default())
+        };
+        let concurrency = |toml: &str| {
+            load(toml)
+                .expect("load")
+                .workflow_settings()
+                .local_concurrency
+        };
+        assert_eq!(concurrency(""), WorkflowConfig::LOCAL_JOBS_CONCURRENCY);
+        assert_eq!(
+            concurrency("[rabbitmq]\nprefetch = 4\n"),
+            WorkflowConfig::LOCAL_JOBS_CONCURRENCY
+        );
+        assert_eq!(concurrency("[workflow]\nlocal_jobs_concurrency = 64\n"), 64);
+        let error = load("[workflow]\nlocal_jobs_concurrency = 0\n").expect_err("refused");
+        assert!(
+            error.to_string().contains("local_jobs_concurrency"),
+            "{error}"
+        );
     }
 
     #[test]
