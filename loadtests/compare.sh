@@ -137,8 +137,8 @@ summary["engine_not_2xx"] = not_2xx
 # the engine did not do beside the orders it does after them, on the same cores.
 payment_requests = None
 for line in open(sys.argv[6]):
-    if (line.startswith("flashcart_jobs_total{") and 'queue="jobs.payment_provider"' in line
-            and 'outcome="done"' in line):
+    if (line.startswith("flashcart_jobs_total{") and 'outcome="done"' in line
+            and re.search(r'queue="(jobs\.payment_provider|[^"]*payments\.initiate)"', line)):
         payment_requests = (payment_requests or 0) + int(float(line.split()[-1]))
 summary["payment_requests_sent"] = payment_requests
 # What the engine said about them: its warnings and errors, by message (times cut off).

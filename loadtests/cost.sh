@@ -119,10 +119,13 @@ printf '%-9s %5d%%\n' idle $((idle * 100 / (busy + idle > 0 ? busy + idle : 1)))
 # payment request per order after the order is answered, through the same committer. Under
 # load it may fall behind; what it did not do during the run is done after it, and costs
 # CPU the figures above do not count. Counted from the engine's /metrics (payment request
-# jobs done), polled until every order has had its request (at most COST_DRAIN_MAX_SECS).
+# jobs done: the in-process queue's, or RabbitMQ's `payments.initiate` when
+# FLASHCART_RABBITMQ__URL is set), polled until every order has had its request (at most
+# COST_DRAIN_MAX_SECS, default 120).
 payment_requests() {
     curl -s "http://$ADDRESS/metrics" | awk '
-        /^flashcart_jobs_total\{/ && /queue="jobs.payment_provider"/ && /outcome="done"/ { n += $NF }
+        /^flashcart_jobs_total\{/ && /queue="(jobs.payment_provider|[^"]*payments.initiate)"/ &&
+            /outcome="done"/ { n += $NF }
         END { printf "%d\n", n }'
 }
 sent_in_run="$(payment_requests)"

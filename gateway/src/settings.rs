@@ -389,14 +389,15 @@ pub struct WorkflowConfig {
 impl WorkflowConfig {
     /// Why a thousand, not RabbitMQ's prefetch (16), which set it before: a job's send is
     /// one record in a batched write, so the jobs in flight are the batch, and 16 kept the
-    /// order workflow at 16 records per commit. Issue 14, `loadtests/cost.sh postgres 10
-    /// 64`: with 16, 13% of the run's payment requests went out during the run and the rest
-    /// took 19-21 s more (6-7K a second with the machine otherwise idle, below a flash
-    /// sale's 10K orders a second); the engine's CPU per order, that catch-up counted, was
-    /// 96 µs and the machine's (wrk's share out) 241. With 1,024: every request went out
-    /// during the run, 71 and 146 µs. Buy Now's own figure in the run falls (12.9K to 9.4K
-    /// orders/s there), as the workflow's work now happens beside it instead of after it.
-    /// Waiting jobs stay bounded by this (the rest waits in the outbox, on disk).
+    /// order workflow at 16 records per commit. Issue 14, `loadtests/cost.sh <store> 10 64`,
+    /// the builds before and after, one pair per store: with 16, 13-14% of the run's payment
+    /// requests went out during the run and the rest took 28-31 s more; the CPU per order
+    /// with that catch-up counted was, on PostgreSQL, 57 µs in the engine and 146 on the
+    /// machine (wrk's share out), embedded 90 and 95. With 1,024 every request went out
+    /// during the run, and 39 and 82, 58 and 61. Buy Now's own figure in the run falls
+    /// (21.1K to 15.4K orders/s on PostgreSQL, 24.4K to 19.1K embedded): the workflow's work
+    /// now runs beside the orders instead of after them. Jobs waiting stay bounded by this
+    /// (the rest waits in the outbox, on disk).
     pub const LOCAL_JOBS_CONCURRENCY: usize = 1_024;
 }
 
