@@ -817,6 +817,14 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// The settings a config file holding `toml` gives.
+    fn load_toml(toml: &str) -> Result<Settings, Box<figment::Error>> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("flashcart.toml");
+        std::fs::write(&file, toml).expect("write");
+        Settings::load(Some(&file), &Overrides::default())
+    }
+
     #[test]
     fn defaults_work_out_of_the_box() {
         let settings = Settings::load(None, &Overrides::default()).expect("defaults load");
@@ -848,14 +856,8 @@ mod tests {
 
     #[test]
     fn in_process_jobs_run_by_the_workflow_section_not_by_rabbitmqs_prefetch() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("flashcart.toml");
-        let load = |toml: &str| {
-            std::fs::write(&file, toml).expect("write");
-            Settings::load(Some(&file), &Overrides::default())
-        };
         let concurrency = |toml: &str| {
-            load(toml)
+            load_toml(toml)
                 .expect("load")
                 .workflow_settings()
                 .local_concurrency
@@ -866,7 +868,7 @@ mod tests {
             WorkflowConfig::LOCAL_JOBS_CONCURRENCY
         );
         assert_eq!(concurrency("[workflow]\nlocal_jobs_concurrency = 64\n"), 64);
-        let error = load("[workflow]\nlocal_jobs_concurrency = 0\n").expect_err("refused");
+        let error = load_toml("[workflow]\nlocal_jobs_concurrency = 0\n").expect_err("refused");
         assert!(
             error.to_string().contains("local_jobs_concurrency"),
             "{error}"
@@ -875,11 +877,8 @@ mod tests {
 
     #[test]
     fn the_store_picks_the_commit_wait_unless_the_shop_section_names_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("flashcart.toml");
         let delay = |toml: &str| {
-            std::fs::write(&file, toml).expect("write");
-            let settings = Settings::load(Some(&file), &Overrides::default()).expect("load");
+            let settings = load_toml(toml).expect("load");
             settings.shop_settings().group_commit.batch_delay
         };
         assert_eq!(delay(""), GroupCommitSettings::SQLITE_BATCH_DELAY);
@@ -895,20 +894,14 @@ mod tests {
 
     #[test]
     fn a_node_id_without_postgresql_or_kafka_is_refused_naming_what_is_missing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("flashcart.toml");
-        let load = |toml: &str| {
-            std::fs::write(&file, toml).expect("write");
-            Settings::load(Some(&file), &Overrides::default())
-        };
-        let error = load("[cluster]\nnode_id = \"n1\"\n").expect_err("refused");
+        let error = load_toml("[cluster]\nnode_id = \"n1\"\n").expect_err("refused");
         let error = error.to_string();
         assert!(
             error.contains("store.database_url") && error.contains("kafka.brokers"),
             "{error}"
         );
         let postgres = "[store]\ndatabase_url = \"postgres://127.0.0.1/x\"\n";
-        let error = load(&format!("{postgres}[cluster]\nnode_id = \"n1\"\n"))
+        let error = load_toml(&format!("{postgres}[cluster]\nnode_id = \"n1\"\n"))
             .expect_err("refused")
             .to_string();
         assert!(
@@ -917,7 +910,8 @@ mod tests {
         );
         let kafka = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n";
         let cluster = "[cluster]\nnode_id = \"n1\"\ninternal_listen = \"127.0.0.1:7102\"\n";
-        let settings = load(&format!("{postgres}{kafka}{cluster}")).expect("a full node loads");
+        let settings =
+            load_toml(&format!("{postgres}{kafka}{cluster}")).expect("a full node loads");
         assert_eq!(settings.cluster.node_id.as_deref(), Some("n1"));
         assert_eq!(
             settings
