@@ -137,7 +137,7 @@ sent_after="$(payment_requests)"
 drained=($(snapshot "$WRK"))
 echo "== the order workflow (one payment request per order, sent after the answer)"
 echo "payment requests sent by the end of the run: $sent_in_run of $orders" \
-    "($((sent_in_run * 100 / (orders > 0 ? orders : 1)))%); all $sent_after after ${drain_secs}s more"
+    "($((sent_in_run * 100 / (orders > 0 ? orders : 1)))%); $sent_after after ${drain_secs}s more"
 # The machine's busy time, not PostgreSQL's processes: its backends are replaced every
 # half minute (their CPU leaves with them), and the catch-up may take longer. wrk's share
 # of the run is taken out.
