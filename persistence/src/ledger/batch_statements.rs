@@ -65,7 +65,7 @@ const POSTGRES_BATCH: &str = concat!(
     "forgotten AS (DELETE FROM outbox WHERE seq = ANY($39::int8[])), ",
     "noted AS (",
     "INSERT INTO notifications (dedup_key, user_id, order_id, kind, channel, body, sent_at_ms) ",
-    "SELECT n.d, n.u, n.o, n.k, n.c, n.b::jsonb, n.s ",
+    "SELECT n.d, n.u, n.o, n.k, n.c, n.b, n.s ",
     "FROM UNNEST($40::text[], $41::int8[], $42::uuid[], $43::text[], $44::text[], $45::text[], $46::int8[]) ",
     "AS n(d, u, o, k, c, b, s) ON CONFLICT (dedup_key) DO NOTHING), ",
     "changed AS (",
