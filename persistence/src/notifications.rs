@@ -43,7 +43,7 @@ pub trait NotificationStore: Send + Sync + 'static {
 
 const FOR_USER: Sql = Sql::each(
     "SELECT dedup_key, user_id, order_id, kind, channel, body, sent_at_ms \
-     FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+     FROM notifications WHERE user_id = $1 ORDER BY sent_at_ms DESC, dedup_key DESC LIMIT $2",
     "SELECT dedup_key, user_id, order_id, kind, channel, body, sent_at_ms \
      FROM notifications WHERE user_id = $1 ORDER BY sent_at_ms DESC, dedup_key DESC LIMIT $2",
 );

@@ -193,7 +193,7 @@ pub async fn reviews_count_once_per_user(store: Arc<Database>) {
 
 /// A message is recorded once per dedup key; a user reads theirs, newest first.
 pub async fn notifications_are_recorded_once(store: Arc<Database>) {
-    // Sent in the order of their keys: a, b, c, d.
+    // Sent a, then c and d, then b: recorded in another order than sent.
     let message = |key: &str, user: u64, order: Option<u128>| Notification {
         dedup_key: key.into(),
         user_id: UserId(user),
@@ -201,7 +201,11 @@ pub async fn notifications_are_recorded_once(store: Arc<Database>) {
         kind: "order_confirmation".into(),
         channel: "email".into(),
         body: format!(r#"{{"key":"{key}"}}"#),
-        sent_at_ms: 10 + u64::from(key.as_bytes()[0] - b'a'),
+        sent_at_ms: match key {
+            "a" => 10,
+            "b" => 12,
+            _ => 11,
+        },
     };
     let batch = [
         message("a", 1, Some(1)),
@@ -218,7 +222,8 @@ pub async fn notifications_are_recorded_once(store: Arc<Database>) {
         .await
         .expect("read");
     let keys: Vec<&str> = mine.iter().map(|n| n.dedup_key.as_str()).collect();
-    assert_eq!(keys, ["d", "b", "a"]);
+    // Newest first by send time, on both stores.
+    assert_eq!(keys, ["b", "d", "a"]);
     // The body reads back as written.
     assert_eq!(mine[2], message("a", 1, Some(1)));
     assert_eq!(
