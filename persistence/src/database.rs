@@ -26,6 +26,7 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::ledger::BatchConnection;
 use crate::wal::Wal;
 
 /// One of the two databases, holding whatever each needs (a pool, a transaction...).
@@ -192,6 +193,9 @@ pub struct Database {
     /// The embedded data directory's lock: held until the store is closed (or every clone
     /// of it is dropped, or the process ends).
     data_dir_lock: Option<Arc<std::fs::File>>,
+    /// PostgreSQL: the group committer's batches go through one kept connection, not the
+    /// pool (`ledger/batch_connection.rs`).
+    batch_connection: Option<Arc<BatchConnection>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -333,7 +337,15 @@ impl Database {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        Self::migrated(Backend::Postgres(pool)).await
+        let batch_connection = BatchConnection::new(
+            &pool,
+            settings.max_connections,
+            settings.connection_lifetime,
+        );
+        Ok(Self {
+            batch_connection: batch_connection.map(Arc::new),
+            ..Self::migrated(Backend::Postgres(pool)).await?
+        })
     }
 
     async fn migrated(pool: Backend<SqlitePool, PgPool>) -> Result<Self, StoreError> {
@@ -346,12 +358,16 @@ impl Database {
             sqlite_writer: None,
             data_dir_lock: None,
             wal: None,
+            batch_connection: None,
         })
     }
 
     /// Closes every connection, after those in use are given back, and releases the data
     /// directory: for an orderly stop.
     pub async fn close(&self) {
+        if let Some(connection) = &self.batch_connection {
+            connection.give_back().await;
+        }
         match &self.pool {
             Backend::Sqlite(pool) => pool.close().await,
             Backend::Postgres(pool) => pool.close().await,
@@ -378,6 +394,11 @@ impl Database {
             Backend::Sqlite(pool) => Backend::Sqlite(self.sqlite_writer.as_ref().unwrap_or(pool)),
             Backend::Postgres(pool) => Backend::Postgres(pool),
         }
+    }
+
+    /// PostgreSQL's kept connection for batches written alone, unless the pool has only one.
+    pub(crate) fn batch_connection(&self) -> Option<&BatchConnection> {
+        self.batch_connection.as_deref()
     }
 
     /// A write transaction: on SQLite, on the one writer's connection.

@@ -349,6 +349,70 @@ async fn a_status_change_finds_its_order_by_index_once_the_table_has_grown() {
     database.drop_database().await;
 }
 
+/// The backends of the store's database whose last statement was the orders' batch.
+async fn batch_writers(database: &TestDatabase) -> Vec<i32> {
+    let mut admin = sqlx::PgConnection::connect(&persistence::test_support::admin_database_url())
+        .await
+        .expect("admin connection");
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'WITH fences%' ORDER BY pid",
+    )
+    .bind(&database.name)
+    .fetch_all(&mut admin)
+    .await
+    .expect("activity")
+}
+
+/// The group committer's batches go through one connection kept between them, not a pool
+/// connection per batch (which sqlx pings on its way back, and hands out in turn with the
+/// others); it is replaced once it has served `connection_lifetime`, and closing the store
+/// gives it back (a pool closes only when every connection is back).
+#[tokio::test]
+async fn batches_go_through_one_kept_connection_replaced_after_its_lifetime() {
+    let database = TestDatabase::create().await;
+    let settings = PostgresSettings {
+        url: database.url.clone(),
+        max_connections: 4,
+        timeout: Duration::from_secs(5),
+        connection_lifetime: Duration::from_secs(2),
+    };
+    let store = Database::connect(&settings).await.expect("connect");
+    store
+        .commit(&[put_product(1, 1_000)])
+        .await
+        .expect("product");
+    for n in 1..=30u128 {
+        store
+            .commit(&[place(order(n, 1, 1, 1, None))])
+            .await
+            .expect("an order");
+    }
+    let first = batch_writers(&database).await;
+    assert_eq!(first.len(), 1, "batches went through {first:?}");
+
+    tokio::time::sleep(settings.connection_lifetime + Duration::from_millis(300)).await;
+    store
+        .commit(&[place(order(31, 1, 1, 1, None))])
+        .await
+        .expect("an order on a fresh connection");
+    // The old one closes on its way back to the pool: give it a moment to leave.
+    let mut now = batch_writers(&database).await;
+    for _ in 0..30 {
+        if now.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = batch_writers(&database).await;
+    }
+    assert_eq!(now.len(), 1, "batches went through {now:?}");
+    assert_ne!(now, first, "the connection outlived its lifetime");
+
+    tokio::time::timeout(Duration::from_secs(10), store.close())
+        .await
+        .expect("closing the store gives the kept connection back");
+    database.drop_database().await;
+}
+
 /// Fencing (issue 15): a batch carrying a lease another node has since taken over writes
 /// nothing, and fails as `Fenced`; the new owner's batches go through.
 #[tokio::test]

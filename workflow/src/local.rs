@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use crate::WorkflowError;
 use crate::analytics::Analytics;
 use crate::event::EventBody;
-use crate::jobs::{Job, JobQueue, Sender, backoff, count_job};
+use crate::jobs::{Job, JobQueue, Sender, backoff, count_job, local_queue};
 use crate::relay::EventSink;
 use crate::saga::OrderSaga;
 
@@ -92,6 +92,8 @@ impl JobQueue for LocalJobQueue {
     /// tasks held ~1.5 KB each (most of the engine's RSS growth per order under load).
     /// A delayed job (a review request a day after delivery) takes its slot when it is due.
     async fn enqueue(&self, job: Job, delay: Duration) -> Result<(), WorkflowError> {
+        // Shared by the job's channels (most jobs have one): not a copy per channel.
+        let job = Arc::new(job);
         for channel in job.channels.clone() {
             let first_slot = match delay.is_zero() {
                 true => Some(
@@ -103,13 +105,16 @@ impl JobQueue for LocalJobQueue {
                 false => None,
             };
             let (job, sender, slots) = (
-                job.clone(),
+                Arc::clone(&job),
                 Arc::clone(&self.sender),
                 Arc::clone(&self.slots),
             );
             let (attempts, base) = (self.attempts, self.backoff);
             tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let queue = local_queue(&channel);
                 let mut first_slot = first_slot;
                 for attempt in 1..=attempts {
                     let outcome = {
@@ -122,19 +127,18 @@ impl JobQueue for LocalJobQueue {
                         };
                         sender.send(&channel, &job).await
                     };
-                    let queue = format!("jobs.{channel}");
                     match outcome {
                         Ok(()) => {
-                            count_job(&queue, "done");
+                            count_job(queue, "done");
                             return;
                         }
                         Err(error) if attempt < attempts => {
-                            count_job(&queue, "retried");
+                            count_job(queue.clone(), "retried");
                             tracing::info!(job = %job.id, %channel, attempt, %error, "job retried later");
                             tokio::time::sleep(backoff(base, attempt)).await;
                         }
                         Err(error) => {
-                            count_job(&queue, "failed");
+                            count_job(queue.clone(), "failed");
                             tracing::warn!(job = %job.id, %channel, %error, "job failed for good");
                         }
                     }

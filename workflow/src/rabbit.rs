@@ -511,7 +511,7 @@ async fn work(
     let outcome = handler.handle(&delivery.data, delivery.redelivered).await;
     let settled = match outcome {
         Ok(()) => {
-            crate::jobs::count_job(queue, "done");
+            crate::jobs::count_job(queue.to_owned(), "done");
             Ok(())
         }
         Err(error) => retry_or_dead_letter(rabbit, queue, handler, &delivery, &error).await,
@@ -520,7 +520,7 @@ async fn work(
         Ok(()) => delivery.ack(BasicAckOptions::default()).await,
         // Not retried and not dead-lettered: hand it back to the queue as it was.
         Err(error) => {
-            crate::jobs::count_job(queue, "requeued");
+            crate::jobs::count_job(queue.to_owned(), "requeued");
             tracing::warn!(%queue, %error, "could not reschedule a failed message; requeueing");
             delivery
                 .nack(BasicNackOptions {
@@ -551,7 +551,7 @@ async fn retry_or_dead_letter(
     );
     if attempt >= rabbit.settings.attempts {
         handler.gave_up(&delivery.data).await;
-        crate::jobs::count_job(queue, "dead_lettered");
+        crate::jobs::count_job(queue.to_owned(), "dead_lettered");
         tracing::warn!(%queue, attempt, %error, "message dead-lettered");
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
         return rabbit
@@ -564,7 +564,7 @@ async fn retry_or_dead_letter(
             .await;
     }
     let delay = backoff(rabbit.settings.backoff, attempt);
-    crate::jobs::count_job(queue, "retried");
+    crate::jobs::count_job(queue.to_owned(), "retried");
     tracing::info!(%queue, attempt, %error, delay_ms = delay.as_millis() as u64, "message retried later");
     headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt + 1));
     let waiting = format!("{queue}.retry.{}ms", delay.as_millis());

@@ -9,6 +9,7 @@
 //! - Pending orders and id high-water marks let a restart pick up where it stopped.
 
 mod batch;
+mod batch_connection;
 pub(crate) mod batch_statements;
 mod levels;
 
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 pub(crate) use batch::AlonePool;
 pub use batch::Batch;
+pub(crate) use batch_connection::BatchConnection;
 
 use crate::catalog::{self, postgres_sale_columns, product_columns, sqlite_sale_columns};
 use crate::database::{Backend, Database, Sql, dialects, ms_to_ts, ts_to_ms};
@@ -216,7 +218,10 @@ impl OrderLedger for Database {
         // in one round trip.
         let alone = self.batch_pool();
         if !ops.iter().any(is_single_row) && batch.writes_alone_on(alone) {
-            return batch.write_alone(alone).await;
+            return match self.batch_connection() {
+                Some(connection) => connection.write(batch).await,
+                None => batch.write_alone(alone).await,
+            };
         }
         let mut tx = self.begin().await?;
         for op in ops {

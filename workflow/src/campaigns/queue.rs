@@ -86,16 +86,16 @@ impl LocalCampaignQueue {
         for attempt in 1..=self.attempts {
             match self.messages.deliver(channel, job).await {
                 Ok(()) => {
-                    count_job(&queue, "done");
+                    count_job(queue.clone(), "done");
                     return Ok(());
                 }
                 Err(error) if attempt < self.attempts => {
-                    count_job(&queue, "retried");
+                    count_job(queue.clone(), "retried");
                     tracing::info!(job = %job.id, %channel, attempt, %error, "campaign message retried later");
                     tokio::time::sleep(backoff(self.backoff, attempt)).await;
                 }
                 Err(error) => {
-                    count_job(&queue, "failed");
+                    count_job(queue.clone(), "failed");
                     tracing::warn!(job = %job.id, %channel, %error, "campaign message given up");
                 }
             }
