@@ -155,7 +155,8 @@ pub(crate) use {ms_to_ts, ts_to_ms};
 #[derive(Clone, Debug)]
 pub struct PostgresSettings {
     pub url: String,
-    /// Connections in the pool: the committer's, plus recovery reads and lookups.
+    /// Connections in the pool: the committer's (kept out of the pool for its batches when
+    /// there are two or more), plus recovery reads and lookups.
     pub max_connections: u32,
     /// Longest wait for a connection, and the server-side statement timeout. Matches the
     /// commit timeout: past it, Buy Now answers 503 rather than hang.

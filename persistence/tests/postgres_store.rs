@@ -18,17 +18,26 @@ use persistence::{
 use sqlx::Connection;
 
 async fn open() -> (TestDatabase, Arc<Database>) {
-    let database = TestDatabase::create().await;
-    let settings = PostgresSettings {
-        url: database.url.clone(),
-        max_connections: 4,
-        timeout: Duration::from_secs(5),
-        connection_lifetime: PostgresSettings::CONNECTION_LIFETIME,
-    };
+    let (database, settings) = fresh(4, PostgresSettings::CONNECTION_LIFETIME).await;
     let store = Database::connect(&settings)
         .await
         .expect("connect and migrate");
     (database, Arc::new(store))
+}
+
+/// A fresh database, and settings for a store on it.
+async fn fresh(
+    max_connections: u32,
+    connection_lifetime: Duration,
+) -> (TestDatabase, PostgresSettings) {
+    let database = TestDatabase::create().await;
+    let settings = PostgresSettings {
+        url: database.url.clone(),
+        max_connections,
+        timeout: Duration::from_secs(5),
+        connection_lifetime,
+    };
+    (database, settings)
 }
 
 /// Each contract of `common`, on a fresh database.
@@ -300,13 +309,7 @@ async fn orders_scanned_once_connections_left(database: &TestDatabase, staying: 
 /// change once the table has grown.
 #[tokio::test]
 async fn a_status_change_finds_its_order_by_index_once_the_table_has_grown() {
-    let database = TestDatabase::create().await;
-    let settings = PostgresSettings {
-        url: database.url.clone(),
-        max_connections: 1,
-        timeout: Duration::from_secs(5),
-        connection_lifetime: Duration::from_secs(1),
-    };
+    let (database, settings) = fresh(1, Duration::from_secs(1)).await;
     let store = Database::connect(&settings).await.expect("connect");
     store
         .commit(&[put_product(1, 1_000_000), place(order(1, 1, 1, 1, None))])
@@ -369,13 +372,7 @@ async fn batch_writers(database: &TestDatabase) -> Vec<i32> {
 /// gives it back (a pool closes only when every connection is back).
 #[tokio::test]
 async fn batches_go_through_one_kept_connection_replaced_after_its_lifetime() {
-    let database = TestDatabase::create().await;
-    let settings = PostgresSettings {
-        url: database.url.clone(),
-        max_connections: 4,
-        timeout: Duration::from_secs(5),
-        connection_lifetime: Duration::from_secs(2),
-    };
+    let (database, settings) = fresh(4, Duration::from_secs(2)).await;
     let store = Database::connect(&settings).await.expect("connect");
     store
         .commit(&[put_product(1, 1_000)])
