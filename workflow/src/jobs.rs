@@ -160,6 +160,19 @@ pub(crate) fn now_ms() -> u64 {
 mod tests {
     use super::*;
 
+    /// The static names stand for exactly what `jobs.<channel>` formats, for every channel
+    /// a notification worker serves and for one it does not.
+    #[test]
+    fn a_local_jobs_queue_label_is_jobs_dot_its_channel() {
+        for channel in CHANNELS.into_iter().chain(["push"]) {
+            assert_eq!(
+                local_queue(channel),
+                metrics::SharedString::from(format!("jobs.{channel}")),
+                "{channel}"
+            );
+        }
+    }
+
     #[test]
     fn backoff_doubles_from_the_base() {
         let base = Duration::from_millis(100);
