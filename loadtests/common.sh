@@ -18,11 +18,24 @@ services_and_build() {
     cargo build --release --locked -q --workspace
 }
 
-# Drops and recreates database $1; prints its URL.
+# Drops and recreates database $1; prints its URL. Its sessions time their WAL writes and
+# syncs (`track_wal_io_timing`, a superuser's setting: skipped if refused), for wal_stats.
 fresh_database() {
     psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
     psql "$ADMIN_DB" -qc "CREATE DATABASE $1" >/dev/null
+    psql "$ADMIN_DB" -qc "ALTER DATABASE $1 SET track_wal_io_timing = on" >/dev/null 2>&1 || true
     echo "$BASE_DB/$1"
+}
+
+# PostgreSQL's WAL counters since the server started (`pg_stat_wal`, the whole cluster):
+# "<syncs> <milliseconds syncing> <bytes>". A commit waits for its sync, and one sync
+# covers every commit waiting then: the figures that say what a commit costs on this
+# machine's disk, for the engine's batches and the classic design's INSERTs alike. The
+# time counts only sessions of a fresh_database (the WAL writer's rare syncs are counted,
+# untimed).
+wal_stats() {
+    psql "$ADMIN_DB" -qAt -F ' ' -c "SELECT wal_sync, round(wal_sync_time), wal_bytes FROM pg_stat_wal" \
+        2>/dev/null || echo "0 0 0"
 }
 
 drop_database() {

@@ -10,7 +10,10 @@
 # more per connection: the requests in flight when wrk stopped, which it does not count).
 # For the engine it also prints the share of the order workflow's payment requests (one per
 # order) sent by the end of the run: a workflow that fell behind does the rest afterwards,
-# on the same cores, and the orders/s beside it did not pay for that.
+# on the same cores, and the orders/s beside it did not pay for that. For the targets on
+# PostgreSQL it prints the WAL syncs a second and what each took: every commit waits for
+# one, so the classic design (a commit per order, grouped by PostgreSQL) is as fast as this
+# machine's disk lets it be, and the ratios to it move from machine to machine with that.
 #
 #   loadtests/compare.sh [seconds per target, default 20] [connections ..., default 64 256]
 #
@@ -98,17 +101,23 @@ measure() {
     product="$(sed -n 's/^product //p' "$plan")"
     [ -z "$STORE_URL" ] || count_args=(--database-url "$STORE_URL")
     local before; before="$("$BIN/flashcart-wrk" --host "http://$ADDRESS" count --product "$product" "${count_args[@]}")"
+    # PostgreSQL's WAL counters around the run, for the targets on it (classic and the
+    # engine on postgres-redis); the others pass zeros.
+    local on_postgres=false wal_before="0 0 0" wal_after="0 0 0"
+    case "$target" in classic | postgres-redis*) on_postgres=true ;; esac
+    if $on_postgres; then wal_before="$(wal_stats)"; fi
     local TIMEFORMAT="%U %S"
     { time wrk -t2 -c"$connections" -d"${SECONDS_PER_TARGET}s" --timeout 10s \
         -s loadtests/wrk/buy_now.lua "http://$ADDRESS" -- "$plan" \
         | tail -1 >"$WORK/wrk.json"; } 2>"$WORK/wrk.cpu"
+    if $on_postgres; then wal_after="$(wal_stats)"; fi
     local after; after="$("$BIN/flashcart-wrk" --host "http://$ADDRESS" count --product "$product" "${count_args[@]}")"
     # The engine's own count of Buy Now answers by status: what a non-2xx was (wrk only
     # counts them). Echo and classic have no /metrics: an empty file.
     : >"$WORK/metrics.txt"
     [ -z "$STORE_URL" ] || curl -s "http://$ADDRESS/metrics" >"$WORK/metrics.txt" || true
     python3 - "$WORK/wrk.json" "$WORK/wrk.cpu" "$before" "$after" "$out" "$WORK/metrics.txt" \
-        "$WORK/$target.log" <<'PY'
+        "$WORK/$target.log" "$wal_before" "$wal_after" <<'PY'
 import collections, json, os, re, sys
 wrk = json.load(open(sys.argv[1]))
 user, system = map(float, open(sys.argv[2]).read().split())
@@ -133,6 +142,11 @@ for line in open(sys.argv[6]):
         if not status.startswith("2"):
             not_2xx[status] = not_2xx.get(status, 0) + int(found[2])
 summary["engine_not_2xx"] = not_2xx
+# PostgreSQL's WAL syncs during the run (`wal_stats`): none for the targets not on it.
+syncs, sync_ms, wal_bytes = (a - b for a, b in zip(map(int, sys.argv[9].split()), map(int, sys.argv[8].split())))
+summary["wal_syncs_per_sec"] = syncs / seconds
+summary["wal_sync_us"] = 1000 * sync_ms / syncs if syncs > 0 else None
+summary["wal_kb_per_sync"] = wal_bytes / 1024 / syncs if syncs > 0 else None
 # The order workflow's payment requests (one per order) sent by the end of the run: what
 # the engine did not do beside the orders it does after them, on the same cores.
 payment_requests = None
@@ -153,7 +167,9 @@ json.dump(summary, open(sys.argv[5], "w"))
 print(f"   {wrk['requests']} requests, {answered_2xx} answered 2xx, {wrk['non_2xx']} not, "
       f"{wrk['socket_errors']} socket errors; engine counts {summary['engine_new_units']} new units, "
       f"store {store}; p50 {summary['p50_ms']:.2f} ms, p99 {summary['p99_ms']:.2f} ms"
-      + (f"; the engine answered {not_2xx} (status: count)" if not_2xx else ""))
+      + (f"; the engine answered {not_2xx} (status: count)" if not_2xx else "")
+      + (f"; PostgreSQL's WAL: {summary['wal_syncs_per_sec']:.0f} syncs/s, {summary['wal_sync_us']:.0f} µs "
+         f"and {summary['wal_kb_per_sync']:.1f} KB each" if summary["wal_sync_us"] is not None else ""))
 for message, count in said.most_common(3):
     print(f"     {count} x {message}")
 PY
@@ -179,7 +195,7 @@ for c in connections:
     classic = rows[1][1]["orders_per_sec"] or 1
     print(f"\n{c} connections ({generator}; server and generator share the machine)")
     print(f"{'target':<24}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs echo':>9}{'vs classic':>12}"
-          f"{'gen CPU':>9}  every request a new order?")
+          f"{'gen CPU':>9}{'WAL syncs/s':>12}{'µs each':>9}  every request a new order?")
     for name, r in rows:
         if "answered_2xx" in r:
             # wrk counts the answers it read; requests still in flight when it stopped
@@ -196,7 +212,10 @@ for c in connections:
                 check += f"; payment requests sent in the run {100 * sent / max(new, 1):.0f}%"
         else:
             check = f"goose verified: {r['verified']}"
+        # A commit waits for a WAL sync: on PostgreSQL, what the disk makes each one cost.
+        syncs = f"{r['wal_syncs_per_sec']:.0f}" if r.get("wal_sync_us") is not None else "-"
+        sync_us = f"{r['wal_sync_us']:.0f}" if r.get("wal_sync_us") is not None else "-"
         print(f"{name:<24}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
               f"{r['orders_per_sec']/echo:>8.2f}x{r['orders_per_sec']/classic:>11.2f}x"
-              f"{r['generator_cpu_percent']:>8.0f}%  {check}")
+              f"{r['generator_cpu_percent']:>8.0f}%{syncs:>12}{sync_us:>9}  {check}")
 PY

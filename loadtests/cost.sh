@@ -13,6 +13,7 @@
 #   - the work an order leaves behind: how many of the order workflow's payment requests
 #     (one per order) went out during the run, how long the rest took after it, and the
 #     CPU per order with that catch-up counted.
+#   - on PostgreSQL, the WAL syncs a second and what each took (a commit waits for one).
 #   - on PostgreSQL with COST_SAMPLE_WAITS=1, where a commit's time goes: the batch
 #     statement's backend sampled every 2 ms (`pg_stat_activity`) as running (on a CPU or
 #     waiting for one), flushing the WAL, waiting for a lock or for other I/O, or not in
@@ -92,12 +93,14 @@ wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_TOTAL}s" --timeout 10s -s loadtests/wrk/bu
     "http://$ADDRESS" -- "$WORK/plan.txt" >"$WORK/wrk.txt" &
 WRK=$!
 start=($(snapshot "$WRK"))
+wal_start=($(wal_stats))
 if [ "$STORE" = postgres ] && [ "${COST_SAMPLE_WAITS:-0}" = 1 ]; then
     sample_batch_backend $((SECONDS_TOTAL - 2)) >"$WORK/waits.txt" 2>&1 &
     SAMPLER=$!
 fi
 sleep $((SECONDS_TOTAL - 1))
 end=($(snapshot "$WRK"))
+wal_end=($(wal_stats))
 wait "$WRK"
 summary="$(tail -1 "$WORK/wrk.txt")"
 orders="$(sed -E 's/.*"requests":([0-9]+).*/\1/' <<<"$summary")"
@@ -114,6 +117,14 @@ done
 busy=$((end[4] - start[4]))
 idle=$((end[5] - start[5]))
 printf '%-9s %5d%%\n' idle $((idle * 100 / (busy + idle > 0 ? busy + idle : 1)))
+# A commit waits for a WAL sync (`wal_stats` in common.sh): what this machine's disk makes
+# each one cost under this load.
+syncs=$((wal_end[0] - wal_start[0]))
+if [ "$STORE" = postgres ] && [ "$syncs" -gt 0 ]; then
+    echo "== PostgreSQL's WAL"
+    echo "syncs $((syncs / (SECONDS_TOTAL - 1)))/s, $(((wal_end[1] - wal_start[1]) * 1000 / syncs)) µs" \
+        "and $(((wal_end[2] - wal_start[2]) / 1024 / syncs)) KB each"
+fi
 
 # The work an order leaves behind: the order workflow (outbox relay, saga) sends one
 # payment request per order after the order is answered, through the same committer. Under

@@ -19,6 +19,14 @@
 //! database's cost per statement and per commit twice as often (its CPU per order rose
 //! from 26-28 to 42-44 µs) and the commits got no shorter; with the row in, the second
 //! batch also waits on the first's lock until that one has flushed.
+//! Measured again as a pipeline (a later session, a machine with a third of its CPU idle
+//! at 64 connections and a WAL sync of ~550 µs under load, `cost.sh postgres 8 64`,
+//! alternated): a second batch handed to a second connection while the first commits,
+//! once N writes had gathered, with the statement's inserts ordered ahead of its inventory
+//! update so that they ran during the first one's WAL sync: 12.6-16.4K orders/s (N = 4, 12,
+//! 24) against 18.6-19.0K one after another, PostgreSQL's CPU per order 33-47 µs against
+//! 21-22, commits 2.3-3.1 ms against 1.6. Overlapping transactions cost the server more
+//! than the sync they hide.
 //!
 //! Failure stays bounded: a full queue refuses at once, a submission that waited past its
 //! deadline is refused without being written, and a commit that takes longer than
