@@ -14,7 +14,12 @@
 //! 49-50; resting 20 ms between its batches (340 transactions), 9.4-9.6K against 10.5K,
 //! 59-60 µs against 52. The orders' commits were no shorter without them (2.6-2.8 ms for
 //! ~27 orders either way): riding in a batch that commits anyway, a record costs its row
-//! and nothing else.
+//! and nothing else. That row is not cheap, though: on a later machine (issue 14,
+//! `cost.sh postgres 8 64`, three alternated pairs against a throwaway build that did not
+//! write the payment requests' records) the orders went 18.7-20.2K -> 22.9-26.3K orders/s,
+//! PostgreSQL's CPU per order 22-23 -> 15-17 µs and the WAL a commit syncs 38-39 -> 23-24 KB.
+//! A payment request recorded as a small row of its own, not as a shopper's notification
+//! with a text key and two indexes, is the next step there.
 
 use engine::order::{Order, OrderStatus};
 
