@@ -213,8 +213,9 @@ for c in connections:
         else:
             check = f"goose verified: {r['verified']}"
         # A commit waits for a WAL sync: on PostgreSQL, what the disk makes each one cost.
-        syncs = f"{r['wal_syncs_per_sec']:.0f}" if r.get("wal_sync_us") is not None else "-"
-        sync_us = f"{r['wal_sync_us']:.0f}" if r.get("wal_sync_us") is not None else "-"
+        syncs, sync_us = "-", "-"
+        if r.get("wal_sync_us") is not None:
+            syncs, sync_us = f"{r['wal_syncs_per_sec']:.0f}", f"{r['wal_sync_us']:.0f}"
         print(f"{name:<24}{r['orders_per_sec']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
               f"{r['orders_per_sec']/echo:>8.2f}x{r['orders_per_sec']/classic:>11.2f}x"
               f"{r['generator_cpu_percent']:>8.0f}%{syncs:>12}{sync_us:>9}  {check}")

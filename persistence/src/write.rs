@@ -18,8 +18,8 @@
 //! `cost.sh postgres 8 64`, three alternated pairs against a throwaway build that did not
 //! write the payment requests' records) the orders went 18.7-20.2K -> 22.9-26.3K orders/s,
 //! PostgreSQL's CPU per order 22-23 -> 15-17 µs and the WAL a commit syncs 38-39 -> 23-24 KB.
-//! A leaner row (a 32-character key, no body, no index by user) bought little in the same
-//! sitting (16.5-17.8K -> 17.5-18.0K, WAL 38 -> 31 KB a commit): it is a row per order
+//! A leaner row (a 32-character key, no body, no index by user) bought little in three pairs
+//! of its own (16.5-17.8K -> 17.5-18.0K, WAL 38 -> 31 KB a commit): it is a row per order
 //! that costs, not its bytes. Packing a batch's records in one row, as the outbox packs
 //! its events, or leaving payment requests out of the shoppers' notifications, is next.
 
