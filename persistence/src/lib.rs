@@ -10,7 +10,8 @@
 //! - [`Deliveries`] (`deliveries.rs`): shipments and delivery partners.
 //! - [`Outbox`] (`outbox.rs`): events waiting for the relay.
 //! - [`CartStore`] and [`Carts`] (`carts.rs`): carts in the database, or in Redis.
-//! - [`ReviewStore`] (`reviews.rs`), [`NotificationStore`] (`notifications.rs`).
+//! - [`ReviewStore`] (`reviews.rs`), [`NotificationStore`] (`notifications.rs`; what went
+//!   to providers is packed in `provider_messages.rs`).
 //! - [`WishlistStore`] (`wishlists.rs`): wishlists, and the wishers of a product.
 //! - [`CampaignStore`] (`campaigns.rs`): sale campaigns' cursors and counters, and the
 //!   dedupe record of their messages.
@@ -47,6 +48,7 @@ mod orders;
 mod outbox;
 mod page_cache;
 mod payouts;
+mod provider_messages;
 mod recommendations;
 mod redis_mirror;
 mod reviews;

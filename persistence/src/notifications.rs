@@ -1,7 +1,8 @@
 //! The record of messages sent to customers: what the notification jobs sent (with the
 //! default sender, what they would have sent). A job delivered twice is recorded once, by
 //! its dedup key. Records ride on the ledger's batches (`WriteOp::RecordNotifications`);
-//! the reads are here.
+//! the reads are here. What the jobs send to providers (the payment requests) is logged
+//! apart, packed per group commit (`provider_messages.rs`, `WriteOp::LogProviderMessages`).
 
 use async_trait::async_trait;
 use engine::{OrderId, UserId};
@@ -12,7 +13,8 @@ use crate::ledger::OrderLedger;
 use crate::row::{StoredRow, int};
 use crate::write::WriteOp;
 
-/// A message to a customer.
+/// A message a notification job sent: to a customer (recorded in `notifications`), or to
+/// a provider (logged in `provider_messages`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notification {
     /// The job and channel it came from: a job delivered twice is recorded once.
@@ -21,7 +23,7 @@ pub struct Notification {
     pub order_id: Option<OrderId>,
     /// `order_confirmation`, `payment_success`, `review_request`, ...
     pub kind: String,
-    /// `email`, `sms`, ...
+    /// `email`, `sms`, `payment_provider`...
     pub channel: String,
     /// JSON text: what the message says.
     pub body: String,
@@ -39,6 +41,13 @@ pub trait NotificationStore: Send + Sync + 'static {
         user: UserId,
         limit: u32,
     ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Logs messages sent to providers in one transaction, as one pack; not deduplicated
+    /// (a job delivered twice was sent twice).
+    async fn log_provider_messages(&self, messages: &[Notification]) -> Result<(), StoreError>;
+
+    /// The newest `limit` messages sent to providers, newest first.
+    async fn provider_messages(&self, limit: u32) -> Result<Vec<Notification>, StoreError>;
 }
 
 const FOR_USER: Sql = Sql::each(
@@ -81,5 +90,15 @@ impl NotificationStore for Database {
                 })
                 .collect()
         })
+    }
+
+    async fn log_provider_messages(&self, messages: &[Notification]) -> Result<(), StoreError> {
+        // Through the ledger too: the pack is part of its batch.
+        self.commit(&[WriteOp::LogProviderMessages(messages.to_vec())])
+            .await
+    }
+
+    async fn provider_messages(&self, limit: u32) -> Result<Vec<Notification>, StoreError> {
+        self.newest_provider_messages(limit).await
     }
 }

@@ -69,6 +69,16 @@ impl NotificationStore for NotificationsOnCommitter {
     ) -> Result<Vec<Notification>, StoreError> {
         self.reads.notifications_for_user(user, limit).await
     }
+
+    async fn log_provider_messages(&self, messages: &[Notification]) -> Result<(), StoreError> {
+        self.committer
+            .write(vec![WriteOp::LogProviderMessages(messages.to_vec())])
+            .await
+    }
+
+    async fn provider_messages(&self, limit: u32) -> Result<Vec<Notification>, StoreError> {
+        self.reads.provider_messages(limit).await
+    }
 }
 
 pub struct RecommendationsOnCommitter {

@@ -20,8 +20,12 @@
 //! PostgreSQL's CPU per order 22-23 -> 15-17 µs and the WAL a commit syncs 38-39 -> 23-24 KB.
 //! A leaner row (a 32-character key, no body, no index by user) bought little in three pairs
 //! of its own (16.5-17.8K -> 17.5-18.0K, WAL 38 -> 31 KB a commit): it is a row per order
-//! that costs, not its bytes. Packing a batch's records in one row, as the outbox packs
-//! its events, or leaving payment requests out of the shoppers' notifications, is next.
+//! that costs, not its bytes. So the payment requests (messages to the provider, not to
+//! the shopper) left `notifications` for a log packed per batch, as the outbox packs its
+//! events (`LogProviderMessages`, `provider_messages.rs`): three alternated pairs,
+//! `cost.sh postgres 8 64`, 20.5-21.0K -> 23.9-25.4K orders/s, PostgreSQL 19-20 -> 15-16 µs
+//! an order, WAL 40 -> 26 KB a commit; on SQLite (`cost.sh embedded 8 64`, two pairs)
+//! 21.3-22.4K -> 26.1-27.8K, the engine's CPU 37 -> 31-32 µs an order.
 
 use engine::order::{Order, OrderStatus};
 
@@ -65,8 +69,11 @@ pub enum WriteOp {
     PutCheckout(CheckoutDetails),
     /// Events every sink took: they leave the outbox.
     ForgetEvents(Vec<i64>),
-    /// Messages the default sender recorded; a dedup key recorded before is skipped.
+    /// Messages to customers the default sender recorded; a dedup key recorded before is
+    /// skipped.
     RecordNotifications(Vec<Notification>),
+    /// Messages to providers the default sender logged: one pack a batch, not deduplicated.
+    LogProviderMessages(Vec<Notification>),
     /// The batch commits only if this shard lease is still current (a clustered node's
     /// writes for a shard carry its lease: `shard_leases.rs`). PostgreSQL only.
     Fence(ShardLease),

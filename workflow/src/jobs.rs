@@ -37,7 +37,16 @@ pub fn local_queue(channel: &str) -> metrics::SharedString {
 }
 
 /// Every channel a notification worker serves.
-pub const CHANNELS: [&str; 3] = ["email", "sms", "payment_provider"];
+pub const CHANNELS: [&str; 3] = ["email", "sms", PAYMENT_PROVIDER];
+
+/// The channel of the payment requests: a call to the payment provider, not a message
+/// to the shopper.
+pub const PAYMENT_PROVIDER: &str = "payment_provider";
+
+/// Whether `channel` reaches a provider (a service) rather than a person.
+pub fn is_provider_channel(channel: &str) -> bool {
+    channel == PAYMENT_PROVIDER
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,12 +83,16 @@ pub trait Sender: Send + Sync + 'static {
     async fn send(&self, channel: &str, job: &Job) -> Result<(), WorkflowError>;
 }
 
-/// The default sender: records each message in the store's `notifications` table instead
-/// of sending it, so users and tests can see what would have gone out. Records are
-/// group-committed ([`BatchWriter`]).
+/// The default sender: records each message instead of sending it, so users, operators
+/// and tests can see what would have gone out. A message to a person is recorded once in
+/// the store's `notifications`, where its recipient reads it; a message to a provider (the
+/// payment request every order sends) is logged in `provider_messages`, one pack per
+/// batch, because a row each was the costliest write of an order (`persistence`'s
+/// `provider_messages.rs`). Both are group-committed ([`BatchWriter`]).
 #[derive(Clone)]
 pub struct RecordingSender {
     records: BatchWriter<Notification>,
+    provider_log: BatchWriter<Notification>,
 }
 
 /// Records waiting for the writer at most; senders wait for room beyond it.
@@ -90,39 +103,63 @@ const RECORD_BATCH_MAX: usize = 1_024;
 impl RecordingSender {
     /// Starts the writer task (it ends when the last sender is dropped).
     pub fn new(store: Arc<dyn NotificationStore>) -> Self {
-        let records = BatchWriter::start(
-            "notification",
+        let records = {
+            let store = Arc::clone(&store);
+            BatchWriter::start(
+                "notification",
+                RECORD_QUEUE,
+                RECORD_BATCH_MAX,
+                move |records: Vec<Notification>| {
+                    let store = Arc::clone(&store);
+                    async move {
+                        store
+                            .record_notifications(&records)
+                            .await
+                            .map_err(|error| error.to_string())
+                    }
+                },
+            )
+        };
+        let provider_log = BatchWriter::start(
+            "provider message",
             RECORD_QUEUE,
             RECORD_BATCH_MAX,
-            move |records: Vec<Notification>| {
+            move |messages: Vec<Notification>| {
                 let store = Arc::clone(&store);
                 async move {
                     store
-                        .record_notifications(&records)
+                        .log_provider_messages(&messages)
                         .await
                         .map_err(|error| error.to_string())
                 }
             },
         );
-        Self { records }
+        Self {
+            records,
+            provider_log,
+        }
     }
 }
 
 #[async_trait]
 impl Sender for RecordingSender {
     async fn send(&self, channel: &str, job: &Job) -> Result<(), WorkflowError> {
-        // A record of this job from an earlier delivery is skipped: done either way.
-        self.records
-            .write(Notification {
-                dedup_key: job.dedup_key(channel),
-                user_id: job.user_id,
-                order_id: job.order_id,
-                kind: job.kind.clone(),
-                channel: channel.to_owned(),
-                body: job.data.to_string(),
-                sent_at_ms: now_ms(),
-            })
-            .await
+        let message = Notification {
+            dedup_key: job.dedup_key(channel),
+            user_id: job.user_id,
+            order_id: job.order_id,
+            kind: job.kind.clone(),
+            channel: channel.to_owned(),
+            body: job.data.to_string(),
+            sent_at_ms: now_ms(),
+        };
+        if is_provider_channel(channel) {
+            // A second delivery of this job is a second call, and logged as one.
+            self.provider_log.write(message).await
+        } else {
+            // A record of this job from an earlier delivery is skipped: done either way.
+            self.records.write(message).await
+        }
     }
 }
 

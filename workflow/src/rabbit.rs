@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::WorkflowError;
 use crate::event::{EventBody, order_verb};
-use crate::jobs::{Job, JobQueue, backoff};
+use crate::jobs::{Job, JobQueue, PAYMENT_PROVIDER, backoff};
 use crate::relay::EventSink;
 
 #[derive(Clone, Debug)]
@@ -422,7 +422,7 @@ impl JobQueue for RabbitJobQueue {
         let (exchange, routing_key) = if job
             .channels
             .iter()
-            .any(|channel| channel == "payment_provider")
+            .any(|channel| channel == PAYMENT_PROVIDER)
         {
             (names.payments.as_str(), "initiate")
         } else {

@@ -15,7 +15,7 @@ use crate::campaigns::queue::{CampaignQueue, LocalCampaignQueue, RabbitCampaignQ
 use crate::campaigns::runner::CampaignRunner;
 use crate::campaigns::{CAMPAIGN_CHANNELS, CampaignSettings};
 use crate::cart_reminders::cart_reminders;
-use crate::jobs::{ChannelWorker, JobQueue, Sender};
+use crate::jobs::{ChannelWorker, JobQueue, PAYMENT_PROVIDER, Sender};
 use crate::kafka::{KafkaSettings, KafkaSink, create_topics, start_analytics_consumer};
 use crate::local::{AnalyticsSink, LocalJobQueue, SagaSink};
 use crate::pacing::PacedSender;
@@ -131,7 +131,7 @@ impl Workflow {
                 let names = rabbit.names().clone();
                 tasks.push(start_worker(&rabbit, &names.workflow_queue, saga).await?);
                 let workers = [
-                    (names.payments_queue.clone(), "payment_provider"),
+                    (names.payments_queue.clone(), PAYMENT_PROVIDER),
                     (names.channel_queue("email"), "email"),
                     (names.channel_queue("sms"), "sms"),
                 ];

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::WorkflowError;
 use crate::event::{EventBody, OrderData, order_verb};
-use crate::jobs::{Job, JobQueue, now_ms};
+use crate::jobs::{Job, JobQueue, PAYMENT_PROVIDER, now_ms};
 use crate::rabbit::Handler;
 
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ impl OrderSaga {
                 self.send(
                     &order,
                     "payment_request",
-                    &["payment_provider"],
+                    &[PAYMENT_PROVIDER],
                     amount,
                     Duration::ZERO,
                 )

@@ -319,4 +319,14 @@ impl Shop {
             .await
             .map_err(|error| OrderError::Unavailable(error.to_string()))
     }
+
+    /// What went to providers (the payment requests), newest first: an operator's view.
+    pub async fn provider_messages(&self, limit: u32) -> Result<Vec<Notification>, OrderError> {
+        self.ctx
+            .stores()
+            .notifications
+            .provider_messages(limit)
+            .await
+            .map_err(|error| OrderError::Unavailable(error.to_string()))
+    }
 }

@@ -232,6 +232,9 @@ fn describe(ops: &[WriteOp]) -> String {
             WriteOp::PutCheckout(details) => format!("checkout {}", details.order_id),
             WriteOp::ForgetEvents(seqs) => format!("forget {} events", seqs.len()),
             WriteOp::RecordNotifications(notes) => format!("{} notifications", notes.len()),
+            WriteOp::LogProviderMessages(messages) => {
+                format!("{} provider messages", messages.len())
+            }
             WriteOp::Fence(lease) => format!("fence shard {} epoch {}", lease.shard, lease.epoch),
             WriteOp::HoldUntil(until_ms) => format!("hold until {until_ms}"),
         })

@@ -1,11 +1,12 @@
-//! A customer's messages: what the notification jobs sent (with the default sender, what
-//! they would have sent), newest first.
+//! What the notification jobs sent (with the default sender, what they would have sent),
+//! newest first: a customer's messages, and (for admins) what went to providers, the
+//! payment requests.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApiContext;
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::Query;
 
@@ -16,7 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
-    OpenApiRouter::new().routes(routes!(list))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(provider_messages))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -66,13 +69,7 @@ async fn list(
     caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<ListBody>, ApiError> {
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {LIMIT_MAX}"),
-        ));
-    }
+    let limit = checked_limit(params.limit)?;
     let notifications = ctx
         .shop
         .notifications(caller.user_id, limit)
@@ -87,4 +84,80 @@ async fn list(
         })
         .collect();
     Ok(axum::Json(ListBody { notifications }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ProviderMessageBody {
+    /// payment_request.
+    kind: String,
+    /// payment_provider.
+    channel: String,
+    /// What the provider deduplicates on: the job and channel.
+    dedup_key: String,
+    user_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = false)]
+    order_id: Option<engine::OrderId>,
+    /// What was sent, as the job rendered it.
+    body: serde_json::Value,
+    sent_at_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ProviderMessageList)]
+struct ProviderListBody {
+    messages: Vec<ProviderMessageBody>,
+}
+
+/// What went to providers (the payment request of every order), newest first (admins).
+/// A job delivered twice shows twice: it was sent twice.
+#[utoipa::path(
+    get,
+    path = "/admin/provider-messages",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The messages.", body = ProviderListBody),
+        (status = 403, description = "Admins only (`forbidden`).", body = ErrorBody),
+        (status = 422, description = "A bad `limit` (`invalid_field`).", body = ErrorBody),
+    )
+)]
+async fn provider_messages(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<ProviderListBody>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let limit = checked_limit(params.limit)?;
+    let messages = ctx
+        .shop
+        .provider_messages(limit)
+        .await?
+        .into_iter()
+        .map(|message| ProviderMessageBody {
+            kind: message.kind,
+            channel: message.channel,
+            dedup_key: message.dedup_key,
+            user_id: message.user_id.0,
+            order_id: message.order_id,
+            body: serde_json::from_str(&message.body).unwrap_or(serde_json::Value::Null),
+            sent_at_ms: message.sent_at_ms,
+        })
+        .collect();
+    Ok(axum::Json(ProviderListBody { messages }))
+}
+
+/// `limit`, 50 when absent, checked against its range.
+fn checked_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {LIMIT_MAX}"),
+        ));
+    }
+    Ok(limit)
 }

@@ -135,6 +135,7 @@ async fn the_document_describes_every_route_and_nothing_else() {
         ("GET", "/api/v1/seller/payouts"),
         ("GET", "/api/v1/search"),
         ("GET", "/api/v1/notifications"),
+        ("GET", "/api/v1/admin/provider-messages"),
         ("GET", "/api/v1/analytics/sales"),
         ("GET", "/api/v1/analytics/sales/{product_id}"),
         ("GET", "/api/v1/analytics/trending"),
@@ -420,6 +421,20 @@ async fn real_answers_match_the_schemas_the_document_claims() {
         .await
         .expect("sent");
     contract.check("GET", "/api/v1/notifications", answer).await;
+    for caller in [&admin, &shopper] {
+        let answer = send(
+            Method::GET,
+            "/api/v1/admin/provider-messages",
+            Some(caller.as_str()),
+            None,
+        )
+        .send()
+        .await
+        .expect("sent");
+        contract
+            .check("GET", "/api/v1/admin/provider-messages", answer)
+            .await; // 200, then 403
+    }
     let answer = send(Method::GET, "/api/v1/analytics/sales", Some(&shopper), None)
         .send()
         .await

@@ -194,7 +194,6 @@ async fn an_order_flows_through_kafka_and_rabbitmq_from_buy_now_to_review_reques
         &app,
         7,
         &[
-            ("payment_request", "payment_provider"),
             ("payment_success", "email"),
             ("order_confirmation", "email"),
             ("order_confirmation", "sms"),
@@ -229,6 +228,47 @@ async fn an_order_flows_through_kafka_and_rabbitmq_from_buy_now_to_review_reques
     let unique: HashSet<(String, String)> =
         all.iter().map(|(k, c, _)| (k.clone(), c.clone())).collect();
     assert_eq!(unique.len(), all.len(), "{all:?}");
+    // The payment requests went to the provider, not to the shoppers: every order's is in
+    // the provider log (admins), keyed by its order for the provider to deduplicate on.
+    assert!(
+        all.iter().all(|(kind, _, _)| kind != "payment_request"),
+        "{all:?}"
+    );
+    let requests = eventually(WAIT, || async {
+        let response = app
+            .get_as("/api/v1/admin/provider-messages?limit=200", &app.admin())
+            .await;
+        let body: Value = response.json().await.ok()?;
+        let messages = body["messages"].as_array()?.clone();
+        let requested = |order: &str| {
+            messages
+                .iter()
+                .any(|message| message["orderId"] == order && message["kind"] == "payment_request")
+        };
+        [&paid, &failed, &expired]
+            .iter()
+            .all(|order| requested(order))
+            .then_some(messages)
+    })
+    .await;
+    let request = requests
+        .iter()
+        .find(|message| message["orderId"] == paid.as_str())
+        .expect("the paid order's request");
+    assert_eq!(request["channel"], "payment_provider");
+    assert_eq!(request["userId"], 7);
+    assert_eq!(
+        request["dedupKey"],
+        format!("{paid}:payment_request:payment_provider")
+    );
+    assert_eq!(request["body"]["total"], 2_000);
+    let forbidden = app
+        .get_as(
+            "/api/v1/admin/provider-messages",
+            &app.token(7, Role::Customer),
+        )
+        .await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
 
     // Analytics, from the `analytics` consumer group.
     let sales = eventually(WAIT, || async {

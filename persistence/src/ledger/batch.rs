@@ -1,6 +1,6 @@
 //! The writes of one group commit that happen per order (new orders with their items and
 //! keys, status changes, payments, events, stock moves, and the workflow's own: relayed
-//! events leaving the outbox, recorded notifications), laid out once as columns, the same
+//! events leaving the outbox, recorded notifications, logged provider messages), laid out once as columns, the same
 //! for both databases; `batch_statements.rs` writes them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +51,11 @@ pub struct Batch {
     pub(super) notification_channels: Vec<String>,
     pub(super) notification_bodies: Vec<String>,
     pub(super) notification_sent: Vec<i64>,
+    /// The batch's messages to providers as one pack (see `provider_messages.rs`), how
+    /// many, and when the last was sent.
+    pub(super) provider_messages: String,
+    pub(super) provider_message_count: i32,
+    pub(super) provider_messages_at: i64,
     /// Shard leases the batch commits under, each once (PostgreSQL's `shard_leases`).
     pub(super) fences: BTreeSet<ShardLease>,
     /// The earliest time any of the batch's holds ends (`WriteOp::HoldUntil`).
@@ -84,6 +89,14 @@ impl Batch {
                 WriteOp::RecordNotifications(notifications) => {
                     for notification in notifications {
                         batch.note(notification)?;
+                    }
+                }
+                WriteOp::LogProviderMessages(messages) => {
+                    for message in messages {
+                        crate::provider_messages::pack(&mut batch.provider_messages, message)?;
+                        batch.provider_message_count += 1;
+                        batch.provider_messages_at =
+                            batch.provider_messages_at.max(int(message.sent_at_ms)?);
                     }
                 }
                 WriteOp::Fence(lease) => {
@@ -224,6 +237,7 @@ impl Batch {
             && self.ledger.is_empty()
             && self.forgotten_events.is_empty()
             && self.notification_keys.is_empty()
+            && self.provider_message_count == 0
     }
 
     /// Writes the batch in `tx`.

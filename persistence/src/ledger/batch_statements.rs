@@ -68,6 +68,10 @@ const POSTGRES_BATCH: &str = concat!(
     "SELECT n.d, n.u, n.o, n.k, n.c, n.b, n.s ",
     "FROM UNNEST($40::text[], $41::int8[], $42::uuid[], $43::text[], $44::text[], $45::text[], $46::int8[]) ",
     "AS n(d, u, o, k, c, b, s) ON CONFLICT (dedup_key) DO NOTHING), ",
+    // Messages to providers, as one pack (`provider_messages.rs`), if the batch has any.
+    "logged AS (",
+    "INSERT INTO provider_messages (messages, message_count, logged_at_ms) ",
+    "SELECT $52::text, $53::int4, $54::int8 WHERE $53::int4 > 0), ",
     "changed AS (",
     "UPDATE orders SET status = c.to_status::order_status, updated_at = ",
     ms_to_ts!("c.at"),
@@ -189,6 +193,9 @@ impl Batch {
             .bind(&fence_epochs)
             .bind(expected_fences)
             .bind(hold_until)
+            .bind(&self.provider_messages)
+            .bind(self.provider_message_count)
+            .bind(self.provider_messages_at)
             .execute(executor)
             .await
             .map_err(guard_error)?;
@@ -312,6 +319,17 @@ impl Batch {
                     .push_bind(self.notification_sent[i]);
             },
             " ON CONFLICT (dedup_key) DO NOTHING",
+        );
+        statements.insert(
+            "INSERT INTO provider_messages (messages, message_count, logged_at_ms) ",
+            usize::from(self.provider_message_count > 0),
+            3,
+            |mut row, _| {
+                row.push_bind(self.provider_messages.clone())
+                    .push_bind(self.provider_message_count)
+                    .push_bind(self.provider_messages_at);
+            },
+            "",
         );
         let ledger: Vec<_> = self.ledger.iter().collect();
         statements.insert(

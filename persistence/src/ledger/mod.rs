@@ -256,6 +256,7 @@ impl OrderLedger for Database {
                 | WriteOp::PutCheckout(_)
                 | WriteOp::ForgetEvents(_)
                 | WriteOp::RecordNotifications(_)
+                | WriteOp::LogProviderMessages(_)
                 | WriteOp::Fence(_)
                 | WriteOp::HoldUntil(_) => {}
             }

@@ -236,6 +236,81 @@ pub async fn notifications_are_recorded_once(store: Arc<Database>) {
     );
 }
 
+/// Messages to providers are logged in packs, one per batch, with the orders they ride
+/// with, and read back newest first; a second delivery is logged again; none of them is a
+/// shopper's notification; a message that cannot be packed fails its whole batch.
+pub async fn provider_messages_are_logged_in_packs_newest_first(store: Arc<Database>) {
+    let request = |n: u128, sent_at_ms: u64| Notification {
+        dedup_key: format!("{}:payment_request:payment_provider", Uuid::from_u128(n)),
+        user_id: UserId(7),
+        order_id: Some(OrderId(Uuid::from_u128(n))),
+        kind: "payment_request".into(),
+        channel: "payment_provider".into(),
+        body: format!(r#"{{"orderId":"{}","total":5000}}"#, Uuid::from_u128(n)),
+        sent_at_ms,
+    };
+    store.commit(&[put_product(1, 10)]).await.expect("product");
+    // The hot path's batch: an order and a payment request in one statement.
+    store
+        .commit(&[
+            place(order(1, 7, 1, 1, None)),
+            WriteOp::LogProviderMessages(vec![request(1, 10)]),
+        ])
+        .await
+        .expect("order and request");
+    store
+        .log_provider_messages(&[request(2, 11), request(3, 12)])
+        .await
+        .expect("a pack of two");
+    store
+        .log_provider_messages(&[request(2, 13)])
+        .await
+        .expect("the first again");
+    let newest = store.provider_messages(10).await.expect("read");
+    assert_eq!(
+        newest,
+        [
+            request(2, 13),
+            request(3, 12),
+            request(2, 11),
+            request(1, 10)
+        ]
+    );
+    assert_eq!(store.provider_messages(2).await.expect("read"), newest[..2]);
+    assert!(
+        store
+            .notifications_for_user(UserId(7), 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        store
+            .order(OrderId(Uuid::from_u128(1)))
+            .await
+            .expect("read")
+            .is_some()
+    );
+
+    let mut torn = request(4, 14);
+    torn.kind = "payment\nrequest".into();
+    let refused = store
+        .commit(&[
+            place(order(4, 7, 1, 1, None)),
+            WriteOp::LogProviderMessages(vec![torn]),
+        ])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(
+        store
+            .order(OrderId(Uuid::from_u128(4)))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert_eq!(store.provider_messages(10).await.expect("read"), newest);
+}
+
 /// The first delivery partner stands; a shipment reads back as written, then completed.
 pub async fn deliveries_keep_the_first_partner_and_the_shipment(store: Arc<Database>) {
     store

@@ -32,6 +32,7 @@ macro_rules! contracts {
             abandoned_carts_are_claimed_once_per_change,
             reviews_count_once_per_user,
             notifications_are_recorded_once,
+            provider_messages_are_logged_in_packs_newest_first,
             deliveries_keep_the_first_partner_and_the_shipment,
             the_outbox_hands_out_events_in_order,
             orders_are_found_by_key_and_delivery,
