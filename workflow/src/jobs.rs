@@ -4,12 +4,13 @@
 //! its own attempts, so a failing SMS gateway does not resend the email. Delivery is at
 //! least once; the job id makes the record of it exactly once.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use engine::{OrderId, UserId};
-use persistence::{Notification, NotificationStore};
+use persistence::{Notification, NotificationStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::WorkflowError;
@@ -103,42 +104,35 @@ const RECORD_BATCH_MAX: usize = 1_024;
 impl RecordingSender {
     /// Starts the writer task (it ends when the last sender is dropped).
     pub fn new(store: Arc<dyn NotificationStore>) -> Self {
-        let records = {
-            let store = Arc::clone(&store);
-            BatchWriter::start(
-                "notification",
-                RECORD_QUEUE,
-                RECORD_BATCH_MAX,
-                move |records: Vec<Notification>| {
-                    let store = Arc::clone(&store);
-                    async move {
-                        store
-                            .record_notifications(&records)
-                            .await
-                            .map_err(|error| error.to_string())
-                    }
-                },
-            )
-        };
-        let provider_log = BatchWriter::start(
-            "provider message",
-            RECORD_QUEUE,
-            RECORD_BATCH_MAX,
-            move |messages: Vec<Notification>| {
-                let store = Arc::clone(&store);
-                async move {
-                    store
-                        .log_provider_messages(&messages)
-                        .await
-                        .map_err(|error| error.to_string())
-                }
-            },
+        let records = writer(
+            "notification",
+            Arc::clone(&store),
+            |store, records| async move { store.record_notifications(&records).await },
         );
+        let provider_log = writer("provider message", store, |store, messages| async move {
+            store.log_provider_messages(&messages).await
+        });
         Self {
             records,
             provider_log,
         }
     }
+}
+
+/// A group-committing writer of messages: `write` stores each batch of them.
+fn writer<W, F>(
+    what: &'static str,
+    store: Arc<dyn NotificationStore>,
+    write: W,
+) -> BatchWriter<Notification>
+where
+    W: Fn(Arc<dyn NotificationStore>, Vec<Notification>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), StoreError>> + Send + 'static,
+{
+    BatchWriter::start(what, RECORD_QUEUE, RECORD_BATCH_MAX, move |messages| {
+        let written = write(Arc::clone(&store), messages);
+        async move { written.await.map_err(|error| error.to_string()) }
+    })
 }
 
 #[async_trait]

@@ -3,6 +3,7 @@
 //! payment requests.
 
 use axum::extract::State;
+use persistence::Notification;
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApiContext;
@@ -34,9 +35,9 @@ struct ListParams {
 #[serde(rename_all = "camelCase")]
 struct NotificationBody {
     /// order_confirmed, payment_failed, shipped, review_request, sale_scheduled,
-    /// sale_starts_soon, cart_reminder...
+    /// sale_starts_soon, cart_reminder... (payment_request in the provider log).
     kind: String,
-    /// email, sms or push.
+    /// email, sms or push (payment_provider in the provider log).
     channel: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, nullable = false)]
@@ -44,6 +45,18 @@ struct NotificationBody {
     /// What was sent, as the job rendered it.
     body: serde_json::Value,
     sent_at_ms: u64,
+}
+
+impl From<Notification> for NotificationBody {
+    fn from(notification: Notification) -> Self {
+        Self {
+            kind: notification.kind,
+            channel: notification.channel,
+            order_id: notification.order_id,
+            body: serde_json::from_str(&notification.body).unwrap_or(serde_json::Value::Null),
+            sent_at_ms: notification.sent_at_ms,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -75,13 +88,7 @@ async fn list(
         .notifications(caller.user_id, limit)
         .await?
         .into_iter()
-        .map(|notification| NotificationBody {
-            kind: notification.kind,
-            channel: notification.channel,
-            order_id: notification.order_id,
-            body: serde_json::from_str(&notification.body).unwrap_or(serde_json::Value::Null),
-            sent_at_ms: notification.sent_at_ms,
-        })
+        .map(NotificationBody::from)
         .collect();
     Ok(axum::Json(ListBody { notifications }))
 }
@@ -89,19 +96,12 @@ async fn list(
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ProviderMessageBody {
-    /// payment_request.
-    kind: String,
-    /// payment_provider.
-    channel: String,
     /// What the provider deduplicates on: the job and channel.
     dedup_key: String,
     user_id: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, nullable = false)]
-    order_id: Option<engine::OrderId>,
-    /// What was sent, as the job rendered it.
-    body: serde_json::Value,
-    sent_at_ms: u64,
+    /// kind payment_request, channel payment_provider.
+    #[serde(flatten)]
+    message: NotificationBody,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -138,13 +138,9 @@ async fn provider_messages(
         .await?
         .into_iter()
         .map(|message| ProviderMessageBody {
-            kind: message.kind,
-            channel: message.channel,
-            dedup_key: message.dedup_key,
+            dedup_key: message.dedup_key.clone(),
             user_id: message.user_id.0,
-            order_id: message.order_id,
-            body: serde_json::from_str(&message.body).unwrap_or(serde_json::Value::Null),
-            sent_at_ms: message.sent_at_ms,
+            message: NotificationBody::from(message),
         })
         .collect();
     Ok(axum::Json(ProviderListBody { messages }))
