@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::ledger::BatchConnection;
+use crate::ledger::{BatchConnection, PlanRefresh};
 use crate::wal::Wal;
 
 /// One of the two databases, holding whatever each needs (a pool, a transaction...).
@@ -173,7 +173,9 @@ impl PostgresSettings {
     /// and without autovacuum (off on this project's CI machine) none ever comes. Measured
     /// (issue 14): after 200K orders, each batch of expiries took 300-550 ms, scanning every
     /// order. A fresh connection plans again with the sizes of now (an index lookup per
-    /// change); reconnecting costs a few milliseconds every half minute.
+    /// change); reconnecting costs a few milliseconds every half minute. A store that
+    /// started on a nearly empty `orders` also has it analyzed once it wrote 20,000 orders,
+    /// which ends that window sooner on the kept connection (`ledger/plan_refresh.rs`).
     pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 }
 
@@ -197,6 +199,9 @@ pub struct Database {
     /// PostgreSQL: the group committer's batches go through one kept connection, not the
     /// pool (`ledger/batch_connection.rs`).
     batch_connection: Option<Arc<BatchConnection>>,
+    /// PostgreSQL: the ANALYZE owed to a nearly empty `orders` once it has grown
+    /// (`ledger/plan_refresh.rs`).
+    plan_refresh: Option<Arc<PlanRefresh>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -347,9 +352,11 @@ impl Database {
             settings.max_connections,
             settings.connection_lifetime,
         );
+        let migrated = Self::migrated(Backend::Postgres(pool.clone())).await?;
         Ok(Self {
             batch_connection: batch_connection.map(Arc::new),
-            ..Self::migrated(Backend::Postgres(pool)).await?
+            plan_refresh: PlanRefresh::if_needed(&pool).await?.map(Arc::new),
+            ..migrated
         })
     }
 
@@ -364,6 +371,7 @@ impl Database {
             data_dir_lock: None,
             wal: None,
             batch_connection: None,
+            plan_refresh: None,
         })
     }
 
@@ -398,6 +406,13 @@ impl Database {
         match &self.pool {
             Backend::Sqlite(pool) => Backend::Sqlite(self.sqlite_writer.as_ref().unwrap_or(pool)),
             Backend::Postgres(pool) => Backend::Postgres(pool),
+        }
+    }
+
+    /// Counts orders a commit wrote, for the ANALYZE a nearly empty `orders` is owed.
+    pub(crate) fn orders_committed(&self, orders: usize) {
+        if let Some(refresh) = &self.plan_refresh {
+            refresh.committed(orders);
         }
     }
 

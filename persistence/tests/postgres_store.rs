@@ -352,6 +352,88 @@ async fn a_status_change_finds_its_order_by_index_once_the_table_has_grown() {
     database.drop_database().await;
 }
 
+/// The same plan on the one connection the committer keeps (its lifetime far away): once
+/// the store has written 20,000 orders into a table that was empty at start, it has the
+/// table analyzed, PostgreSQL makes the batch statement's plan again, and a status change
+/// reads its order by index, not every order. Counted in PostgreSQL's own statistics, once
+/// the store's connections have left.
+#[tokio::test]
+async fn a_store_that_started_on_empty_orders_has_them_analyzed_once_they_grew() {
+    let (database, settings) = fresh(4, Duration::from_secs(600)).await;
+    let store = Database::connect(&settings).await.expect("connect");
+    store
+        .commit(&[put_product(1, 1_000_000)])
+        .await
+        .expect("product");
+    store
+        .commit(&[place(order(1, 1, 1, 1, None))])
+        .await
+        .expect("first order: the statement is planned on an empty table");
+    for chunk in 0..20u128 {
+        let orders: Vec<WriteOp> = (0..1_000u128)
+            .map(|n| place(order(2 + chunk * 1_000 + n, 2, 1, 1, None)))
+            .collect();
+        store.commit(&orders).await.expect("more orders");
+    }
+    let mut connection = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    let mut analyzed = 0.0_f32;
+    for _ in 0..100 {
+        analyzed =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'orders'::regclass")
+                .fetch_one(&mut connection)
+                .await
+                .expect("estimate");
+        if analyzed >= 20_000.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        analyzed >= 20_000.0,
+        "orders not analyzed: {analyzed} rows estimated"
+    );
+    connection.close().await.expect("close");
+
+    let cancel = StatusChange {
+        order_id: order(1, 1, 1, 1, None).id,
+        from: OrderStatus::PendingPayment,
+        to: OrderStatus::Cancelled,
+        at_ms: 200,
+        ledger: vec![StockMove {
+            product_id: ProductId(1),
+            kind: LedgerKind::Release,
+            units: 1,
+            sale: None,
+        }],
+        payment: None,
+    };
+    store
+        .commit(&[WriteOp::SetOrderStatus(cancel)])
+        .await
+        .expect("cancel");
+    store.close().await;
+    let read = orders_read_by_scans_once_connections_left(&database).await;
+    assert!(
+        read < 20_000,
+        "a status change read every order ({read} rows by sequential scans) instead of one"
+    );
+    database.drop_database().await;
+}
+
+/// Rows of `orders` read by sequential scans, once the store's connections have left.
+async fn orders_read_by_scans_once_connections_left(database: &TestDatabase) -> i64 {
+    orders_scanned_once_connections_left(database, 0).await;
+    let mut connection = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    sqlx::query_scalar("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'orders'")
+        .fetch_one(&mut connection)
+        .await
+        .expect("statistics")
+}
+
 /// The backends of the store's database whose last statement was the orders' batch.
 async fn batch_writers(database: &TestDatabase) -> Vec<i32> {
     let mut admin = sqlx::PgConnection::connect(&persistence::test_support::admin_database_url())

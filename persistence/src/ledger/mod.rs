@@ -12,6 +12,7 @@ mod batch;
 mod batch_connection;
 pub(crate) mod batch_statements;
 mod levels;
+mod plan_refresh;
 
 use std::collections::HashMap;
 
@@ -24,6 +25,7 @@ use uuid::Uuid;
 pub(crate) use batch::AlonePool;
 pub use batch::Batch;
 pub(crate) use batch_connection::BatchConnection;
+pub(crate) use plan_refresh::PlanRefresh;
 
 use crate::catalog::{self, postgres_sale_columns, product_columns, sqlite_sale_columns};
 use crate::database::{Backend, Database, Sql, dialects, ms_to_ts, ts_to_ms};
@@ -214,14 +216,17 @@ impl OrderLedger for Database {
             return Ok(());
         }
         let batch = Batch::encode(ops)?;
+        let orders = batch.order_count();
         // The hot path: a batch of orders with nothing else is its own transaction, written
         // in one round trip.
         let alone = self.batch_pool();
         if !ops.iter().any(is_single_row) && batch.writes_alone_on(alone) {
-            return match self.batch_connection() {
-                Some(connection) => connection.write(batch).await,
-                None => batch.write_alone(alone).await,
-            };
+            match self.batch_connection() {
+                Some(connection) => connection.write(batch).await?,
+                None => batch.write_alone(alone).await?,
+            }
+            self.orders_committed(orders);
+            return Ok(());
         }
         let mut tx = self.begin().await?;
         for op in ops {
@@ -268,7 +273,9 @@ impl OrderLedger for Database {
                 orders::put_checkout(&mut tx, details).await?;
             }
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.orders_committed(orders);
+        Ok(())
     }
 
     async fn load_product(
