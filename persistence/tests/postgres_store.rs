@@ -315,34 +315,13 @@ async fn a_status_change_finds_its_order_by_index_once_the_table_has_grown() {
         .commit(&[put_product(1, 1_000_000), place(order(1, 1, 1, 1, None))])
         .await
         .expect("first order: the statement is planned on an empty table");
-    for chunk in 0..20u128 {
-        let orders: Vec<WriteOp> = (0..1_000u128)
-            .map(|n| place(order(2 + chunk * 1_000 + n, 2, 1, 1, None)))
-            .collect();
-        store.commit(&orders).await.expect("more orders");
-    }
+    place_20_000_more_orders(&store).await;
     tokio::time::sleep(settings.connection_lifetime + Duration::from_millis(500)).await;
     // The next use replaces the connection that outlived its time; the old one leaves.
     store.ping().await.expect("ping");
     let before = orders_scanned_once_connections_left(&database, 1).await;
 
-    let cancel = StatusChange {
-        order_id: order(1, 1, 1, 1, None).id,
-        from: OrderStatus::PendingPayment,
-        to: OrderStatus::Cancelled,
-        at_ms: 200,
-        ledger: vec![StockMove {
-            product_id: ProductId(1),
-            kind: LedgerKind::Release,
-            units: 1,
-            sale: None,
-        }],
-        payment: None,
-    };
-    store
-        .commit(&[WriteOp::SetOrderStatus(cancel)])
-        .await
-        .expect("cancel");
+    cancel_the_first_order(&store).await;
     store.close().await;
     let after = orders_scanned_once_connections_left(&database, 0).await;
     assert_eq!(
@@ -369,12 +348,7 @@ async fn a_store_that_started_on_empty_orders_has_them_analyzed_once_they_grew()
         .commit(&[place(order(1, 1, 1, 1, None))])
         .await
         .expect("first order: the statement is planned on an empty table");
-    for chunk in 0..20u128 {
-        let orders: Vec<WriteOp> = (0..1_000u128)
-            .map(|n| place(order(2 + chunk * 1_000 + n, 2, 1, 1, None)))
-            .collect();
-        store.commit(&orders).await.expect("more orders");
-    }
+    place_20_000_more_orders(&store).await;
     let mut connection = sqlx::PgConnection::connect(&database.url)
         .await
         .expect("connect");
@@ -396,6 +370,28 @@ async fn a_store_that_started_on_empty_orders_has_them_analyzed_once_they_grew()
     );
     connection.close().await.expect("close");
 
+    cancel_the_first_order(&store).await;
+    store.close().await;
+    let read = orders_read_by_scans_once_connections_left(&database).await;
+    assert!(
+        read < 20_000,
+        "a status change read every order ({read} rows by sequential scans) instead of one"
+    );
+    database.drop_database().await;
+}
+
+/// Orders 2 to 20,001 of product 1, in batches of 1,000.
+async fn place_20_000_more_orders(store: &Database) {
+    for chunk in 0..20u128 {
+        let orders: Vec<WriteOp> = (0..1_000u128)
+            .map(|n| place(order(2 + chunk * 1_000 + n, 2, 1, 1, None)))
+            .collect();
+        store.commit(&orders).await.expect("more orders");
+    }
+}
+
+/// Order 1 (one unit of product 1) is cancelled: a batch with a status change.
+async fn cancel_the_first_order(store: &Database) {
     let cancel = StatusChange {
         order_id: order(1, 1, 1, 1, None).id,
         from: OrderStatus::PendingPayment,
@@ -413,13 +409,6 @@ async fn a_store_that_started_on_empty_orders_has_them_analyzed_once_they_grew()
         .commit(&[WriteOp::SetOrderStatus(cancel)])
         .await
         .expect("cancel");
-    store.close().await;
-    let read = orders_read_by_scans_once_connections_left(&database).await;
-    assert!(
-        read < 20_000,
-        "a status change read every order ({read} rows by sequential scans) instead of one"
-    );
-    database.drop_database().await;
 }
 
 /// Rows of `orders` read by sequential scans, once the store's connections have left.
