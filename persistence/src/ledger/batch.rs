@@ -1,7 +1,7 @@
 //! The writes of one group commit that happen per order (new orders with their items and
 //! keys, status changes, payments, events, stock moves, and the workflow's own: relayed
-//! events leaving the outbox, recorded notifications, logged provider messages), laid out once as columns, the same
-//! for both databases; `batch_statements.rs` writes them.
+//! events leaving the outbox, recorded notifications, logged provider messages), laid out
+//! once as columns, the same for both databases; `batch_statements.rs` writes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
